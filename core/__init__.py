@@ -1,0 +1,5 @@
+"""Fealty: a multi-tenant loyalty platform."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,78 @@
+"""The application factory: ``create_app(settings) -> Litestar``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from core import __version__
+from core.db.migrate import upgrade_async
+from core.http.deps import DEPENDENCIES
+from core.http.middleware import ApiMiddleware
+from core.http.problems import handle_exception
+from core.ledger.api import LedgerController
+from core.logging import configure_logging
+from core.members.api import MembersController
+from core.ops import MetricsController, healthz, prometheus, readyz
+from core.plugins import PluginManager
+from core.program.api import ProgramController
+from core.runtime import Runtime
+from core.settings import Settings, get_settings
+from core.tenancy.api import ApiKeysController, PlatformTenantsController
+from core.tenancy.service import ensure_platform_key
+from core.worker import run_forever
+
+CORE_ROUTES = [
+    PlatformTenantsController,
+    ApiKeysController,
+    ProgramController,
+    MembersController,
+    LedgerController,
+]
+
+
+def create_app(settings: Settings | None = None, *, plugins: PluginManager | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    plugins = plugins or PluginManager()
+    runtime = Runtime.create(settings, plugins)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if settings.migrates_on_start:
+            await upgrade_async(settings.owner_database_url)
+        if runtime.platform_key_hash is None:
+            runtime.platform_key_hash, _ = await ensure_platform_key(runtime.sessionmaker, generate=False)
+        stop = asyncio.Event()
+        worker = asyncio.create_task(run_forever(runtime, stop)) if settings.runs_embedded_worker else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                await worker
+            await runtime.close()
+
+    return Litestar(
+        route_handlers=[*CORE_ROUTES, healthz, readyz, MetricsController],
+        middleware=[prometheus.middleware, ApiMiddleware(runtime)],
+        dependencies=DEPENDENCIES,
+        exception_handlers={Exception: handle_exception},
+        lifespan=[lifespan],
+        state=State({"runtime": runtime}),
+        openapi_config=OpenAPIConfig(
+            title="Fealty",
+            version=__version__,
+            description="Multi-tenant loyalty platform API. Errors are RFC 9457 problem documents.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )

@@ -1,0 +1,107 @@
+"""Engines and sessions for both databases.
+
+SQLite (the embedded default): WAL journal, foreign keys on, and write transactions opened with ``BEGIN IMMEDIATE``
+so that concurrent writers queue on the database lock instead of failing half-way. PostgreSQL: every connection
+switches to the application role (no ownership, no BYPASSRLS), so row-level security always applies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from core.db.tenancy import TenantSession, tenant_context
+from core.settings import Settings
+
+#: Whether the transaction about to begin will write (SQLite takes the write lock up front when it will).
+_sqlite_write_intent: ContextVar[bool] = ContextVar("fealty_sqlite_write_intent", default=True)
+
+
+def set_write_intent(writes: bool) -> None:
+    _sqlite_write_intent.set(writes)
+
+
+def _quote_ident(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"unsafe role name {name!r}")
+    return f'"{name}"'
+
+
+def create_engine(settings: Settings, *, url: str | None = None, app_role: str | None = None) -> AsyncEngine:
+    """The engine for ``url`` (default: the application URL). ``app_role`` '' disables the role switch."""
+    url = url or settings.database_url
+    kwargs: dict[str, Any] = {"echo": settings.database_echo}
+    if url.startswith("sqlite"):
+        if ":memory:" in url or url.endswith("://"):
+            raise ValueError("use a SQLite file, not an in-memory database (every connection would see its own)")
+        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["poolclass"] = NullPool if settings.database_pool_size <= 0 else None
+        if kwargs["poolclass"] is None:
+            del kwargs["poolclass"]
+        engine = create_async_engine(url, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.update(
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_pre_ping=False,
+        connect_args={"server_settings": {"jit": "off", "application_name": "fealty"}},
+    )
+    engine = create_async_engine(url, **kwargs)
+    role = settings.database_app_role if app_role is None else app_role
+    if role:
+        _switch_role_on_connect(engine, role)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Take transaction control from the driver so BEGIN IMMEDIATE can be issued (SQLAlchemy's pysqlite recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _sqlite_write_intent.get() else "BEGIN")
+
+
+def _switch_role_on_connect(engine: AsyncEngine, role: str) -> None:
+    statement = f"SET ROLE {_quote_ident(role)}"
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(statement)
+        cursor.close()
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=TenantSession, autoflush=False)
+
+
+@contextlib.asynccontextmanager
+async def tenant_session(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID | None, *, writes: bool = True
+) -> AsyncIterator[AsyncSession]:
+    """One transaction as ``tenant_id``: committed when the block ends, rolled back if it raises."""
+    with tenant_context(tenant_id):
+        token = _sqlite_write_intent.set(writes)
+        try:
+            async with sessionmaker() as session, session.begin():
+                yield session
+        finally:
+            _sqlite_write_intent.reset(token)

@@ -1,0 +1,109 @@
+"""The first lock on the tenant door: ORM-level scoping from a context variable.
+
+``current_tenant`` is set by authentication (or by a worker for the tenant whose job it runs). Every ORM statement
+that touches a :class:`~core.db.base.TenantScoped` model gets ``tenant_id = :current`` added, and raises
+:class:`~core.errors.MissingTenantContext` when no tenant is set. Inserts get ``tenant_id`` filled in, and a row that
+carries another tenant's id is refused before it reaches the database. On PostgreSQL every transaction also runs
+``set_config('app.tenant_id', :tenant, true)`` so that row-level security applies the same rule (the second lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_loader_criteria
+
+from core.db.base import TenantScoped
+from core.errors import CrossTenantWrite, MissingTenantContext
+
+_current_tenant: ContextVar[uuid.UUID | None] = ContextVar("fealty_tenant", default=None)
+
+
+def current_tenant() -> uuid.UUID | None:
+    return _current_tenant.get()
+
+
+def require_tenant() -> uuid.UUID:
+    tenant_id = _current_tenant.get()
+    if tenant_id is None:
+        raise MissingTenantContext("no tenant in context")
+    return tenant_id
+
+
+@contextlib.contextmanager
+def tenant_context(tenant_id: uuid.UUID | None) -> Iterator[None]:
+    """Run a block as ``tenant_id`` (``None``: no tenant, so tenant tables are unreachable)."""
+    token = _current_tenant.set(tenant_id)
+    try:
+        yield
+    finally:
+        _current_tenant.reset(token)
+
+
+def set_current_tenant(tenant_id: uuid.UUID | None) -> None:
+    """Set the tenant for the rest of the current task (the request or job that owns this context)."""
+    _current_tenant.set(tenant_id)
+
+
+class TenantSession(Session):
+    """The sync session behind every AsyncSession: carries the tenant-scoping events below."""
+
+
+SET_TENANT_SQL = text("SELECT set_config('app.tenant_id', :tenant, true)")
+
+
+def apply_database_tenant(connection: Connection, tenant_id: uuid.UUID | None) -> None:
+    """Tell PostgreSQL which tenant this transaction serves (transaction-local: never leaks across the pool)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(SET_TENANT_SQL, {"tenant": str(tenant_id) if tenant_id else ""})
+
+
+@event.listens_for(TenantSession, "after_begin")
+def _set_tenant_on_begin(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    tenant_id = _current_tenant.get()
+    session.info["tenant_id"] = tenant_id
+    apply_database_tenant(connection, tenant_id)
+
+
+def _is_tenant_scoped(mapper: Any) -> bool:
+    return bool(getattr(mapper.class_, "__tenant_scoped__", False))
+
+
+@event.listens_for(TenantSession, "do_orm_execute")
+def _scope_orm_statement(state: ORMExecuteState) -> None:
+    if state.is_column_load or state.is_relationship_load:
+        return  # the parent query was already scoped; loader criteria propagate to these loads
+    if not any(_is_tenant_scoped(m) for m in state.all_mappers):
+        return
+    tenant_id = _current_tenant.get()
+    if tenant_id is None:
+        raise MissingTenantContext(f"tenant-owned tables queried with no tenant in context: {state.statement}")
+    if state.is_select or state.is_update or state.is_delete:
+        state.statement = state.statement.options(
+            with_loader_criteria(
+                TenantScoped,
+                lambda cls: cls.tenant_id == tenant_id,
+                include_aliases=True,
+            )
+        )
+
+
+@event.listens_for(TenantSession, "before_flush")
+def _fill_tenant_on_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    pending = [obj for obj in list(session.new) + list(session.dirty) if isinstance(obj, TenantScoped)]
+    if not pending:
+        return
+    tenant_id = _current_tenant.get()
+    if tenant_id is None:
+        raise MissingTenantContext("tenant-owned rows flushed with no tenant in context")
+    for obj in pending:
+        if obj.tenant_id is None:
+            obj.tenant_id = tenant_id
+        elif obj.tenant_id != tenant_id:
+            raise CrossTenantWrite(f"{type(obj).__name__} carries tenant {obj.tenant_id}, context is {tenant_id}")

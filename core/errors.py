@@ -1,0 +1,149 @@
+"""The error vocabulary. Every failure a client can see is a :class:`FealtyError` with a stable problem ``type``.
+
+Errors are rendered as RFC 9457 problem documents by :mod:`core.http.problems`. The ``type`` URI never changes once
+published; ``detail`` is for humans; ``field`` names the offending input (a JSON path like ``member.external_id``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+PROBLEM_BASE = "https://fealty.dev/problems/"
+
+
+class FealtyError(Exception):
+    """Base of every client-visible error."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        doc: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status, "detail": self.detail}
+        if instance:
+            doc["instance"] = instance
+        if self.field:
+            doc["field"] = self.field
+        if self.errors:
+            doc["errors"] = self.errors
+        doc.update(self.extra)
+        return doc
+
+
+class ValidationFailed(FealtyError):
+    status = 422
+    slug = "validation-error"
+    title = "The request is not valid"
+
+
+class MalformedRequest(FealtyError):
+    status = 400
+    slug = "malformed-request"
+    title = "The request body is not valid JSON"
+
+
+class PayloadTooLarge(FealtyError):
+    status = 413
+    slug = "payload-too-large"
+    title = "The request body is too large"
+
+
+class AuthenticationRequired(FealtyError):
+    status = 401
+    slug = "unauthenticated"
+    title = "A valid API key is required"
+
+    def __init__(self, detail: str = "Send a valid API key as 'Authorization: Bearer <key>'.", **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="fealty"'})
+        super().__init__(detail, **kw)
+
+
+class PermissionDenied(FealtyError):
+    status = 403
+    slug = "forbidden"
+    title = "The API key lacks the required scope"
+
+
+class NotFound(FealtyError):
+    status = 404
+    slug = "not-found"
+    title = "No such resource"
+
+
+class Conflict(FealtyError):
+    status = 409
+    slug = "conflict"
+    title = "The request conflicts with the current state"
+
+
+class AlreadyExists(Conflict):
+    slug = "already-exists"
+    title = "A resource with this identity already exists"
+
+
+class IdempotencyKeyReused(Conflict):
+    slug = "idempotency-key-reused"
+    title = "This Idempotency-Key was used with a different request"
+
+
+class InsufficientPoints(Conflict):
+    slug = "insufficient-points"
+    title = "The member does not have enough points"
+
+
+class TenantSuspended(FealtyError):
+    status = 402
+    slug = "tenant-suspended"
+    title = "The tenant's account is suspended"
+
+
+class TenantDisabled(FealtyError):
+    status = 403
+    slug = "tenant-disabled"
+    title = "The tenant has been disabled by the platform operator"
+
+
+class RateLimited(FealtyError):
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+
+
+class MethodNotAllowed(FealtyError):
+    status = 405
+    slug = "method-not-allowed"
+    title = "Method not allowed"
+
+
+class ServiceUnavailable(FealtyError):
+    status = 503
+    slug = "service-unavailable"
+    title = "A dependency is unavailable"
+
+
+class MissingTenantContext(RuntimeError):
+    """A tenant-owned table was queried with no tenant in context: a programming error, never a client error."""
+
+
+class CrossTenantWrite(RuntimeError):
+    """A row carrying another tenant's id was about to be written: a programming error."""

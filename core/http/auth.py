@@ -1,0 +1,115 @@
+"""Who is calling: the platform operator, a tenant's API key, or nobody.
+
+A tenant key names its tenant, so the tenant context (and PostgreSQL's ``app.tenant_id``) is set before the key is
+looked up: the lookup itself runs under row-level security, and the same query returns the tenant's status and
+program settings, so a request costs one round trip for authentication and configuration together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import AuthenticationRequired
+from core.program.models import Program
+from core.program.settings import ProgramSettings
+from core.tenancy.keys import ParsedTenantKey, keys_match
+from core.tenancy.models import ApiKey, Tenant
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+api_keys = ApiKey.__table__
+tenants = Tenant.__table__
+programs = Program.__table__
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: Literal["tenant", "platform", "anonymous"]
+    tenant_id: uuid.UUID | None = None
+    key_id: uuid.UUID | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    tenant_status: str | None = None
+    billing_status: str | None = None
+    plan_code: str | None = None
+    program: ProgramSettings | None = None
+    #: The key's last use was recorded long enough ago to record again (after the request).
+    touch_last_used: bool = False
+
+    @property
+    def actor(self) -> str:
+        if self.kind == "tenant":
+            return f"key:{self.key_id}"
+        return self.kind
+
+    def require_program(self) -> ProgramSettings:
+        if self.program is None:
+            raise AuthenticationRequired()
+        return self.program
+
+
+ANONYMOUS = Principal("anonymous")
+PLATFORM = Principal("platform", scopes=frozenset({"platform"}))
+
+_AUTH_QUERY = (
+    select(
+        api_keys.c.key_hash,
+        api_keys.c.scopes,
+        api_keys.c.revoked_at,
+        api_keys.c.last_used_at,
+        tenants.c.status.label("tenant_status"),
+        tenants.c.billing_status,
+        tenants.c.plan_code,
+        programs.c.timezone,
+        programs.c.currency,
+        programs.c.country,
+        programs.c.points_name,
+        programs.c.expiry_kind,
+        programs.c.expiry_value,
+        programs.c.reversal_policy,
+        programs.c.options,
+    )
+    .select_from(
+        api_keys.join(tenants, tenants.c.id == api_keys.c.tenant_id).join(
+            programs, programs.c.tenant_id == api_keys.c.tenant_id
+        )
+    )
+)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def authenticate_tenant_key(session: AsyncSession, parsed: ParsedTenantKey, now: datetime) -> Principal:
+    row = (
+        await session.execute(
+            _AUTH_QUERY.where(api_keys.c.tenant_id == parsed.tenant_id, api_keys.c.id == parsed.key_id)
+        )
+    ).first()
+    if row is None or not keys_match(parsed.raw, row.key_hash):
+        raise AuthenticationRequired("The API key is not valid.")
+    if row.revoked_at is not None:
+        raise AuthenticationRequired("The API key has been revoked.")
+    m = row._mapping
+    return Principal(
+        kind="tenant",
+        tenant_id=parsed.tenant_id,
+        key_id=parsed.key_id,
+        scopes=frozenset(row.scopes),
+        tenant_status=row.tenant_status,
+        billing_status=row.billing_status,
+        plan_code=row.plan_code,
+        program=ProgramSettings.from_mapping(m),
+        touch_last_used=row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION,
+    )

@@ -1,0 +1,272 @@
+"""One middleware owns every ``/v1`` request's life: body limit, authentication, scopes, rate limit, the database
+transaction, idempotency and the access log.
+
+The handler runs inside a single transaction that this middleware opens (with the tenant set for row-level security)
+and commits only when the response is a success, *before* the response is sent: a client that sees a 2xx knows the
+change is durable, and any 4xx/5xx leaves nothing half-written. Route handlers declare what they need in ``opt``:
+
+* ``auth``: ``"tenant"`` (default), ``"platform"`` or ``"none"`` (e.g. Stripe's signed webhook);
+* ``scope``: the API key scope required (``admin`` grants all; ``x:write`` grants ``x:read``);
+* ``idempotency_redact``: response fields never stored for replay (secrets shown once);
+* ``allowed_when_suspended``: writes a billing-suspended tenant may still make (billing endpoints).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.clock import utcnow
+from core.db.engine import set_write_intent
+from core.db.tenancy import set_current_tenant
+from core.errors import (
+    AuthenticationRequired,
+    FealtyError,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    TenantDisabled,
+    TenantSuspended,
+)
+from core.http.auth import ANONYMOUS, PLATFORM, Principal, authenticate_tenant_key, bearer_token
+from core.http.problems import problem_messages
+from core.idempotency import service as idempotency
+from core.ids import new_id
+from core.runtime import Runtime
+from core.tenancy.keys import PLATFORM_KEY_PREFIX, keys_match, parse_tenant_key, scope_allows
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+STATE_SESSION = "fealty.session"
+STATE_PRINCIPAL = "fealty.principal"
+STATE_AFTER_COMMIT = "fealty.after_commit"
+
+log = structlog.get_logger("fealty.http")
+
+
+class _Finish(Exception):  # noqa: N818 - control flow, not an error
+    """Leave the transaction (rolling it back) and send ``messages`` instead."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        self.messages = messages
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    declared = _header(scope, b"content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replaying(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+def _stored_to_messages(stored: idempotency.StoredResponse) -> list[Message]:
+    headers = [(k.encode(), v.encode()) for k, v in stored.headers.items()]
+    headers.append((b"idempotent-replayed", b"true"))
+    return [
+        {"type": "http.response.start", "status": stored.status, "headers": headers},
+        {"type": "http.response.body", "body": stored.body, "more_body": False},
+    ]
+
+
+def _with_request_id(message: Message, request_id: str) -> Message:
+    if message["type"] == "http.response.start":
+        headers = list(message.get("headers", []))
+        headers.append((b"x-request-id", request_id.encode()))
+        message = {**message, "headers": headers}
+    return message
+
+
+class ApiMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.should_bypass_for_scope = lambda scope: not scope["path"].startswith("/v1/")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        started = time.perf_counter()
+        request_id = _header(scope, b"x-request-id") or new_id().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status_holder = {"status": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+            await send(_with_request_id(message, request_id))
+
+        try:
+            await self._handle(scope, receive, send_with_id, next_app, request_id)
+        except FealtyError as error:
+            for message in problem_messages(error, instance=scope["path"]):
+                await send_with_id(message)
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status_holder["status"],
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp, request_id: str) -> None:
+        runtime = self.runtime
+        settings = runtime.settings
+        opt = scope["route_handler"].opt
+        method = scope["method"]
+        writes = method not in SAFE_METHODS
+        body = await _read_body(scope, receive, settings.max_body_bytes)
+        principal, parsed_key = self._identify(scope, opt.get("auth", "tenant"))
+        set_current_tenant(parsed_key.tenant_id if parsed_key else None)
+        set_write_intent(writes)
+        idempotency_key = _header(scope, b"idempotency-key") if writes else None
+        if idempotency_key is not None:
+            idempotency.validate_key(idempotency_key)
+        after_commit: list[Callable[[], Awaitable[None]]] = []
+        state = scope.setdefault("state", {})
+        state[STATE_AFTER_COMMIT] = after_commit
+
+        try:
+            async with runtime.sessionmaker() as session:
+                state[STATE_SESSION] = session
+                async with session.begin():
+                    now = utcnow()
+                    if parsed_key is not None:
+                        principal = await authenticate_tenant_key(session, parsed_key, now)
+                        structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))
+                        self._admit(principal, opt, writes)
+                    state[STATE_PRINCIPAL] = principal
+                    tenant_scope = principal.tenant_id if principal.kind == "tenant" else None
+                    if idempotency_key is not None and principal.kind != "anonymous":
+                        fingerprint = idempotency.request_fingerprint(
+                            method, scope["path"], scope.get("query_string", b""), body
+                        )
+                        stored = await idempotency.claim(
+                            session,
+                            tenant_id=tenant_scope,
+                            key=idempotency_key,
+                            fingerprint=fingerprint,
+                            now=now,
+                            ttl=timedelta(hours=max(24, settings.idempotency_ttl_hours)),
+                        )
+                        if stored is not None:
+                            raise _Finish(_stored_to_messages(stored))
+
+                    messages: list[Message] = []
+
+                    async def capture(message: Message) -> None:
+                        messages.append(message)
+
+                    await next_app(scope, _replaying(body), capture)
+                    status = messages[0]["status"] if messages else 500
+                    if status >= 400:
+                        raise _Finish(messages)
+                    if idempotency_key is not None and principal.kind != "anonymous":
+                        await idempotency.complete(
+                            session,
+                            tenant_id=tenant_scope,
+                            key=idempotency_key,
+                            response=_stored_from_messages(messages),
+                            redact=tuple(opt.get("idempotency_redact", ())),
+                        )
+        except _Finish as finish:
+            for message in finish.messages:
+                await send(message)
+            return
+        for message in messages:
+            await send(message)
+        if principal.touch_last_used:
+            after_commit.append(lambda: self._touch_key(principal))
+        for callback in after_commit:
+            try:
+                await callback()
+            except Exception:  # an after-commit side effect must never turn a committed success into an error
+                log.exception("after_commit_failed")
+
+    def _identify(self, scope: Scope, auth: str) -> tuple[Principal, Any]:
+        token = bearer_token(_header(scope, b"authorization"))
+        if auth == "none":
+            return ANONYMOUS, None
+        if token is None:
+            raise AuthenticationRequired()
+        if auth == "platform":
+            expected = self.runtime.platform_key_hash
+            if not token.startswith(PLATFORM_KEY_PREFIX) or expected is None or not keys_match(token, expected):
+                raise AuthenticationRequired("The platform key is not valid.")
+            return PLATFORM, None
+        parsed = parse_tenant_key(token)
+        if parsed is None:
+            raise AuthenticationRequired("The API key is not valid.")
+        return ANONYMOUS, parsed
+
+    def _admit(self, principal: Principal, opt: dict[str, Any], writes: bool) -> None:
+        if principal.tenant_status == "suspended":
+            raise TenantDisabled("This tenant has been disabled by the platform operator; contact them to resume.")
+        required = opt.get("scope", "admin")
+        if not scope_allows(principal.scopes, required):
+            raise PermissionDenied(f"This API key lacks the '{required}' scope.", required_scope=required)
+        if writes and principal.billing_status == "suspended" and not opt.get("allowed_when_suspended"):
+            raise TenantSuspended(
+                "Writes are suspended because the subscription is unpaid. Reads, exports and billing keep working; "
+                "pay the open invoice (GET /v1/billing) or attach a new payment method to resume at once.",
+            )
+        assert principal.tenant_id is not None
+        wait = self.runtime.rate_limits.take(principal.tenant_id, self.runtime.settings.rate_limit_per_second)
+        if wait:
+            raise RateLimited(
+                f"Slow down: retry in {wait:.3f} s.", headers={"Retry-After": str(max(1, round(wait)))}
+            )
+
+    async def _touch_key(self, principal: Principal) -> None:
+        from core.tenancy.service import touch_api_key
+
+        await touch_api_key(self.runtime.sessionmaker, principal.tenant_id, principal.key_id)  # type: ignore[arg-type]
+
+
+def _stored_from_messages(messages: list[Message]) -> idempotency.StoredResponse:
+    start = messages[0]
+    headers = {
+        k.decode(): v.decode()
+        for k, v in start.get("headers", [])
+        if k.lower() in (b"content-type", b"location")
+    }
+    body = b"".join(m.get("body", b"") for m in messages[1:])
+    return idempotency.StoredResponse(start["status"], headers, body)

@@ -1,0 +1,690 @@
+"""Ledger use cases on the database: credit, debit, reverse, restore, release and expire.
+
+Every function runs inside the caller's transaction and follows the lock protocol of :mod:`core.ledger.models`:
+the member's ``point_balances`` row is locked first (an UPDATE on it, or SELECT ... FOR UPDATE), then the decision is
+made by the pure functions of :mod:`core.ledger.maths`, then the change is written with a fixed, small number of
+statements (set-based for the worker's batches). The database re-checks the arithmetic with CHECK constraints.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Row, bindparam, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import Conflict, InsufficientPoints, NotFound, ValidationFailed
+from core.ids import new_id
+from core.ledger import maths
+from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
+
+balances = PointBalance.__table__
+entries = LedgerEntry.__table__
+lots = Lot.__table__
+consumptions = LotConsumption.__table__
+
+BALANCE_FIELDS = {
+    "available": "available",
+    "pending": "pending",
+    "earned": "lifetime_earned",
+    "redeemed": "lifetime_redeemed",
+    "expired": "lifetime_expired",
+    "adjusted": "lifetime_adjusted",
+    "written_off": "lifetime_written_off",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """Why points moved: an event, a redemption, an admin, a plugin or the system; and who asked."""
+
+    type: Literal["event", "redemption", "admin", "plugin", "system"]
+    id: str | None = None
+    reason: str | None = None
+    actor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPolicy:
+    """The program settings the ledger needs."""
+
+    expiry: maths.ExpiryPolicy
+    reversal: maths.ReversalPolicy
+    timezone: ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """One entry the ledger wrote, and the member's balance right after it."""
+
+    entry_id: uuid.UUID
+    member_id: uuid.UUID
+    kind: str
+    points: int
+    status: str
+    created_at: datetime
+    available: int
+    pending: int
+    available_at: datetime | None = None
+    expires_at: datetime | None = None
+    settled: int = 0
+    written_off: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _balance_from_row(row: Row[Any]) -> maths.Balance:
+    m = row._mapping
+    return maths.Balance(
+        available=m["available"],
+        pending=m["pending"],
+        earned=m["lifetime_earned"],
+        redeemed=m["lifetime_redeemed"],
+        expired=m["lifetime_expired"],
+        adjusted=m["lifetime_adjusted"],
+        written_off=m["lifetime_written_off"],
+    )
+
+
+def _lot_from_row(row: Row[Any]) -> maths.LotState:
+    m = row._mapping
+    return maths.LotState(
+        id=m["id"],
+        points=m["points"],
+        remaining=m["remaining"],
+        status=m["status"],
+        kind=m["kind"],
+        earned_at=m["earned_at"],
+        expires_at=m["expires_at"],
+    )
+
+
+def _delta_values(delta: maths.Balance) -> dict[str, Any]:
+    return {
+        column: balances.c[column] + getattr(delta, name)
+        for name, column in BALANCE_FIELDS.items()
+        if getattr(delta, name)
+    }
+
+
+_BALANCE_MANY = (
+    update(balances)
+    .where(balances.c.tenant_id == bindparam("b_tenant"), balances.c.member_id == bindparam("b_member"))
+    .values(
+        {column: balances.c[column] + bindparam(f"d_{name}") for name, column in BALANCE_FIELDS.items()}
+        | {"updated_at": bindparam("b_now")}
+    )
+)
+
+_TAKE_MANY = (
+    update(lots)
+    .where(lots.c.tenant_id == bindparam("l_tenant"), lots.c.id == bindparam("l_id"))
+    .values(remaining=lots.c.remaining - bindparam("l_take"))
+)
+
+
+async def open_balance(session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID, now: datetime) -> None:
+    """The member's balance row, created with the member (its existence is what writers lock on)."""
+    await session.execute(
+        insert(balances).values(tenant_id=tenant_id, member_id=member_id, last_activity_at=now, updated_at=now)
+    )
+
+
+async def _lock_balance(session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID) -> maths.Balance:
+    row = (
+        await session.execute(
+            select(balances)
+            .where(balances.c.tenant_id == tenant_id, balances.c.member_id == member_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such member.", field="member_id")
+    return _balance_from_row(row)
+
+
+async def _open_lots(session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID) -> list[maths.LotState]:
+    rows = await session.execute(
+        select(lots).where(
+            lots.c.tenant_id == tenant_id,
+            lots.c.member_id == member_id,
+            lots.c.remaining > 0,
+            lots.c.status == "posted",
+        )
+    )
+    return [_lot_from_row(r) for r in rows]
+
+
+async def _write_entry(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    member_id: uuid.UUID,
+    kind: str,
+    points: int,
+    status: str,
+    cause: Cause,
+    now: datetime,
+    reverses: uuid.UUID | None = None,
+    available_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    details: dict[str, Any] | None = None,
+) -> uuid.UUID:
+    entry_id = new_id()
+    row = _entry_row(tenant_id, entry_id, member_id, kind, points, cause, now, status=status, reverses=reverses)
+    row.update(available_at=available_at, expires_at=expires_at, details=details or {})
+    await session.execute(insert(entries).values(row))
+    return entry_id
+
+
+def _entry_row(
+    tenant_id: uuid.UUID,
+    entry_id: uuid.UUID,
+    member_id: uuid.UUID,
+    kind: str,
+    points: int,
+    cause: Cause,
+    now: datetime,
+    *,
+    status: str = "posted",
+    reverses: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "id": entry_id,
+        "member_id": member_id,
+        "kind": kind,
+        "points": points,
+        "status": status,
+        "cause_type": cause.type,
+        "cause_id": cause.id,
+        "reason": cause.reason,
+        "actor": cause.actor,
+        "reverses_entry_id": reverses,
+        "created_at": now,
+        "available_at": None,
+        "expires_at": None,
+        "details": {},
+    }
+
+
+async def _write_takes(
+    session: AsyncSession, tenant_id: uuid.UUID, entry_id: uuid.UUID, takes: Sequence[tuple[uuid.UUID, int]]
+) -> None:
+    """Lots give (positive) or get back (negative) points, each movement recorded as a consumption of ``entry_id``."""
+    await _write_takes_many(session, tenant_id, [(entry_id, lot_id, points) for lot_id, points in takes])
+
+
+async def _write_takes_many(
+    session: AsyncSession, tenant_id: uuid.UUID, takes: Sequence[tuple[uuid.UUID, uuid.UUID, int]]
+) -> None:
+    """``(entry, lot, points)`` movements for many entries at once: two statements whatever their number."""
+    takes = [t for t in takes if t[2]]
+    if not takes:
+        return
+    await session.execute(_TAKE_MANY, [{"l_tenant": tenant_id, "l_id": lot_id, "l_take": p} for _, lot_id, p in takes])
+    await _record_consumptions(session, tenant_id, takes)
+
+
+async def _record_consumptions(
+    session: AsyncSession, tenant_id: uuid.UUID, takes: Sequence[tuple[uuid.UUID, uuid.UUID, int]]
+) -> None:
+    await session.execute(
+        insert(consumptions),
+        [
+            {"tenant_id": tenant_id, "id": new_id(), "entry_id": entry_id, "lot_id": lot_id, "points": p}
+            for entry_id, lot_id, p in takes
+        ],
+    )
+
+
+async def _apply_balance(
+    session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID, delta: maths.Balance, now: datetime
+) -> tuple[int, int]:
+    values = _delta_values(delta) | {"updated_at": now}
+    row = (
+        await session.execute(
+            update(balances)
+            .where(balances.c.tenant_id == tenant_id, balances.c.member_id == member_id)
+            .values(values)
+            .returning(balances.c.available, balances.c.pending)
+        )
+    ).one()
+    return row.available, row.pending
+
+
+# --- credit ---------------------------------------------------------------------------------------------------------
+
+
+async def credit(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    member_id: uuid.UUID,
+    points: int,
+    kind: maths.CreditKind,
+    cause: Cause,
+    policy: LedgerPolicy,
+    now: datetime,
+    available_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    counts_as_activity: bool = False,
+    details: dict[str, Any] | None = None,
+) -> Posted:
+    """Add points: posted now, or pending until ``available_at``. Three statements; the first takes the row lock.
+
+    The balance is updated first (``UPDATE ... RETURNING``), which both locks the row and tells how much of a negative
+    balance this credit settles, so no read is needed before the write.
+    """
+    if points <= 0:
+        raise ValidationFailed("Points must be a positive whole number.", field="points")
+    pending = available_at is not None and available_at > now
+    expires_at = expires_at or policy.expiry.lot_expiry(now, policy.timezone)
+    preview = maths.credit(maths.Balance(), points, kind=kind, pending=pending)
+    values = _delta_values(preview.balance) | {"updated_at": now}
+    if counts_as_activity:
+        values["last_activity_at"] = now
+    row = (
+        await session.execute(
+            update(balances)
+            .where(balances.c.tenant_id == tenant_id, balances.c.member_id == member_id)
+            .values(values)
+            .returning(balances.c.available, balances.c.pending)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such member.", field="member_id")
+    available_after, pending_after = row.available, row.pending
+    before = maths.Balance(available=available_after - preview.balance.available)
+    change = maths.credit(before, points, kind=kind, pending=pending)
+    assert change.new_lot is not None
+    entry_id = await _write_entry(
+        session,
+        tenant_id=tenant_id,
+        member_id=member_id,
+        kind=kind,
+        points=points,
+        status="pending" if pending else "posted",
+        cause=cause,
+        now=now,
+        available_at=available_at if pending else None,
+        expires_at=expires_at,
+        details=details,
+    )
+    lot = change.new_lot
+    await session.execute(
+        insert(lots).values(
+            tenant_id=tenant_id,
+            id=entry_id,
+            member_id=member_id,
+            points=lot.points,
+            remaining=lot.remaining,
+            reversed=0,
+            status=lot.status,
+            kind=lot.kind,
+            earned_at=now,
+            available_at=available_at if pending else None,
+            expires_at=expires_at,
+        )
+    )
+    if change.settled:
+        # Part of the credit paid off a negative balance: recorded as this entry consuming its own lot.
+        await _record_consumptions(session, tenant_id, [(entry_id, entry_id, change.settled)])
+    return Posted(
+        entry_id=entry_id,
+        member_id=member_id,
+        kind=kind,
+        points=points,
+        status="pending" if pending else "posted",
+        created_at=now,
+        available=available_after,
+        pending=pending_after,
+        available_at=available_at if pending else None,
+        expires_at=expires_at,
+        settled=change.settled,
+    )
+
+
+# --- debit ----------------------------------------------------------------------------------------------------------
+
+
+async def debit(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    member_id: uuid.UUID,
+    points: int,
+    kind: maths.DebitKind,
+    cause: Cause,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> Posted:
+    """Take points, oldest-expiring lots first. Never overdraws: refuses with ``insufficient-points``."""
+    if points <= 0:
+        raise ValidationFailed("Points must be a positive whole number.", field="points")
+    balance = await _lock_balance(session, tenant_id, member_id)
+    if balance.available < points:
+        raise InsufficientPoints(
+            f"The member has {max(balance.available, 0)} points available; {points} were requested.",
+            field="points",
+            available=max(balance.available, 0),
+            requested=points,
+        )
+    open_lots = await _open_lots(session, tenant_id, member_id)
+    try:
+        change = maths.debit(balance, open_lots, points, kind=kind)
+    except maths.InsufficientPointsError as exc:
+        raise InsufficientPoints(str(exc), field="points", available=exc.available, requested=points) from exc
+    entry_id = await _write_entry(
+        session,
+        tenant_id=tenant_id,
+        member_id=member_id,
+        kind=kind,
+        points=change.entry_points,
+        status="posted",
+        cause=cause,
+        now=now,
+        details=details,
+    )
+    await _write_takes(session, tenant_id, entry_id, change.lot_takes)
+    available, pending = await _apply_balance(session, tenant_id, member_id, change.balance, now)
+    return Posted(entry_id, member_id, kind, change.entry_points, "posted", now, available, pending)
+
+
+# --- reversal and restore -------------------------------------------------------------------------------------------
+
+
+async def _entry_for_update(session: AsyncSession, tenant_id: uuid.UUID, entry_id: uuid.UUID) -> Row[Any]:
+    row = (
+        await session.execute(select(entries).where(entries.c.tenant_id == tenant_id, entries.c.id == entry_id))
+    ).first()
+    if row is None:
+        raise NotFound("No such ledger entry.", field="entry_id")
+    return row
+
+
+async def reverse_credit(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    entry_id: uuid.UUID,
+    points: int | None,
+    cause: Cause,
+    policy: LedgerPolicy,
+    now: datetime,
+) -> Posted | None:
+    """Take back ``points`` (default: all not yet reversed) of what credit ``entry_id`` added.
+
+    Returns None when nothing is left to reverse (a repeated full reversal is a no-op, never a double removal).
+    """
+    entry = await _entry_for_update(session, tenant_id, entry_id)
+    if entry.kind not in ("earn", "adjust") or entry.points <= 0:
+        raise Conflict("Only a credit (earn or admin credit) can be reversed this way.", field="entry_id")
+    balance = await _lock_balance(session, tenant_id, entry.member_id)
+    lot_row = (await session.execute(select(lots).where(lots.c.tenant_id == tenant_id, lots.c.id == entry_id))).one()
+    left = lot_row.points - lot_row.reversed
+    if lot_row.status == "pending":
+        left = min(left, lot_row.remaining)
+    amount = left if points is None else points
+    if amount <= 0 or lot_row.status == "cancelled":
+        return None
+    if amount > left:
+        raise Conflict(f"Only {left} points of this credit are left to reverse.", field="points", left=left)
+    own = _lot_from_row(lot_row)
+    others = await _open_lots(session, tenant_id, entry.member_id) if own.status == "posted" else []
+    change = maths.reverse_credit(balance, own, others, amount, policy.reversal)
+    status = "pending" if own.status == "pending" else "posted"
+    if any(s == "cancelled" for _, s in change.lot_status):
+        status = "cancelled"
+    details = {"amount": amount, "written_off": change.written_off} | change.details
+    reverse_id = await _write_entry(
+        session,
+        tenant_id=tenant_id,
+        member_id=entry.member_id,
+        kind="reverse",
+        points=change.entry_points,
+        status=status,
+        cause=cause,
+        now=now,
+        reverses=entry_id,
+        details=details,
+    )
+    await _write_takes(session, tenant_id, reverse_id, change.lot_takes)
+    await session.execute(
+        update(lots)
+        .where(lots.c.tenant_id == tenant_id, lots.c.id == entry_id)
+        .values(reversed=lots.c.reversed + amount, **({"status": "cancelled"} if status == "cancelled" else {}))
+    )
+    if status == "cancelled":
+        # Nothing of the pending credit is left: it and its earlier partial reversals will never post.
+        await session.execute(
+            update(entries)
+            .where(
+                entries.c.tenant_id == tenant_id,
+                or_(entries.c.id == entry_id, entries.c.reverses_entry_id == entry_id),
+                entries.c.status == "pending",
+            )
+            .values(status="cancelled")
+        )
+    available, pending = await _apply_balance(session, tenant_id, entry.member_id, change.balance, now)
+    return Posted(
+        reverse_id,
+        entry.member_id,
+        "reverse",
+        change.entry_points,
+        status,
+        now,
+        available,
+        pending,
+        written_off=change.written_off,
+        details=details,
+    )
+
+
+async def restore_debit(
+    session: AsyncSession, *, tenant_id: uuid.UUID, entry_id: uuid.UUID, cause: Cause, now: datetime
+) -> Posted | None:
+    """Give back what debit ``entry_id`` took (a cancelled redemption), to the lots it came from. Once only."""
+    entry = await _entry_for_update(session, tenant_id, entry_id)
+    if entry.kind not in ("redeem", "adjust") or entry.points >= 0:
+        raise Conflict("Only a debit (redemption or admin debit) can be restored.", field="entry_id")
+    balance = await _lock_balance(session, tenant_id, entry.member_id)
+    already = (
+        await session.execute(
+            select(func.count()).where(
+                entries.c.tenant_id == tenant_id, entries.c.reverses_entry_id == entry_id, entries.c.kind == "reverse"
+            )
+        )
+    ).scalar_one()
+    if already:
+        return None
+    taken = (
+        await session.execute(
+            select(consumptions.c.lot_id, consumptions.c.points)
+            .where(consumptions.c.tenant_id == tenant_id, consumptions.c.entry_id == entry_id)
+            .order_by(consumptions.c.id)
+        )
+    ).all()
+    change = maths.restore(balance, [(r.lot_id, r.points) for r in taken], kind=entry.kind)
+    restore_id = await _write_entry(
+        session,
+        tenant_id=tenant_id,
+        member_id=entry.member_id,
+        kind="reverse",
+        points=change.entry_points,
+        status="posted",
+        cause=cause,
+        now=now,
+        reverses=entry_id,
+        details={"settled": change.settled} if change.settled else None,
+    )
+    await _write_takes(session, tenant_id, restore_id, change.lot_takes)
+    available, pending = await _apply_balance(session, tenant_id, entry.member_id, change.balance, now)
+    return Posted(restore_id, entry.member_id, "reverse", change.entry_points, "posted", now, available, pending)
+
+
+# --- the worker's batches: release and expiry -----------------------------------------------------------------------
+
+
+async def _lock_balances(
+    session: AsyncSession, tenant_id: uuid.UUID, member_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, maths.Balance]:
+    """Lock several balance rows in one statement, in member order (so two batches never deadlock)."""
+    ids = sorted(set(member_ids))
+    rows = await session.execute(
+        select(balances)
+        .where(balances.c.tenant_id == tenant_id, balances.c.member_id.in_(ids))
+        .order_by(balances.c.member_id)
+        .with_for_update()
+    )
+    return {r.member_id: _balance_from_row(r) for r in rows}
+
+
+async def _write_balance_deltas(
+    session: AsyncSession, tenant_id: uuid.UUID, deltas: dict[uuid.UUID, maths.Balance], now: datetime
+) -> None:
+    if not deltas:
+        return
+    params = [
+        {"b_tenant": tenant_id, "b_member": member_id, "b_now": now}
+        | {f"d_{name}": getattr(delta, name) for name in BALANCE_FIELDS}
+        for member_id, delta in deltas.items()
+    ]
+    await session.execute(_BALANCE_MANY, params)
+
+
+async def release_due(session: AsyncSession, *, tenant_id: uuid.UUID, now: datetime, limit: int = 1000) -> int:
+    """Post up to ``limit`` pending lots whose time has come. Returns how many were released.
+
+    Safe to run concurrently and repeatedly: lots are re-read under their members' balance locks, and a lot already
+    posted by another worker is skipped.
+    """
+    due = (
+        (
+            await session.execute(
+                select(lots.c.member_id)
+                .where(lots.c.tenant_id == tenant_id, lots.c.status == "pending", lots.c.available_at <= now)
+                .order_by(lots.c.available_at)
+                .limit(limit)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not due:
+        return 0
+    locked = await _lock_balances(session, tenant_id, due)
+    rows = await session.execute(
+        select(lots)
+        .where(
+            lots.c.tenant_id == tenant_id,
+            lots.c.member_id.in_(list(locked)),
+            lots.c.status == "pending",
+            lots.c.available_at <= now,
+        )
+        .order_by(lots.c.member_id, lots.c.available_at, lots.c.id)
+        .limit(limit)
+    )
+    running = dict(locked)
+    deltas: dict[uuid.UUID, maths.Balance] = defaultdict(maths.Balance)
+    released: list[uuid.UUID] = []
+    settle_takes: list[tuple[uuid.UUID, int]] = []
+    for row in rows:
+        lot = _lot_from_row(row)
+        member_id = row.member_id
+        if lot.remaining == 0:
+            continue
+        change = maths.release(running[member_id], lot)
+        running[member_id] = running[member_id].plus(change.balance)
+        deltas[member_id] = deltas[member_id].plus(change.balance)
+        released.append(lot.id)
+        settle_takes.extend(change.lot_takes)
+    if not released:
+        return 0
+    await session.execute(
+        update(lots).where(lots.c.tenant_id == tenant_id, lots.c.id.in_(released)).values(status="posted")
+    )
+    await session.execute(
+        update(entries)
+        .where(
+            entries.c.tenant_id == tenant_id,
+            or_(entries.c.id.in_(released), entries.c.reverses_entry_id.in_(released)),
+            entries.c.status == "pending",
+        )
+        .values(status="posted")
+    )
+    # Released points that paid off a negative balance: the lot's own credit entry consumed them.
+    await _write_takes_many(session, tenant_id, [(lot_id, lot_id, take) for lot_id, take in settle_takes])
+    await _write_balance_deltas(session, tenant_id, deltas, now)
+    return len(released)
+
+
+async def expire_due(
+    session: AsyncSession, *, tenant_id: uuid.UUID, policy: LedgerPolicy, now: datetime, limit: int = 1000
+) -> int:
+    """Expire what is due, for up to ``limit`` members: lots past their ``expires_at``, or (inactivity policy) every
+    lot of a member whose last qualifying activity is older than the policy allows. One ``expire`` entry per member,
+    a constant number of statements per batch. Returns the points expired; safe to repeat (nothing is due twice)."""
+    inactivity = policy.expiry.kind == "inactivity"
+    if inactivity:
+        assert policy.expiry.value is not None
+        cutoff = maths.add_months(now, -policy.expiry.value)
+        candidates = select(balances.c.member_id).where(
+            balances.c.tenant_id == tenant_id, balances.c.available > 0, balances.c.last_activity_at <= cutoff
+        )
+    else:
+        candidates = select(lots.c.member_id).where(
+            lots.c.tenant_id == tenant_id,
+            lots.c.status == "posted",
+            lots.c.remaining > 0,
+            lots.c.expires_at.is_not(None),
+            lots.c.expires_at <= now,
+        )
+    members = (await session.execute(candidates.distinct().limit(limit))).scalars().all()
+    if not members:
+        return 0
+    locked = await _lock_balances(session, tenant_id, members)
+    lot_query = select(lots).where(
+        lots.c.tenant_id == tenant_id,
+        lots.c.member_id.in_(list(locked)),
+        lots.c.status == "posted",
+        lots.c.remaining > 0,
+    )
+    if inactivity:
+        # Re-checked under the lock: activity may have arrived since the first look.
+        lot_query = lot_query.where(
+            lots.c.member_id.in_(
+                select(balances.c.member_id).where(
+                    balances.c.tenant_id == tenant_id,
+                    balances.c.member_id.in_(list(locked)),
+                    balances.c.last_activity_at <= cutoff,
+                )
+            )
+        )
+    else:
+        lot_query = lot_query.where(lots.c.expires_at.is_not(None), lots.c.expires_at <= now)
+    by_member: dict[uuid.UUID, list[maths.LotState]] = defaultdict(list)
+    for row in await session.execute(lot_query):
+        by_member[row.member_id].append(_lot_from_row(row))
+    cause = Cause("system", reason=f"expiry ({policy.expiry.kind})", actor="worker")
+    entry_rows: list[dict[str, Any]] = []
+    takes: list[tuple[uuid.UUID, uuid.UUID, int]] = []
+    deltas: dict[uuid.UUID, maths.Balance] = {}
+    for member_id, member_lots in by_member.items():
+        change = maths.expire(member_lots)
+        if not change.entry_points:
+            continue
+        entry_id = new_id()
+        entry_rows.append(_entry_row(tenant_id, entry_id, member_id, "expire", change.entry_points, cause, now))
+        takes.extend((entry_id, lot_id, points) for lot_id, points in change.lot_takes)
+        deltas[member_id] = change.balance
+    if entry_rows:
+        await session.execute(insert(entries), entry_rows)
+        await _write_takes_many(session, tenant_id, takes)
+        await _write_balance_deltas(session, tenant_id, deltas, now)
+    return -sum(row["points"] for row in entry_rows)

@@ -1,0 +1,262 @@
+"""HTTP: members — enrol, read, list, update, consents, anonymize."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, get, patch, post
+from msgspec import UNSET, Meta, UnsetType
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import validation
+from core.clock import utcnow
+from core.http.auth import Principal
+from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
+from core.ledger.queries import balances_of
+from core.members import service
+from core.members.models import Member, MemberConsent
+from core.program.settings import ProgramSettings
+
+ExternalId = Annotated[str, Meta(min_length=1, max_length=128)]
+Card = Annotated[str, Meta(min_length=1, max_length=64)]
+Text200 = Annotated[str, Meta(max_length=200)]
+Channel = Literal["email", "sms", "push"]
+Purpose = Literal["service", "marketing"]
+
+
+class ConsentIn(msgspec.Struct, forbid_unknown_fields=True):
+    channel: Channel
+    purpose: Purpose
+    granted: bool
+    #: Where the member said so: app, web, store, call-centre, import ...
+    source: Annotated[str, Meta(min_length=1, max_length=64)] = "api"
+
+
+class MemberCreate(msgspec.Struct, forbid_unknown_fields=True):
+    external_id: ExternalId
+    card: Card | None = None
+    name: Text200 | None = None
+    email: Annotated[str, Meta(max_length=320)] | None = None
+    phone: Annotated[str, Meta(max_length=40)] | None = None
+    birthday: date | None = None
+    timezone: Annotated[str, Meta(max_length=64)] | None = None
+    locale: Annotated[str, Meta(max_length=35)] | None = None
+    consents: list[ConsentIn] = msgspec.field(default_factory=list)
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class MemberUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    external_id: ExternalId | UnsetType = UNSET
+    card: Card | None | UnsetType = UNSET
+    name: Text200 | None | UnsetType = UNSET
+    email: Annotated[str, Meta(max_length=320)] | None | UnsetType = UNSET
+    phone: Annotated[str, Meta(max_length=40)] | None | UnsetType = UNSET
+    birthday: date | None | UnsetType = UNSET
+    timezone: Annotated[str, Meta(max_length=64)] | None | UnsetType = UNSET
+    locale: Annotated[str, Meta(max_length=35)] | None | UnsetType = UNSET
+    consents: list[ConsentIn] = msgspec.field(default_factory=list)
+    #: Replaces the attributes object as a whole.
+    attributes: dict[str, Any] | UnsetType = UNSET
+
+
+class ConsentOut(msgspec.Struct):
+    channel: str
+    purpose: str
+    granted: bool
+    source: str
+    updated_at: datetime
+
+
+class ConsentChangeOut(msgspec.Struct):
+    channel: str
+    purpose: str
+    granted: bool
+    source: str
+    occurred_at: datetime
+
+
+class BalanceSummary(msgspec.Struct):
+    available: int
+    pending: int
+
+
+class MemberOut(msgspec.Struct):
+    id: uuid.UUID
+    external_id: str
+    card: str | None
+    name: str | None
+    email: str | None
+    phone: str | None
+    birthday: date | None
+    timezone: str | None
+    locale: str | None
+    status: str
+    attributes: dict[str, Any]
+    consents: list[ConsentOut]
+    balance: BalanceSummary
+    created_at: datetime
+    updated_at: datetime
+    anonymized_at: datetime | None = None
+
+
+class ConsentHistoryOut(msgspec.Struct):
+    current: list[ConsentOut]
+    history: list[ConsentChangeOut]
+
+
+PERSONAL_FIELDS = ("external_id", "card", "name", "email", "phone", "birthday", "timezone", "locale")
+
+
+def _consent_updates(items: list[ConsentIn]) -> list[service.ConsentUpdate]:
+    return [service.ConsentUpdate(c.channel, c.purpose, c.granted, c.source) for c in items]
+
+
+def _consent_out(c: MemberConsent) -> ConsentOut:
+    return ConsentOut(c.channel, c.purpose, c.granted, c.source, c.updated_at)
+
+
+async def members_out(db: AsyncSession, tenant_id: uuid.UUID, members: list[Member]) -> list[MemberOut]:
+    """Members with their consents and balances: three queries for the whole list, never one per member."""
+    ids = [m.id for m in members]
+    consents = await service.consents_of(db, ids)
+    balances = await balances_of(db, tenant_id, ids)
+    out = []
+    for m in members:
+        b = balances.get(m.id)
+        out.append(
+            MemberOut(
+                id=m.id,
+                external_id=m.external_id,
+                card=m.card,
+                name=m.name,
+                email=m.email,
+                phone=m.phone,
+                birthday=m.birthday,
+                timezone=m.timezone,
+                locale=m.locale,
+                status=m.status,
+                attributes=m.attributes,
+                consents=[_consent_out(c) for c in consents.get(m.id, [])],
+                balance=BalanceSummary(b.available if b else 0, b.pending if b else 0),
+                created_at=m.created_at,
+                updated_at=m.updated_at,
+                anonymized_at=m.anonymized_at,
+            )
+        )
+    return out
+
+
+class MembersController(Controller):
+    path = "/v1/members"
+    tags = ["members"]
+
+    @post(operation_id="enrolMember", opt={"scope": "members:write"})
+    async def enrol(
+        self, db: AsyncSession, principal: Principal, program: ProgramSettings, data: MemberCreate
+    ) -> MemberOut:
+        """Enrol a member. ``external_id`` (and ``card``) are unique within the tenant."""
+        assert principal.tenant_id is not None
+        now = utcnow()
+        fields = service.normalise(
+            {name: getattr(data, name) for name in PERSONAL_FIELDS if name != "external_id"}, program, now.date()
+        )
+        member = await service.enrol(
+            db,
+            tenant_id=principal.tenant_id,
+            external_id=data.external_id,
+            fields=fields,
+            attributes=data.attributes,
+            consents=_consent_updates(data.consents),
+            now=now,
+        )
+        return (await members_out(db, principal.tenant_id, [member]))[0]
+
+    @get(operation_id="listMembers", opt={"scope": "members:read"})
+    async def list_members(
+        self,
+        db: AsyncSession,
+        principal: Principal,
+        program: ProgramSettings,
+        cursor: str | None = None,
+        limit: int = 50,
+        external_id: str | None = None,
+        email: str | None = None,
+        phone: str | None = None,
+        card: str | None = None,
+        status: Literal["active", "anonymized"] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> Page[MemberOut]:
+        """Members, oldest first, filtered by identity or enrolment time."""
+        assert principal.tenant_id is not None
+        check_limit(limit)
+        query = select(Member).order_by(Member.id).limit(limit + 1)
+        if cursor:
+            query = query.where(Member.id > cursor_uuid(decode_cursor(cursor, 1)[0]))
+        if external_id is not None:
+            query = query.where(Member.external_id == external_id)
+        if email is not None:
+            query = query.where(Member.email == validation.email(email))
+        if phone is not None:
+            query = query.where(Member.phone == validation.phone(phone, program.country))
+        if card is not None:
+            query = query.where(Member.card == card)
+        if status is not None:
+            query = query.where(Member.status == status)
+        if created_after is not None:
+            query = query.where(Member.created_at >= created_after)
+        if created_before is not None:
+            query = query.where(Member.created_at < created_before)
+        rows = (await db.execute(query)).scalars().all()
+        items, next_cursor = page_of(rows, limit, lambda m: encode_cursor(m.id))
+        return Page(await members_out(db, principal.tenant_id, items), next_cursor)
+
+    @get("/{member_id:uuid}", operation_id="getMember", opt={"scope": "members:read"})
+    async def get_member(self, db: AsyncSession, principal: Principal, member_id: uuid.UUID) -> MemberOut:
+        assert principal.tenant_id is not None
+        member = await service.get_member(db, member_id)
+        return (await members_out(db, principal.tenant_id, [member]))[0]
+
+    @patch("/{member_id:uuid}", operation_id="updateMember", opt={"scope": "members:write"})
+    async def update_member(
+        self, db: AsyncSession, principal: Principal, program: ProgramSettings, member_id: uuid.UUID,
+        data: MemberUpdate,
+    ) -> MemberOut:
+        """Change any field; absent fields stay as they are, ``null`` clears one. Consent changes are recorded."""
+        assert principal.tenant_id is not None
+        now = utcnow()
+        given = {name: getattr(data, name) for name in PERSONAL_FIELDS if getattr(data, name) is not UNSET}
+        fields = service.normalise(given, program, now.date())
+        member = await service.get_member(db, member_id, for_update=True)
+        await service.update_member(
+            db,
+            member,
+            fields=fields,
+            attributes=None if data.attributes is UNSET else data.attributes,
+            consents=_consent_updates(data.consents),
+            now=now,
+        )
+        return (await members_out(db, principal.tenant_id, [member]))[0]
+
+    @get("/{member_id:uuid}/consents", operation_id="getMemberConsents", opt={"scope": "members:read"})
+    async def consents(self, db: AsyncSession, member_id: uuid.UUID) -> ConsentHistoryOut:
+        """Current consents and every change, newest first, with its time and source."""
+        await service.get_member(db, member_id)
+        current = (await service.consents_of(db, [member_id]))[member_id]
+        history = await service.consent_history(db, member_id)
+        return ConsentHistoryOut(
+            [_consent_out(c) for c in current],
+            [ConsentChangeOut(h.channel, h.purpose, h.granted, h.source, h.occurred_at) for h in history],
+        )
+
+    @post("/{member_id:uuid}/anonymize", operation_id="anonymizeMember", opt={"scope": "members:write"}, status_code=200)
+    async def anonymize(self, db: AsyncSession, principal: Principal, member_id: uuid.UUID) -> MemberOut:
+        """Erase the member's personal data for good; the ledger and its totals stay. Repeating it is harmless."""
+        assert principal.tenant_id is not None
+        member = await service.get_member(db, member_id, for_update=True)
+        await service.anonymize(db, member, utcnow())
+        return (await members_out(db, principal.tenant_id, [member]))[0]

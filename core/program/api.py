@@ -1,0 +1,101 @@
+"""HTTP: the tenant's program settings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, get, patch
+from msgspec import UNSET, Meta, UnsetType
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import validation
+from core.clock import utcnow
+from core.errors import ValidationFailed
+from core.ledger import maths
+from core.program.models import Program
+from core.program.service import load_program, set_enabled_plugins
+from core.runtime import Runtime
+
+
+class ExpiryPolicyIn(msgspec.Struct, forbid_unknown_fields=True):
+    kind: Literal["never", "days_after_earn", "end_of_month_after", "inactivity"]
+    #: Days for days_after_earn; months for end_of_month_after and inactivity.
+    value: Annotated[int, Meta(ge=1, le=1200)] | None = None
+
+
+class ProgramUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    timezone: str | UnsetType = UNSET
+    currency: str | UnsetType = UNSET
+    country: str | None | UnsetType = UNSET
+    points_name: Annotated[str, Meta(min_length=1, max_length=40)] | UnsetType = UNSET
+    expiry_policy: ExpiryPolicyIn | UnsetType = UNSET
+    reversal_policy: Literal["allow_negative", "claw_back"] | UnsetType = UNSET
+    plugins: list[str] | UnsetType = UNSET
+    plugin_settings: dict[str, dict[str, Any]] | UnsetType = UNSET
+
+
+class ProgramOut(msgspec.Struct):
+    timezone: str
+    currency: str
+    country: str | None
+    points_name: str
+    expiry_policy: ExpiryPolicyIn
+    reversal_policy: str
+    plugins: list[str]
+    plugin_settings: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, program: Program) -> ProgramOut:
+        options = program.options or {}
+        return cls(
+            timezone=program.timezone,
+            currency=program.currency,
+            country=program.country,
+            points_name=program.points_name,
+            expiry_policy=ExpiryPolicyIn(program.expiry_kind, program.expiry_value),  # type: ignore[arg-type]
+            reversal_policy=program.reversal_policy,
+            plugins=list(options.get("plugins", [])),
+            plugin_settings=dict(options.get("plugin_settings", {})),
+        )
+
+
+class ProgramController(Controller):
+    path = "/v1/program"
+    tags = ["program"]
+    opt = {"scope": "admin"}
+
+    @get(operation_id="getProgram")
+    async def get_program(self, db: AsyncSession) -> ProgramOut:
+        return ProgramOut.of(await load_program(db))
+
+    @patch(operation_id="updateProgram")
+    async def update_program(self, db: AsyncSession, runtime: Runtime, data: ProgramUpdate) -> ProgramOut:
+        """Change settings. Expiry policy changes apply to points earned from now on."""
+        program = await load_program(db)
+        if data.timezone is not UNSET:
+            program.timezone = validation.time_zone(data.timezone)
+        if data.currency is not UNSET:
+            program.currency = validation.currency(data.currency)
+        if data.country is not UNSET:
+            program.country = validation.country(data.country) if data.country else None
+        if data.points_name is not UNSET:
+            program.points_name = data.points_name
+        if data.expiry_policy is not UNSET:
+            try:
+                maths.ExpiryPolicy(data.expiry_policy.kind, data.expiry_policy.value)
+            except ValueError:
+                raise ValidationFailed(
+                    f"expiry_policy.value is required for '{data.expiry_policy.kind}'.", field="expiry_policy.value"
+                ) from None
+            program.expiry_kind = data.expiry_policy.kind
+            program.expiry_value = None if data.expiry_policy.kind == "never" else data.expiry_policy.value
+        if data.reversal_policy is not UNSET:
+            program.reversal_policy = data.reversal_policy
+        program.updated_at = utcnow()
+        await db.flush()
+        if data.plugins is not UNSET or data.plugin_settings is not UNSET:
+            names = data.plugins if data.plugins is not UNSET else list((program.options or {}).get("plugins", []))
+            settings = data.plugin_settings if data.plugin_settings is not UNSET else None
+            program = await set_enabled_plugins(db, runtime, names, settings)
+        return ProgramOut.of(program)

@@ -1,0 +1,48 @@
+"""The program settings a request works with, read once per request (together with authentication)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from core.ledger import maths
+from core.ledger.service import LedgerPolicy
+
+
+@dataclass(frozen=True)
+class ProgramSettings:
+    timezone: str
+    currency: str
+    country: str | None = None
+    points_name: str = "points"
+    expiry_kind: str = "never"
+    expiry_value: int | None = None
+    reversal_policy: str = "claw_back"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def expiry(self) -> maths.ExpiryPolicy:
+        return maths.ExpiryPolicy(self.expiry_kind, self.expiry_value)  # type: ignore[arg-type]
+
+    @cached_property
+    def ledger_policy(self) -> LedgerPolicy:
+        return LedgerPolicy(expiry=self.expiry, reversal=self.reversal_policy, timezone=self.tz)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_mapping(cls, row: Any) -> ProgramSettings:
+        return cls(
+            timezone=row["timezone"],
+            currency=row["currency"],
+            country=row["country"],
+            points_name=row["points_name"],
+            expiry_kind=row["expiry_kind"],
+            expiry_value=row["expiry_value"],
+            reversal_policy=row["reversal_policy"],
+            options=dict(row["options"] or {}),
+        )

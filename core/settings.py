@@ -1,0 +1,123 @@
+"""Environment-backed settings: every knob is a ``FEALTY_*`` variable, read once into one typed object."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "FEALTY_"
+
+
+def _parse(raw: str, kind: Any) -> Any:
+    if kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if kind is int:
+        return int(raw)
+    if kind is float:
+        return float(raw)
+    if kind == tuple[str, ...]:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All runtime configuration. Each field ``foo`` is read from ``FEALTY_FOO``."""
+
+    #: SQLAlchemy async URL. SQLite file by default; ``postgresql+asyncpg://...`` in production.
+    database_url: str = "sqlite+aiosqlite:///fealty.db"
+    #: URL used by ``fealty migrate`` (the owner role). Defaults to ``database_url``.
+    migrate_database_url: str = ""
+    #: PostgreSQL role the application switches to on every connection (owns nothing, no BYPASSRLS).
+    database_app_role: str = "fealty_app"
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
+    database_echo: bool = False
+
+    #: The platform operator key. When unset, ``fealty serve`` generates one on first start and prints it once.
+    platform_key: str = ""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Run the worker inside ``fealty serve`` (the default on SQLite).
+    embedded_worker: bool | None = None
+    worker_poll_seconds: float = 1.0
+    #: Apply migrations when ``fealty serve`` starts (the default on SQLite).
+    migrate_on_start: bool | None = None
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    #: Largest request body accepted, in bytes.
+    max_body_bytes: int = 1024 * 1024
+    #: How long an Idempotency-Key is remembered, in hours (at least 24).
+    idempotency_ttl_hours: int = 48
+    #: Requests per second a tenant may make (token bucket, burst = 2x). 0 disables.
+    rate_limit_per_second: float = 0.0
+    #: Events dated further ahead than this many minutes are refused.
+    max_event_future_minutes: int = 15
+
+    #: Stripe: secret key, API base (point at localstripe in tests), webhook signing secret.
+    stripe_api_key: str = ""
+    stripe_api_base: str = ""
+    stripe_webhook_secret: str = ""
+    billing_grace_days: int = 7
+
+    #: AWS (S3, SES, SNS) endpoint override, for moto in tests or local runs.
+    aws_endpoint_url: str = ""
+    aws_region: str = "eu-west-1"
+
+    #: Entry-point plugins to load (empty: every installed ``fealty.plugins`` entry point).
+    plugins: tuple[str, ...] = field(default_factory=tuple)
+    load_entry_point_plugins: bool = True
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    @property
+    def owner_database_url(self) -> str:
+        return self.migrate_database_url or self.database_url
+
+    @property
+    def runs_embedded_worker(self) -> bool:
+        return self.is_sqlite if self.embedded_worker is None else self.embedded_worker
+
+    @property
+    def migrates_on_start(self) -> bool:
+        return self.is_sqlite if self.migrate_on_start is None else self.migrate_on_start
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        return Path(self.database_url.split("///", 1)[1])
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            kind = hints[f.name]
+            if kind == bool | None:
+                kind = bool
+            values[f.name] = _parse(raw, kind)
+        values.update(overrides)
+        return cls(**values)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings.from_env()

@@ -1,0 +1,63 @@
+"""Tenants (a global table), their API keys (tenant-owned) and the platform operator's credential."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.clock import utcnow
+from core.db.base import Base, TenantScoped, id_column
+
+TENANT_STATUSES = ("active", "suspended")
+
+
+class Tenant(Base):
+    """One customer of the platform. Global: the platform operator lists them; tenants never query this table."""
+
+    __tablename__ = "tenants"
+    __table_args__ = (CheckConstraint(f"status IN {TENANT_STATUSES!r}", name="status"),)
+
+    id: Mapped[uuid.UUID] = id_column()
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    #: Operator status: a suspended tenant is refused on every call.
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    plan_code: Mapped[str | None] = mapped_column(String(64))
+    #: Billing state driven by Stripe (none, trialing, active, past_due, suspended); see core.billing.
+    billing_status: Mapped[str] = mapped_column(String(16), default="none")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PlatformCredential(Base):
+    """The hash of the generated platform operator key (when FEALTY_PLATFORM_KEY is not set)."""
+
+    __tablename__ = "platform_credentials"
+
+    id: Mapped[uuid.UUID] = id_column()
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(TenantScoped, Base):
+    """A tenant API key: only the SHA-256 of the secret is stored; scopes narrow what it may do."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        Index(None, "tenant_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    #: First characters of the key, to recognise it in a list (never enough to use it).
+    key_hint: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list[Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
