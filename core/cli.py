@@ -88,11 +88,10 @@ def platform_key(rotate: bool) -> None:
 @click.option("--once", is_flag=True, help="Run one pass and exit.")
 def worker(once: bool) -> None:
     """Run due background work (release pending points, expiry, deliveries) until stopped."""
+    from core.logging import configure_logging
     from core.plugins import PluginManager
     from core.runtime import Runtime
     from core.worker import run_forever, tick
-
-    from core.logging import configure_logging
 
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)

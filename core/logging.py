@@ -24,7 +24,9 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact_secrets,
         structlog.processors.format_exc_info if json else structlog.dev.set_exc_info,
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
     ]
     structlog.configure(
         processors=processors,

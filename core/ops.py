@@ -10,8 +10,8 @@ from sqlalchemy import text
 
 from core.db.migrate import is_current
 from core.errors import ServiceUnavailable
+from core.http.deps import CurrentRuntime
 from core.http.problems import problem_response
-from core.runtime import Runtime
 
 prometheus = PrometheusConfig(app_name="fealty", group_path=True, exclude=["/metrics", "/healthz", "/readyz"])
 
@@ -28,7 +28,7 @@ def healthz() -> dict[str, str]:
 
 
 @get("/readyz", operation_id="ready", include_in_schema=False)
-async def readyz(runtime: Runtime) -> Response[Any]:
+async def readyz(runtime: CurrentRuntime) -> Response[Any]:
     """The database answers and its schema is at the heads of every migration branch."""
     try:
         async with runtime.engine.connect() as conn:

@@ -1,3 +1,338 @@
-"""pytest fixtures for Fealty and for plugin authors (registered as the ``fealty`` pytest plugin)."""
+"""pytest fixtures for Fealty and for plugin authors (the ``fealty`` pytest plugin, loaded automatically).
+
+Every test runs against real databases: a fresh PostgreSQL database made for the test session (on
+``FEALTY_TEST_POSTGRES_URL``, default the local server at 127.0.0.1:5432) and a SQLite file, both migrated with the
+real migrations. Tests are isolated by tenant, not by wiping tables: each test asks for its own tenant.
+
+Fixtures:
+
+* ``backend`` -- ``"sqlite"`` and ``"postgres"`` (tests using it run on both); ``FEALTY_TEST_BACKENDS=sqlite`` limits it;
+* ``app`` / ``client`` -- the Litestar app and an HTTP client for the current backend;
+* ``pg_client`` -- the PostgreSQL client, for tests of row-level security and concurrency;
+* ``platform_headers`` -- headers carrying the platform operator key;
+* ``make_tenant`` -- ``await make_tenant(plugins=[...])`` creates a tenant and returns a :class:`TenantHandle`;
+* ``tenant`` -- one fresh tenant on the current backend;
+* ``fealty_plugins`` -- override to register the plugins under test (default: none, installed ones are not loaded).
+"""
 
 from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from litestar import Litestar
+
+from core.app import create_app
+from core.db.migrate import upgrade_async
+from core.plugins import PluginManager
+from core.runtime import Runtime
+from core.settings import Settings
+
+TEST_PLATFORM_KEY = "ftp_test-platform-key-for-the-test-session-only"
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _backends() -> list[str]:
+    wanted = os.environ.get("FEALTY_TEST_BACKENDS", "sqlite,postgres")
+    return [b.strip() for b in wanted.split(",") if b.strip()]
+
+
+@dataclass
+class TenantHandle:
+    """A tenant made for one test: its id, slug, admin key and a client that sends that key."""
+
+    id: uuid.UUID
+    slug: str
+    key: str
+    client: httpx.AsyncClient
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    async def get(self, url: str, **kw: Any) -> httpx.Response:
+        return await self.client.get(url, headers=self.headers | kw.pop("headers", {}), **kw)
+
+    async def post(self, url: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.client.post(url, json=json, headers=self.headers | kw.pop("headers", {}), **kw)
+
+    async def patch(self, url: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.client.patch(url, json=json, headers=self.headers | kw.pop("headers", {}), **kw)
+
+    async def delete(self, url: str, **kw: Any) -> httpx.Response:
+        return await self.client.delete(url, headers=self.headers | kw.pop("headers", {}), **kw)
+
+    async def enrol(self, external_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Enrol a member (a random external id unless given) and return it."""
+        body = {"external_id": external_id or f"m-{uuid.uuid4().hex[:12]}", **fields}
+        response = await self.post("/v1/members", json=body)
+        assert response.status_code == 201, response.text
+        member: dict[str, Any] = response.json()
+        return member
+
+    async def credit(self, member_id: str, points: int, reason: str = "test credit", **extra: Any) -> dict[str, Any]:
+        response = await self.post(
+            f"/v1/members/{member_id}/points/adjust", json={"points": points, "reason": reason, **extra}
+        )
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def balance(self, member_id: str) -> dict[str, Any]:
+        response = await self.get(f"/v1/members/{member_id}/balance")
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+
+# --- databases ------------------------------------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """A new, migrated PostgreSQL database for this test session (dropped afterwards)."""
+    import asyncpg
+
+    admin = os.environ.get("FEALTY_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)
+    name = f"fealty_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    url = f"{base}/{name}"
+    await upgrade_async(url)
+    try:
+        yield url
+    finally:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("sqlite") / "fealty-test.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await upgrade_async(url)
+    return url
+
+
+def settings_for_tests(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "platform_key": TEST_PLATFORM_KEY,
+        "embedded_worker": False,
+        "migrate_on_start": False,
+        "log_level": "WARNING",
+        "rate_limit_per_second": 0.0,
+        "database_pool_size": 20,
+        "database_max_overflow": 40,
+    }
+    values.update(overrides)
+    return Settings.from_env({}, **values)
+
+
+# --- apps and clients -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fealty_plugins() -> Callable[[], PluginManager]:
+    """Override to register plugins under test: return a factory of a configured PluginManager."""
+    return PluginManager
+
+
+class AppClient(httpx.AsyncClient):
+    """An HTTP client bound to one in-process app (same event loop as the tests, so tests may use its runtime)."""
+
+    app: Litestar
+
+
+class _Apps:
+    """One app (and client) per backend for the whole session, created on first use."""
+
+    def __init__(self) -> None:
+        self.clients: dict[str, AppClient] = {}
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def client(self, backend: str, url: str, plugins: Callable[[], PluginManager]) -> AppClient:
+        if backend not in self.clients:
+            app = create_app(settings_for_tests(url), plugins=plugins())
+            started = asyncio.Event()
+
+            async def keep_running() -> None:
+                # The lifespan is entered and left in this one task, as anyio's cancel scopes require.
+                async with app.lifespan():
+                    started.set()
+                    await self.stop.wait()
+
+            self.tasks.append(asyncio.create_task(keep_running()))
+            await started.wait()
+            client = AppClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=60)
+            client.app = app
+            self.clients[backend] = client
+        return self.clients[backend]
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+        self.stop.set()
+        await asyncio.gather(*self.tasks)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def _fealty_apps() -> AsyncIterator[_Apps]:
+    apps = _Apps()
+    yield apps
+    await apps.close()
+
+
+@pytest.fixture(params=_backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    fixture = "postgres_url" if backend == "postgres" else "sqlite_url"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest_asyncio.fixture
+async def client(
+    backend: str, database_url: str, _fealty_apps: _Apps, fealty_plugins: Callable[[], PluginManager]
+) -> AppClient:
+    return await _fealty_apps.client(backend, database_url, fealty_plugins)
+
+
+@pytest_asyncio.fixture
+async def pg_client(
+    postgres_url: str, _fealty_apps: _Apps, fealty_plugins: Callable[[], PluginManager]
+) -> AppClient:
+    return await _fealty_apps.client("postgres", postgres_url, fealty_plugins)
+
+
+@pytest.fixture
+def app(client: AppClient) -> Litestar:
+    return client.app
+
+
+@pytest.fixture
+def runtime(client: AppClient) -> Runtime:
+    rt: Runtime = client.app.state["runtime"]
+    return rt
+
+
+@pytest.fixture
+def platform_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TEST_PLATFORM_KEY}"}
+
+
+MakeTenant = Callable[..., Awaitable[TenantHandle]]
+
+
+async def create_tenant(client: httpx.AsyncClient, **fields: Any) -> TenantHandle:
+    slug = fields.pop("slug", None) or f"t-{uuid.uuid4().hex[:12]}"
+    body = {"name": fields.pop("name", slug), "slug": slug, "timezone": "Europe/London", "currency": "GBP"} | fields
+    response = await client.post(
+        "/v1/platform/tenants", json=body, headers={"Authorization": f"Bearer {TEST_PLATFORM_KEY}"}
+    )
+    assert response.status_code == 201, response.text
+    data = response.json()
+    return TenantHandle(uuid.UUID(data["tenant"]["id"]), slug, data["api_key"]["secret"], client, data)
+
+
+@pytest.fixture
+def make_tenant(client: AppClient) -> MakeTenant:
+    async def make(**fields: Any) -> TenantHandle:
+        return await create_tenant(client, **fields)
+
+    return make
+
+
+@pytest_asyncio.fixture
+async def tenant(make_tenant: MakeTenant) -> TenantHandle:
+    return await make_tenant()
+
+
+@pytest_asyncio.fixture
+async def pg_tenant(pg_client: AppClient) -> TenantHandle:
+    return await create_tenant(pg_client)
+
+
+# --- a real server on a loopback port -------------------------------------------------------------------------------
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Litestar
+
+
+@pytest.fixture(scope="session")
+def live_server_factory() -> Iterator[Callable[[Settings, Callable[[], PluginManager]], LiveServer]]:
+    """Start uvicorn on a free loopback port in a thread (its own event loop); stopped after the session."""
+    import socket
+
+    import uvicorn
+
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(settings: Settings, plugins: Callable[[], PluginManager] = PluginManager) -> LiveServer:
+        app = create_app(settings, plugins=plugins())
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+        thread.start()
+        for _ in range(200):
+            if server.started:
+                break
+            threading.Event().wait(0.05)
+        else:
+            raise RuntimeError("the live server did not start")
+        servers.append((server, thread))
+        return LiveServer(f"http://127.0.0.1:{port}", app)
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def live_server(
+    postgres_url: str,
+    live_server_factory: Callable[[Settings, Callable[[], PluginManager]], LiveServer],
+    fealty_plugins: Callable[[], PluginManager],
+) -> LiveServer:
+    """The API served over real HTTP on a loopback port, on PostgreSQL."""
+    return live_server_factory(settings_for_tests(postgres_url), fealty_plugins)
+
+
+@pytest_asyncio.fixture
+async def live_client(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=60, limits=limits) as http:
+        yield http
+
+
+@pytest_asyncio.fixture
+async def live_tenant(live_client: httpx.AsyncClient) -> TenantHandle:
+    return await create_tenant(live_client)

@@ -53,7 +53,8 @@ async def run_ledger_maintenance(runtime: Runtime, tenant_id: uuid.UUID, report:
             break
     while True:
         async with tenant_session(runtime.sessionmaker, tenant_id) as session:
-            row = (await session.execute(select(Program.__table__))).one()
+            programs = Program.__table__
+            row = (await session.execute(select(programs).where(programs.c.tenant_id == tenant_id))).one()
             program = ProgramSettings.from_mapping(row._mapping)
             if program.expiry.kind == "never":
                 break

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Column, Delete, Join, Select, Table, Update, event, text
+from sqlalchemy.sql import visitors
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_loader_criteria
 
@@ -75,11 +76,58 @@ def _is_tenant_scoped(mapper: Any) -> bool:
     return bool(getattr(mapper.class_, "__tenant_scoped__", False))
 
 
+def _is_tenant_table(table: Any) -> bool:
+    return isinstance(table, Table) and "tenant_id" in table.c and table.info.get("tenant_owned", True)
+
+
+def _from_tables(from_: Any, tables: set[Table], criteria: list[Any]) -> None:
+    if isinstance(from_, Join):
+        _from_tables(from_.left, tables, criteria)
+        _from_tables(from_.right, tables, criteria)
+        criteria.append(from_.onclause)
+    elif isinstance(from_, Table):
+        tables.add(from_)
+
+
+def unscoped_tenant_tables(statement: Any) -> set[str]:
+    """Tenant tables a Core statement reads or changes without naming their ``tenant_id`` in its criteria.
+
+    Core statements (the ledger's hot path) bypass the ORM's automatic criteria, so each must filter on
+    ``tenant_id`` itself; this check makes forgetting it fail loudly on SQLite too, where no row-level security
+    stands behind it.
+    """
+    tables: set[Table] = set()
+    criteria: list[Any] = []
+    if isinstance(statement, Select):
+        for from_ in statement.get_final_froms():
+            _from_tables(from_, tables, criteria)
+        criteria.append(statement.whereclause)
+    elif isinstance(statement, Update | Delete):
+        tables.add(statement.table)  # type: ignore[arg-type]
+        criteria.append(statement.whereclause)
+    else:
+        return set()
+    tenant_tables = {t for t in tables if _is_tenant_table(t)}
+    if not tenant_tables:
+        return set()
+    scoped: set[Any] = set()
+    for clause in criteria:
+        if clause is None:
+            continue
+        for element in visitors.iterate(clause):
+            if isinstance(element, Column) and element.name == "tenant_id":
+                scoped.add(element.table)
+    return {t.name for t in tenant_tables - scoped}
+
+
 @event.listens_for(TenantSession, "do_orm_execute")
 def _scope_orm_statement(state: ORMExecuteState) -> None:
     if state.is_column_load or state.is_relationship_load:
         return  # the parent query was already scoped; loader criteria propagate to these loads
     if not any(_is_tenant_scoped(m) for m in state.all_mappers):
+        missing = unscoped_tenant_tables(state.statement)
+        if missing:
+            raise MissingTenantContext(f"Core statement on {sorted(missing)} without a tenant_id criterion")
         return
     tenant_id = _current_tenant.get()
     if tenant_id is None:

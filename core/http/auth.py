@@ -56,28 +56,25 @@ class Principal:
 ANONYMOUS = Principal("anonymous")
 PLATFORM = Principal("platform", scopes=frozenset({"platform"}))
 
-_AUTH_QUERY = (
-    select(
-        api_keys.c.key_hash,
-        api_keys.c.scopes,
-        api_keys.c.revoked_at,
-        api_keys.c.last_used_at,
-        tenants.c.status.label("tenant_status"),
-        tenants.c.billing_status,
-        tenants.c.plan_code,
-        programs.c.timezone,
-        programs.c.currency,
-        programs.c.country,
-        programs.c.points_name,
-        programs.c.expiry_kind,
-        programs.c.expiry_value,
-        programs.c.reversal_policy,
-        programs.c.options,
-    )
-    .select_from(
-        api_keys.join(tenants, tenants.c.id == api_keys.c.tenant_id).join(
-            programs, programs.c.tenant_id == api_keys.c.tenant_id
-        )
+_AUTH_QUERY = select(
+    api_keys.c.key_hash,
+    api_keys.c.scopes,
+    api_keys.c.revoked_at,
+    api_keys.c.last_used_at,
+    tenants.c.status.label("tenant_status"),
+    tenants.c.billing_status,
+    tenants.c.plan_code,
+    programs.c.timezone,
+    programs.c.currency,
+    programs.c.country,
+    programs.c.points_name,
+    programs.c.expiry_kind,
+    programs.c.expiry_value,
+    programs.c.reversal_policy,
+    programs.c.options,
+).select_from(
+    api_keys.join(tenants, tenants.c.id == api_keys.c.tenant_id).join(
+        programs, programs.c.tenant_id == api_keys.c.tenant_id
     )
 )
 

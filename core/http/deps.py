@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.http.auth import Principal
@@ -47,3 +47,10 @@ DEPENDENCIES = {
     "program": Provide(provide_program, sync_to_thread=False),
     "runtime": Provide(provide_runtime, sync_to_thread=False),
 }
+
+
+# Explicit markers for handler parameters (Litestar 3 drops inferred dependencies).
+Db = NamedDependency[AsyncSession]
+CurrentPrincipal = NamedDependency[Principal]
+CurrentProgram = NamedDependency[ProgramSettings]
+CurrentRuntime = NamedDependency[Runtime]

@@ -50,7 +50,7 @@ STATE_AFTER_COMMIT = "fealty.after_commit"
 log = structlog.get_logger("fealty.http")
 
 
-class _Finish(Exception):  # noqa: N818 - control flow, not an error
+class _Finish(Exception):
     """Leave the transaction (rolling it back) and send ``messages`` instead."""
 
     def __init__(self, messages: list[Message]) -> None:
@@ -251,9 +251,7 @@ class ApiMiddleware(ASGIMiddleware):
         assert principal.tenant_id is not None
         wait = self.runtime.rate_limits.take(principal.tenant_id, self.runtime.settings.rate_limit_per_second)
         if wait:
-            raise RateLimited(
-                f"Slow down: retry in {wait:.3f} s.", headers={"Retry-After": str(max(1, round(wait)))}
-            )
+            raise RateLimited(f"Slow down: retry in {wait:.3f} s.", headers={"Retry-After": str(max(1, round(wait)))})
 
     async def _touch_key(self, principal: Principal) -> None:
         from core.tenancy.service import touch_api_key
@@ -264,9 +262,7 @@ class ApiMiddleware(ASGIMiddleware):
 def _stored_from_messages(messages: list[Message]) -> idempotency.StoredResponse:
     start = messages[0]
     headers = {
-        k.decode(): v.decode()
-        for k, v in start.get("headers", [])
-        if k.lower() in (b"content-type", b"location")
+        k.decode(): v.decode() for k, v in start.get("headers", []) if k.lower() in (b"content-type", b"location")
     }
     body = b"".join(m.get("body", b"") for m in messages[1:])
     return idempotency.StoredResponse(start["status"], headers, body)

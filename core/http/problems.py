@@ -44,16 +44,18 @@ def problem_response(error: FealtyError, instance: str | None = None) -> Respons
     )
 
 
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
+_UNKNOWN_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
 
 
-def _field_from_message(message: str) -> str | None:
+def _field_from_message(message: str, key: str) -> str | None:
+    """The offending field as a dotted path: from msgspec's ``at `$.a.b``` or Litestar's key, plus the name of a
+    missing or unknown field when the message gives one."""
     match = _JSON_PATH.search(message)
-    path = (match.group(1) or None) if match else None
-    unknown = _UNKNOWN_FIELD.search(message)
-    if unknown:
-        return f"{path}.{unknown.group(1)}" if path else unknown.group(1)
-    return path
+    path = (match.group(1) if match else "") or ("" if key in ("", "data") else key.removeprefix("data."))
+    named = _UNKNOWN_FIELD.search(message)
+    if named:
+        return f"{path}.{named.group(1)}" if path else named.group(1)
+    return path or None
 
 
 def problem_messages(error: FealtyError, instance: str | None = None) -> list[dict[str, Any]]:
@@ -73,8 +75,7 @@ def _validation_error(exc: ValidationException) -> FealtyError:
         if not isinstance(item, dict):
             continue
         message = str(item.get("message", "invalid value"))
-        key = item.get("key") or ""
-        field = _field_from_message(message) or ("" if key == "data" else key)
+        field = _field_from_message(message, str(item.get("key") or "")) or ""
         if message.startswith("JSON is malformed") or "malformed" in message.lower():
             return MalformedRequest(message)
         errors.append({"field": str(field), "detail": message.split(" - at ")[0]})

@@ -80,8 +80,13 @@ async def claim(
     """Claim ``key`` for this request (returns None) or return the response a first request already committed."""
     table = _table(tenant_id)
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    values: dict[str, Any] = {"key": key, "request_hash": fingerprint, "created_at": now, "expires_at": now + ttl,
-                              "response_headers": {}}
+    values: dict[str, Any] = {
+        "key": key,
+        "request_hash": fingerprint,
+        "created_at": now,
+        "expires_at": now + ttl,
+        "response_headers": {},
+    }
     conflict_cols = ["key"]
     if tenant_id:
         values["tenant_id"] = tenant_id
@@ -90,17 +95,23 @@ async def claim(
     # An expired key is taken over by the new request; a live one is left alone (no row comes back).
     statement = insert.on_conflict_do_update(
         index_elements=conflict_cols,
-        set_={"request_hash": fingerprint, "created_at": now, "expires_at": now + ttl, "response_status": None,
-              "response_headers": {}, "response_body": None},
+        set_={
+            "request_hash": fingerprint,
+            "created_at": now,
+            "expires_at": now + ttl,
+            "response_status": None,
+            "response_headers": {},
+            "response_body": None,
+        },
         where=table.c.expires_at <= now,
     ).returning(table.c.key)
     if (await session.execute(statement)).first() is not None:
         return None
     row = (
         await session.execute(
-            select(table.c.request_hash, table.c.response_status, table.c.response_headers, table.c.response_body).where(
-                *_where(table, tenant_id, key)
-            )
+            select(
+                table.c.request_hash, table.c.response_status, table.c.response_headers, table.c.response_body
+            ).where(*_where(table, tenant_id, key))
         )
     ).one()
     if row.request_hash != fingerprint:

@@ -8,18 +8,17 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
 from core.errors import ValidationFailed
-from core.http.auth import Principal
+from core.http.deps import CurrentPrincipal, CurrentProgram, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.ledger import queries, service
 from core.ledger.models import LedgerEntry
 from core.members.service import ensure_active, get_member
-from core.program.settings import ProgramSettings
 
 MAX_POINTS = 10**12
 
@@ -39,7 +38,7 @@ class Expiring(msgspec.Struct):
 
 
 class BalanceOut(msgspec.Struct):
-    member_id: uuid.UUID
+    member_id: FromPath[uuid.UUID]
     points_name: str
     available: int
     pending: int
@@ -51,7 +50,7 @@ class BalanceOut(msgspec.Struct):
 
 class EntryOut(msgspec.Struct):
     id: uuid.UUID
-    member_id: uuid.UUID
+    member_id: FromPath[uuid.UUID]
     kind: str
     points: int
     status: str
@@ -98,7 +97,7 @@ class AdjustOut(msgspec.Struct):
 
 
 async def balance_out(
-    db: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID, program: ProgramSettings, within_days: int
+    db: Db, tenant_id: FromPath[uuid.UUID], member_id: FromPath[uuid.UUID], program: CurrentProgram, within_days: int
 ) -> BalanceOut:
     now = utcnow()
     row = await queries.balance_row(db, tenant_id, member_id)
@@ -109,7 +108,10 @@ async def balance_out(
         available=row.available,
         pending=row.pending,
         lifetime=Lifetime(
-            row.lifetime_earned, row.lifetime_redeemed, row.lifetime_expired, row.lifetime_adjusted,
+            row.lifetime_earned,
+            row.lifetime_redeemed,
+            row.lifetime_expired,
+            row.lifetime_adjusted,
             row.lifetime_written_off,
         ),
         expiring=[Expiring(d, p) for d, p in soon],
@@ -125,11 +127,11 @@ class LedgerController(Controller):
     @get("/balance", operation_id="getBalance", opt={"scope": "members:read"})
     async def balance(
         self,
-        db: AsyncSession,
-        principal: Principal,
-        program: ProgramSettings,
-        member_id: uuid.UUID,
-        expiring_within_days: Annotated[int, Meta(ge=0, le=3660)] = 90,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        member_id: FromPath[uuid.UUID],
+        expiring_within_days: FromQuery[Annotated[int, Meta(ge=0, le=3660)]] = 90,
     ) -> BalanceOut:
         """Available and pending points, lifetime totals, and what expires within the window, by date."""
         assert principal.tenant_id is not None
@@ -138,13 +140,13 @@ class LedgerController(Controller):
     @get("/ledger", operation_id="getLedger", opt={"scope": "members:read"})
     async def ledger(
         self,
-        db: AsyncSession,
-        member_id: uuid.UUID,
-        cursor: str | None = None,
-        limit: int = 50,
-        kind: Literal["earn", "redeem", "expire", "adjust", "reverse", "transfer"] | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
+        db: Db,
+        member_id: FromPath[uuid.UUID],
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
+        kind: FromQuery[Literal["earn", "redeem", "expire", "adjust", "reverse", "transfer"] | None] = None,
+        created_after: FromQuery[datetime | None] = None,
+        created_before: FromQuery[datetime | None] = None,
     ) -> Page[EntryOut]:
         """Entries with their cause, newest first."""
         check_limit(limit)
@@ -169,7 +171,12 @@ class LedgerController(Controller):
 
     @post("/points/adjust", operation_id="adjustPoints", opt={"scope": "admin"})
     async def adjust(
-        self, db: AsyncSession, principal: Principal, program: ProgramSettings, member_id: uuid.UUID, data: AdjustIn
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        member_id: FromPath[uuid.UUID],
+        data: JSONBody[AdjustIn],
     ) -> AdjustOut:
         """Credit (positive) or debit (negative) points by hand, with a reason. Debits never overdraw."""
         assert principal.tenant_id is not None
@@ -198,8 +205,13 @@ class LedgerController(Controller):
             )
         else:
             posted = await service.debit(
-                db, tenant_id=principal.tenant_id, member_id=member_id, points=-data.points, kind="adjust",
-                cause=cause, now=now,
+                db,
+                tenant_id=principal.tenant_id,
+                member_id=member_id,
+                points=-data.points,
+                kind="adjust",
+                cause=cause,
+                now=now,
             )
         entry = (await db.execute(select(LedgerEntry).where(LedgerEntry.id == posted.entry_id))).scalar_one()
         return AdjustOut(EntryOut.of(entry), posted.available, posted.pending)

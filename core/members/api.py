@@ -8,18 +8,17 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import validation
 from core.clock import utcnow
-from core.http.auth import Principal
+from core.http.deps import CurrentPrincipal, CurrentProgram, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.ledger.queries import balances_of
 from core.members import service
 from core.members.models import Member, MemberConsent
-from core.program.settings import ProgramSettings
 
 ExternalId = Annotated[str, Meta(min_length=1, max_length=128)]
 Card = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -51,13 +50,13 @@ class MemberCreate(msgspec.Struct, forbid_unknown_fields=True):
 
 class MemberUpdate(msgspec.Struct, forbid_unknown_fields=True):
     external_id: ExternalId | UnsetType = UNSET
-    card: Card | None | UnsetType = UNSET
-    name: Text200 | None | UnsetType = UNSET
-    email: Annotated[str, Meta(max_length=320)] | None | UnsetType = UNSET
-    phone: Annotated[str, Meta(max_length=40)] | None | UnsetType = UNSET
-    birthday: date | None | UnsetType = UNSET
-    timezone: Annotated[str, Meta(max_length=64)] | None | UnsetType = UNSET
-    locale: Annotated[str, Meta(max_length=35)] | None | UnsetType = UNSET
+    card: Card | UnsetType | None = UNSET
+    name: Text200 | UnsetType | None = UNSET
+    email: Annotated[str, Meta(max_length=320)] | UnsetType | None = UNSET
+    phone: Annotated[str, Meta(max_length=40)] | UnsetType | None = UNSET
+    birthday: date | UnsetType | None = UNSET
+    timezone: Annotated[str, Meta(max_length=64)] | UnsetType | None = UNSET
+    locale: Annotated[str, Meta(max_length=35)] | UnsetType | None = UNSET
     consents: list[ConsentIn] = msgspec.field(default_factory=list)
     #: Replaces the attributes object as a whole.
     attributes: dict[str, Any] | UnsetType = UNSET
@@ -119,7 +118,7 @@ def _consent_out(c: MemberConsent) -> ConsentOut:
     return ConsentOut(c.channel, c.purpose, c.granted, c.source, c.updated_at)
 
 
-async def members_out(db: AsyncSession, tenant_id: uuid.UUID, members: list[Member]) -> list[MemberOut]:
+async def members_out(db: Db, tenant_id: FromPath[uuid.UUID], members: list[Member]) -> list[MemberOut]:
     """Members with their consents and balances: three queries for the whole list, never one per member."""
     ids = [m.id for m in members]
     consents = await service.consents_of(db, ids)
@@ -156,7 +155,7 @@ class MembersController(Controller):
 
     @post(operation_id="enrolMember", opt={"scope": "members:write"})
     async def enrol(
-        self, db: AsyncSession, principal: Principal, program: ProgramSettings, data: MemberCreate
+        self, db: Db, principal: CurrentPrincipal, program: CurrentProgram, data: JSONBody[MemberCreate]
     ) -> MemberOut:
         """Enrol a member. ``external_id`` (and ``card``) are unique within the tenant."""
         assert principal.tenant_id is not None
@@ -178,18 +177,18 @@ class MembersController(Controller):
     @get(operation_id="listMembers", opt={"scope": "members:read"})
     async def list_members(
         self,
-        db: AsyncSession,
-        principal: Principal,
-        program: ProgramSettings,
-        cursor: str | None = None,
-        limit: int = 50,
-        external_id: str | None = None,
-        email: str | None = None,
-        phone: str | None = None,
-        card: str | None = None,
-        status: Literal["active", "anonymized"] | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
+        external_id: FromQuery[str | None] = None,
+        email: FromQuery[str | None] = None,
+        phone: FromQuery[str | None] = None,
+        card: FromQuery[str | None] = None,
+        status: FromQuery[Literal["active", "anonymized"] | None] = None,
+        created_after: FromQuery[datetime | None] = None,
+        created_before: FromQuery[datetime | None] = None,
     ) -> Page[MemberOut]:
         """Members, oldest first, filtered by identity or enrolment time."""
         assert principal.tenant_id is not None
@@ -216,15 +215,19 @@ class MembersController(Controller):
         return Page(await members_out(db, principal.tenant_id, items), next_cursor)
 
     @get("/{member_id:uuid}", operation_id="getMember", opt={"scope": "members:read"})
-    async def get_member(self, db: AsyncSession, principal: Principal, member_id: uuid.UUID) -> MemberOut:
+    async def get_member(self, db: Db, principal: CurrentPrincipal, member_id: FromPath[uuid.UUID]) -> MemberOut:
         assert principal.tenant_id is not None
         member = await service.get_member(db, member_id)
         return (await members_out(db, principal.tenant_id, [member]))[0]
 
     @patch("/{member_id:uuid}", operation_id="updateMember", opt={"scope": "members:write"})
     async def update_member(
-        self, db: AsyncSession, principal: Principal, program: ProgramSettings, member_id: uuid.UUID,
-        data: MemberUpdate,
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        member_id: FromPath[uuid.UUID],
+        data: JSONBody[MemberUpdate],
     ) -> MemberOut:
         """Change any field; absent fields stay as they are, ``null`` clears one. Consent changes are recorded."""
         assert principal.tenant_id is not None
@@ -243,7 +246,7 @@ class MembersController(Controller):
         return (await members_out(db, principal.tenant_id, [member]))[0]
 
     @get("/{member_id:uuid}/consents", operation_id="getMemberConsents", opt={"scope": "members:read"})
-    async def consents(self, db: AsyncSession, member_id: uuid.UUID) -> ConsentHistoryOut:
+    async def consents(self, db: Db, member_id: FromPath[uuid.UUID]) -> ConsentHistoryOut:
         """Current consents and every change, newest first, with its time and source."""
         await service.get_member(db, member_id)
         current = (await service.consents_of(db, [member_id]))[member_id]
@@ -253,8 +256,10 @@ class MembersController(Controller):
             [ConsentChangeOut(h.channel, h.purpose, h.granted, h.source, h.occurred_at) for h in history],
         )
 
-    @post("/{member_id:uuid}/anonymize", operation_id="anonymizeMember", opt={"scope": "members:write"}, status_code=200)
-    async def anonymize(self, db: AsyncSession, principal: Principal, member_id: uuid.UUID) -> MemberOut:
+    @post(
+        "/{member_id:uuid}/anonymize", operation_id="anonymizeMember", opt={"scope": "members:write"}, status_code=200
+    )
+    async def anonymize(self, db: Db, principal: CurrentPrincipal, member_id: FromPath[uuid.UUID]) -> MemberOut:
         """Erase the member's personal data for good; the ledger and its totals stay. Repeating it is harmless."""
         assert principal.tenant_id is not None
         member = await service.get_member(db, member_id, for_update=True)

@@ -69,8 +69,9 @@ def _unique_field(exc: IntegrityError) -> str | None:
     return None
 
 
-async def _check_unique(session: AsyncSession, *, external_id: str | None, card: str | None,
-                        exclude: uuid.UUID | None = None) -> None:
+async def _check_unique(
+    session: AsyncSession, *, external_id: str | None, card: str | None, exclude: uuid.UUID | None = None
+) -> None:
     for field, value in (("external_id", external_id), ("card", card)):
         if value is None:
             continue
@@ -171,9 +172,7 @@ async def consents_of(session: AsyncSession, member_ids: Sequence[uuid.UUID]) ->
     return out
 
 
-async def set_consents(
-    session: AsyncSession, member: Member, updates: Sequence[ConsentUpdate], now: datetime
-) -> None:
+async def set_consents(session: AsyncSession, member: Member, updates: Sequence[ConsentUpdate], now: datetime) -> None:
     """Record each change (history row) and the current state; unchanged values write nothing."""
     if not updates:
         return

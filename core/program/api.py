@@ -6,16 +6,16 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, patch
+from litestar.params import JSONBody
 from msgspec import UNSET, Meta, UnsetType
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import validation
 from core.clock import utcnow
 from core.errors import ValidationFailed
+from core.http.deps import CurrentRuntime, Db
 from core.ledger import maths
 from core.program.models import Program
 from core.program.service import load_program, set_enabled_plugins
-from core.runtime import Runtime
 
 
 class ExpiryPolicyIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -27,7 +27,7 @@ class ExpiryPolicyIn(msgspec.Struct, forbid_unknown_fields=True):
 class ProgramUpdate(msgspec.Struct, forbid_unknown_fields=True):
     timezone: str | UnsetType = UNSET
     currency: str | UnsetType = UNSET
-    country: str | None | UnsetType = UNSET
+    country: str | UnsetType | None = UNSET
     points_name: Annotated[str, Meta(min_length=1, max_length=40)] | UnsetType = UNSET
     expiry_policy: ExpiryPolicyIn | UnsetType = UNSET
     reversal_policy: Literal["allow_negative", "claw_back"] | UnsetType = UNSET
@@ -66,11 +66,11 @@ class ProgramController(Controller):
     opt = {"scope": "admin"}
 
     @get(operation_id="getProgram")
-    async def get_program(self, db: AsyncSession) -> ProgramOut:
+    async def get_program(self, db: Db) -> ProgramOut:
         return ProgramOut.of(await load_program(db))
 
     @patch(operation_id="updateProgram")
-    async def update_program(self, db: AsyncSession, runtime: Runtime, data: ProgramUpdate) -> ProgramOut:
+    async def update_program(self, db: Db, runtime: CurrentRuntime, data: JSONBody[ProgramUpdate]) -> ProgramOut:
         """Change settings. Expiry policy changes apply to points earned from now on."""
         program = await load_program(db)
         if data.timezone is not UNSET:

@@ -31,7 +31,9 @@ async def set_enabled_plugins(
     current_settings: dict[str, Any] = dict(options.get("plugin_settings", {}))
     for name, value in (settings or {}).items():
         if name not in names:
-            raise ValidationFailed(f"Settings given for plugin '{name}', which is not enabled.", field="plugin_settings")
+            raise ValidationFailed(
+                f"Settings given for plugin '{name}', which is not enabled.", field="plugin_settings"
+            )
         current_settings[name] = runtime.plugins.validate_settings(name, value)
     for name in names:
         if name not in current_settings:

@@ -9,18 +9,16 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import validation
 from core.clock import utcnow
 from core.errors import NotFound, ValidationFailed
-from core.http.auth import Principal
+from core.http.deps import CurrentPrincipal, CurrentRuntime, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.program.service import set_enabled_plugins
-from core.runtime import Runtime
 from core.tenancy import service
 from core.tenancy.keys import SCOPES
 from core.tenancy.models import ApiKey, Tenant
@@ -44,7 +42,7 @@ class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
 class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | UnsetType = UNSET
     status: Literal["active", "suspended"] | UnsetType = UNSET
-    plan: str | None | UnsetType = UNSET
+    plan: str | UnsetType | None = UNSET
 
 
 class TenantOut(msgspec.Struct):
@@ -59,7 +57,13 @@ class TenantOut(msgspec.Struct):
     @classmethod
     def of(cls, tenant: Tenant) -> TenantOut:
         return cls(
-            tenant.id, tenant.name, tenant.slug, tenant.status, tenant.plan_code, tenant.billing_status, tenant.created_at
+            tenant.id,
+            tenant.name,
+            tenant.slug,
+            tenant.status,
+            tenant.plan_code,
+            tenant.billing_status,
+            tenant.created_at,
         )
 
 
@@ -101,7 +105,7 @@ def _issued(issued: service.IssuedKey) -> IssuedApiKeyOut:
     return IssuedApiKeyOut(key.id, key.name, list(key.scopes), issued.secret, key.created_at)
 
 
-async def _tenant(db: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
+async def _tenant(db: Db, tenant_id: FromPath[uuid.UUID]) -> Tenant:
     tenant = await db.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound("No such tenant.", field="tenant_id")
@@ -114,7 +118,7 @@ class PlatformTenantsController(Controller):
     opt = {"auth": "platform"}
 
     @post(operation_id="createTenant", opt={"idempotency_redact": ("api_key.secret",)})
-    async def create_tenant(self, db: AsyncSession, runtime: Runtime, data: TenantCreate) -> TenantCreated:
+    async def create_tenant(self, db: Db, runtime: CurrentRuntime, data: JSONBody[TenantCreate]) -> TenantCreated:
         """Create a tenant with its program settings and a first admin API key (its secret is shown only here)."""
         if not SLUG.match(data.slug):
             raise ValidationFailed("slug: lower-case letters, digits and inner hyphens only.", field="slug")
@@ -122,7 +126,12 @@ class PlatformTenantsController(Controller):
         currency = validation.currency(data.currency)
         country = validation.country(data.country) if data.country else None
         tenant, issued = await service.create_tenant(
-            db, name=data.name, slug=data.slug, timezone=timezone, currency=currency, country=country,
+            db,
+            name=data.name,
+            slug=data.slug,
+            timezone=timezone,
+            currency=currency,
+            country=country,
             plan_code=data.plan,
         )
         if data.plugins:
@@ -132,10 +141,10 @@ class PlatformTenantsController(Controller):
     @get(operation_id="listTenants")
     async def list_tenants(
         self,
-        db: AsyncSession,
-        cursor: str | None = None,
-        limit: int = 50,
-        status: Literal["active", "suspended"] | None = None,
+        db: Db,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
+        status: FromQuery[Literal["active", "suspended"] | None] = None,
     ) -> Page[TenantOut]:
         """Every tenant with its status and plan, oldest first."""
         check_limit(limit)
@@ -149,11 +158,11 @@ class PlatformTenantsController(Controller):
         return Page([TenantOut.of(t) for t in items], next_cursor)
 
     @get("/{tenant_id:uuid}", operation_id="getTenant")
-    async def get_tenant(self, db: AsyncSession, tenant_id: uuid.UUID) -> TenantOut:
+    async def get_tenant(self, db: Db, tenant_id: FromPath[uuid.UUID]) -> TenantOut:
         return TenantOut.of(await _tenant(db, tenant_id))
 
     @patch("/{tenant_id:uuid}", operation_id="updateTenant")
-    async def update_tenant(self, db: AsyncSession, tenant_id: uuid.UUID, data: TenantUpdate) -> TenantOut:
+    async def update_tenant(self, db: Db, tenant_id: FromPath[uuid.UUID], data: JSONBody[TenantUpdate]) -> TenantOut:
         """Rename, suspend or resume (a suspended tenant's every call is refused; nothing is deleted), change plan."""
         tenant = await _tenant(db, tenant_id)
         if data.name is not UNSET:
@@ -167,7 +176,7 @@ class PlatformTenantsController(Controller):
         return TenantOut.of(tenant)
 
     @post("/{tenant_id:uuid}/api-keys", operation_id="issueTenantApiKey", opt={"idempotency_redact": ("secret",)})
-    async def issue_key(self, db: AsyncSession, tenant_id: uuid.UUID, data: ApiKeyCreate) -> IssuedApiKeyOut:
+    async def issue_key(self, db: Db, tenant_id: FromPath[uuid.UUID], data: JSONBody[ApiKeyCreate]) -> IssuedApiKeyOut:
         """Give a tenant a new key (for example when its admins have revoked or lost every admin key)."""
         await _tenant(db, tenant_id)
         await service.enter_tenant(db, tenant_id)
@@ -180,13 +189,15 @@ class ApiKeysController(Controller):
     opt = {"scope": "admin"}
 
     @post(operation_id="createApiKey", opt={"idempotency_redact": ("secret",)})
-    async def create_key(self, db: AsyncSession, principal: Principal, data: ApiKeyCreate) -> IssuedApiKeyOut:
+    async def create_key(self, db: Db, principal: CurrentPrincipal, data: JSONBody[ApiKeyCreate]) -> IssuedApiKeyOut:
         """A new key with the given scopes. The secret is in this response only."""
         assert principal.tenant_id is not None
         return _issued(await service.issue_api_key(db, principal.tenant_id, name=data.name, scopes=list(data.scopes)))
 
     @get(operation_id="listApiKeys")
-    async def list_keys(self, db: AsyncSession, cursor: str | None = None, limit: int = 50) -> Page[ApiKeyOut]:
+    async def list_keys(
+        self, db: Db, cursor: FromQuery[str | None] = None, limit: FromQuery[int] = 50
+    ) -> Page[ApiKeyOut]:
         check_limit(limit)
         query = select(ApiKey).order_by(ApiKey.id).limit(limit + 1)
         if cursor:
@@ -196,6 +207,6 @@ class ApiKeysController(Controller):
         return Page([ApiKeyOut.of(k) for k in items], next_cursor)
 
     @delete("/{key_id:uuid}", operation_id="revokeApiKey", status_code=200)
-    async def revoke_key(self, db: AsyncSession, key_id: Annotated[uuid.UUID, Parameter()]) -> ApiKeyOut:
+    async def revoke_key(self, db: Db, key_id: FromPath[uuid.UUID]) -> ApiKeyOut:
         """Revoke a key at once: every later call with it answers 401. Revoking twice is harmless."""
         return ApiKeyOut.of(await service.revoke_api_key(db, key_id, utcnow()))

@@ -87,7 +87,9 @@ async def revoke_api_key(session: AsyncSession, key_id: uuid.UUID, now: datetime
     return key
 
 
-async def touch_api_key(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, key_id: uuid.UUID) -> None:
+async def touch_api_key(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, key_id: uuid.UUID
+) -> None:
     """Record a key's last use (at most once a minute per key, in its own short transaction)."""
     async with tenant_session(sessionmaker, tenant_id) as session:
         await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))

@@ -1,0 +1,127 @@
+"""The platform operator's API: creating, listing, suspending tenants."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from core.testing import AppClient as AsyncTestClient
+
+from core.idempotency.service import REDACTED
+from core.testing import MakeTenant, TenantHandle, create_tenant
+
+
+async def test_create_tenant_returns_an_admin_key_that_works(client: AsyncTestClient, platform_headers: dict) -> None:
+    slug = f"acme-{uuid.uuid4().hex[:6]}"
+    response = await client.post(
+        "/v1/platform/tenants",
+        json={"name": "Acme Fuel", "slug": slug, "timezone": "Asia/Shanghai", "currency": "cny", "country": "cn"},
+        headers=platform_headers,
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["tenant"]["slug"] == slug and body["tenant"]["status"] == "active"
+    assert body["api_key"]["scopes"] == ["admin"]
+    secret = body["api_key"]["secret"]
+    program = await client.get("/v1/program", headers={"Authorization": f"Bearer {secret}"})
+    assert program.status_code == 200
+    assert program.json()["currency"] == "CNY" and program.json()["country"] == "CN"
+    assert program.json()["timezone"] == "Asia/Shanghai"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "slug": "Bad Slug", "timezone": "UTC", "currency": "EUR"}, "slug"),
+        ({"name": "x", "slug": "ok-slug", "timezone": "Mars/Olympus", "currency": "EUR"}, "timezone"),
+        ({"name": "x", "slug": "ok-slug", "timezone": "UTC", "currency": "XXY"}, "currency"),
+        ({"name": "x", "slug": "ok-slug", "timezone": "UTC", "currency": "EUR", "country": "ZZ"}, "country"),
+        ({"name": "", "slug": "ok-slug", "timezone": "UTC", "currency": "EUR"}, "name"),
+        ({"name": "x", "slug": "ok-slug", "timezone": "UTC"}, "currency"),
+        ({"name": "x", "slug": "ok-slug", "timezone": "UTC", "currency": "EUR", "extra": 1}, "extra"),
+        ({"name": "x", "slug": "ok-slug", "timezone": "UTC", "currency": "EUR", "plugins": ["nope"]}, "plugins"),
+    ],
+)
+async def test_create_tenant_rejects_bad_input(
+    client: AsyncTestClient, platform_headers: dict, body: dict, field: str
+) -> None:
+    before = await client.get("/v1/platform/tenants?limit=500", headers=platform_headers)
+    response = await client.post("/v1/platform/tenants", json=body, headers=platform_headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["field"] == field
+    after = await client.get("/v1/platform/tenants?limit=500", headers=platform_headers)
+    assert len(after.json()["items"]) == len(before.json()["items"])  # nothing written
+
+
+async def test_duplicate_slug_is_a_conflict(make_tenant: MakeTenant, client: AsyncTestClient) -> None:
+    first = await make_tenant()
+    with pytest.raises(AssertionError, match="409"):
+        await create_tenant(client, slug=first.slug)
+
+
+async def test_platform_endpoints_need_the_platform_key(client: AsyncTestClient, tenant: TenantHandle) -> None:
+    assert (await client.get("/v1/platform/tenants")).status_code == 401
+    wrong = await client.get("/v1/platform/tenants", headers={"Authorization": "Bearer ftp_wrong"})
+    assert wrong.status_code == 401
+    # A tenant's admin key is not a platform key.
+    assert (await client.get("/v1/platform/tenants", headers=tenant.headers)).status_code == 401
+
+
+async def test_list_get_and_paginate_tenants(client: AsyncTestClient, platform_headers: dict,
+                                             make_tenant: MakeTenant) -> None:
+    made = [await make_tenant() for _ in range(3)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        url = "/v1/platform/tenants?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = (await client.get(url, headers=platform_headers)).json()
+        seen += [t["id"] for t in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen))
+    assert {str(t.id) for t in made} <= set(seen)
+    one = await client.get(f"/v1/platform/tenants/{made[0].id}", headers=platform_headers)
+    assert one.status_code == 200 and one.json()["slug"] == made[0].slug
+    missing = await client.get(f"/v1/platform/tenants/{uuid.uuid4()}", headers=platform_headers)
+    assert missing.status_code == 404
+
+
+async def test_suspended_tenant_is_refused_and_resumes(client: AsyncTestClient, platform_headers: dict,
+                                                       tenant: TenantHandle) -> None:
+    member = await tenant.enrol()
+    patched = await client.patch(f"/v1/platform/tenants/{tenant.id}", json={"status": "suspended"},
+                                 headers=platform_headers)
+    assert patched.status_code == 200 and patched.json()["status"] == "suspended"
+    refused = await tenant.get(f"/v1/members/{member['id']}")
+    assert refused.status_code == 403 and refused.json()["type"].endswith("/tenant-disabled")
+    await client.patch(f"/v1/platform/tenants/{tenant.id}", json={"status": "active"}, headers=platform_headers)
+    again = await tenant.get(f"/v1/members/{member['id']}")
+    assert again.status_code == 200  # nothing was deleted
+
+
+async def test_tenant_creation_is_idempotent_and_never_stores_the_secret(
+    client: AsyncTestClient, platform_headers: dict
+) -> None:
+    slug = f"idem-{uuid.uuid4().hex[:6]}"
+    body = {"name": "Idem", "slug": slug, "timezone": "UTC", "currency": "EUR"}
+    headers = platform_headers | {"Idempotency-Key": f"create-{slug}"}
+    first = await client.post("/v1/platform/tenants", json=body, headers=headers)
+    second = await client.post("/v1/platform/tenants", json=body, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert second.headers["idempotent-replayed"] == "true"
+    assert second.json()["tenant"] == first.json()["tenant"]
+    assert first.json()["api_key"]["secret"].startswith("fty_")
+    assert second.json()["api_key"]["secret"] == REDACTED
+    listing = await client.get("/v1/platform/tenants?limit=500", headers=platform_headers)
+    assert [t["slug"] for t in listing.json()["items"]].count(slug) == 1
+
+
+async def test_platform_can_issue_a_recovery_key(client: AsyncTestClient, platform_headers: dict,
+                                                 tenant: TenantHandle) -> None:
+    response = await client.post(f"/v1/platform/tenants/{tenant.id}/api-keys",
+                                 json={"name": "recovery", "scopes": ["admin"]}, headers=platform_headers)
+    assert response.status_code == 201
+    new_key = response.json()["secret"]
+    assert (await client.get("/v1/program", headers={"Authorization": f"Bearer {new_key}"})).status_code == 200
