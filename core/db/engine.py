@@ -2,7 +2,7 @@
 
 SQLite (the embedded default): WAL journal, foreign keys on, and write transactions opened with ``BEGIN IMMEDIATE``
 so that concurrent writers queue on the database lock instead of failing half-way. PostgreSQL: every connection
-switches to the application role (no ownership, no BYPASSRLS), so row-level security always applies.
+runs as the application role (no ownership, no BYPASSRLS), so row-level security always applies.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ def set_write_intent(writes: bool) -> None:
     _sqlite_write_intent.set(writes)
 
 
-def _quote_ident(name: str) -> str:
+def _checked_role(name: str) -> str:
     if not name.replace("_", "").isalnum():
         raise ValueError(f"unsafe role name {name!r}")
-    return f'"{name}"'
+    return name
 
 
 def create_engine(settings: Settings, *, url: str | None = None, app_role: str | None = None) -> AsyncEngine:
@@ -49,17 +49,19 @@ def create_engine(settings: Settings, *, url: str | None = None, app_role: str |
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
+    server_settings = {"jit": "off", "application_name": "fealty"}
+    role = settings.database_app_role if app_role is None else app_role
+    if role:
+        # A startup parameter, not a SET ROLE statement: it is the session's default role, so neither a rolled-back
+        # transaction nor RESET ROLE can return the connection to the (possibly privileged) login role.
+        server_settings["role"] = _checked_role(role)
     kwargs.update(
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"jit": "off", "application_name": "fealty"}},
+        connect_args={"server_settings": server_settings},
     )
-    engine = create_async_engine(url, **kwargs)
-    role = settings.database_app_role if app_role is None else app_role
-    if role:
-        _switch_role_on_connect(engine, role)
-    return engine
+    return create_async_engine(url, **kwargs)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -77,16 +79,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if _sqlite_write_intent.get() else "BEGIN")
-
-
-def _switch_role_on_connect(engine: AsyncEngine, role: str) -> None:
-    statement = f"SET ROLE {_quote_ident(role)}"
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute(statement)
-        cursor.close()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

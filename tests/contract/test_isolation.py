@@ -1,0 +1,171 @@
+"""Tenant isolation: through the API (both databases), in the ORM, and by PostgreSQL row-level security."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, ProgrammingError
+
+from core.db.base import tenant_tables
+from core.db.engine import create_engine, create_sessionmaker, tenant_session
+from core.db.tenancy import tenant_context
+from core.errors import CrossTenantWrite, MissingTenantContext
+from core.members.models import Member
+from core.testing import AppClient, MakeTenant, TenantHandle, settings_for_tests
+
+#: How to fill each path parameter with one of the other tenant's resources. A new parameter name fails the test
+#: below until it is added here, so every new endpoint is tried across tenants.
+PATH_PARAMS = {"member_id": "member", "key_id": "key"}
+#: A valid body per operation, so the request reaches the lookup (a 422 would prove nothing).
+BODIES = {"adjustPoints": {"points": -1, "reason": "steal"}, "updateMember": {"name": "pwned"}}
+#: Routes that take no tenant resource id (or are the platform's, which sees every tenant by design).
+SKIP_PREFIXES = ("/v1/platform/",)
+
+
+async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]]:
+    victim = await make_tenant()
+    member = await victim.enrol("victim-1", name="Victim", email="victim@example.com")
+    await victim.credit(member["id"], 700)
+    key = (await victim.post("/v1/api-keys", json={"name": "victim key", "scopes": ["members:read"]})).json()
+    return victim, {"member": member["id"], "key": key["id"]}
+
+
+async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppClient, make_tenant: MakeTenant) -> None:
+    attacker = await make_tenant()
+    await attacker.enrol("attacker-1")
+    victim, ids = await _victim(make_tenant)
+    before = (await victim.get(f"/v1/members/{ids['member']}")).json()
+    schema = (await client.get("/schema/openapi.json")).json()
+    tried = 0
+    for path, operations in schema["paths"].items():
+        params = re.findall(r"{(\w+)}", path)
+        if not params or path.startswith(SKIP_PREFIXES):
+            continue
+        unknown = [p for p in params if p not in PATH_PARAMS]
+        assert not unknown, f"{path}: add {unknown} to PATH_PARAMS so isolation is tested for it"
+        url = path
+        for p in params:
+            url = url.replace("{" + p + "}", ids[PATH_PARAMS[p]])
+        for method, operation in operations.items():
+            if method not in ("get", "post", "patch", "put", "delete"):
+                continue
+            body = BODIES.get(operation["operationId"], {}) if method in ("post", "patch", "put") else None
+            response = await attacker.client.request(method.upper(), url, json=body, headers=attacker.headers)
+            assert response.status_code == 404, f"{method.upper()} {url}: {response.status_code} {response.text}"
+            assert "victim" not in response.text.lower()
+            tried += 1
+    assert tried >= 8
+    after = (await victim.get(f"/v1/members/{ids['member']}")).json()
+    assert after == before
+    assert (await victim.balance(ids["member"]))["available"] == 700
+    listing = (await attacker.get("/v1/members", params={"external_id": "victim-1"})).json()
+    assert listing["items"] == []
+    keys = (await attacker.get("/v1/api-keys")).json()["items"]
+    assert ids["key"] not in {k["id"] for k in keys}
+
+
+async def test_orm_refuses_queries_without_a_tenant(runtime) -> None:
+    async with runtime.sessionmaker() as session:
+        with tenant_context(None), pytest.raises(MissingTenantContext):
+            await session.execute(select(Member))
+        with tenant_context(None), pytest.raises(MissingTenantContext):
+            await session.execute(select(Member.__table__))  # Core, no criterion
+        with tenant_context(uuid.uuid4()), pytest.raises(MissingTenantContext):
+            await session.execute(select(Member.__table__).where(Member.__table__.c.external_id == "x"))
+
+
+async def test_orm_refuses_to_write_another_tenants_row(runtime, tenant: TenantHandle, make_tenant) -> None:
+    other = await make_tenant()
+    with pytest.raises(CrossTenantWrite):
+        async with tenant_session(runtime.sessionmaker, tenant.id) as session:
+            session.add(Member(tenant_id=other.id, id=uuid.uuid4(), external_id="sneaky", status="active",
+                               attributes={}))
+            await session.flush()
+
+
+# --- PostgreSQL row-level security, checked below the application ---------------------------------------------------
+
+
+@pytest.fixture
+async def app_role_engine(postgres_url: str):
+    """A connection exactly as the application makes it: switched to the app role, no tenant set."""
+    engine = create_engine(settings_for_tests(postgres_url))
+    yield engine
+    await engine.dispose()
+
+
+async def test_app_role_without_tenant_reads_nothing(app_role_engine, pg_tenant: TenantHandle) -> None:
+    await pg_tenant.enrol()
+    async with app_role_engine.connect() as conn:
+        assert (await conn.execute(text("SELECT current_user"))).scalar() == "fealty_app"
+        for table in tenant_tables():
+            count = (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar()
+            assert count == 0, f"{table} visible without a tenant"
+
+
+async def test_app_role_with_tenant_a_cannot_touch_b(app_role_engine, pg_client: AppClient) -> None:
+    from core.testing import create_tenant
+
+    a = await create_tenant(pg_client)
+    b = await create_tenant(pg_client)
+    b_member = await b.enrol("b-1")
+    await b.credit(b_member["id"], 50)
+    sessionmaker = create_sessionmaker(app_role_engine)
+    async with tenant_session(sessionmaker, a.id) as session:
+        conn = await session.connection()
+        rows = (await conn.execute(text("SELECT id FROM members WHERE tenant_id = :b"), {"b": b.id})).all()
+        assert rows == []
+        updated = await conn.execute(text("UPDATE members SET name = 'x' WHERE tenant_id = :b"), {"b": b.id})
+        assert updated.rowcount == 0
+        deleted = await conn.execute(text("DELETE FROM point_balances WHERE tenant_id = :b"), {"b": b.id})
+        assert deleted.rowcount == 0
+    with pytest.raises(DBAPIError, match="row-level security"):
+        async with tenant_session(sessionmaker, a.id) as session:
+            conn = await session.connection()
+            await conn.execute(
+                text("INSERT INTO members (tenant_id, id, external_id, status, attributes, created_at, updated_at) "
+                     "VALUES (:b, :id, 'planted', 'active', '{}', now(), now())"),
+                {"b": b.id, "id": uuid.uuid4()},
+            )
+    assert (await b.balance(b_member["id"]))["available"] == 50
+    assert (await b.get("/v1/members", params={"external_id": "planted"})).json()["items"] == []
+
+
+async def test_app_role_cannot_rewrite_history(app_role_engine, pg_tenant: TenantHandle) -> None:
+    member = await pg_tenant.enrol()
+    await pg_tenant.credit(member["id"], 10)
+    sessionmaker = create_sessionmaker(app_role_engine)
+    for statement in ("UPDATE ledger_entries SET points = 1000", "DELETE FROM ledger_entries",
+                      "DELETE FROM lot_consumptions", "UPDATE consent_changes SET granted = true"):
+        with pytest.raises(ProgrammingError, match="permission denied"):
+            async with tenant_session(sessionmaker, pg_tenant.id) as session:
+                await (await session.connection()).execute(text(statement))
+
+
+async def test_app_role_has_no_way_around_the_policies(app_role_engine) -> None:
+    async with app_role_engine.connect() as conn:
+        role = (await conn.execute(text(
+            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"))).one()
+        assert role == (False, False)
+        owned = (await conn.execute(text(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user"))).scalar()
+        assert owned == 0
+        # A session-level SET is possible for a determined attacker with SQL access, which the app never gives:
+        # the app only ever uses set_config(..., true), which ends with the transaction.
+        await conn.execute(text("SELECT set_config('app.tenant_id', gen_random_uuid()::text, true)"))
+        await conn.commit()
+        assert (await conn.execute(text("SELECT current_setting('app.tenant_id', true)"))).scalar() in ("", None)
+
+
+async def test_the_app_role_survives_a_failed_transaction(app_role_engine) -> None:
+    """A rolled-back first transaction must not return a pooled connection to the login role."""
+    for _ in range(3):
+        async with app_role_engine.connect() as conn:
+            with pytest.raises(DBAPIError):
+                await conn.execute(text("SELECT 1/0"))
+            await conn.rollback()
+            await conn.execute(text("RESET ROLE"))
+            assert (await conn.execute(text("SELECT current_user"))).scalar() == "fealty_app"
