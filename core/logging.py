@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
 _REDACT = {"authorization", "api_key", "secret", "password", "platform_key", "key", "stripe-signature"}
 
 
-def _redact_secrets(logger: object, method: str, event: dict[str, object]) -> dict[str, object]:
+def _redact_secrets(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for name in list(event):
         if name.lower() in _REDACT:
             event[name] = "[redacted]"

@@ -6,7 +6,8 @@ real migrations. Tests are isolated by tenant, not by wiping tables: each test a
 
 Fixtures:
 
-* ``backend`` -- ``"sqlite"`` and ``"postgres"`` (tests using it run on both); ``FEALTY_TEST_BACKENDS=sqlite`` limits it;
+* ``backend`` -- ``"sqlite"`` and ``"postgres"`` (tests using it run on both);
+  ``FEALTY_TEST_BACKENDS=sqlite`` limits it;
 * ``app`` / ``client`` -- the Litestar app and an HTTP client for the current backend;
 * ``pg_client`` -- the PostgreSQL client, for tests of row-level security and concurrency;
 * ``platform_headers`` -- headers carrying the platform operator key;
@@ -24,7 +25,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -182,7 +183,8 @@ class _Apps:
 
             self.tasks.append(asyncio.create_task(keep_running()))
             await started.wait()
-            client = AppClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=60)
+            transport = httpx.ASGITransport(app=cast(Any, app))
+            client = AppClient(transport=transport, base_url="http://testserver", timeout=60)
             client.app = app
             self.clients[backend] = client
         return self.clients[backend]
@@ -220,9 +222,7 @@ async def client(
 
 
 @pytest_asyncio.fixture
-async def pg_client(
-    postgres_url: str, _fealty_apps: _Apps, fealty_plugins: Callable[[], PluginManager]
-) -> AppClient:
+async def pg_client(postgres_url: str, _fealty_apps: _Apps, fealty_plugins: Callable[[], PluginManager]) -> AppClient:
     return await _fealty_apps.client("postgres", postgres_url, fealty_plugins)
 
 

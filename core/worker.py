@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy import select
 
 from core.clock import utcnow
+from core.db.base import table_of
 from core.db.engine import tenant_session
 from core.idempotency.service import purge_expired
 from core.ledger import service as ledger
@@ -53,7 +54,7 @@ async def run_ledger_maintenance(runtime: Runtime, tenant_id: uuid.UUID, report:
             break
     while True:
         async with tenant_session(runtime.sessionmaker, tenant_id) as session:
-            programs = Program.__table__
+            programs = table_of(Program)
             row = (await session.execute(select(programs).where(programs.c.tenant_id == tenant_id))).one()
             program = ProgramSettings.from_mapping(row._mapping)
             if program.expiry.kind == "never":

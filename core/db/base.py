@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, MetaData, Numeric, Uuid
+from sqlalchemy import JSON, DateTime, MetaData, Numeric, Table, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
@@ -76,6 +76,11 @@ class TenantScoped:
 
 def id_column() -> Mapped[uuid.UUID]:
     return mapped_column(Uuid(), primary_key=True, default=new_id, sort_order=-99)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, typed as a Table, for the Core statements of the hot paths."""
+    return cast(Table, model.__table__)
 
 
 def tenant_tables() -> list[str]:

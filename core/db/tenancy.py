@@ -16,9 +16,9 @@ from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Column, Delete, Join, Select, Table, Update, event, text
-from sqlalchemy.sql import visitors
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_loader_criteria
+from sqlalchemy.sql import visitors
 
 from core.db.base import TenantScoped
 from core.errors import CrossTenantWrite, MissingTenantContext

@@ -15,6 +15,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.base import table_of
 from core.errors import AuthenticationRequired
 from core.program.models import Program
 from core.program.settings import ProgramSettings
@@ -23,9 +24,9 @@ from core.tenancy.models import ApiKey, Tenant
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
-api_keys = ApiKey.__table__
-tenants = Tenant.__table__
-programs = Program.__table__
+api_keys = table_of(ApiKey)
+tenants = table_of(Tenant)
+programs = table_of(Program)
 
 
 @dataclass(frozen=True)

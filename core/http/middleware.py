@@ -16,12 +16,12 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from core.clock import utcnow
 from core.db.engine import set_write_intent
@@ -49,6 +49,9 @@ STATE_AFTER_COMMIT = "fealty.after_commit"
 
 log = structlog.get_logger("fealty.http")
 
+#: ASGI messages as plain dicts: this middleware builds and buffers them itself.
+Message = dict[str, Any]
+
 
 class _Finish(Exception):
     """Leave the transaction (rolling it back) and send ``messages`` instead."""
@@ -58,7 +61,7 @@ class _Finish(Exception):
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
+    for key, value in cast(Any, scope).get("headers", ()):
         if key == name:
             return str(value.decode("latin-1"))
     return None
@@ -71,10 +74,10 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        message: Message = cast(Message, await receive())
         if message["type"] == "http.disconnect":
             break
-        chunk = message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
@@ -94,7 +97,7 @@ def _replaying(body: bytes) -> Receive:
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return receive
+    return cast(Receive, receive)
 
 
 def _stored_to_messages(stored: idempotency.StoredResponse) -> list[Message]:
@@ -122,6 +125,7 @@ class ApiMiddleware(ASGIMiddleware):
         self.should_bypass_for_scope = lambda scope: not scope["path"].startswith("/v1/")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        http_scope = cast(Any, scope)
         started = time.perf_counter()
         request_id = _header(scope, b"x-request-id") or new_id().hex
         structlog.contextvars.clear_contextvars()
@@ -131,17 +135,17 @@ class ApiMiddleware(ASGIMiddleware):
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
-            await send(_with_request_id(message, request_id))
+            await send(cast(Any, _with_request_id(message, request_id)))
 
         try:
-            await self._handle(scope, receive, send_with_id, next_app, request_id)
+            await self._handle(scope, receive, cast(Send, send_with_id), next_app, request_id)
         except FealtyError as error:
             for message in problem_messages(error, instance=scope["path"]):
                 await send_with_id(message)
         finally:
             log.info(
                 "request",
-                method=scope["method"],
+                method=http_scope["method"],
                 path=scope["path"],
                 status=status_holder["status"],
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
@@ -151,7 +155,7 @@ class ApiMiddleware(ASGIMiddleware):
         runtime = self.runtime
         settings = runtime.settings
         opt = scope["route_handler"].opt
-        method = scope["method"]
+        method: str = cast(Any, scope)["method"]
         writes = method not in SAFE_METHODS
         body = await _read_body(scope, receive, settings.max_body_bytes)
         principal, parsed_key = self._identify(scope, opt.get("auth", "tenant"))
@@ -195,7 +199,7 @@ class ApiMiddleware(ASGIMiddleware):
                     async def capture(message: Message) -> None:
                         messages.append(message)
 
-                    await next_app(scope, _replaying(body), capture)
+                    await next_app(scope, _replaying(body), cast(Send, capture))
                     status = messages[0]["status"] if messages else 500
                     if status >= 400:
                         raise _Finish(messages)
@@ -209,10 +213,10 @@ class ApiMiddleware(ASGIMiddleware):
                         )
         except _Finish as finish:
             for message in finish.messages:
-                await send(message)
+                await send(cast(Any, message))
             return
         for message in messages:
-            await send(message)
+            await send(cast(Any, message))
         if principal.touch_last_used:
             after_commit.append(lambda: self._touch_key(principal))
         for callback in after_commit:

@@ -19,6 +19,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.base import table_of
 from core.errors import IdempotencyKeyReused, ValidationFailed
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
 
@@ -58,7 +59,7 @@ def request_fingerprint(method: str, path: str, query: bytes, body: bytes) -> st
 
 
 def _table(tenant_id: uuid.UUID | None) -> Table:
-    return IdempotencyRecord.__table__ if tenant_id else PlatformIdempotencyRecord.__table__  # type: ignore[return-value]
+    return table_of(IdempotencyRecord) if tenant_id else table_of(PlatformIdempotencyRecord)
 
 
 def _where(table: Table, tenant_id: uuid.UUID | None, key: str) -> list[Any]:
@@ -163,4 +164,4 @@ async def purge_expired(session: AsyncSession, *, tenant_id: uuid.UUID | None, n
     if tenant_id:
         clauses.append(table.c.tenant_id == tenant_id)
     result = await session.execute(delete(table).where(*clauses))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -325,9 +325,9 @@ def apply(
     if change.new_lot is not None:
         if new_lot_id is None:
             raise ValueError("a change that creates a lot needs its id")
-        lot = change.new_lot
+        new = change.new_lot
         lots[new_lot_id] = LotState(
-            new_lot_id, lot.points, lot.remaining, lot.status, lot.kind, earned_at or datetime.now(UTC), expires_at
+            new_lot_id, new.points, new.remaining, new.status, new.kind, earned_at or datetime.now(UTC), expires_at
         )
     return balance.plus(change.balance)
 

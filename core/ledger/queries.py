@@ -10,13 +10,14 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.base import table_of
 from core.errors import NotFound
 from core.ledger.models import LedgerEntry, Lot, PointBalance
 from core.program.settings import ProgramSettings
 
-balances = PointBalance.__table__
-lots = Lot.__table__
-entries = LedgerEntry.__table__
+balances = table_of(PointBalance)
+lots = table_of(Lot)
+entries = table_of(LedgerEntry)
 
 
 async def balance_row(session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID) -> Row[Any]:

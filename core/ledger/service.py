@@ -19,15 +19,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Row, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.base import table_of
 from core.errors import Conflict, InsufficientPoints, NotFound, ValidationFailed
 from core.ids import new_id
 from core.ledger import maths
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
 
-balances = PointBalance.__table__
-entries = LedgerEntry.__table__
-lots = Lot.__table__
-consumptions = LotConsumption.__table__
+balances = table_of(PointBalance)
+entries = table_of(LedgerEntry)
+lots = table_of(Lot)
+consumptions = table_of(LotConsumption)
 
 BALANCE_FIELDS = {
     "available": "available",
@@ -687,4 +688,4 @@ async def expire_due(
         await session.execute(insert(entries), entry_rows)
         await _write_takes_many(session, tenant_id, takes)
         await _write_balance_deltas(session, tenant_id, deltas, now)
-    return -sum(row["points"] for row in entry_rows)
+    return -sum(int(row["points"]) for row in entry_rows)

@@ -81,8 +81,9 @@ async def test_orm_refuses_to_write_another_tenants_row(runtime, tenant: TenantH
     other = await make_tenant()
     with pytest.raises(CrossTenantWrite):
         async with tenant_session(runtime.sessionmaker, tenant.id) as session:
-            session.add(Member(tenant_id=other.id, id=uuid.uuid4(), external_id="sneaky", status="active",
-                               attributes={}))
+            session.add(
+                Member(tenant_id=other.id, id=uuid.uuid4(), external_id="sneaky", status="active", attributes={})
+            )
             await session.flush()
 
 
@@ -126,8 +127,10 @@ async def test_app_role_with_tenant_a_cannot_touch_b(app_role_engine, pg_client:
         async with tenant_session(sessionmaker, a.id) as session:
             conn = await session.connection()
             await conn.execute(
-                text("INSERT INTO members (tenant_id, id, external_id, status, attributes, created_at, updated_at) "
-                     "VALUES (:b, :id, 'planted', 'active', '{}', now(), now())"),
+                text(
+                    "INSERT INTO members (tenant_id, id, external_id, status, attributes, created_at, updated_at) "
+                    "VALUES (:b, :id, 'planted', 'active', '{}', now(), now())"
+                ),
                 {"b": b.id, "id": uuid.uuid4()},
             )
     assert (await b.balance(b_member["id"]))["available"] == 50
@@ -138,8 +141,12 @@ async def test_app_role_cannot_rewrite_history(app_role_engine, pg_tenant: Tenan
     member = await pg_tenant.enrol()
     await pg_tenant.credit(member["id"], 10)
     sessionmaker = create_sessionmaker(app_role_engine)
-    for statement in ("UPDATE ledger_entries SET points = 1000", "DELETE FROM ledger_entries",
-                      "DELETE FROM lot_consumptions", "UPDATE consent_changes SET granted = true"):
+    for statement in (
+        "UPDATE ledger_entries SET points = 1000",
+        "DELETE FROM ledger_entries",
+        "DELETE FROM lot_consumptions",
+        "UPDATE consent_changes SET granted = true",
+    ):
         with pytest.raises(ProgrammingError, match="permission denied"):
             async with tenant_session(sessionmaker, pg_tenant.id) as session:
                 await (await session.connection()).execute(text(statement))
@@ -147,11 +154,15 @@ async def test_app_role_cannot_rewrite_history(app_role_engine, pg_tenant: Tenan
 
 async def test_app_role_has_no_way_around_the_policies(app_role_engine) -> None:
     async with app_role_engine.connect() as conn:
-        role = (await conn.execute(text(
-            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"))).one()
+        role = (
+            await conn.execute(text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"))
+        ).one()
         assert role == (False, False)
-        owned = (await conn.execute(text(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user"))).scalar()
+        owned = (
+            await conn.execute(
+                text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user")
+            )
+        ).scalar()
         assert owned == 0
         # A session-level SET is possible for a determined attacker with SQL access, which the app never gives:
         # the app only ever uses set_config(..., true), which ends with the transaction.

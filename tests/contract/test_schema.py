@@ -7,11 +7,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+import core.db.models  # noqa: F401  (registers every model)
 from core.db.base import Base, tenant_tables
 from core.db.engine import create_engine
 from core.testing import settings_for_tests
-
-import core.db.models  # noqa: F401  (registers every model)
 
 
 def test_there_are_tenant_tables() -> None:
@@ -56,14 +55,22 @@ async def test_every_tenant_table_has_forced_rls_and_a_policy(postgres_url: str)
     engine = create_engine(settings_for_tests(postgres_url), app_role="")
     try:
         async with engine.connect() as conn:
-            rows = (await conn.execute(text(
-                "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, "
-                "  (SELECT count(*) FROM pg_policies p WHERE p.tablename = c.relname) "
-                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = 'public' AND c.relkind = 'r'"))).all()
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, "
+                        "  (SELECT count(*) FROM pg_policies p WHERE p.tablename = c.relname) "
+                        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = 'public' AND c.relkind = 'r'"
+                    )
+                )
+            ).all()
             live_tenant_tables = await conn.run_sync(
-                lambda sync: [t for t in inspect(sync).get_table_names()
-                              if any(col["name"] == "tenant_id" for col in inspect(sync).get_columns(t))]
+                lambda sync: [
+                    t
+                    for t in inspect(sync).get_table_names()
+                    if any(col["name"] == "tenant_id" for col in inspect(sync).get_columns(t))
+                ]
             )
     finally:
         await engine.dispose()

@@ -44,16 +44,19 @@ async def test_body_over_one_mebibyte_is_413(tenant: TenantHandle) -> None:
 
 async def test_unknown_route_and_method(client: AppClient, tenant: TenantHandle) -> None:
     assert_problem(await tenant.get("/v1/nothing-here"), 404, "not-found")
-    assert_problem(await tenant.client.put("/v1/members", headers=tenant.headers, json={}), 405,
-                   "method-not-allowed")
+    assert_problem(await tenant.client.put("/v1/members", headers=tenant.headers, json={}), 405, "method-not-allowed")
 
 
 async def test_wrong_types_name_the_field(tenant: TenantHandle) -> None:
-    body = assert_problem(await tenant.post("/v1/members", json={"external_id": "a", "birthday": 5}), 422,
-                          "validation-error")
+    body = assert_problem(
+        await tenant.post("/v1/members", json={"external_id": "a", "birthday": 5}), 422, "validation-error"
+    )
     assert body["field"] == "birthday"
-    body = assert_problem(await tenant.post("/v1/members", json={"external_id": "a", "consents": [{"channel": "sms"}]}),
-                          422, "validation-error")
+    body = assert_problem(
+        await tenant.post("/v1/members", json={"external_id": "a", "consents": [{"channel": "sms"}]}),
+        422,
+        "validation-error",
+    )
     assert body["field"].startswith("consents[0]")
 
 

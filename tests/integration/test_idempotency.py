@@ -20,7 +20,8 @@ async def test_a_replay_returns_the_first_result_and_applies_once(tenant: Tenant
     first = await tenant.post(url, json={"points": 40, "reason": "once"}, headers=headers)
     # Same request, keys in another order and other spacing: still the same request.
     second = await tenant.client.post(
-        url, content=b'{ "reason" : "once", "points": 40 }',
+        url,
+        content=b'{ "reason" : "once", "points": 40 }',
         headers=tenant.headers | headers | {"content-type": "application/json"},
     )
     assert first.status_code == second.status_code == 201
@@ -68,8 +69,7 @@ async def test_keys_are_per_tenant(tenant: TenantHandle, make_tenant: MakeTenant
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "naïve-ключ"])
 async def test_bad_keys_are_refused(tenant: TenantHandle, key: str) -> None:
-    response = await tenant.post("/v1/members", json={"external_id": "k"},
-                                 headers={"Idempotency-Key": key.encode()})
+    response = await tenant.post("/v1/members", json={"external_id": "k"}, headers={"Idempotency-Key": key.encode()})
     assert response.status_code == 422
     assert response.json()["field"] == "Idempotency-Key"
     assert (await tenant.get("/v1/members", params={"external_id": "k"})).json()["items"] == []

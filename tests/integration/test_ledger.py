@@ -106,8 +106,9 @@ async def test_points_expire_days_after_earning(tenant: TenantHandle, runtime: R
 
 
 async def test_points_expire_at_month_end_in_program_time_zone(tenant: TenantHandle, runtime: Runtime) -> None:
-    await tenant.patch("/v1/program", json={"timezone": "Asia/Shanghai",
-                                           "expiry_policy": {"kind": "end_of_month_after", "value": 1}})
+    await tenant.patch(
+        "/v1/program", json={"timezone": "Asia/Shanghai", "expiry_policy": {"kind": "end_of_month_after", "value": 1}}
+    )
     member = await tenant.enrol()
     # Earned at 20:00 UTC on 31 Jan = 04:00 on 1 Feb in Shanghai: expires when March ends there.
     with time_machine.travel(datetime(2031, 1, 31, 20, tzinfo=UTC), tick=True):
@@ -120,8 +121,9 @@ async def test_points_expire_at_month_end_in_program_time_zone(tenant: TenantHan
         assert (await tenant.balance(member["id"]))["available"] == 0
 
 
-async def test_inactivity_expires_everything_and_activity_is_not_admin_credit(tenant: TenantHandle,
-                                                                              runtime: Runtime) -> None:
+async def test_inactivity_expires_everything_and_activity_is_not_admin_credit(
+    tenant: TenantHandle, runtime: Runtime
+) -> None:
     await tenant.patch("/v1/program", json={"expiry_policy": {"kind": "inactivity", "value": 24}})
     member = await tenant.enrol()
     start = datetime.now(UTC)

@@ -13,8 +13,14 @@ from core.testing import TenantHandle
 async def test_enrol_normalises_contact_details(tenant: TenantHandle) -> None:
     await tenant.patch("/v1/program", json={"country": "GB"})
     member = await tenant.enrol(
-        "G-1", name="Ada Lovelace", email="Ada.Lovelace@Example.COM", phone="07911 123456", birthday="1990-12-10",
-        timezone="Europe/London", locale="en_gb", attributes={"room_pref": "high floor"},
+        "G-1",
+        name="Ada Lovelace",
+        email="Ada.Lovelace@Example.COM",
+        phone="07911 123456",
+        birthday="1990-12-10",
+        timezone="Europe/London",
+        locale="en_gb",
+        attributes={"room_pref": "high floor"},
     )
     assert member["email"] == "ada.lovelace@example.com"
     assert member["phone"] == "+447911123456"
@@ -50,7 +56,7 @@ async def test_bad_enrolment_is_refused_and_writes_nothing(tenant: TenantHandle,
     problem = response.json()
     assert problem["field"] == field
     assert problem["type"] == "https://fealty.dev/problems/validation-error"
-    if "external_id" in body and body["external_id"]:
+    if body.get("external_id"):
         found = await tenant.get("/v1/members", params={"external_id": body["external_id"]})
         assert found.json()["items"] == []
 
@@ -104,31 +110,49 @@ async def test_update_changes_only_what_is_given(tenant: TenantHandle) -> None:
 
 
 async def test_consents_keep_their_history(tenant: TenantHandle) -> None:
-    member = await tenant.enrol(consents=[{"channel": "sms", "purpose": "marketing", "granted": True,
-                                           "source": "store"}])
-    await tenant.patch(f"/v1/members/{member['id']}",
-                       json={"consents": [{"channel": "sms", "purpose": "marketing", "granted": False,
-                                           "source": "STOP reply"}]})
+    member = await tenant.enrol(
+        consents=[{"channel": "sms", "purpose": "marketing", "granted": True, "source": "store"}]
+    )
+    await tenant.patch(
+        f"/v1/members/{member['id']}",
+        json={"consents": [{"channel": "sms", "purpose": "marketing", "granted": False, "source": "STOP reply"}]},
+    )
     # Repeating the same state records nothing new.
-    await tenant.patch(f"/v1/members/{member['id']}",
-                       json={"consents": [{"channel": "sms", "purpose": "marketing", "granted": False}]})
+    await tenant.patch(
+        f"/v1/members/{member['id']}", json={"consents": [{"channel": "sms", "purpose": "marketing", "granted": False}]}
+    )
     consents = (await tenant.get(f"/v1/members/{member['id']}/consents")).json()
     assert consents["current"] == [
-        {"channel": "sms", "purpose": "marketing", "granted": False, "source": "STOP reply",
-         "updated_at": consents["current"][0]["updated_at"]}
+        {
+            "channel": "sms",
+            "purpose": "marketing",
+            "granted": False,
+            "source": "STOP reply",
+            "updated_at": consents["current"][0]["updated_at"],
+        }
     ]
     assert [(h["granted"], h["source"]) for h in consents["history"]] == [(False, "STOP reply"), (True, "store")]
     twice = await tenant.patch(
         f"/v1/members/{member['id']}",
-        json={"consents": [{"channel": "email", "purpose": "service", "granted": True},
-                           {"channel": "email", "purpose": "service", "granted": False}]},
+        json={
+            "consents": [
+                {"channel": "email", "purpose": "service", "granted": True},
+                {"channel": "email", "purpose": "service", "granted": False},
+            ]
+        },
     )
     assert twice.status_code == 422 and twice.json()["field"] == "consents"
 
 
 async def test_anonymize_erases_personal_data_and_keeps_points(tenant: TenantHandle) -> None:
-    member = await tenant.enrol("A-1", name="Grace", email="grace@example.com", card="C-9", birthday="1980-01-01",
-                                consents=[{"channel": "email", "purpose": "marketing", "granted": True}])
+    member = await tenant.enrol(
+        "A-1",
+        name="Grace",
+        email="grace@example.com",
+        card="C-9",
+        birthday="1980-01-01",
+        consents=[{"channel": "email", "purpose": "marketing", "granted": True}],
+    )
     await tenant.credit(member["id"], 250)
     response = await tenant.post(f"/v1/members/{member['id']}/anonymize")
     assert response.status_code == 200, response.text
@@ -148,8 +172,12 @@ async def test_anonymize_erases_personal_data_and_keeps_points(tenant: TenantHan
 
 async def test_unknown_member_is_404(tenant: TenantHandle) -> None:
     missing = uuid.uuid4()
-    for path in (f"/v1/members/{missing}", f"/v1/members/{missing}/balance", f"/v1/members/{missing}/ledger",
-                 f"/v1/members/{missing}/consents"):
+    for path in (
+        f"/v1/members/{missing}",
+        f"/v1/members/{missing}/balance",
+        f"/v1/members/{missing}/ledger",
+        f"/v1/members/{missing}/consents",
+    ):
         response = await tenant.get(path)
         assert response.status_code == 404, path
         assert response.json()["type"].endswith("/not-found")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from core.testing import AppClient as AsyncTestClient
 
 from core.idempotency.service import REDACTED
+from core.testing import AppClient as AsyncTestClient
 from core.testing import MakeTenant, TenantHandle, create_tenant
 
 
@@ -68,8 +68,9 @@ async def test_platform_endpoints_need_the_platform_key(client: AsyncTestClient,
     assert (await client.get("/v1/platform/tenants", headers=tenant.headers)).status_code == 401
 
 
-async def test_list_get_and_paginate_tenants(client: AsyncTestClient, platform_headers: dict,
-                                             make_tenant: MakeTenant) -> None:
+async def test_list_get_and_paginate_tenants(
+    client: AsyncTestClient, platform_headers: dict, make_tenant: MakeTenant
+) -> None:
     made = [await make_tenant() for _ in range(3)]
     seen: list[str] = []
     cursor = None
@@ -88,11 +89,13 @@ async def test_list_get_and_paginate_tenants(client: AsyncTestClient, platform_h
     assert missing.status_code == 404
 
 
-async def test_suspended_tenant_is_refused_and_resumes(client: AsyncTestClient, platform_headers: dict,
-                                                       tenant: TenantHandle) -> None:
+async def test_suspended_tenant_is_refused_and_resumes(
+    client: AsyncTestClient, platform_headers: dict, tenant: TenantHandle
+) -> None:
     member = await tenant.enrol()
-    patched = await client.patch(f"/v1/platform/tenants/{tenant.id}", json={"status": "suspended"},
-                                 headers=platform_headers)
+    patched = await client.patch(
+        f"/v1/platform/tenants/{tenant.id}", json={"status": "suspended"}, headers=platform_headers
+    )
     assert patched.status_code == 200 and patched.json()["status"] == "suspended"
     refused = await tenant.get(f"/v1/members/{member['id']}")
     assert refused.status_code == 403 and refused.json()["type"].endswith("/tenant-disabled")
@@ -118,10 +121,14 @@ async def test_tenant_creation_is_idempotent_and_never_stores_the_secret(
     assert [t["slug"] for t in listing.json()["items"]].count(slug) == 1
 
 
-async def test_platform_can_issue_a_recovery_key(client: AsyncTestClient, platform_headers: dict,
-                                                 tenant: TenantHandle) -> None:
-    response = await client.post(f"/v1/platform/tenants/{tenant.id}/api-keys",
-                                 json={"name": "recovery", "scopes": ["admin"]}, headers=platform_headers)
+async def test_platform_can_issue_a_recovery_key(
+    client: AsyncTestClient, platform_headers: dict, tenant: TenantHandle
+) -> None:
+    response = await client.post(
+        f"/v1/platform/tenants/{tenant.id}/api-keys",
+        json={"name": "recovery", "scopes": ["admin"]},
+        headers=platform_headers,
+    )
     assert response.status_code == 201
     new_key = response.json()["secret"]
     assert (await client.get("/v1/program", headers={"Authorization": f"Bearer {new_key}"})).status_code == 200

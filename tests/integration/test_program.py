@@ -13,8 +13,12 @@ async def test_read_and_change_program(tenant: TenantHandle) -> None:
     assert program["reversal_policy"] == "claw_back"
     changed = await tenant.patch(
         "/v1/program",
-        json={"points_name": "stars", "expiry_policy": {"kind": "end_of_month_after", "value": 12},
-              "reversal_policy": "allow_negative", "timezone": "America/New_York"},
+        json={
+            "points_name": "stars",
+            "expiry_policy": {"kind": "end_of_month_after", "value": 12},
+            "reversal_policy": "allow_negative",
+            "timezone": "America/New_York",
+        },
     )
     assert changed.status_code == 200, changed.text
     again = (await tenant.get("/v1/program")).json()
@@ -38,8 +42,9 @@ async def test_read_and_change_program(tenant: TenantHandle) -> None:
 )
 async def test_bad_program_changes_are_refused_whole(tenant: TenantHandle, body: dict, field: str) -> None:
     before = (await tenant.get("/v1/program")).json()
-    response = await tenant.patch("/v1/program", json=body | {"points_name": "miles"} if "points_name" not in body
-                                  else body)
+    response = await tenant.patch(
+        "/v1/program", json=body | {"points_name": "miles"} if "points_name" not in body else body
+    )
     assert response.status_code == 422, response.text
     assert response.json()["field"] == field
     assert (await tenant.get("/v1/program")).json() == before  # nothing half-applied

@@ -45,8 +45,12 @@ class LedgerModel(RuleBasedStateMachine):
         self.clock += timedelta(minutes=1)
         return self.clock
 
-    @rule(points=st.integers(1, 500), kind=st.sampled_from(["earn", "adjust"]), pending=st.booleans(),
-          expires_in=st.one_of(st.none(), st.integers(1, 100)))
+    @rule(
+        points=st.integers(1, 500),
+        kind=st.sampled_from(["earn", "adjust"]),
+        pending=st.booleans(),
+        expires_in=st.one_of(st.none(), st.integers(1, 100)),
+    )
     def credit(self, points: int, kind: maths.CreditKind, pending: bool, expires_in: int | None) -> None:
         now = self._tick()
         change = maths.credit(self.balance, points, kind=kind, pending=pending)
@@ -145,10 +149,24 @@ TestLedgerModel = LedgerModel.TestCase
 
 # --- table-driven rules ---------------------------------------------------------------------------------------------
 
-def lot(points: int, remaining: int | None = None, *, expires: datetime | None = None, earned: int = 0,
-        status: str = "posted") -> maths.LotState:
-    return maths.LotState(uuid.uuid4(), points, points if remaining is None else remaining, status,  # type: ignore[arg-type]
-                          "earn", T0 + timedelta(days=earned), expires)
+
+def lot(
+    points: int,
+    remaining: int | None = None,
+    *,
+    expires: datetime | None = None,
+    earned: int = 0,
+    status: str = "posted",
+) -> maths.LotState:
+    return maths.LotState(
+        uuid.uuid4(),
+        points,
+        points if remaining is None else remaining,
+        status,  # type: ignore[arg-type]
+        "earn",
+        T0 + timedelta(days=earned),
+        expires,
+    )
 
 
 def test_debit_consumes_oldest_expiring_first_and_never_expiring_last() -> None:
@@ -186,8 +204,9 @@ def test_credit_settles_a_negative_balance_first(available_before: int, points: 
     ("policy", "entry_points", "written_off", "available_after"),
     [("claw_back", -130, 70, 0), ("allow_negative", -200, 0, -70)],
 )
-def test_reversal_of_spent_points_follows_policy(policy: str, entry_points: int, written_off: int,
-                                                 available_after: int) -> None:
+def test_reversal_of_spent_points_follows_policy(
+    policy: str, entry_points: int, written_off: int, available_after: int
+) -> None:
     own = lot(200, remaining=30)
     other = lot(100)
     balance = maths.Balance(available=130, earned=300, redeemed=170)
@@ -215,14 +234,23 @@ TZ = ZoneInfo("Asia/Shanghai")
     [
         (maths.ExpiryPolicy("never"), T0, None),
         (maths.ExpiryPolicy("inactivity", 24), T0, None),
-        (maths.ExpiryPolicy("days_after_earn", 90), datetime(2026, 3, 1, 12, tzinfo=UTC),
-         datetime(2026, 5, 30, 12, tzinfo=UTC)),
+        (
+            maths.ExpiryPolicy("days_after_earn", 90),
+            datetime(2026, 3, 1, 12, tzinfo=UTC),
+            datetime(2026, 5, 30, 12, tzinfo=UTC),
+        ),
         # Earned 15 Jan (Shanghai) -> expires when February ends, local midnight = 16:00 UTC on 28 Feb.
-        (maths.ExpiryPolicy("end_of_month_after", 1), datetime(2026, 1, 15, 3, tzinfo=UTC),
-         datetime(2026, 2, 28, 16, tzinfo=UTC)),
+        (
+            maths.ExpiryPolicy("end_of_month_after", 1),
+            datetime(2026, 1, 15, 3, tzinfo=UTC),
+            datetime(2026, 2, 28, 16, tzinfo=UTC),
+        ),
         # 31 Dec 20:00 UTC is already 1 Jan in Shanghai: the local month decides.
-        (maths.ExpiryPolicy("end_of_month_after", 12), datetime(2026, 12, 31, 20, tzinfo=UTC),
-         datetime(2028, 1, 31, 16, tzinfo=UTC)),
+        (
+            maths.ExpiryPolicy("end_of_month_after", 12),
+            datetime(2026, 12, 31, 20, tzinfo=UTC),
+            datetime(2028, 1, 31, 16, tzinfo=UTC),
+        ),
     ],
 )
 def test_lot_expiry(policy: maths.ExpiryPolicy, earned_at: datetime, expected: datetime | None) -> None:
@@ -231,11 +259,16 @@ def test_lot_expiry(policy: maths.ExpiryPolicy, earned_at: datetime, expected: d
 
 @pytest.mark.parametrize(
     ("start", "months", "expected"),
-    [((2026, 1, 31), 1, (2026, 2, 28)), ((2024, 1, 31), 1, (2024, 2, 29)), ((2026, 3, 15), -3, (2025, 12, 15)),
-     ((2026, 11, 30), 14, (2028, 1, 30))],
+    [
+        ((2026, 1, 31), 1, (2026, 2, 28)),
+        ((2024, 1, 31), 1, (2024, 2, 29)),
+        ((2026, 3, 15), -3, (2025, 12, 15)),
+        ((2026, 11, 30), 14, (2028, 1, 30)),
+    ],
 )
-def test_add_months_clamps_to_month_end(start: tuple[int, int, int], months: int,
-                                        expected: tuple[int, int, int]) -> None:
+def test_add_months_clamps_to_month_end(
+    start: tuple[int, int, int], months: int, expected: tuple[int, int, int]
+) -> None:
     assert maths.add_months(datetime(*start, tzinfo=UTC), months) == datetime(*expected, tzinfo=UTC)
 
 

@@ -1,0 +1,56 @@
+# Fealty — every target creates .venv and installs the project on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.DEFAULT_GOAL := help
+.PHONY: help install serve worker migrate demo test test-fast lint format bench postgres clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Fealty with its development tools
+
+serve: $(STAMP) ## Serve the API on SQLite (fealty.db), migrations applied, worker in-process
+	$(BIN)/fealty serve
+
+worker: $(STAMP) ## Run the background worker (release, expiry, deliveries)
+	$(BIN)/fealty worker
+
+migrate: $(STAMP) ## Apply migrations to FEALTY_DATABASE_URL
+	$(BIN)/fealty migrate
+
+demo: $(STAMP) ## Seed demo tenants and print what to try
+	$(BIN)/fealty demo
+
+postgres: ## Start the local PostgreSQL cluster if it is installed and stopped
+	@infra/ensure-postgres
+
+test: $(STAMP) postgres ## Run the whole test suite (SQLite and PostgreSQL, localstripe, moto)
+	$(BIN)/pytest -n 2 --dist loadfile
+
+test-fast: $(STAMP) ## The suite on SQLite only, no PostgreSQL needed
+	FEALTY_TEST_BACKENDS=sqlite $(BIN)/pytest -n 2 --dist loadfile -m "not postgres_only"
+
+lint: $(STAMP) ## ruff (format and check), mypy, import-linter
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: $(STAMP) ## Apply ruff formatting and fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP) postgres ## Run the benchmarks (writes bench/README.md figures)
+	$(BIN)/python -m bench.run
+
+clean: ## Remove the virtualenv, caches and the local SQLite database
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache fealty.db fealty.db-wal fealty.db-shm
