@@ -101,7 +101,8 @@ def worker(once: bool) -> None:
         try:
             if once:
                 report = await tick(runtime)
-                click.echo(f"released={report.released} expired_points={report.expired_points}")
+                click.echo(f"ran={report.ran} failed={report.failed} " + " ".join(
+                    f"{kind}={count}" for kind, count in sorted(report.kinds.items())))
                 return
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()

@@ -22,6 +22,8 @@ class Runtime:
     plugins: PluginManager
     platform_key_hash: str | None = None
     rate_limits: TokenBuckets = field(default_factory=TokenBuckets)
+    #: Feature modules with a ``register(registry, runtime)`` function adding their job kinds.
+    job_modules: list[Any] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -45,6 +45,11 @@ class Settings:
     #: Run the worker inside ``fealty serve`` (the default on SQLite).
     embedded_worker: bool | None = None
     worker_poll_seconds: float = 1.0
+    #: How often each tenant's recurring jobs run, in seconds.
+    release_every_seconds: int = 60
+    expire_every_seconds: int = 3600
+    housekeeping_every_seconds: int = 3600
+    dispatch_every_seconds: int = 60
     #: Apply migrations when ``fealty serve`` starts (the default on SQLite).
     migrate_on_start: bool | None = None
 

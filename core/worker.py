@@ -1,98 +1,222 @@
-"""The background worker: runs the ledger's due work for every tenant (release pending points, expire lots,
-forget old idempotency keys). ``fealty worker`` runs it as a process; ``fealty serve`` on SQLite runs it in-process.
+"""The background worker: schedules recurring jobs and runs due ones from the queue.
 
-Every unit of work is one short transaction per tenant and batch, and every unit is idempotent (a lot released or
-expired is not due any more), so a worker killed mid-batch loses nothing and a restarted or second worker repeats
-nothing.
+``fealty worker`` runs it as a process (any number of them); ``fealty serve`` on SQLite runs one in-process. Jobs
+are claimed with ``FOR UPDATE SKIP LOCKED`` (see :mod:`core.jobs.queue`), so several workers never run one job at
+once, and a job whose worker died is taken over when its lease ends. Every handler is idempotent and commits its
+work batch by batch, so a worker killed in the middle of a batch loses nothing and repeats nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
+import traceback
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from core.clock import utcnow
 from core.db.base import table_of
 from core.db.engine import tenant_session
 from core.idempotency.service import purge_expired
-from core.ledger import service as ledger
-from core.program.models import Program
-from core.program.settings import ProgramSettings
+from core.ids import new_id
+from core.jobs import queue
+from core.jobs.models import Job
+from core.jobs.queue import ClaimedJob
+from core.jobs.registry import JobRegistry
+from core.plugin_types import JobContext, TenantView
 from core.runtime import Runtime
 from core.tenancy.models import Tenant
 
 log = structlog.get_logger("fealty.worker")
-
-BATCH = 1000
+jobs_table = table_of(Job)
+tenants = table_of(Tenant)
+DONE_JOBS_KEPT = timedelta(days=1)
 
 
 @dataclass
-class TickReport:
-    released: int = 0
-    expired_points: int = 0
-    purged_keys: int = 0
-    errors: list[str] = field(default_factory=list)
+class WorkReport:
+    ran: int = 0
+    failed: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
 
 
-async def _tenant_ids(runtime: Runtime) -> list[uuid.UUID]:
-    async with tenant_session(runtime.sessionmaker, None, writes=False) as session:
-        return list((await session.execute(select(Tenant.id).where(Tenant.status == "active"))).scalars())
+# --- core housekeeping handlers -------------------------------------------------------------------------------------
 
 
-async def run_ledger_maintenance(runtime: Runtime, tenant_id: uuid.UUID, report: TickReport) -> None:
-    """Release and expire for one tenant, batch after batch until nothing is due."""
-    while True:
-        async with tenant_session(runtime.sessionmaker, tenant_id) as session:
-            released = await ledger.release_due(session, tenant_id=tenant_id, now=utcnow(), limit=BATCH)
-        report.released += released
-        if released < BATCH:
-            break
-    while True:
-        async with tenant_session(runtime.sessionmaker, tenant_id) as session:
-            programs = table_of(Program)
-            row = (await session.execute(select(programs).where(programs.c.tenant_id == tenant_id))).one()
-            program = ProgramSettings.from_mapping(row._mapping)
-            if program.expiry.kind == "never":
-                break
-            expired = await ledger.expire_due(
-                session, tenant_id=tenant_id, policy=program.ledger_policy, now=utcnow(), limit=BATCH
-            )
-        report.expired_points += expired
-        if not expired:
-            break
-    async with tenant_session(runtime.sessionmaker, tenant_id) as session:
-        report.purged_keys += await purge_expired(session, tenant_id=tenant_id, now=utcnow())
+async def purge_idempotency_keys(runtime: Runtime, job: ClaimedJob) -> bool:
+    async with tenant_session(runtime.sessionmaker, job.tenant_id) as session:
+        await purge_expired(session, tenant_id=job.tenant_id, now=utcnow())
+        await queue.complete(session, job)
+    return True
 
 
-async def tick(runtime: Runtime) -> TickReport:
-    """One pass over every active tenant."""
-    report = TickReport()
-    for tenant_id in await _tenant_ids(runtime):
-        try:
-            await run_ledger_maintenance(runtime, tenant_id, report)
-        except Exception as exc:  # one tenant's failure must not stop the others
-            log.exception("tenant_maintenance_failed", tenant_id=str(tenant_id))
-            report.errors.append(f"{tenant_id}: {type(exc).__name__}")
+async def purge_finished_jobs(runtime: Runtime, job: ClaimedJob) -> bool:
     async with tenant_session(runtime.sessionmaker, None) as session:
-        report.purged_keys += await purge_expired(session, tenant_id=None, now=utcnow())
-    return report
+        await session.execute(
+            delete(jobs_table).where(jobs_table.c.status == "done", jobs_table.c.finished_at < utcnow() - DONE_JOBS_KEPT)
+        )
+        await queue.complete(session, job)
+    return True
+
+
+def build_registry(runtime: Runtime) -> JobRegistry:
+    """Every job kind: core's, each feature's, and the plugins' scheduled jobs."""
+    from core.ledger import jobs as ledger_jobs
+
+    registry = JobRegistry()
+    every = runtime.settings.housekeeping_every_seconds
+    registry.register("idempotency.purge", purge_idempotency_keys, every_seconds=every)
+    registry.register("platform.idempotency.purge", purge_idempotency_keys, every_seconds=every, per_tenant=False)
+    registry.register("jobs.purge", purge_finished_jobs, every_seconds=every, per_tenant=False)
+    ledger_jobs.register(registry, runtime)
+    for module in runtime.job_modules:
+        module.register(registry, runtime)
+    for plugin, scheduled in runtime.plugins.scheduled_jobs():
+        registry.register(
+            f"plugin.{plugin}.{scheduled.name}",
+            _plugin_runner(scheduled.run),
+            every_seconds=scheduled.every_seconds,
+            plugin=plugin,
+        )
+    return registry
+
+
+def _plugin_runner(run):  # type: ignore[no-untyped-def]
+    async def handler(runtime: Runtime, job: ClaimedJob) -> bool:
+        from core.ledger.jobs import load_program_settings
+        from core.outbox.service import emit
+
+        assert job.tenant_id is not None
+        tenant_id = job.tenant_id
+        async with tenant_session(runtime.sessionmaker, tenant_id) as session:
+            program = await load_program_settings(session, tenant_id)
+            enabled = program.options.get("plugins", [])
+            stored = program.options.get("plugin_settings", {})
+            tenant = TenantView(
+                tenant_id, program.timezone, program.currency, program.country,
+                runtime.plugins.tenant_view_settings(enabled, stored),
+            )
+
+            async def emit_event(kind: str, data: dict[str, object]) -> None:
+                await emit(session, tenant_id, kind, dict(data))
+
+            await run(JobContext(tenant=tenant, session=session, now=utcnow(), emit=emit_event))
+            await queue.complete(session, job)
+        return True
+
+    return handler
+
+
+# --- scheduling -----------------------------------------------------------------------------------------------------
+
+
+async def schedule_recurring(runtime: Runtime, registry: JobRegistry, now: datetime, *, force: bool = False) -> int:
+    """Queue each recurring job once per interval (per tenant), however many workers call this at once.
+
+    The dedupe key names the interval, so a second worker's insert for the same interval is ignored. ``force``
+    (tests, ``fealty worker --once``) uses a key of its own so that everything runs now.
+    """
+    async with tenant_session(runtime.sessionmaker, None, writes=False) as session:
+        active = (
+            await session.execute(select(tenants.c.id, tenants.c.enabled_plugins).where(tenants.c.status == "active"))
+        ).all()
+    stamp = now.timestamp()
+    nonce = new_id().hex if force else None
+    rows = []
+    for recurring in registry.recurring:
+        bucket = nonce or str(int(stamp // recurring.every_seconds))
+        owners: list[uuid.UUID | None]
+        if not recurring.per_tenant:
+            owners = [None]
+        else:
+            owners = [
+                t.id for t in active if recurring.plugin is None or recurring.plugin in (t.enabled_plugins or [])
+            ]
+        for owner in owners:
+            rows.append({
+                "id": new_id(), "tenant_id": owner, "kind": recurring.kind,
+                "dedupe_key": f"{recurring.kind}:{owner or 'platform'}:{bucket}", "payload": {}, "status": "queued",
+                "run_at": now, "attempts": 0, "max_attempts": 10, "created_at": now,
+            })
+    if not rows:
+        return 0
+    async with tenant_session(runtime.sessionmaker, None) as session:
+        dialect = session.get_bind().dialect.name
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        statement = (postgresql if dialect == "postgresql" else sqlite).insert(jobs_table).on_conflict_do_nothing(
+            index_elements=["dedupe_key"]
+        )
+        await session.execute(statement, rows)
+    return len(rows)
+
+
+# --- running --------------------------------------------------------------------------------------------------------
+
+
+async def run_job(runtime: Runtime, registry: JobRegistry, job: ClaimedJob, report: WorkReport) -> None:
+    handler = registry.handlers.get(job.kind)
+    structlog.contextvars.bind_contextvars(job=job.kind, tenant_id=str(job.tenant_id) if job.tenant_id else None)
+    try:
+        if handler is None:
+            raise LookupError(f"no handler for job kind {job.kind!r}")
+        finished = await handler(runtime, job)
+        if finished:
+            async with tenant_session(runtime.sessionmaker, None) as session:
+                await queue.complete(session, job)  # a no-op when the handler already completed it
+        else:
+            await queue.requeue_now(runtime.sessionmaker, job)
+        report.ran += 1
+        report.kinds[job.kind] = report.kinds.get(job.kind, 0) + 1
+    except Exception as exc:  # a failing job is retried with backoff, then buried; the worker goes on
+        status = await queue.fail(runtime.sessionmaker, job, "".join(traceback.format_exception(exc))[-4000:])
+        report.failed += 1
+        log.warning("job_failed", kind=job.kind, attempts=job.attempts, status=status, error=str(exc))
+    finally:
+        structlog.contextvars.unbind_contextvars("job", "tenant_id")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{new_id().hex[:6]}"
+
+
+async def run_due(runtime: Runtime, registry: JobRegistry, worker: str, *, limit: int = 20) -> WorkReport:
+    """Claim and run what is due now, until nothing is."""
+    report = WorkReport()
+    while True:
+        claimed = await queue.claim(runtime.sessionmaker, worker, limit=limit)
+        if not claimed:
+            return report
+        for job in claimed:
+            await run_job(runtime, registry, job, report)
+
+
+async def tick(runtime: Runtime, *, registry: JobRegistry | None = None) -> WorkReport:
+    """Run every recurring job for every tenant now, and everything else that is due (tests, ``--once``)."""
+    registry = registry or build_registry(runtime)
+    await schedule_recurring(runtime, registry, utcnow(), force=True)
+    return await run_due(runtime, registry, worker_name())
 
 
 async def run_forever(runtime: Runtime, stop: asyncio.Event) -> None:
+    registry = build_registry(runtime)
+    worker = worker_name()
     interval = runtime.settings.worker_poll_seconds
-    log.info("worker_started", interval_s=interval)
+    log.info("worker_started", worker=worker, interval_s=interval)
     while not stop.is_set():
         try:
-            report = await tick(runtime)
-            if report.released or report.expired_points:
-                log.info("worker_tick", released=report.released, expired_points=report.expired_points)
+            await schedule_recurring(runtime, registry, utcnow())
+            report = await run_due(runtime, registry, worker)
+            if report.ran or report.failed:
+                log.info("worker_ran", ran=report.ran, failed=report.failed, kinds=report.kinds)
         except Exception:
-            log.exception("worker_tick_failed")
+            log.exception("worker_loop_failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
-    log.info("worker_stopped")
+    log.info("worker_stopped", worker=worker)

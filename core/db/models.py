@@ -4,24 +4,33 @@ from __future__ import annotations
 
 from core.db.base import Base
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
+from core.jobs.models import Job
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
 from core.members.models import ConsentChange, Member, MemberConsent
+from core.metrics.models import MemberMetric
+from core.outbox.models import OutboxEvent
 from core.program.models import Program
 from core.tenancy.models import ApiKey, PlatformCredential, Tenant
+from core.tiers.models import Tier, TierChange
 
 __all__ = [
     "ApiKey",
     "Base",
     "ConsentChange",
     "IdempotencyRecord",
+    "Job",
     "LedgerEntry",
     "Lot",
     "LotConsumption",
     "Member",
     "MemberConsent",
+    "MemberMetric",
+    "OutboxEvent",
     "PlatformCredential",
     "PlatformIdempotencyRecord",
     "PointBalance",
     "Program",
     "Tenant",
+    "Tier",
+    "TierChange",
 ]

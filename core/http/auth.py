@@ -72,6 +72,8 @@ _AUTH_QUERY = select(
     programs.c.expiry_kind,
     programs.c.expiry_value,
     programs.c.reversal_policy,
+    programs.c.auto_enrol,
+    programs.c.config_version,
     programs.c.options,
 ).select_from(
     api_keys.join(tenants, tenants.c.id == api_keys.c.tenant_id).join(

@@ -31,6 +31,10 @@ class Member(TenantScoped, Base):
             postgresql_where=text("card IS NOT NULL"),
             sqlite_where=text("card IS NOT NULL"),
         ),
+        ForeignKeyConstraint(["tenant_id", "tier_id"], ["tiers.tenant_id", "tiers.id"]),
+        ForeignKeyConstraint(["tenant_id", "tier_floor_id"], ["tiers.tenant_id", "tiers.id"]),
+        Index("ix_members_tenant_id_tier_id", "tenant_id", "tier_id"),
+        Index("ix_members_tenant_id_tier_valid_until", "tenant_id", "tier_valid_until"),
         Index("ix_members_tenant_id_email", "tenant_id", "email"),
         Index("ix_members_tenant_id_phone", "tenant_id", "phone"),
     )
@@ -49,6 +53,13 @@ class Member(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     anonymized_at: Mapped[datetime | None] = mapped_column()
+    #: Current tier, since when, and until when the status holds before it is re-evaluated.
+    tier_id: Mapped[uuid.UUID | None] = mapped_column()
+    tier_since: Mapped[datetime | None] = mapped_column()
+    tier_valid_until: Mapped[datetime | None] = mapped_column()
+    #: A manual tier acts as a floor until the given time.
+    tier_floor_id: Mapped[uuid.UUID | None] = mapped_column()
+    tier_floor_until: Mapped[datetime | None] = mapped_column()
 
 
 class MemberConsent(TenantScoped, Base):

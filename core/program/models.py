@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKeyConstraint, String
+from sqlalchemy import CheckConstraint, ForeignKeyConstraint, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.clock import utcnow
@@ -33,6 +33,11 @@ class Program(TenantScoped, Base):
     #: Days (days_after_earn) or months (end_of_month_after, inactivity).
     expiry_value: Mapped[int | None] = mapped_column()
     reversal_policy: Mapped[str] = mapped_column(String(16), default="claw_back")
+    #: Bumped by every change to rules, tiers, campaigns, segments or webhook endpoints: the in-process cache of the
+    #: tenant's configuration is checked against it on every request (read with authentication, no extra query).
+    config_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Enrol unknown members on their first event (matched by external_id, card or phone).
+    auto_enrol: Mapped[bool] = mapped_column(default=False, server_default=false())
     #: Everything else, validated by the program API and by plugins' own schemas.
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

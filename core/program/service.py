@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import utcnow
 from core.errors import ValidationFailed
 from core.program.models import Program
+from core.tenancy.models import Tenant
 from core.runtime import Runtime
 
 
@@ -39,6 +40,9 @@ async def set_enabled_plugins(
         if name not in current_settings:
             current_settings[name] = runtime.plugins.validate_settings(name, {})
     options["plugins"] = sorted(set(names))
+    tenant = await session.get(Tenant, program.tenant_id)
+    assert tenant is not None
+    tenant.enabled_plugins = options["plugins"]
     options["plugin_settings"] = {n: current_settings[n] for n in sorted(set(names))}
     program.options = options
     program.updated_at = utcnow()

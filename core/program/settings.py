@@ -20,7 +20,13 @@ class ProgramSettings:
     expiry_kind: str = "never"
     expiry_value: int | None = None
     reversal_policy: str = "claw_back"
+    auto_enrol: bool = False
+    config_version: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def enabled_plugins(self) -> list[str]:
+        return list(self.options.get("plugins", []))
 
     @cached_property
     def tz(self) -> ZoneInfo:
@@ -44,5 +50,7 @@ class ProgramSettings:
             expiry_kind=row["expiry_kind"],
             expiry_value=row["expiry_value"],
             reversal_policy=row["reversal_policy"],
+            auto_enrol=bool(row["auto_enrol"]),
+            config_version=int(row["config_version"]),
             options=dict(row["options"] or {}),
         )

@@ -29,6 +29,8 @@ class Tenant(Base):
     plan_code: Mapped[str | None] = mapped_column(String(64))
     #: Billing state driven by Stripe (none, trialing, active, past_due, suspended); see core.billing.
     billing_status: Mapped[str] = mapped_column(String(16), default="none")
+    #: Copy of the program's enabled plugins, so the worker can schedule plugin jobs without reading tenant rows.
+    enabled_plugins: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

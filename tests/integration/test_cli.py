@@ -26,7 +26,7 @@ def _free_port() -> int:
 def _env(db: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEALTY_")}
     env |= {"FEALTY_DATABASE_URL": f"sqlite+aiosqlite:///{db}", "FEALTY_LOG_JSON": "true", "FEALTY_LOG_LEVEL": "INFO",
-            "FEALTY_WORKER_POLL_SECONDS": "0.2"}
+            "FEALTY_WORKER_POLL_SECONDS": "0.2", "FEALTY_RELEASE_EVERY_SECONDS": "1"}
     return env | extra
 
 
@@ -105,4 +105,4 @@ def test_migrate_and_worker_once(tmp_path: Path) -> None:
     assert "latest migration" in migrated.stdout
     worker = subprocess.run([*FEALTY, "worker", "--once"], env=env, capture_output=True, text=True, timeout=60)
     assert worker.returncode == 0, worker.stderr
-    assert "released=0" in worker.stdout
+    assert "failed=0" in worker.stdout and "jobs.purge=1" in worker.stdout

@@ -1,0 +1,158 @@
+"""Every hook a plugin can implement. Core calls them only through :class:`core.plugins.TenantHooks`.
+
+A hook implementation may return a value or an awaitable; core awaits what needs awaiting. Hooks about a tenant's
+data run only for plugins that tenant has enabled, inside the request's (or job's) transaction. Hooks that return
+lists are combined by concatenation, in plugin registration order; ``firstresult`` hooks stop at the first non-None
+answer. ``docs/hooks.md`` documents each hook (a test fails for an undocumented one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+from core.plugin_types import (
+    Award,
+    Credits,
+    EventContext,
+    EventType,
+    FieldIssue,
+    MemberView,
+    RedemptionView,
+    ReversalView,
+    ScheduledJob,
+    Screening,
+    TenantView,
+    TierChange,
+)
+
+PROJECT = "fealty"
+_hookspec = pluggy.HookspecMarker(PROJECT)
+
+
+@_hookspec
+def fealty_register_event_types() -> list[EventType]:
+    """Contribute event types (name, attribute schema, requirements) at startup.
+
+    Called once for every installed plugin; a type is accepted only from tenants that enabled its plugin. Results are
+    concatenated; a name registered twice is an error at startup.
+    """
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_routes() -> list[Any]:
+    """Contribute Litestar controllers (or route handlers), mounted under ``/v1/<plugin name>``.
+
+    Called once at startup. Tenants that have not enabled the plugin get 404 from every one of its routes. Handlers
+    declare their API key scope with ``opt={"scope": ...}`` like core's.
+    """
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_validate_event(ctx: EventContext) -> list[FieldIssue] | None:
+    """Check an event beyond its schema (e.g. check-out before check-in). Fires before anything is written.
+
+    Any issue from any plugin refuses the event with a 422 problem naming the first issue's field. Results are
+    concatenated.
+    """
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_screen_event(ctx: EventContext) -> Screening | None:
+    """Decide whether a valid event should be held for review or rejected (fraud rules, ineligible sites...).
+
+    Fires after validation and before awards. The first ``reject`` wins over any ``hold``; a held event is stored
+    with nothing awarded until it is approved.
+    """
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_compute_awards(ctx: EventContext, rule_awards: list[Award]) -> list[Award] | None:
+    """Contribute awards for an event, after core's earning rules computed ``rule_awards``.
+
+    Results are concatenated with the rule awards; each award is posted as its own ledger entry and listed in the
+    event's outcome. Return None or [] to add nothing.
+    """
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_qualifying_credits(ctx: EventContext, awards: list[Award]) -> Credits | None:
+    """Contribute tier-qualification credits for an event (nights, stays, litres, on-time payments...).
+
+    Credits from every plugin are added up by name; core adds ``points``, ``base_points``, ``spend`` and
+    ``count:<event type>`` itself. A reversal removes them again, proportionally.
+    """
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_event_processed(ctx: EventContext, status: str, awards: list[Award], credits: Credits) -> None:
+    """Notification: an event was stored with ``status`` (awarded, held, rejected). Fires inside the transaction,
+    so a plugin may record its own rows (visits, fill-ups) atomically with the event. Not called when simulating."""
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_event_reversed(ctx: EventContext, reversal: ReversalView) -> None:
+    """Notification: (part of) an event was reversed; ``reversal`` says how much. Fires inside the transaction."""
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_member_enrolled(tenant: TenantView, member: MemberView, session: Any) -> None:
+    """Notification: a member was enrolled (through the API or automatically on a first event)."""
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_tier_changed(tenant: TenantView, change: TierChange, session: Any) -> None:
+    """Notification: a member moved to another tier (upgrade, downgrade, manual, recalculation)."""
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_reward_redeemed(tenant: TenantView, redemption: RedemptionView, session: Any) -> None:
+    """Notification: a reward was redeemed (the voucher is issued, the points are taken)."""
+    raise NotImplementedError
+
+
+@_hookspec(firstresult=True)
+def fealty_fulfil_reward(tenant: TenantView, redemption: RedemptionView, session: Any) -> dict[str, Any] | None:
+    """Fulfil a redeemed reward of a kind the plugin knows (e.g. a free night, cents off per litre).
+
+    ``firstresult``: the first plugin that returns a dict fulfils it; the dict is stored on the redemption as its
+    fulfilment details. Raising a FealtyError refuses the redemption (nothing is taken).
+    """
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_scheduled_jobs() -> list[ScheduledJob]:
+    """Contribute periodic jobs (daily care, follow-ups, compensation). Called once at startup; the worker runs each
+    job for every tenant that enabled the plugin, at most once per interval, whatever the number of workers."""
+    raise NotImplementedError
+
+
+__all__ = [
+    "MemberView",
+    "ReversalView",
+    "fealty_compute_awards",
+    "fealty_event_processed",
+    "fealty_event_reversed",
+    "fealty_fulfil_reward",
+    "fealty_member_enrolled",
+    "fealty_qualifying_credits",
+    "fealty_register_event_types",
+    "fealty_reward_redeemed",
+    "fealty_routes",
+    "fealty_scheduled_jobs",
+    "fealty_screen_event",
+    "fealty_tier_changed",
+    "fealty_validate_event",
+]

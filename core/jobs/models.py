@@ -1,0 +1,44 @@
+"""The job queue: one global table (ids and timings only, no personal data), claimed with SKIP LOCKED."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.clock import utcnow
+from core.db.base import Base, id_column
+
+JOB_STATUSES = ("queued", "running", "done", "dead")
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),
+        Index("ix_jobs_due", "status", "run_at"),
+        Index("uq_jobs_dedupe_key", "dedupe_key", unique=True),
+        Index("ix_jobs_finished", "finished_at", postgresql_where=text("status = 'done'"),
+              sqlite_where=text("status = 'done'")),
+        {"info": {"tenant_owned": False}},
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    #: The tenant the job works for (None: a platform job). Not a tenant-owned row: the worker must see every job.
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(100))
+    #: Makes scheduling idempotent: one job per kind, tenant and time bucket, however many workers schedule it.
+    dedupe_key: Mapped[str | None] = mapped_column(String(250))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    run_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=10)
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    locked_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()

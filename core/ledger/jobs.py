@@ -1,0 +1,60 @@
+"""The ledger's recurring work: release pending points, expire lots."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.clock import utcnow
+from core.db.base import table_of
+from core.db.engine import tenant_session
+from core.jobs.queue import ClaimedJob, complete, heartbeat
+from core.jobs.registry import JobRegistry
+from core.ledger import service as ledger
+from core.program.models import Program
+from core.program.settings import ProgramSettings
+from core.runtime import Runtime
+
+BATCH = 1000
+programs = table_of(Program)
+
+
+async def load_program_settings(session: AsyncSession, tenant_id: uuid.UUID) -> ProgramSettings:
+    row = (await session.execute(select(programs).where(programs.c.tenant_id == tenant_id))).one()
+    return ProgramSettings.from_mapping(row._mapping)
+
+
+async def release_pending(runtime: Runtime, job: ClaimedJob) -> bool:
+    """Release one batch per transaction; the last (short) batch marks the job done in the same transaction."""
+    assert job.tenant_id is not None
+    while True:
+        async with tenant_session(runtime.sessionmaker, job.tenant_id) as session:
+            released = await ledger.release_due(session, tenant_id=job.tenant_id, now=utcnow(), limit=BATCH)
+            if released < BATCH:
+                await complete(session, job)
+                return True
+        await heartbeat(runtime.sessionmaker, job)
+
+
+async def expire_points(runtime: Runtime, job: ClaimedJob) -> bool:
+    assert job.tenant_id is not None
+    while True:
+        async with tenant_session(runtime.sessionmaker, job.tenant_id) as session:
+            program = await load_program_settings(session, job.tenant_id)
+            expired = 0
+            if program.expiry.kind != "never":
+                expired = await ledger.expire_due(
+                    session, tenant_id=job.tenant_id, policy=program.ledger_policy, now=utcnow(), limit=BATCH
+                )
+            if not expired:
+                await complete(session, job)
+                return True
+        await heartbeat(runtime.sessionmaker, job)
+
+
+def register(registry: JobRegistry, runtime: Runtime) -> None:
+    settings = runtime.settings
+    registry.register("ledger.release", release_pending, every_seconds=settings.release_every_seconds)
+    registry.register("ledger.expire", expire_points, every_seconds=settings.expire_every_seconds)
