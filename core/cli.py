@@ -101,8 +101,10 @@ def worker(once: bool) -> None:
         try:
             if once:
                 report = await tick(runtime)
-                click.echo(f"ran={report.ran} failed={report.failed} " + " ".join(
-                    f"{kind}={count}" for kind, count in sorted(report.kinds.items())))
+                click.echo(
+                    f"ran={report.ran} failed={report.failed} "
+                    + " ".join(f"{kind}={count}" for kind, count in sorted(report.kinds.items()))
+                )
                 return
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()

@@ -17,8 +17,9 @@ class ReturnAttributes(msgspec.Struct, forbid_unknown_fields=False):
 @hookimpl
 def fealty_register_event_types() -> list[EventType]:
     return [
-        EventType("purchase", "A purchase: earns on its amount (and quantity) by the earning rules.",
-                  requires_amount=True),
+        EventType(
+            "purchase", "A purchase: earns on its amount (and quantity) by the earning rules.", requires_amount=True
+        ),
         EventType(
             "return",
             "A refund of (part of) an earlier purchase: removes the same share of what it earned.",

@@ -133,7 +133,8 @@ class PluginManager:
             types: dict[str, EventType] = {}
             for impl in self._pm.hook.fealty_register_event_types.get_hookimpls():
                 plugin = impl.plugin_name
-                for event_type in impl.function() or []:
+                contributed: list[EventType] = impl.function() or []
+                for event_type in contributed:
                     if event_type.name in types:
                         raise ValueError(f"event type {event_type.name!r} registered twice")
                     owner = None if plugin == CORE_PLUGIN else plugin
@@ -142,18 +143,19 @@ class PluginManager:
         return self._event_types
 
     def routes(self) -> list[tuple[str, list[Any]]]:
-        return [
-            (impl.plugin_name, list(impl.function() or []))
-            for impl in self._pm.hook.fealty_routes.get_hookimpls()
-            if impl.plugin_name != CORE_PLUGIN
-        ]
+        contributions: list[tuple[str, list[Any]]] = []
+        for impl in self._pm.hook.fealty_routes.get_hookimpls():
+            handlers: list[Any] = impl.function() or []
+            if impl.plugin_name != CORE_PLUGIN:
+                contributions.append((impl.plugin_name, list(handlers)))
+        return contributions
 
     def scheduled_jobs(self) -> list[tuple[str, ScheduledJob]]:
-        return [
-            (impl.plugin_name, job)
-            for impl in self._pm.hook.fealty_scheduled_jobs.get_hookimpls()
-            for job in (impl.function() or [])
-        ]
+        found: list[tuple[str, ScheduledJob]] = []
+        for impl in self._pm.hook.fealty_scheduled_jobs.get_hookimpls():
+            jobs: list[ScheduledJob] = impl.function() or []
+            found.extend((impl.plugin_name, job) for job in jobs)
+        return found
 
     # --- per-tenant calls ---------------------------------------------------------------------------------------
 
@@ -208,7 +210,8 @@ class TenantHooks:
     async def screen_event(self, ctx: EventContext) -> Screening | None:
         verdicts: list[Screening] = await self._all("fealty_screen_event", ctx=ctx)
         rejections = [v for v in verdicts if v.action == "reject"]
-        return (rejections or verdicts or [None])[0]
+        ordered = rejections or verdicts
+        return ordered[0] if ordered else None
 
     async def compute_awards(self, ctx: EventContext, rule_awards: list[Award]) -> list[Award]:
         results = await self._all("fealty_compute_awards", ctx=ctx, rule_awards=rule_awards)
@@ -236,7 +239,9 @@ class TenantHooks:
     async def reward_redeemed(self, tenant: TenantView, redemption: RedemptionView, session: Any) -> None:
         await self._all("fealty_reward_redeemed", tenant=tenant, redemption=redemption, session=session)
 
-    async def fulfil_reward(self, tenant: TenantView, redemption: RedemptionView, session: Any) -> dict[str, Any] | None:
+    async def fulfil_reward(
+        self, tenant: TenantView, redemption: RedemptionView, session: Any
+    ) -> dict[str, Any] | None:
         result: dict[str, Any] | None = await self._first(
             "fealty_fulfil_reward", tenant=tenant, redemption=redemption, session=session
         )

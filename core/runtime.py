@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +24,8 @@ class Runtime:
     plugins: PluginManager
     platform_key_hash: str | None = None
     rate_limits: TokenBuckets = field(default_factory=TokenBuckets)
-    #: Feature modules with a ``register(registry, runtime)`` function adding their job kinds.
-    job_modules: list[Any] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    _last_wake: dict[uuid.UUID, float] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings, plugins: PluginManager) -> Runtime:
@@ -36,6 +37,28 @@ class Runtime:
             plugins=plugins,
             platform_key_hash=hash_key(settings.platform_key) if settings.platform_key else None,
         )
+
+    async def wake_dispatchers(self, tenant_ids: set[uuid.UUID]) -> None:
+        """Queue (or requeue) the outbox dispatch job of each tenant, at most once a second per tenant and process.
+
+        Runs after the request's commit, in its own short transaction, so the request itself never waits on the
+        shared job row.
+        """
+        from core.db.engine import tenant_session
+        from core.jobs.queue import enqueue_or_wake
+        from core.outbox.service import DISPATCH_JOB
+
+        now = time.monotonic()
+        due = sorted(t for t in tenant_ids if now - self._last_wake.get(t, -10.0) >= 1.0)
+        if not due:
+            return
+        for tenant_id in due:
+            self._last_wake[tenant_id] = now
+        async with tenant_session(self.sessionmaker, None) as session:
+            for tenant_id in due:
+                await enqueue_or_wake(
+                    session, DISPATCH_JOB, tenant_id=tenant_id, dedupe_key=f"{DISPATCH_JOB}:{tenant_id}"
+                )
 
     async def close(self) -> None:
         await self.engine.dispose()

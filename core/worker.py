@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 import socket
 import traceback
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import datetime, timedelta
 
 import structlog
@@ -28,7 +31,7 @@ from core.ids import new_id
 from core.jobs import queue
 from core.jobs.models import Job
 from core.jobs.queue import ClaimedJob
-from core.jobs.registry import JobRegistry
+from core.jobs.registry import Handler, JobRegistry
 from core.plugin_types import JobContext, TenantView
 from core.runtime import Runtime
 from core.tenancy.models import Tenant
@@ -37,6 +40,8 @@ log = structlog.get_logger("fealty.worker")
 jobs_table = table_of(Job)
 tenants = table_of(Tenant)
 DONE_JOBS_KEPT = timedelta(days=1)
+#: Feature modules with a ``register(registry, runtime)`` adding their job kinds.
+FEATURE_JOB_MODULES: tuple[str, ...] = ()
 
 
 @dataclass
@@ -59,7 +64,9 @@ async def purge_idempotency_keys(runtime: Runtime, job: ClaimedJob) -> bool:
 async def purge_finished_jobs(runtime: Runtime, job: ClaimedJob) -> bool:
     async with tenant_session(runtime.sessionmaker, None) as session:
         await session.execute(
-            delete(jobs_table).where(jobs_table.c.status == "done", jobs_table.c.finished_at < utcnow() - DONE_JOBS_KEPT)
+            delete(jobs_table).where(
+                jobs_table.c.status == "done", jobs_table.c.finished_at < utcnow() - DONE_JOBS_KEPT
+            )
         )
         await queue.complete(session, job)
     return True
@@ -75,8 +82,8 @@ def build_registry(runtime: Runtime) -> JobRegistry:
     registry.register("platform.idempotency.purge", purge_idempotency_keys, every_seconds=every, per_tenant=False)
     registry.register("jobs.purge", purge_finished_jobs, every_seconds=every, per_tenant=False)
     ledger_jobs.register(registry, runtime)
-    for module in runtime.job_modules:
-        module.register(registry, runtime)
+    for path in FEATURE_JOB_MODULES:
+        importlib.import_module(path).register(registry, runtime)
     for plugin, scheduled in runtime.plugins.scheduled_jobs():
         registry.register(
             f"plugin.{plugin}.{scheduled.name}",
@@ -87,7 +94,7 @@ def build_registry(runtime: Runtime) -> JobRegistry:
     return registry
 
 
-def _plugin_runner(run):  # type: ignore[no-untyped-def]
+def _plugin_runner(run: Callable[[JobContext], Awaitable[None]]) -> Handler:
     async def handler(runtime: Runtime, job: ClaimedJob) -> bool:
         from core.ledger.jobs import load_program_settings
         from core.outbox.service import emit
@@ -99,7 +106,10 @@ def _plugin_runner(run):  # type: ignore[no-untyped-def]
             enabled = program.options.get("plugins", [])
             stored = program.options.get("plugin_settings", {})
             tenant = TenantView(
-                tenant_id, program.timezone, program.currency, program.country,
+                tenant_id,
+                program.timezone,
+                program.currency,
+                program.country,
                 runtime.plugins.tenant_view_settings(enabled, stored),
             )
 
@@ -128,30 +138,39 @@ async def schedule_recurring(runtime: Runtime, registry: JobRegistry, now: datet
         ).all()
     stamp = now.timestamp()
     nonce = new_id().hex if force else None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for recurring in registry.recurring:
         bucket = nonce or str(int(stamp // recurring.every_seconds))
         owners: list[uuid.UUID | None]
         if not recurring.per_tenant:
             owners = [None]
         else:
-            owners = [
-                t.id for t in active if recurring.plugin is None or recurring.plugin in (t.enabled_plugins or [])
-            ]
+            owners = [t.id for t in active if recurring.plugin is None or recurring.plugin in (t.enabled_plugins or [])]
         for owner in owners:
-            rows.append({
-                "id": new_id(), "tenant_id": owner, "kind": recurring.kind,
-                "dedupe_key": f"{recurring.kind}:{owner or 'platform'}:{bucket}", "payload": {}, "status": "queued",
-                "run_at": now, "attempts": 0, "max_attempts": 10, "created_at": now,
-            })
+            rows.append(
+                {
+                    "id": new_id(),
+                    "tenant_id": owner,
+                    "kind": recurring.kind,
+                    "dedupe_key": f"{recurring.kind}:{owner or 'platform'}:{bucket}",
+                    "payload": {},
+                    "status": "queued",
+                    "run_at": now,
+                    "attempts": 0,
+                    "max_attempts": 10,
+                    "created_at": now,
+                }
+            )
     if not rows:
         return 0
     async with tenant_session(runtime.sessionmaker, None) as session:
         dialect = session.get_bind().dialect.name
         from sqlalchemy.dialects import postgresql, sqlite
 
-        statement = (postgresql if dialect == "postgresql" else sqlite).insert(jobs_table).on_conflict_do_nothing(
-            index_elements=["dedupe_key"]
+        statement = (
+            (postgresql if dialect == "postgresql" else sqlite)
+            .insert(jobs_table)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
         )
         await session.execute(statement, rows)
     return len(rows)

@@ -39,6 +39,7 @@ from core.http.auth import ANONYMOUS, PLATFORM, Principal, authenticate_tenant_k
 from core.http.problems import problem_messages
 from core.idempotency import service as idempotency
 from core.ids import new_id
+from core.outbox.service import pending_wakes
 from core.runtime import Runtime
 from core.tenancy.keys import PLATFORM_KEY_PREFIX, keys_match, parse_tenant_key, scope_allows
 
@@ -203,6 +204,7 @@ class ApiMiddleware(ASGIMiddleware):
                     status = messages[0]["status"] if messages else 500
                     if status >= 400:
                         raise _Finish(messages)
+                    wakes = pending_wakes(session)
                     if idempotency_key is not None and principal.kind != "anonymous":
                         await idempotency.complete(
                             session,
@@ -219,6 +221,8 @@ class ApiMiddleware(ASGIMiddleware):
             await send(cast(Any, message))
         if principal.touch_last_used:
             after_commit.append(lambda: self._touch_key(principal))
+        if wakes:
+            after_commit.append(lambda: runtime.wake_dispatchers(wakes))
         for callback in after_commit:
             try:
                 await callback()

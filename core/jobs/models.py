@@ -21,8 +21,12 @@ class Job(Base):
         CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),
         Index("ix_jobs_due", "status", "run_at"),
         Index("uq_jobs_dedupe_key", "dedupe_key", unique=True),
-        Index("ix_jobs_finished", "finished_at", postgresql_where=text("status = 'done'"),
-              sqlite_where=text("status = 'done'")),
+        Index(
+            "ix_jobs_finished",
+            "finished_at",
+            postgresql_where=text("status = 'done'"),
+            sqlite_where=text("status = 'done'"),
+        ),
         {"info": {"tenant_owned": False}},
     )
 

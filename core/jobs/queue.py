@@ -87,8 +87,16 @@ async def enqueue_or_wake(
     """
     now = run_at or utcnow()
     statement = _insert(session).values(
-        id=new_id(), tenant_id=tenant_id, kind=kind, dedupe_key=dedupe_key, payload={}, status="queued", run_at=now,
-        attempts=0, max_attempts=10, created_at=now,
+        id=new_id(),
+        tenant_id=tenant_id,
+        kind=kind,
+        dedupe_key=dedupe_key,
+        payload={},
+        status="queued",
+        run_at=now,
+        attempts=0,
+        max_attempts=10,
+        created_at=now,
     )
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
@@ -100,7 +108,11 @@ async def enqueue_or_wake(
 
 
 async def claim(
-    sessionmaker: async_sessionmaker[AsyncSession], worker: str, *, limit: int = 10, now: datetime | None = None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    worker: str,
+    *,
+    limit: int = 10,
+    now: datetime | None = None,
     kinds: list[str] | None = None,
 ) -> list[ClaimedJob]:
     now = now or utcnow()
@@ -119,8 +131,9 @@ async def claim(
     )
     async with tenant_session(sessionmaker, None) as session:
         rows = (await session.execute(statement)).all()
-    return [ClaimedJob(r.id, r.tenant_id, r.kind, dict(r.payload or {}), r.attempts, r.max_attempts, worker)
-            for r in rows]
+    return [
+        ClaimedJob(r.id, r.tenant_id, r.kind, dict(r.payload or {}), r.attempts, r.max_attempts, worker) for r in rows
+    ]
 
 
 def _mine(job: ClaimedJob) -> Any:

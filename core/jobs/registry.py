@@ -31,7 +31,12 @@ class JobRegistry:
     recurring: list[Recurring] = field(default_factory=list)
 
     def register(
-        self, kind: str, handler: Handler, *, every_seconds: int | None = None, per_tenant: bool = True,
+        self,
+        kind: str,
+        handler: Handler,
+        *,
+        every_seconds: int | None = None,
+        per_tenant: bool = True,
         plugin: str | None = None,
     ) -> None:
         if kind in self.handlers:

@@ -36,8 +36,15 @@ async def emit_many(
         return
     now = now or utcnow()
     rows = [
-        {"tenant_id": tenant_id, "id": new_id(), "type": kind, "member_id": member_id, "payload": data,
-         "created_at": now, "dispatched_at": None}
+        {
+            "tenant_id": tenant_id,
+            "id": new_id(),
+            "type": kind,
+            "member_id": member_id,
+            "payload": data,
+            "created_at": now,
+            "dispatched_at": None,
+        }
         for kind, data, member_id in events
     ]
     await session.execute(insert(outbox), rows)

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import utcnow
 from core.errors import ValidationFailed
 from core.program.models import Program
-from core.tenancy.models import Tenant
 from core.runtime import Runtime
+from core.tenancy.models import Tenant
 
 
 async def load_program(session: AsyncSession) -> Program:

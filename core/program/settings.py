@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -9,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 from core.ledger import maths
 from core.ledger.service import LedgerPolicy
+from core.plugin_types import TenantView
+from core.plugins import PluginManager, TenantHooks
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,20 @@ class ProgramSettings:
     @cached_property
     def ledger_policy(self) -> LedgerPolicy:
         return LedgerPolicy(expiry=self.expiry, reversal=self.reversal_policy, timezone=self.tz)  # type: ignore[arg-type]
+
+    def tenant_view(self, tenant_id: uuid.UUID, plugins: PluginManager) -> TenantView:
+        """What plugin hooks see of the tenant: its settings and each enabled plugin's decoded settings."""
+        stored = self.options.get("plugin_settings", {})
+        return TenantView(
+            tenant_id,
+            self.timezone,
+            self.currency,
+            self.country,
+            plugins.tenant_view_settings(self.enabled_plugins, stored),
+        )
+
+    def hooks(self, plugins: PluginManager) -> TenantHooks:
+        return plugins.for_tenant(self.enabled_plugins)
 
     @classmethod
     def from_mapping(cls, row: Any) -> ProgramSettings:

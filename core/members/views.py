@@ -1,0 +1,24 @@
+"""The read-only view of a member that plugin hooks receive."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from core.members.models import Member
+from core.plugin_types import MemberView
+from core.tiers.models import Tier
+
+
+def member_view(member: Member, tier: Tier | None = None, segments: Iterable[str] = ()) -> MemberView:
+    return MemberView(
+        id=member.id,
+        external_id=member.external_id,
+        enrolled_at=member.created_at,
+        tier=tier.code if tier else None,
+        tier_rank=tier.rank if tier else None,
+        attributes=dict(member.attributes or {}),
+        timezone=member.timezone,
+        locale=member.locale,
+        birthday=member.birthday,
+        segments=frozenset(segments),
+    )
