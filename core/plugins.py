@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pluggy
@@ -133,7 +133,7 @@ class PluginManager:
             types: dict[str, EventType] = {}
             for impl in self._pm.hook.fealty_register_event_types.get_hookimpls():
                 plugin = impl.plugin_name
-                contributed: list[EventType] = impl.function() or []
+                contributed = cast(list[EventType], impl.function() or [])
                 for event_type in contributed:
                     if event_type.name in types:
                         raise ValueError(f"event type {event_type.name!r} registered twice")
@@ -145,7 +145,7 @@ class PluginManager:
     def routes(self) -> list[tuple[str, list[Any]]]:
         contributions: list[tuple[str, list[Any]]] = []
         for impl in self._pm.hook.fealty_routes.get_hookimpls():
-            handlers: list[Any] = impl.function() or []
+            handlers = cast(list[Any], impl.function() or [])
             if impl.plugin_name != CORE_PLUGIN:
                 contributions.append((impl.plugin_name, list(handlers)))
         return contributions
@@ -153,7 +153,7 @@ class PluginManager:
     def scheduled_jobs(self) -> list[tuple[str, ScheduledJob]]:
         found: list[tuple[str, ScheduledJob]] = []
         for impl in self._pm.hook.fealty_scheduled_jobs.get_hookimpls():
-            jobs: list[ScheduledJob] = impl.function() or []
+            jobs = cast(list[ScheduledJob], impl.function() or [])
             found.extend((impl.plugin_name, job) for job in jobs)
         return found
 
