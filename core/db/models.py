@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from core.campaigns.models import Campaign
 from core.db.base import Base
+from core.events.models import Event
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
 from core.jobs.models import Job
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
@@ -10,13 +12,18 @@ from core.members.models import ConsentChange, Member, MemberConsent
 from core.metrics.models import MemberMetric
 from core.outbox.models import OutboxEvent
 from core.program.models import Program
+from core.rules.models import EarningRule
+from core.segments.models import Segment
 from core.tenancy.models import ApiKey, PlatformCredential, Tenant
 from core.tiers.models import Tier, TierChange
 
 __all__ = [
     "ApiKey",
     "Base",
+    "Campaign",
     "ConsentChange",
+    "EarningRule",
+    "Event",
     "IdempotencyRecord",
     "Job",
     "LedgerEntry",
@@ -30,6 +37,7 @@ __all__ = [
     "PlatformIdempotencyRecord",
     "PointBalance",
     "Program",
+    "Segment",
     "Tenant",
     "Tier",
     "TierChange",

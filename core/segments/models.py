@@ -1,0 +1,32 @@
+"""Segments: rule-based groups of members (conditions over member fields, attributes and metrics)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.clock import utcnow
+from core.db.base import Base, TenantScoped, id_column
+
+
+class Segment(TenantScoped, Base):
+    __tablename__ = "segments"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        Index("uq_segments_tenant_id_code", "tenant_id", "code", unique=True),
+        CheckConstraint("match IN ('all', 'any')", name="match"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    code: Mapped[str] = mapped_column(String(60))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(String(1000))
+    conditions: Mapped[list[Any]] = mapped_column(default=list)
+    match: Mapped[str] = mapped_column(String(3), default="all")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
