@@ -16,7 +16,9 @@ from core.db.migrate import upgrade_async
 from core.http.deps import DEPENDENCIES
 from core.http.middleware import ApiMiddleware
 from core.http.problems import handle_exception
+from core.events.api import EventsController
 from core.ledger.api import LedgerController
+from core.rules.api import EarningRulesController
 from core.logging import configure_logging
 from core.members.api import MembersController
 from core.ops import MetricsController, healthz, prometheus, readyz
@@ -34,6 +36,8 @@ CORE_ROUTES = [
     ProgramController,
     MembersController,
     LedgerController,
+    EventsController,
+    EarningRulesController,
 ]
 
 

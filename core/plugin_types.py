@@ -103,6 +103,8 @@ class EventContext:
     session: AsyncSession
     now: datetime
     simulate: bool = False
+    #: The same member's earlier events in this batch (not yet stored when the hooks run).
+    earlier: tuple[EventView, ...] = ()
 
 
 @dataclass(frozen=True)

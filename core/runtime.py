@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.db.engine import create_engine, create_sessionmaker
 from core.http.ratelimit import TokenBuckets
 from core.plugins import PluginManager
+from core.program.config import ConfigCache
 from core.settings import Settings
 from core.tenancy.keys import hash_key
 
@@ -24,6 +25,7 @@ class Runtime:
     plugins: PluginManager
     platform_key_hash: str | None = None
     rate_limits: TokenBuckets = field(default_factory=TokenBuckets)
+    configs: ConfigCache = field(default_factory=ConfigCache)
     extras: dict[str, Any] = field(default_factory=dict)
     _last_wake: dict[uuid.UUID, float] = field(default_factory=dict)
 

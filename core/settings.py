@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -78,6 +79,10 @@ class Settings:
     #: Entry-point plugins to load (empty: every installed ``fealty.plugins`` entry point).
     plugins: tuple[str, ...] = field(default_factory=tuple)
     load_entry_point_plugins: bool = True
+
+    @property
+    def max_event_future(self) -> timedelta:
+        return timedelta(minutes=self.max_event_future_minutes)
 
     @property
     def is_sqlite(self) -> bool:

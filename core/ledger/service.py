@@ -122,6 +122,8 @@ _BALANCE_MANY = (
     )
 )
 
+_BALANCE_MANY_ACTIVE = _BALANCE_MANY.values(last_activity_at=bindparam("b_now"))
+
 _TAKE_MANY = (
     update(lots)
     .where(lots.c.tenant_id == bindparam("l_tenant"), lots.c.id == bindparam("l_id"))
@@ -262,6 +264,19 @@ async def _apply_balance(
 # --- credit ---------------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class CreditRequest:
+    """One credit to post: earn (from an event) or admin credit; pending until ``available_at`` if in the future."""
+
+    member_id: uuid.UUID
+    points: int
+    kind: maths.CreditKind
+    cause: Cause
+    available_at: datetime | None = None
+    expires_at: datetime | None = None
+    details: dict[str, Any] | None = None
+
+
 async def credit(
     session: AsyncSession,
     *,
@@ -277,78 +292,131 @@ async def credit(
     counts_as_activity: bool = False,
     details: dict[str, Any] | None = None,
 ) -> Posted:
-    """Add points: posted now, or pending until ``available_at``. Three statements; the first takes the row lock.
-
-    The balance is updated first (``UPDATE ... RETURNING``), which both locks the row and tells how much of a negative
-    balance this credit settles, so no read is needed before the write.
-    """
+    """Add points to one member: posted now, or pending until ``available_at``."""
     if points <= 0:
         raise ValidationFailed("Points must be a positive whole number.", field="points")
-    pending = available_at is not None and available_at > now
-    expires_at = expires_at or policy.expiry.lot_expiry(now, policy.timezone)
-    preview = maths.credit(maths.Balance(), points, kind=kind, pending=pending)
-    values = _delta_values(preview.balance) | {"updated_at": now}
-    if counts_as_activity:
-        values["last_activity_at"] = now
-    row = (
-        await session.execute(
-            update(balances)
-            .where(balances.c.tenant_id == tenant_id, balances.c.member_id == member_id)
-            .values(values)
-            .returning(balances.c.available, balances.c.pending)
-        )
-    ).first()
-    if row is None:
-        raise NotFound("No such member.", field="member_id")
-    available_after, pending_after = row.available, row.pending
-    before = maths.Balance(available=available_after - preview.balance.available)
-    change = maths.credit(before, points, kind=kind, pending=pending)
-    assert change.new_lot is not None
-    entry_id = await _write_entry(
+    request = CreditRequest(member_id, points, kind, cause, available_at, expires_at, details)
+    posted = await credit_many(
         session,
         tenant_id=tenant_id,
-        member_id=member_id,
-        kind=kind,
-        points=points,
-        status="pending" if pending else "posted",
-        cause=cause,
+        credits=[request],
+        policy=policy,
         now=now,
-        available_at=available_at if pending else None,
-        expires_at=expires_at,
-        details=details,
+        activity=[member_id] if counts_as_activity else [],
     )
-    lot = change.new_lot
-    await session.execute(
-        insert(lots).values(
-            tenant_id=tenant_id,
-            id=entry_id,
-            member_id=member_id,
-            points=lot.points,
-            remaining=lot.remaining,
-            reversed=0,
-            status=lot.status,
-            kind=lot.kind,
-            earned_at=now,
-            available_at=available_at if pending else None,
-            expires_at=expires_at,
+    return posted[0]
+
+
+async def credit_many(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    credits: Sequence[CreditRequest],
+    policy: LedgerPolicy,
+    now: datetime,
+    activity: Iterable[uuid.UUID] = (),
+) -> list[Posted]:
+    """Post many credits (and record activity) with a constant number of statements, whatever their number.
+
+    One member (the hot path of a single event): the balance UPDATE ... RETURNING takes the row lock and tells the
+    balance before, so three statements do it all. Several members: their rows are locked first in member order (two
+    batches never deadlock), then one executemany UPDATE. Credits of one member settle a negative balance in order.
+    """
+    active = set(activity)
+    members = sorted({c.member_id for c in credits} | active)
+    if not members:
+        return []
+    deltas: dict[uuid.UUID, maths.Balance] = defaultdict(maths.Balance)
+    pending_flags = [c.available_at is not None and c.available_at > now for c in credits]
+    for c, pending in zip(credits, pending_flags, strict=True):
+        deltas[c.member_id] = deltas[c.member_id].plus(
+            maths.credit(maths.Balance(), c.points, kind=c.kind, pending=pending).balance
         )
-    )
-    if change.settled:
-        # Part of the credit paid off a negative balance: recorded as this entry consuming its own lot.
-        await _record_consumptions(session, tenant_id, [(entry_id, entry_id, change.settled)])
-    return Posted(
-        entry_id=entry_id,
-        member_id=member_id,
-        kind=kind,
-        points=points,
-        status="pending" if pending else "posted",
-        created_at=now,
-        available=available_after,
-        pending=pending_after,
-        available_at=available_at if pending else None,
-        expires_at=expires_at,
-        settled=change.settled,
-    )
+    if len(members) == 1:
+        member_id = members[0]
+        values = _delta_values(deltas[member_id]) | {"updated_at": now}
+        if member_id in active:
+            values["last_activity_at"] = now
+        row = (
+            await session.execute(
+                update(balances)
+                .where(balances.c.tenant_id == tenant_id, balances.c.member_id == member_id)
+                .values(values)
+                .returning(*balances.c)
+            )
+        ).first()
+        if row is None:
+            raise NotFound("No such member.", field="member_id")
+        before = {member_id: _balance_from_row(row).plus(_negate(deltas[member_id]))}
+    else:
+        before = await _lock_balances(session, tenant_id, members)
+        missing = set(members) - set(before)
+        if missing:
+            raise NotFound("No such member.", field="member_id")
+    running = dict(before)
+    entry_rows: list[dict[str, Any]] = []
+    lot_rows: list[dict[str, Any]] = []
+    settlements: list[tuple[uuid.UUID, uuid.UUID, int]] = []
+    posted: list[Posted] = []
+    for c, pending in zip(credits, pending_flags, strict=True):
+        change = maths.credit(running[c.member_id], c.points, kind=c.kind, pending=pending)
+        assert change.new_lot is not None
+        running[c.member_id] = running[c.member_id].plus(change.balance)
+        entry_id = new_id()
+        expires_at = c.expires_at or policy.expiry.lot_expiry(now, policy.timezone)
+        available_at = c.available_at if pending else None
+        row = _entry_row(
+            tenant_id, entry_id, c.member_id, c.kind, c.points, c.cause, now, status="pending" if pending else "posted"
+        )
+        row.update(available_at=available_at, expires_at=expires_at, details=c.details or {})
+        entry_rows.append(row)
+        lot = change.new_lot
+        lot_rows.append(
+            {
+                "tenant_id": tenant_id,
+                "id": entry_id,
+                "member_id": c.member_id,
+                "points": lot.points,
+                "remaining": lot.remaining,
+                "reversed": 0,
+                "status": lot.status,
+                "kind": lot.kind,
+                "earned_at": now,
+                "available_at": available_at,
+                "expires_at": expires_at,
+            }
+        )
+        if change.settled:
+            # Part of the credit paid off a negative balance: recorded as this entry consuming its own lot.
+            settlements.append((entry_id, entry_id, change.settled))
+        balance = running[c.member_id]
+        posted.append(
+            Posted(
+                entry_id,
+                c.member_id,
+                c.kind,
+                c.points,
+                "pending" if pending else "posted",
+                now,
+                balance.available,
+                balance.pending,
+                available_at,
+                expires_at,
+                change.settled,
+            )
+        )
+    if entry_rows:
+        await session.execute(insert(entries), entry_rows)
+        await session.execute(insert(lots), lot_rows)
+    if settlements:
+        await _record_consumptions(session, tenant_id, settlements)
+    if len(members) > 1:
+        await _write_balance_deltas(session, tenant_id, {m: deltas[m] for m in members}, now, active=active)
+    return posted
+
+
+def _negate(balance: maths.Balance) -> maths.Balance:
+    return maths.Balance().plus(maths.Balance(*(-getattr(balance, f) for f in BALANCE_FIELDS)))
 
 
 # --- debit ----------------------------------------------------------------------------------------------------------
@@ -547,16 +615,32 @@ async def _lock_balances(
 
 
 async def _write_balance_deltas(
-    session: AsyncSession, tenant_id: uuid.UUID, deltas: dict[uuid.UUID, maths.Balance], now: datetime
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    deltas: dict[uuid.UUID, maths.Balance],
+    now: datetime,
+    *,
+    active: set[uuid.UUID] | None = None,
 ) -> None:
     if not deltas:
         return
-    params = [
+    active = active or set()
+    plain = [
         {"b_tenant": tenant_id, "b_member": member_id, "b_now": now}
         | {f"d_{name}": getattr(delta, name) for name in BALANCE_FIELDS}
         for member_id, delta in deltas.items()
+        if member_id not in active
     ]
-    await session.execute(_BALANCE_MANY, params)
+    with_activity = [
+        {"b_tenant": tenant_id, "b_member": member_id, "b_now": now}
+        | {f"d_{name}": getattr(delta, name) for name in BALANCE_FIELDS}
+        for member_id, delta in deltas.items()
+        if member_id in active
+    ]
+    if plain:
+        await session.execute(_BALANCE_MANY, plain)
+    if with_activity:
+        await session.execute(_BALANCE_MANY_ACTIVE, with_activity)
 
 
 async def release_due(session: AsyncSession, *, tenant_id: uuid.UUID, now: datetime, limit: int = 1000) -> int:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
-Op = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "exists", "contains"]
+Op = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "exists", "contains", "overlaps"]
 FIELD_PATTERN = re.compile(r"^(event|member|metric)(\.[A-Za-z0-9_:\-]+)+$")
 _MISSING = object()
 
@@ -55,7 +55,7 @@ def check(condition: Condition, path: str) -> None:
     if not FIELD_PATTERN.match(condition.field):
         raise ConditionError(f"{path}.field", f"'{condition.field}' is not event.*, member.* or metric.*")
     op, value = condition.op, condition.value
-    if op in ("in", "not_in") and not isinstance(value, list):
+    if op in ("in", "not_in", "overlaps") and not isinstance(value, list):
         raise ConditionError(f"{path}.value", f"'{op}' needs a list")
     if op == "between":
         if not (isinstance(value, list) and len(value) == 2 and all(_number(v) is not None for v in value)):
@@ -100,6 +100,9 @@ def holds(condition: Condition, facts: Mapping[str, Any]) -> bool:
         return any(_equal(actual, v) for v in value)
     if op == "not_in":
         return not any(_equal(actual, v) for v in value)
+    if op == "overlaps":
+        items = actual if isinstance(actual, Sequence | set | frozenset) and not isinstance(actual, str) else [actual]
+        return any(_equal(item, v) for item in items for v in value)
     if op == "contains":
         if isinstance(actual, str):
             return str(value) in actual

@@ -1,0 +1,781 @@
+"""Events in, points out: the set-based pipeline behind ``POST /v1/events``, ``/batch``, ``/simulate`` and approvals.
+
+One event and a thousand take the same path, with a constant number of statements:
+
+1. **validate** each item (type, member reference, amount, currency, time, attributes schema) — a bad item gets its
+   own 4xx problem and is left out, the others go on;
+2. **read** what the items need in a handful of queries: events already stored under these ids (a retry returns the
+   first outcome), the members (auto-enrolling unknown ones when the program says so), metric sums for tiers, segments
+   and caps;
+3. **compute** in memory, item after item (so a member's second event in a batch sees the first): plugin validation
+   and screening (hold or reject), the earning rules, plugin awards and qualification credits, the tier move;
+4. **write**: the events (their unique index settles any concurrent duplicate), the ledger credits, the metric
+   buckets, tier changes, the outbox, then the plugins' ``event_processed`` hooks — all in the caller's transaction.
+
+Simulation stops after step 3 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import validation
+from core.db.base import table_of
+from core.errors import Conflict, FealtyError, NotFound, ValidationFailed
+from core.events.models import Event
+from core.ids import new_id
+from core.ledger import service as ledger
+from core.ledger.models import PointBalance
+from core.members.models import Member
+from core.members.service import enrol
+from core.members.views import member_view
+from core.metrics import service as metrics
+from core.metrics.service import Window
+from core.outbox.service import emit_many
+from core.plugin_types import Award, EventContext, EventType, EventView, MemberView, TenantView, TierChange
+from core.plugins import PluginManager, TenantHooks
+from core.program.config import TenantConfig
+from core.program.settings import ProgramSettings
+from core.rules import engine
+from core.segments.service import member_facts, metric_windows, segments_of
+from core.tiers import rules as tier_rules
+from core.tiers.models import TierChange as TierChangeRow
+
+events_table = table_of(Event)
+members_table = table_of(Member)
+balances_table = table_of(PointBalance)
+tier_changes_table = table_of(TierChangeRow)
+
+MAX_AMOUNT = Decimal("1e13")
+CORE_METRICS = ("points", "base_points", "spend", "events")
+
+
+class MemberRef(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Exactly one way to find the member."""
+
+    member_id: uuid.UUID | None = None
+    external_id: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+    card: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    phone: Annotated[str, Meta(min_length=3, max_length=40)] | None = None
+
+
+class EventIn(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    type: Annotated[str, Meta(min_length=1, max_length=64)]
+    #: The source system's id (a POS receipt, a PMS folio, a loan instalment): retries with it apply once.
+    event_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    member: MemberRef
+    occurred_at: Annotated[datetime, Meta(tz=True)]
+    amount: Decimal | None = None
+    currency: Annotated[str, Meta(min_length=3, max_length=3)] | None = None
+    quantity: Decimal | None = None
+    unit: Annotated[str, Meta(min_length=1, max_length=16)] | None = None
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+@dataclass
+class ItemResult:
+    index: int
+    event_id: str
+    outcome: dict[str, Any] | None = None
+    error: FealtyError | None = None
+    duplicate: bool = False
+
+    @property
+    def status_code(self) -> int:
+        if self.error is not None:
+            return self.error.to_problem()["status"]  # type: ignore[no-any-return]
+        return 200 if self.duplicate else 201
+
+
+@dataclass
+class PipelineContext:
+    session: AsyncSession
+    tenant_id: uuid.UUID
+    program: ProgramSettings
+    config: TenantConfig
+    plugins: PluginManager
+    now: datetime
+    actor: str
+    max_future: timedelta = timedelta(minutes=15)
+
+    @property
+    def hooks(self) -> TenantHooks:
+        return self.program.hooks(self.plugins)
+
+    def tenant_view(self) -> TenantView:
+        return self.program.tenant_view(self.tenant_id, self.plugins)
+
+
+@dataclass
+class _Item:
+    index: int
+    data: EventIn
+    event_type: EventType
+    attributes: Any
+    request_hash: str
+    amount: Decimal | None
+    currency: str | None
+    quantity: Decimal | None
+    existing_id: uuid.UUID | None = None
+    member: Member | None = None
+    last_activity_at: datetime | None = None
+    event_uuid: uuid.UUID = field(default_factory=new_id)
+    status: str = "awarded"
+    reason: str | None = None
+    lines: list[engine.AwardLine] = field(default_factory=list)
+    plugin_awards: list[Award] = field(default_factory=list)
+    credits: dict[str, Decimal] = field(default_factory=dict)
+    tier_move: tier_rules.Move | None = None
+    tier_before: tier_rules.TierSpec | None = None
+    original: Any = None
+    reverse_fraction: Decimal | None = None
+    context: EventContext | None = None
+
+
+def _hash(item: EventIn) -> str:
+    return hashlib.sha256(msgspec.json.encode(msgspec.to_builtins(item), order="sorted")).hexdigest()
+
+
+def _decimal(value: Decimal | None, field_name: str, *, positive: bool) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        if not value.is_finite() or abs(value) >= MAX_AMOUNT:
+            raise InvalidOperation
+        if value.as_tuple().exponent < -4:  # type: ignore[operator]
+            raise ValidationFailed(f"{field_name} has more than 4 decimal places.", field=field_name)
+    except InvalidOperation:
+        raise ValidationFailed(f"{field_name} is not a usable number.", field=field_name) from None
+    if positive and value <= 0:
+        raise ValidationFailed(f"{field_name} must be greater than zero.", field=field_name)
+    if value < 0:
+        raise ValidationFailed(f"{field_name} must not be negative.", field=field_name)
+    return value
+
+
+def _validate(ctx: PipelineContext, index: int, data: EventIn) -> _Item:
+    """Everything that can be checked without the database (raises ValidationFailed naming the field)."""
+    types = ctx.plugins.event_types()
+    event_type = types.get(data.type)
+    if event_type is None or (event_type.plugin and event_type.plugin not in ctx.program.enabled_plugins):
+        known = sorted(n for n, t in types.items() if t.plugin is None or t.plugin in ctx.program.enabled_plugins)
+        raise ValidationFailed(f"Unknown event type '{data.type}'; this program accepts {known}.", field="type")
+    ref = data.member
+    given = [name for name in ("member_id", "external_id", "card", "phone") if getattr(ref, name) is not None]
+    if len(given) != 1:
+        raise ValidationFailed("Identify the member by exactly one of member_id, external_id, card, phone.",
+                               field="member")
+    if data.occurred_at > ctx.now + ctx.max_future:
+        raise ValidationFailed("occurred_at is in the future.", field="occurred_at")
+    amount = _decimal(data.amount, "amount", positive=event_type.requires_amount)
+    quantity = _decimal(data.quantity, "quantity", positive=event_type.requires_quantity)
+    if event_type.requires_amount and amount is None:
+        raise ValidationFailed(f"Events of type '{data.type}' need an amount.", field="amount")
+    if event_type.requires_quantity and quantity is None:
+        raise ValidationFailed(f"Events of type '{data.type}' need a quantity.", field="quantity")
+    currency = validation.currency(data.currency) if data.currency else (ctx.program.currency if amount else None)
+    attributes: Any = dict(data.attributes)
+    if event_type.attributes is not None:
+        try:
+            attributes = msgspec.convert(data.attributes, event_type.attributes)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            path = message.rsplit("at `$", 1)[1].rstrip("`").lstrip(".") if "at `$" in message else ""
+            named = message.split("field `", 1)[1].split("`", 1)[0] if "field `" in message else ""
+            where = ".".join(p for p in ("attributes", path, named) if p)
+            raise ValidationFailed(f"{where}: {message.split(' - at ')[0]}", field=where) from None
+    return _Item(index, data, event_type, attributes, _hash(data), amount, currency, quantity)
+
+
+def _outcome_error(error: FealtyError, prefix: str) -> FealtyError:
+    if prefix and error.field:
+        error.field = f"{prefix}.{error.field}"
+    return error
+
+
+async def process(
+    ctx: PipelineContext,
+    batch: Sequence[EventIn],
+    *,
+    simulate: bool = False,
+    field_prefix: str = "",
+    existing: dict[int, uuid.UUID] | None = None,
+) -> list[ItemResult]:
+    """Process ``batch``; one result per item, in order. ``existing`` (approvals) maps item index -> stored event."""
+    results = [ItemResult(i, e.event_id) for i, e in enumerate(batch)]
+    items: list[_Item] = []
+    seen: dict[str, int] = {}
+    for i, data in enumerate(batch):
+        prefix = f"{field_prefix}[{i}]" if field_prefix else ""
+        try:
+            item = _validate(ctx, i, data)
+        except FealtyError as error:
+            results[i].error = _outcome_error(error, prefix)
+            continue
+        if existing and i in existing:
+            item.existing_id = item.event_uuid = existing[i]
+        elif data.event_id in seen:
+            first = seen[data.event_id]
+            results[i].error = (
+                Conflict("This event_id appears twice in the batch with different content.", field=f"{prefix}.event_id")
+                if items[first].request_hash != item.request_hash
+                else None
+            )
+            results[i].duplicate = results[i].error is None
+            results[i].outcome = None  # filled from the first item's result below
+            continue
+        seen[data.event_id] = len(items)
+        items.append(item)
+
+    items = await _drop_stored(ctx, items, results, simulate)
+    items = await _resolve_members(ctx, items, results, field_prefix)
+    await _compute(ctx, items, results, field_prefix, simulate)
+    items = [item for item in items if results[item.index].error is None]
+    if not simulate and items:
+        items = await _write(ctx, items, results)
+    for item in items:
+        results[item.index].outcome = _outcome(ctx, item, simulate)
+    for i, data in enumerate(batch):  # in-batch repeats answer what their first copy got
+        if results[i].duplicate and results[i].outcome is None:
+            first = next(r for r in results if r.event_id == data.event_id and not r.duplicate)
+            results[i].outcome, results[i].error = first.outcome, first.error
+    return results
+
+
+async def _drop_stored(ctx: PipelineContext, items: list[_Item], results: list[ItemResult],
+                       simulate: bool) -> list[_Item]:
+    """Events already stored under these ids: a retry answers the first outcome; other content is a conflict."""
+    fresh = [i for i in items if i.existing_id is None]
+    if not fresh or simulate:
+        return items
+    rows = await ctx.session.execute(
+        select(events_table.c.event_id, events_table.c.request_hash, events_table.c.outcome).where(
+            events_table.c.tenant_id == ctx.tenant_id,
+            events_table.c.event_id.in_([i.data.event_id for i in fresh]),
+        )
+    )
+    stored = {r.event_id: r for r in rows}
+    kept = []
+    for item in items:
+        row = stored.get(item.data.event_id) if item.existing_id is None else None
+        if row is None:
+            kept.append(item)
+        elif row.request_hash != item.request_hash:
+            results[item.index].error = Conflict(
+                "This event_id was already used for a different event.", field="event_id"
+            )
+        else:
+            results[item.index].outcome = dict(row.outcome)
+            results[item.index].duplicate = True
+    return kept
+
+
+async def _resolve_members(
+    ctx: PipelineContext, items: list[_Item], results: list[ItemResult], field_prefix: str
+) -> list[_Item]:
+    if not items:
+        return items
+    refs: dict[str, set[Any]] = defaultdict(set)
+    for item in items:
+        ref = item.data.member
+        if ref.phone is not None:
+            try:
+                ref.phone = validation.phone(ref.phone, ctx.program.country, field="member.phone")
+            except FealtyError as error:
+                results[item.index].error = _outcome_error(error, f"{field_prefix}[{item.index}]" if field_prefix
+                                                           else "")
+                continue
+        for name in ("member_id", "external_id", "card", "phone"):
+            value = getattr(ref, name)
+            if value is not None:
+                refs[name].add(value)
+    items = [i for i in items if results[i.index].error is None]
+    clauses = [getattr(Member, "id" if name == "member_id" else name).in_(sorted(values, key=str))
+               for name, values in refs.items()]
+    found: list[tuple[Member, datetime | None]] = []
+    if clauses:
+        query = (
+            select(Member, PointBalance.last_activity_at)
+            .join(PointBalance, PointBalance.member_id == Member.id)
+            .where(or_(*clauses))
+        )
+        found = [(m, last) for m, last in (await ctx.session.execute(query)).all()]
+    index: dict[tuple[str, Any], tuple[Member, datetime | None]] = {}
+    for member, last in found:
+        index[("member_id", member.id)] = (member, last)
+        for name in ("external_id", "card", "phone"):
+            if getattr(member, name) is not None:
+                index[(name, getattr(member, name))] = (member, last)
+    kept = []
+    for item in items:
+        ref = item.data.member
+        name = next(n for n in ("member_id", "external_id", "card", "phone") if getattr(ref, n) is not None)
+        value = getattr(ref, name)
+        hit = index.get((name, value))
+        if hit is None and ctx.program.auto_enrol and name != "member_id":
+            member = await enrol(ctx.session, tenant_id=ctx.tenant_id,
+                                 external_id=value if name == "external_id" else f"{name}:{value}",
+                                 fields={name: value} if name != "external_id" else {}, attributes={},
+                                 consents=[], now=ctx.now)
+            await ctx.hooks.member_enrolled(ctx.tenant_view(), member_view(member), ctx.session)
+            ctx.session.info.setdefault("fealty.enrolled", []).append(member)
+            hit = (member, ctx.now)
+            index[(name, value)] = hit
+        prefix = f"{field_prefix}[{item.index}]." if field_prefix else ""
+        if hit is None:
+            results[item.index].error = NotFound(
+                f"No member with this {name}; enrol the member first or enable auto-enrolment.",
+                field=f"{prefix}member.{name}",
+            )
+            continue
+        if hit[0].status == "anonymized":
+            results[item.index].error = Conflict("This member has been anonymized.", field=f"{prefix}member")
+            continue
+        item.member, item.last_activity_at = hit
+        kept.append(item)
+    return kept
+
+
+async def _compute(
+    ctx: PipelineContext, items: list[_Item], results: list[ItemResult], field_prefix: str, simulate: bool
+) -> None:
+    """Hooks, rules, credits and tier moves for every item, in order (a member's later items see earlier ones)."""
+    if not items:
+        return
+    config, tz, hooks = ctx.config, ctx.program.tz, ctx.hooks
+    today = metrics.local_day(ctx.now, tz)
+    member_ids = sorted({i.member.id for i in items if i.member}, key=str)
+    wanted: set[tuple[str, Window]] = set(tier_rules.metric_windows(config.tiers))
+    if config.needs_segments:
+        wanted |= metric_windows(config.segments)
+    for rule in config.capped:
+        wanted |= {(f"rule:{rule.id}", Window("rolling_days", 1)), (f"rule:{rule.id}", Window("calendar_month"))}
+    sums = await metrics.sums(ctx.session, ctx.tenant_id, member_ids, wanted, today) if wanted else {}
+    tenant = ctx.tenant_view()
+    tier_of: dict[uuid.UUID, tier_rules.TierSpec | None] = {}
+    valid_until: dict[uuid.UUID, datetime | None] = {}
+    earlier: dict[uuid.UUID, list[EventView]] = defaultdict(list)
+    for item in items:
+        assert item.member is not None
+        member = item.member
+        prefix = f"{field_prefix}[{item.index}]" if field_prefix else ""
+        if member.id not in tier_of:
+            tier_of[member.id] = config.tiers_by_id.get(member.tier_id) if member.tier_id else None  # type: ignore[arg-type]
+            valid_until[member.id] = member.tier_valid_until
+        tier = tier_of[member.id]
+        member_sums = sums.get(member.id, {})
+        facts = member_facts(
+            tier=tier, attributes=member.attributes or {}, locale=member.locale, timezone=member.timezone,
+            enrolled_at=member.created_at, last_activity_at=item.last_activity_at, birthday=member.birthday,
+            now=ctx.now, sums=member_sums,
+        )
+        segments: set[str] = segments_of(config.segments, facts) if config.needs_segments else set()
+        facts["member"]["segments"] = sorted(segments)
+        local = item.data.occurred_at.astimezone(tz)
+        event_facts = {
+            "type": item.data.type, "amount": item.amount, "currency": item.currency, "quantity": item.quantity,
+            "unit": item.data.unit, "weekday": local.isoweekday(), "hour": local.hour,
+            "attributes": msgspec.to_builtins(item.attributes) if not isinstance(item.attributes, dict)
+            else item.attributes,
+        }
+        view = EventView(item.event_uuid, item.data.event_id, item.data.type, item.data.occurred_at, item.amount,
+                         item.currency, item.quantity, item.data.unit, item.attributes, dict(item.data.attributes))
+        mview = member_view(member, None, segments)
+        mview = replace(mview, tier=tier.code if tier else None, tier_rank=tier.rank if tier else None)
+        context = EventContext(tenant=tenant, event=view, member=mview, session=ctx.session, now=ctx.now,
+                               simulate=simulate, earlier=tuple(earlier[member.id]))
+        item.context = context
+        try:
+            issues = await hooks.validate_event(context)
+            if issues:
+                raise ValidationFailed(f"{issues[0].field}: {issues[0].detail}", field=issues[0].field,
+                                       errors=[{"field": i.field, "detail": i.detail} for i in issues])
+            if item.data.type == "return":
+                await _plan_return(ctx, item)
+        except FealtyError as error:
+            results[item.index].error = _outcome_error(error, prefix)
+            continue
+        if item.existing_id is None and item.data.type != "return":
+            screening = await hooks.screen_event(context)
+            if screening is not None:
+                item.status = "held" if screening.action == "hold" else "rejected"
+                item.reason = f"{screening.code}: {screening.reason}"
+        earlier[member.id].append(view)
+        if item.status != "awarded" or item.data.type == "return":
+            continue
+        usage = engine.CapUsage(
+            day={r.id: int(member_sums.get((f"rule:{r.id}", "1d"), 0)) for r in config.capped},
+            month={r.id: int(member_sums.get((f"rule:{r.id}", "month"), 0)) for r in config.capped},
+        )
+        multiplier = tier.benefits.earning_multiplier if tier else None
+        item.lines = engine.compute(
+            config.rules, {"event": event_facts, **facts}, occurred_at=item.data.occurred_at,
+            program_currency=ctx.program.currency, tier_multiplier=multiplier, tier_name=tier.name if tier else None,
+            usage=usage,
+        )
+        rule_awards = [_award_of(line, ctx.now) for line in item.lines]
+        item.plugin_awards = await hooks.compute_awards(context, rule_awards)
+        plugin_credits = await hooks.qualifying_credits(context, [*rule_awards, *item.plugin_awards])
+        item.credits = _credits(item, plugin_credits, ctx.program.currency)
+        for key, value in item.credits.items():  # this batch's later items and the tier check see them
+            for window_key in {w.key for metric, w in wanted if metric == key}:
+                member_sums[(key, window_key)] = member_sums.get((key, window_key), Decimal(0)) + value
+        for line in item.lines:
+            if line.rule_id is not None and any(r.id == line.rule_id for r in config.capped):
+                for window_key in ("1d", "month"):
+                    k = (f"rule:{line.rule_id}", window_key)
+                    member_sums[k] = member_sums.get(k, Decimal(0)) + line.points
+        sums[member.id] = member_sums
+        if config.tiers:
+            move = tier_rules.on_activity(config.tiers, tier, valid_until[member.id], member_sums, ctx.now, tz)
+            if move is not None:
+                item.tier_before, item.tier_move = tier, move
+                tier_of[member.id], valid_until[member.id] = move.to, move.valid_until
+
+
+def _award_of(line: engine.AwardLine, now: datetime) -> Award:
+    available_at = now + timedelta(days=line.pending_days) if line.pending_days else None
+    source = f"rule:{line.rule_id}" if line.rule_id else line.kind
+    return Award(line.points, f"{line.rule_name} ({line.basis})", source, available_at, line.base,
+                 {"rule_id": str(line.rule_id) if line.rule_id else None, "kind": line.kind,
+                  "capped_from": line.capped_from, "campaign_id": str(line.campaign_id) if line.campaign_id else None})
+
+
+def _all_awards(item: _Item, now: datetime) -> list[Award]:
+    return [*(_award_of(line, now) for line in item.lines), *item.plugin_awards]
+
+
+def _credits(item: _Item, plugin_credits: dict[str, Decimal], currency: str) -> dict[str, Decimal]:
+    awards = [*item.lines]
+    credits: dict[str, Decimal] = defaultdict(Decimal)
+    credits["events"] += 1
+    credits[f"count:{item.data.type}"] += 1
+    if item.amount is not None and item.currency == currency:
+        credits["spend"] += item.amount
+    points = sum(line.points for line in awards) + sum(a.points for a in item.plugin_awards)
+    base = sum(line.points for line in awards if line.base) + sum(a.points for a in item.plugin_awards if a.base)
+    if points:
+        credits["points"] += points
+    if base:
+        credits["base_points"] += base
+    for name, value in plugin_credits.items():
+        credits[name] += Decimal(value)
+    return {k: v for k, v in credits.items() if v}
+
+
+async def _plan_return(ctx: PipelineContext, item: _Item) -> None:
+    """A return reverses the same share of its purchase: return amount / purchase amount (capped at what is left)."""
+    original_id = item.attributes.original_event_id
+    row = (
+        await ctx.session.execute(
+            select(events_table).where(events_table.c.tenant_id == ctx.tenant_id,
+                                       events_table.c.event_id == original_id)
+        )
+    ).first()
+    assert item.member is not None
+    if row is None or row.member_id != item.member.id:
+        raise ValidationFailed("No purchase of this member has that event_id.", field="attributes.original_event_id")
+    if row.status != "awarded" or not row.amount:
+        raise Conflict("Only an awarded event with an amount can be returned.", field="attributes.original_event_id")
+    assert item.amount is not None
+    left = Decimal(1) - row.reversed_fraction
+    if left <= 0:
+        raise Conflict("That purchase has already been returned in full.", field="attributes.original_event_id")
+    item.original = row
+    item.reverse_fraction = min(left, item.amount / row.amount)
+
+
+async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemResult]) -> list[_Item]:
+    """Every write, in a fixed number of statements. Returns the items actually applied."""
+    session, now, tz = ctx.session, ctx.now, ctx.program.tz
+    new = [i for i in items if i.existing_id is None]
+    if new:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(events_table).on_conflict_do_nothing(index_elements=["tenant_id", "event_id"])
+        inserted = set(
+            (await session.execute(statement.returning(events_table.c.event_id),
+                                   [_event_row(ctx, i) for i in new])).scalars()
+        )
+        raced = [i for i in new if i.data.event_id not in inserted]
+        if raced:
+            # Another request stored the same event_id first (its transaction was waited for): answer its outcome.
+            if len(raced) != len(new) or len(new) != len(items):
+                raise Conflict("Events of this batch were stored concurrently by another request; retry the batch.",
+                               field="events")
+            rows = await session.execute(
+                select(events_table.c.event_id, events_table.c.outcome, events_table.c.request_hash).where(
+                    events_table.c.tenant_id == ctx.tenant_id,
+                    events_table.c.event_id.in_([i.data.event_id for i in raced]),
+                )
+            )
+            for row in rows:
+                item = next(i for i in raced if i.data.event_id == row.event_id)
+                if row.request_hash == item.request_hash:
+                    results[item.index].outcome, results[item.index].duplicate = dict(row.outcome), True
+                else:
+                    results[item.index].error = Conflict("This event_id was already used for a different event.",
+                                                         field="event_id")
+            return []
+    awarded = [i for i in items if i.status == "awarded"]
+    credits: list[ledger.CreditRequest] = []
+    for item in awarded:
+        assert item.member is not None
+        by_time: dict[datetime | None, list[Award]] = defaultdict(list)
+        for award in _all_awards(item, now):
+            if award.points > 0:
+                by_time[award.available_at].append(award)
+        for available_at, awards in by_time.items():
+            credits.append(ledger.CreditRequest(
+                member_id=item.member.id,
+                points=sum(a.points for a in awards),
+                kind="earn",
+                cause=ledger.Cause("event", id=str(item.event_uuid), reason=f"{item.data.type} {item.data.event_id}",
+                                   actor=ctx.actor),
+                available_at=available_at,
+                details={"event_id": item.data.event_id, "awards": [{"source": a.source, "points": a.points}
+                                                                    for a in awards]},
+            ))
+    activity = [i.member.id for i in awarded if i.member and i.event_type.counts_as_activity]
+    await ledger.credit_many(session, tenant_id=ctx.tenant_id, credits=credits, policy=ctx.program.ledger_policy,
+                             now=now, activity=activity)
+    await metrics.add(session, ctx.tenant_id, [
+        (i.member.id, name, metrics.local_day(i.data.occurred_at, tz), value)
+        for i in awarded if i.member for name, value in _metric_rows(i).items()
+    ])
+    for item in awarded:
+        if item.original is not None:
+            await reverse(ctx, item.original, item.reverse_fraction or Decimal(0), reason=f"return {item.data.event_id}")
+    await _write_tier_moves(ctx, [i for i in awarded if i.tier_move is not None])
+    if any(i.existing_id for i in items):
+        for item in items:
+            if item.existing_id is not None:
+                row = _event_row(ctx, item)
+                await session.execute(
+                    update(events_table)
+                    .where(events_table.c.tenant_id == ctx.tenant_id, events_table.c.id == item.existing_id)
+                    .values(status=row["status"], status_reason=row["status_reason"], points=row["points"],
+                            outcome=row["outcome"], decided_by=ctx.actor, decided_at=now)
+                )
+    await emit_many(session, ctx.tenant_id, [ev for i in items for ev in _domain_events(ctx, i)], now)
+    for item in items:
+        assert item.context is not None
+        awards = _all_awards(item, now)
+        await ctx.hooks.event_processed(item.context, item.status, awards, item.credits)
+    return items
+
+
+def _metric_rows(item: _Item) -> dict[str, Decimal]:
+    rows = dict(item.credits)
+    for line in item.lines:
+        if line.rule_id is not None:
+            rows[f"rule:{line.rule_id}"] = rows.get(f"rule:{line.rule_id}", Decimal(0)) + line.points
+    return rows
+
+
+async def _write_tier_moves(ctx: PipelineContext, items: list[_Item]) -> None:
+    if not items:
+        return
+    final: dict[uuid.UUID, _Item] = {}
+    for item in items:
+        assert item.member is not None
+        final[item.member.id] = item
+    for member_id, item in final.items():
+        move = item.tier_move
+        assert move is not None and item.member is not None
+        values: dict[str, Any] = {"tier_valid_until": move.valid_until}
+        if move.reason != "renewal":
+            values |= {"tier_id": move.to.id if move.to else None, "tier_since": ctx.now}
+        await ctx.session.execute(
+            update(members_table)
+            .where(members_table.c.tenant_id == ctx.tenant_id, members_table.c.id == member_id)
+            .values(values)
+        )
+    await ctx.session.execute(insert(tier_changes_table), [
+        {"tenant_id": ctx.tenant_id, "id": new_id(), "member_id": i.member.id,  # type: ignore[union-attr]
+         "from_tier_id": i.tier_before.id if i.tier_before else None,
+         "to_tier_id": i.tier_move.to.id if i.tier_move and i.tier_move.to else None,
+         "reason": i.tier_move.reason if i.tier_move else "upgrade", "valid_until": i.tier_move.valid_until if
+         i.tier_move else None, "changed_at": ctx.now, "details": {"event_id": i.data.event_id}}
+        for i in items
+    ])
+    tenant = ctx.tenant_view()
+    for item in items:
+        if item.tier_move and item.tier_move.reason != "renewal":
+            assert item.context is not None
+            change = TierChange(item.context.member, item.tier_before.code if item.tier_before else None,
+                                item.tier_move.to.code if item.tier_move.to else None, item.tier_move.reason)
+            await ctx.hooks.tier_changed(tenant, change, ctx.session)
+
+
+def _event_row(ctx: PipelineContext, item: _Item) -> dict[str, Any]:
+    assert item.member is not None
+    outcome = _outcome(ctx, item, simulate=False)
+    return {
+        "tenant_id": ctx.tenant_id, "id": item.event_uuid, "event_id": item.data.event_id, "type": item.data.type,
+        "member_id": item.member.id, "occurred_at": item.data.occurred_at, "received_at": ctx.now,
+        "local_day": metrics.local_day(item.data.occurred_at, ctx.program.tz), "amount": item.amount,
+        "currency": item.currency, "quantity": item.quantity, "unit": item.data.unit,
+        "attributes": dict(item.data.attributes), "status": item.status, "status_reason": item.reason,
+        "points": outcome["points"], "reversed_points": 0, "reversed_fraction": Decimal(0),
+        "request_hash": item.request_hash, "outcome": outcome,
+        "original_event_id": item.original.id if item.original is not None else None,
+        "decided_by": None, "decided_at": None,
+    }
+
+
+def _outcome(ctx: PipelineContext, item: _Item, simulate: bool) -> dict[str, Any]:
+    """What the API answers for an event (and stores, so a retry gets the very same answer)."""
+    assert item.member is not None
+    awards = [
+        {"source": a.source, "reason": a.reason, "points": a.points, "base": a.base,
+         "available_at": a.available_at.isoformat() if a.available_at else None}
+        | {k: v for k, v in a.detail.items() if v is not None}
+        for a in _all_awards(item, ctx.now)
+    ]
+    points = sum(a["points"] for a in awards)
+    move = item.tier_move
+    return {
+        "id": str(item.event_uuid),
+        "event_id": item.data.event_id,
+        "type": item.data.type,
+        "member_id": str(item.member.id),
+        "occurred_at": item.data.occurred_at.isoformat(),
+        "status": item.status,
+        "reason": item.reason,
+        "points": points if item.status == "awarded" else 0,
+        "awards": awards if item.status == "awarded" else [],
+        "credits": {k: str(v) for k, v in sorted(item.credits.items())},
+        "tier": None if move is None else {
+            "from": item.tier_before.code if item.tier_before else None,
+            "to": move.to.code if move.to else None, "reason": move.reason,
+            "valid_until": move.valid_until.isoformat() if move.valid_until else None,
+        },
+        "returns": None if item.original is None else {
+            "original_event_id": item.original.event_id, "fraction": str(item.reverse_fraction),
+        },
+        "simulated": simulate,
+    }
+
+
+def _domain_events(ctx: PipelineContext, item: _Item) -> list[tuple[str, dict[str, Any], uuid.UUID | None]]:
+    assert item.member is not None
+    member_id = item.member.id
+    data = {"event_id": item.data.event_id, "id": str(item.event_uuid), "member_id": str(member_id),
+            "type": item.data.type, "status": item.status}
+    kind = "event.processed" if item.status == "awarded" else f"event.{item.status}"
+    out: list[tuple[str, dict[str, Any], uuid.UUID | None]] = [(kind, data, member_id)]
+    points = sum(a.points for a in _all_awards(item, ctx.now)) if item.status == "awarded" else 0
+    if points:
+        out.append(("points.earned", data | {"points": points}, member_id))
+    if item.tier_move is not None and item.tier_move.reason != "renewal":
+        out.append(("tier.changed", {"member_id": str(member_id),
+                                     "from": item.tier_before.code if item.tier_before else None,
+                                     "to": item.tier_move.to.code if item.tier_move.to else None,
+                                     "reason": item.tier_move.reason}, member_id))
+    return out
+
+
+# --- reversal -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReversalResult:
+    points_requested: int
+    points_removed: int
+    written_off: int
+    fraction: Decimal
+    credits_removed: dict[str, Decimal]
+
+
+async def reverse(ctx: PipelineContext, event: Any, fraction: Decimal, *, reason: str) -> ReversalResult:
+    """Take back ``fraction`` of what ``event`` earned (points and qualification credits), following the reversal
+    policy for points already spent. Cumulative rounding: the parts of several partial reversals add up exactly to
+    what a full reversal would remove."""
+    session = ctx.session
+    locked = (
+        await session.execute(
+            select(events_table).where(events_table.c.tenant_id == ctx.tenant_id, events_table.c.id == event.id)
+            .with_for_update()
+        )
+    ).one()
+    left = Decimal(1) - locked.reversed_fraction
+    fraction = min(fraction, left)
+    if fraction <= 0:
+        raise Conflict("This event has already been reversed in full.", field="event")
+    total_fraction = locked.reversed_fraction + fraction
+    target = int((locked.points * total_fraction).to_integral_value(rounding="ROUND_FLOOR"))
+    if total_fraction >= 1:
+        target = locked.points
+    remove = target - locked.reversed_points
+    entries = (
+        await session.execute(
+            select(ledger.entries.c.id, ledger.entries.c.points).where(
+                ledger.entries.c.tenant_id == ctx.tenant_id,
+                ledger.entries.c.cause_type == "event",
+                ledger.entries.c.cause_id == str(locked.id),
+                ledger.entries.c.kind == "earn",
+            ).order_by(ledger.entries.c.id)
+        )
+    ).all()
+    removed = written_off = 0
+    shares = _split(remove, [e.points for e in entries])
+    cause = ledger.Cause("event", id=str(locked.id), reason=reason, actor=ctx.actor)
+    for entry, share in zip(entries, shares, strict=True):
+        if share <= 0:
+            continue
+        posted = await ledger.reverse_credit(session, tenant_id=ctx.tenant_id, entry_id=entry.id, points=share,
+                                             cause=cause, policy=ctx.program.ledger_policy, now=ctx.now)
+        if posted is not None:
+            removed += -posted.points
+            written_off += posted.written_off
+    credits = {k: Decimal(v) * fraction for k, v in (locked.outcome.get("credits") or {}).items()}
+    await metrics.add(session, ctx.tenant_id, [(locked.member_id, k, locked.local_day, -v) for k, v in credits.items()])
+    outcome = dict(locked.outcome)
+    outcome["reversals"] = [*outcome.get("reversals", []), {"fraction": str(fraction), "points": remove,
+                                                             "at": ctx.now.isoformat(), "reason": reason}]
+    outcome["reversed_points"] = target
+    await session.execute(
+        update(events_table)
+        .where(events_table.c.tenant_id == ctx.tenant_id, events_table.c.id == locked.id)
+        .values(reversed_points=target, reversed_fraction=total_fraction, outcome=outcome)
+    )
+    await emit_many(session, ctx.tenant_id, [("event.reversed", {
+        "id": str(locked.id), "event_id": locked.event_id, "member_id": str(locked.member_id),
+        "points_removed": remove, "fraction": str(fraction)}, locked.member_id)], ctx.now)
+    return ReversalResult(remove, removed, written_off, fraction, credits)
+
+
+def _split(total: int, weights: list[int]) -> list[int]:
+    """Split ``total`` across entries in proportion to their points (largest remainder), never above each entry."""
+    whole = sum(weights)
+    if whole <= 0 or total <= 0:
+        return [0] * len(weights)
+    raw = [Decimal(total) * w / whole for w in weights]
+    shares = [int(r) for r in raw]
+    order = sorted(range(len(weights)), key=lambda i: raw[i] - shares[i], reverse=True)
+    for i in order[: total - sum(shares)]:
+        shares[i] += 1
+    return [min(s, w) for s, w in zip(shares, weights, strict=True)]
+
+
+def member_view_of(member: Member, config: TenantConfig) -> MemberView:
+    tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None  # type: ignore[arg-type]
+    view = member_view(member)
+    return replace(view, tier=tier.code if tier else None, tier_rank=tier.rank if tier else None)
+
+
+def local_day(at: datetime, ctx: PipelineContext) -> date:
+    return metrics.local_day(at, ctx.program.tz)

@@ -1,0 +1,143 @@
+"""Adding to members' daily metric buckets and summing them over windows."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.base import table_of
+from core.metrics.models import MemberMetric
+
+metrics = table_of(MemberMetric)
+
+WindowKind = Literal["lifetime", "calendar_year", "rolling_days", "calendar_month"]
+
+
+def local_day(at: datetime, tz: ZoneInfo) -> date:
+    return at.astimezone(tz).date()
+
+
+@dataclass(frozen=True)
+class Window:
+    kind: WindowKind
+    days: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Window:
+        """``lifetime``, ``year``, ``month`` or ``<N>d`` (as used in segment conditions)."""
+        if text == "lifetime":
+            return cls("lifetime")
+        if text == "year":
+            return cls("calendar_year")
+        if text == "month":
+            return cls("calendar_month")
+        if text.endswith("d") and text[:-1].isdigit() and int(text[:-1]) > 0:
+            return cls("rolling_days", int(text[:-1]))
+        raise ValueError(f"unknown window {text!r} (lifetime, year, month or <N>d)")
+
+    def start(self, today: date) -> date | None:
+        if self.kind == "calendar_year":
+            return today.replace(month=1, day=1)
+        if self.kind == "calendar_month":
+            return today.replace(day=1)
+        if self.kind == "rolling_days":
+            assert self.days is not None
+            return today - timedelta(days=self.days - 1)
+        return None
+
+    @property
+    def key(self) -> str:
+        return {"lifetime": "lifetime", "calendar_year": "year", "calendar_month": "month"}.get(
+            self.kind, f"{self.days}d"
+        )
+
+
+def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
+    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(metrics)
+
+
+async def add(
+    session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[tuple[uuid.UUID, str, date, Decimal]]
+) -> None:
+    """Add values to daily buckets: one statement for any number of members, metrics and days."""
+    totals: dict[tuple[uuid.UUID, str, date], Decimal] = defaultdict(Decimal)
+    for member_id, metric, day, value in rows:
+        if value:
+            totals[(member_id, metric, day)] += Decimal(value)
+    if not totals:
+        return
+    statement = _insert(session)
+    statement = statement.on_conflict_do_update(
+        index_elements=["tenant_id", "member_id", "metric", "day"],
+        set_={"value": metrics.c.value + statement.excluded.value},
+    )
+    await session.execute(
+        statement,
+        [
+            {"tenant_id": tenant_id, "member_id": m, "metric": metric, "day": day, "value": value}
+            for (m, metric, day), value in sorted(totals.items(), key=lambda kv: (str(kv[0][0]), kv[0][1], kv[0][2]))
+        ],
+    )
+
+
+async def sums(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    member_ids: Sequence[uuid.UUID],
+    wanted: Iterable[tuple[str, Window]],
+    today: date,
+) -> dict[uuid.UUID, dict[tuple[str, str], Decimal]]:
+    """For each member, the sum of each ``(metric, window)`` ending today. One query."""
+    wanted = sorted(set(wanted), key=lambda w: (w[0], w[1].key))
+    result: dict[uuid.UUID, dict[tuple[str, str], Decimal]] = {
+        m: {(metric, window.key): Decimal(0) for metric, window in wanted} for m in member_ids
+    }
+    if not wanted or not member_ids:
+        return result
+    columns = []
+    for i, (metric, window) in enumerate(wanted):
+        start = window.start(today)
+        condition = metrics.c.metric == metric
+        if start is not None:
+            condition = and_(condition, metrics.c.day >= start)
+        columns.append(func.coalesce(func.sum(case((condition, metrics.c.value), else_=0)), 0).label(f"s{i}"))
+    names = sorted({metric for metric, _ in wanted})
+    earliest = [w.start(today) for _, w in wanted]
+    day_filter = [] if any(s is None for s in earliest) else [metrics.c.day >= min(earliest)]  # type: ignore[type-var]
+    query = (
+        select(metrics.c.member_id, *columns)
+        .where(
+            metrics.c.tenant_id == tenant_id,
+            metrics.c.member_id.in_(list(member_ids)),
+            or_(*(metrics.c.metric == n for n in names)),
+            *day_filter,
+        )
+        .group_by(metrics.c.member_id)
+    )
+    for row in await session.execute(query):
+        values = result[row.member_id]
+        for i, (metric, window) in enumerate(wanted):
+            values[(metric, window.key)] = Decimal(row[i + 1])
+    return result
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def flatten(values: Mapping[tuple[str, str], Decimal]) -> dict[str, dict[str, Decimal]]:
+    """``{("spend", "90d"): 12}`` -> ``{"spend": {"90d": 12}}`` (the shape conditions read: metric.spend.90d)."""
+    out: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    for (metric, window), value in values.items():
+        out[metric][window] = value
+    return dict(out)
