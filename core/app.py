@@ -6,28 +6,31 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from core import __version__
+from core.campaigns.api import CampaignsController
 from core.db.migrate import upgrade_async
+from core.events.api import EventsController
 from core.http.deps import DEPENDENCIES
 from core.http.middleware import ApiMiddleware
 from core.http.problems import handle_exception
-from core.events.api import EventsController
 from core.ledger.api import LedgerController
-from core.rules.api import EarningRulesController
 from core.logging import configure_logging
 from core.members.api import MembersController
 from core.ops import MetricsController, healthz, prometheus, readyz
 from core.plugins import PluginManager
 from core.program.api import ProgramController
+from core.rules.api import EarningRulesController
 from core.runtime import Runtime
+from core.segments.api import SegmentsController
 from core.settings import Settings, get_settings
 from core.tenancy.api import ApiKeysController, PlatformTenantsController
 from core.tenancy.service import ensure_platform_key
+from core.tiers.api import MemberTierController, TiersController
 from core.worker import run_forever
 
 CORE_ROUTES = [
@@ -38,6 +41,10 @@ CORE_ROUTES = [
     LedgerController,
     EventsController,
     EarningRulesController,
+    TiersController,
+    MemberTierController,
+    SegmentsController,
+    CampaignsController,
 ]
 
 
@@ -63,8 +70,13 @@ def create_app(settings: Settings | None = None, *, plugins: PluginManager | Non
                 await worker
             await runtime.close()
 
+    plugin_routers = [
+        Router(path=f"/v1/{name}", route_handlers=handlers, opt={"plugin": name}, tags=[name])
+        for name, handlers in plugins.routes()
+        if handlers
+    ]
     return Litestar(
-        route_handlers=[*CORE_ROUTES, healthz, readyz, MetricsController],
+        route_handlers=[*CORE_ROUTES, *plugin_routers, healthz, readyz, MetricsController],
         middleware=[prometheus.middleware, ApiMiddleware(runtime)],
         dependencies=DEPENDENCIES,
         exception_handlers={Exception: handle_exception},

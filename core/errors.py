@@ -141,6 +141,16 @@ class ServiceUnavailable(FealtyError):
     title = "A dependency is unavailable"
 
 
+def invalid(message: str, prefix: str = "") -> ValidationFailed:
+    """A msgspec validation message (``Expected `int`, got `str` - at `$.a[0].b```, ``Object contains unknown
+    field `x```) as a 422 naming the offending field, under ``prefix``."""
+    head, _, where = message.partition(" - at `$")
+    path = where.rstrip("`").lstrip(".")
+    named = head.split("field `", 1)[1].split("`", 1)[0] if "field `" in head else ""
+    field = ".".join(p for p in (prefix, path, named) if p).replace(".[", "[")
+    return ValidationFailed(f"{field}: {head}" if field else head, field=field or None)
+
+
 class MissingTenantContext(RuntimeError):
     """A tenant-owned table was queried with no tenant in context: a programming error, never a client error."""
 

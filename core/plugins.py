@@ -16,7 +16,7 @@ import msgspec
 import pluggy
 
 from core import hookspecs
-from core.errors import ValidationFailed
+from core.errors import ValidationFailed, invalid
 from core.plugin_types import (
     Award,
     Credits,
@@ -111,10 +111,7 @@ class PluginManager:
         try:
             decoded = msgspec.convert(value, info.settings)
         except msgspec.ValidationError as exc:
-            message = str(exc)
-            path = message.rsplit("at `$", 1)[1].rstrip("`").lstrip(".") if "at `$" in message else ""
-            field = f"plugin_settings.{name}" + (f".{path}" if path else "")
-            raise ValidationFailed(f"{field}: {message.split(' - at ')[0]}", field=field) from None
+            raise invalid(str(exc), f"plugin_settings.{name}") from None
         result: dict[str, Any] = msgspec.to_builtins(decoded)
         return result
 

@@ -171,8 +171,10 @@ class _Apps:
         self.tasks: list[asyncio.Task[None]] = []
 
     async def client(self, backend: str, url: str, plugins: Callable[[], PluginManager]) -> AppClient:
-        if backend not in self.clients:
-            app = create_app(settings_for_tests(url), plugins=plugins())
+        manager = plugins()
+        key = f"{backend}:{','.join(sorted(manager.available()))}"
+        if key not in self.clients:
+            app = create_app(settings_for_tests(url), plugins=manager)
             started = asyncio.Event()
 
             async def keep_running() -> None:
@@ -186,8 +188,8 @@ class _Apps:
             transport = httpx.ASGITransport(app=cast(Any, app))
             client = AppClient(transport=transport, base_url="http://testserver", timeout=60)
             client.app = app
-            self.clients[backend] = client
-        return self.clients[backend]
+            self.clients[key] = client
+        return self.clients[key]
 
     async def close(self) -> None:
         for client in self.clients.values():

@@ -14,7 +14,7 @@ from msgspec import Meta
 from sqlalchemy import select, update
 
 from core.clock import utcnow
-from core.errors import Conflict, FealtyError, NotFound, ValidationFailed
+from core.errors import Conflict, FealtyError, NotFound, ValidationFailed, invalid
 from core.events import pipeline
 from core.events.models import Event
 from core.http.auth import Principal
@@ -147,11 +147,7 @@ def _decode(raw: dict[str, Any], prefix: str) -> pipeline.EventIn:
     try:
         return msgspec.convert(raw, pipeline.EventIn, str_keys=True)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        path = message.rsplit("at `$", 1)[1].rstrip("`").lstrip(".") if "at `$" in message else ""
-        named = message.split("field `", 1)[1].split("`", 1)[0] if "field `" in message else ""
-        field = ".".join(p for p in (prefix, path, named) if p)
-        raise ValidationFailed(f"{field}: {message.split(' - at ')[0]}", field=field) from None
+        raise invalid(str(exc), prefix) from None
 
 
 async def _event(db: Any, event_id: uuid.UUID, *, lock: bool = False) -> Any:
@@ -178,7 +174,11 @@ class EventsController(Controller):
 
     @post(operation_id="sendEvent", opt={"scope": "events:write"})
     async def send(
-        self, db: Db, principal: CurrentPrincipal, program: CurrentProgram, runtime: CurrentRuntime,
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        runtime: CurrentRuntime,
         data: JSONBody[pipeline.EventIn],
     ) -> Response[EventOutcome]:
         """Send one activity event. Answers what it earned and why (201), or, for an event_id already sent with the
@@ -193,7 +193,11 @@ class EventsController(Controller):
 
     @post("/batch", operation_id="sendEventBatch", opt={"scope": "events:write"}, status_code=200)
     async def batch(
-        self, db: Db, principal: CurrentPrincipal, program: CurrentProgram, runtime: CurrentRuntime,
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        runtime: CurrentRuntime,
         data: JSONBody[BatchIn],
     ) -> BatchOut:
         """Up to 1,000 events in one request: a result per item; bad items are reported, good ones applied."""
@@ -235,7 +239,11 @@ class EventsController(Controller):
 
     @post("/simulate", operation_id="simulateEvent", opt={"scope": "events:write"}, status_code=200)
     async def simulate(
-        self, db: Db, principal: CurrentPrincipal, program: CurrentProgram, runtime: CurrentRuntime,
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        runtime: CurrentRuntime,
         data: JSONBody[pipeline.EventIn],
     ) -> EventOutcome:
         """What this event would earn now, rule by rule. Nothing is written."""
@@ -254,7 +262,7 @@ class EventsController(Controller):
         limit: FromQuery[int] = 50,
         member_id: FromQuery[uuid.UUID | None] = None,
         event_id: FromQuery[str | None] = None,
-        type: FromQuery[str | None] = None,  # noqa: A002 - the API's field name
+        type: FromQuery[str | None] = None,
         status: FromQuery[Literal["awarded", "held", "rejected"] | None] = None,
         received_after: FromQuery[datetime | None] = None,
         received_before: FromQuery[datetime | None] = None,
@@ -264,8 +272,12 @@ class EventsController(Controller):
         query = select(Event).order_by(Event.id.desc()).limit(limit + 1)
         if cursor:
             query = query.where(Event.id < cursor_uuid(decode_cursor(cursor, 1)[0]))
-        for column, value in ((Event.member_id, member_id), (Event.event_id, event_id), (Event.type, type),
-                              (Event.status, status)):
+        for column, value in (
+            (Event.member_id, member_id),
+            (Event.event_id, event_id),
+            (Event.type, type),
+            (Event.status, status),
+        ):
             if value is not None:
                 query = query.where(column == value)
         if received_after is not None:
@@ -277,14 +289,19 @@ class EventsController(Controller):
         return Page([_stored_outcome(e) for e in items], next_cursor)
 
     @get("/{id:uuid}", operation_id="getEvent", opt={"scope": "members:read"})
-    async def get_event(self, db: Db, id: FromPath[uuid.UUID]) -> EventOutcome:  # noqa: A002
+    async def get_event(self, db: Db, id: FromPath[uuid.UUID]) -> EventOutcome:
         """The event, its outcome and its awards, and any reversals."""
         return _stored_outcome(await _event(db, id))
 
     @post("/{id:uuid}/reverse", operation_id="reverseEvent", opt={"scope": "events:write"}, status_code=200)
     async def reverse(
-        self, db: Db, principal: CurrentPrincipal, program: CurrentProgram, runtime: CurrentRuntime,
-        id: FromPath[uuid.UUID], data: JSONBody[ReverseIn],  # noqa: A002
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        runtime: CurrentRuntime,
+        id: FromPath[uuid.UUID],
+        data: JSONBody[ReverseIn],
     ) -> ReverseOut:
         """Refund or cancel: remove exactly what the event earned (points and tier credits), all of it or a share
         (``fraction``, or ``amount`` of the original). Points already spent follow the program's reversal policy."""
@@ -314,27 +331,52 @@ class EventsController(Controller):
         if program.enabled_plugins:
             from core.plugin_types import EventContext, EventView
 
-            event_view = EventView(event.id, event.event_id, event.type, event.occurred_at, event.amount,
-                                   event.currency, event.quantity, event.unit, dict(event.attributes),
-                                   dict(event.attributes))
+            event_view = EventView(
+                event.id,
+                event.event_id,
+                event.type,
+                event.occurred_at,
+                event.amount,
+                event.currency,
+                event.quantity,
+                event.unit,
+                dict(event.attributes),
+                dict(event.attributes),
+            )
             hook_ctx = EventContext(ctx.tenant_view(), event_view, view, db, ctx.now)
-            await ctx.hooks.event_reversed(hook_ctx, ReversalView(event_view, view, result.points_removed,
-                                                                  result.fraction, result.credits_removed))
-        return ReverseOut(_stored_outcome(event), result.points_requested, result.points_removed,
-                          result.written_off, str(result.fraction))
+            await ctx.hooks.event_reversed(
+                hook_ctx, ReversalView(event_view, view, result.points_removed, result.fraction, result.credits_removed)
+            )
+        return ReverseOut(
+            _stored_outcome(event),
+            result.points_requested,
+            result.points_removed,
+            result.written_off,
+            str(result.fraction),
+        )
 
     @post("/{id:uuid}/approve", operation_id="approveEvent", status_code=200)
     async def approve(
-        self, db: Db, principal: CurrentPrincipal, program: CurrentProgram, runtime: CurrentRuntime,
-        id: FromPath[uuid.UUID], data: JSONBody[DecisionIn],  # noqa: A002
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        runtime: CurrentRuntime,
+        id: FromPath[uuid.UUID],
+        data: JSONBody[DecisionIn],
     ) -> EventOutcome:
         """Approve an event held for review: it earns now, exactly once however often this is called."""
         return await approve_held(db, principal, program, runtime, id, data.reason)
 
     @post("/{id:uuid}/reject", operation_id="rejectEvent", status_code=200)
     async def reject(
-        self, db: Db, principal: CurrentPrincipal, program: CurrentProgram, runtime: CurrentRuntime,
-        id: FromPath[uuid.UUID], data: JSONBody[DecisionIn],  # noqa: A002
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        runtime: CurrentRuntime,
+        id: FromPath[uuid.UUID],
+        data: JSONBody[DecisionIn],
     ) -> EventOutcome:
         """Reject an event held for review: it never earns."""
         return await reject_held(db, principal, id, data.reason)
@@ -345,7 +387,9 @@ async def _claim_held(db: Any, event_id: uuid.UUID) -> Event:
     await _event(db, event_id)
     claimed = (
         await db.execute(
-            update(Event).where(Event.id == event_id, Event.status == "held").values(status="processing")
+            update(Event)
+            .where(Event.id == event_id, Event.status == "held")
+            .values(status="processing")
             .returning(Event.id)
         )
     ).first()
@@ -361,9 +405,15 @@ async def approve_held(
     event = await _claim_held(db, event_id)
     member = (await db.execute(select(Member).where(Member.id == event.member_id))).scalar_one()
     data = pipeline.EventIn(
-        type=event.type, event_id=event.event_id, member=pipeline.MemberRef(member_id=member.id),
-        occurred_at=event.occurred_at, amount=event.amount, currency=event.currency, quantity=event.quantity,
-        unit=event.unit, attributes=dict(event.attributes),
+        type=event.type,
+        event_id=event.event_id,
+        member=pipeline.MemberRef(member_id=member.id),
+        occurred_at=event.occurred_at,
+        amount=event.amount,
+        currency=event.currency,
+        quantity=event.quantity,
+        unit=event.unit,
+        attributes=dict(event.attributes),
     )
     ctx = await context_for(db, principal, program, runtime)
     result = (await pipeline.process(ctx, [data], existing={0: event.id}))[0]
@@ -376,14 +426,18 @@ async def approve_held(
 async def reject_held(db: Any, principal: Principal, event_id: uuid.UUID, reason: str) -> EventOutcome:
     event = await _claim_held(db, event_id)
     await db.execute(
-        update(Event).where(Event.id == event.id)
-        .values(status="rejected", status_reason=f"rejected: {reason}", decided_by=principal.actor,
-                decided_at=utcnow())
+        update(Event)
+        .where(Event.id == event.id)
+        .values(status="rejected", status_reason=f"rejected: {reason}", decided_by=principal.actor, decided_at=utcnow())
     )
     assert principal.tenant_id is not None
-    await emit(db, principal.tenant_id, "event.rejected", {"id": str(event.id), "event_id": event.event_id,
-                                                           "member_id": str(event.member_id), "reason": reason},
-               event.member_id)
+    await emit(
+        db,
+        principal.tenant_id,
+        "event.rejected",
+        {"id": str(event.id), "event_id": event.event_id, "member_id": str(event.member_id), "reason": reason},
+        event.member_id,
+    )
     return _stored_outcome(await _refreshed(db, event))
 
 

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import validation
 from core.db.base import table_of
-from core.errors import Conflict, FealtyError, NotFound, ValidationFailed
+from core.errors import Conflict, FealtyError, NotFound, ValidationFailed, invalid
 from core.events.models import Event
 from core.ids import new_id
 from core.ledger import service as ledger
@@ -176,8 +176,9 @@ def _validate(ctx: PipelineContext, index: int, data: EventIn) -> _Item:
     ref = data.member
     given = [name for name in ("member_id", "external_id", "card", "phone") if getattr(ref, name) is not None]
     if len(given) != 1:
-        raise ValidationFailed("Identify the member by exactly one of member_id, external_id, card, phone.",
-                               field="member")
+        raise ValidationFailed(
+            "Identify the member by exactly one of member_id, external_id, card, phone.", field="member"
+        )
     if data.occurred_at > ctx.now + ctx.max_future:
         raise ValidationFailed("occurred_at is in the future.", field="occurred_at")
     amount = _decimal(data.amount, "amount", positive=event_type.requires_amount)
@@ -192,11 +193,7 @@ def _validate(ctx: PipelineContext, index: int, data: EventIn) -> _Item:
         try:
             attributes = msgspec.convert(data.attributes, event_type.attributes)
         except msgspec.ValidationError as exc:
-            message = str(exc)
-            path = message.rsplit("at `$", 1)[1].rstrip("`").lstrip(".") if "at `$" in message else ""
-            named = message.split("field `", 1)[1].split("`", 1)[0] if "field `" in message else ""
-            where = ".".join(p for p in ("attributes", path, named) if p)
-            raise ValidationFailed(f"{where}: {message.split(' - at ')[0]}", field=where) from None
+            raise invalid(str(exc), "attributes") from None
     return _Item(index, data, event_type, attributes, _hash(data), amount, currency, quantity)
 
 
@@ -255,8 +252,9 @@ async def process(
     return results
 
 
-async def _drop_stored(ctx: PipelineContext, items: list[_Item], results: list[ItemResult],
-                       simulate: bool) -> list[_Item]:
+async def _drop_stored(
+    ctx: PipelineContext, items: list[_Item], results: list[ItemResult], simulate: bool
+) -> list[_Item]:
     """Events already stored under these ids: a retry answers the first outcome; other content is a conflict."""
     fresh = [i for i in items if i.existing_id is None]
     if not fresh or simulate:
@@ -295,16 +293,19 @@ async def _resolve_members(
             try:
                 ref.phone = validation.phone(ref.phone, ctx.program.country, field="member.phone")
             except FealtyError as error:
-                results[item.index].error = _outcome_error(error, f"{field_prefix}[{item.index}]" if field_prefix
-                                                           else "")
+                results[item.index].error = _outcome_error(
+                    error, f"{field_prefix}[{item.index}]" if field_prefix else ""
+                )
                 continue
         for name in ("member_id", "external_id", "card", "phone"):
             value = getattr(ref, name)
             if value is not None:
                 refs[name].add(value)
     items = [i for i in items if results[i.index].error is None]
-    clauses = [getattr(Member, "id" if name == "member_id" else name).in_(sorted(values, key=str))
-               for name, values in refs.items()]
+    clauses = [
+        getattr(Member, "id" if name == "member_id" else name).in_(sorted(values, key=str))
+        for name, values in refs.items()
+    ]
     found: list[tuple[Member, datetime | None]] = []
     if clauses:
         query = (
@@ -326,10 +327,15 @@ async def _resolve_members(
         value = getattr(ref, name)
         hit = index.get((name, value))
         if hit is None and ctx.program.auto_enrol and name != "member_id":
-            member = await enrol(ctx.session, tenant_id=ctx.tenant_id,
-                                 external_id=value if name == "external_id" else f"{name}:{value}",
-                                 fields={name: value} if name != "external_id" else {}, attributes={},
-                                 consents=[], now=ctx.now)
+            member = await enrol(
+                ctx.session,
+                tenant_id=ctx.tenant_id,
+                external_id=value if name == "external_id" else f"{name}:{value}",
+                fields={name: value} if name != "external_id" else {},
+                attributes={},
+                consents=[],
+                now=ctx.now,
+            )
             await ctx.hooks.member_enrolled(ctx.tenant_view(), member_view(member), ctx.session)
             ctx.session.info.setdefault("fealty.enrolled", []).append(member)
             hit = (member, ctx.now)
@@ -378,31 +384,62 @@ async def _compute(
         tier = tier_of[member.id]
         member_sums = sums.get(member.id, {})
         facts = member_facts(
-            tier=tier, attributes=member.attributes or {}, locale=member.locale, timezone=member.timezone,
-            enrolled_at=member.created_at, last_activity_at=item.last_activity_at, birthday=member.birthday,
-            now=ctx.now, sums=member_sums,
+            tier=tier,
+            attributes=member.attributes or {},
+            locale=member.locale,
+            timezone=member.timezone,
+            enrolled_at=member.created_at,
+            last_activity_at=item.last_activity_at,
+            birthday=member.birthday,
+            now=ctx.now,
+            sums=member_sums,
         )
         segments: set[str] = segments_of(config.segments, facts) if config.needs_segments else set()
         facts["member"]["segments"] = sorted(segments)
         local = item.data.occurred_at.astimezone(tz)
         event_facts = {
-            "type": item.data.type, "amount": item.amount, "currency": item.currency, "quantity": item.quantity,
-            "unit": item.data.unit, "weekday": local.isoweekday(), "hour": local.hour,
-            "attributes": msgspec.to_builtins(item.attributes) if not isinstance(item.attributes, dict)
+            "type": item.data.type,
+            "amount": item.amount,
+            "currency": item.currency,
+            "quantity": item.quantity,
+            "unit": item.data.unit,
+            "weekday": local.isoweekday(),
+            "hour": local.hour,
+            "attributes": msgspec.to_builtins(item.attributes)
+            if not isinstance(item.attributes, dict)
             else item.attributes,
         }
-        view = EventView(item.event_uuid, item.data.event_id, item.data.type, item.data.occurred_at, item.amount,
-                         item.currency, item.quantity, item.data.unit, item.attributes, dict(item.data.attributes))
-        mview = member_view(member, None, segments)
-        mview = replace(mview, tier=tier.code if tier else None, tier_rank=tier.rank if tier else None)
-        context = EventContext(tenant=tenant, event=view, member=mview, session=ctx.session, now=ctx.now,
-                               simulate=simulate, earlier=tuple(earlier[member.id]))
+        view = EventView(
+            item.event_uuid,
+            item.data.event_id,
+            item.data.type,
+            item.data.occurred_at,
+            item.amount,
+            item.currency,
+            item.quantity,
+            item.data.unit,
+            item.attributes,
+            dict(item.data.attributes),
+        )
+        mview = member_view(member, tier, segments)
+        context = EventContext(
+            tenant=tenant,
+            event=view,
+            member=mview,
+            session=ctx.session,
+            now=ctx.now,
+            simulate=simulate,
+            earlier=tuple(earlier[member.id]),
+        )
         item.context = context
         try:
             issues = await hooks.validate_event(context)
             if issues:
-                raise ValidationFailed(f"{issues[0].field}: {issues[0].detail}", field=issues[0].field,
-                                       errors=[{"field": i.field, "detail": i.detail} for i in issues])
+                raise ValidationFailed(
+                    f"{issues[0].field}: {issues[0].detail}",
+                    field=issues[0].field,
+                    errors=[{"field": i.field, "detail": i.detail} for i in issues],
+                )
             if item.data.type == "return":
                 await _plan_return(ctx, item)
         except FealtyError as error:
@@ -422,8 +459,12 @@ async def _compute(
         )
         multiplier = tier.benefits.earning_multiplier if tier else None
         item.lines = engine.compute(
-            config.rules, {"event": event_facts, **facts}, occurred_at=item.data.occurred_at,
-            program_currency=ctx.program.currency, tier_multiplier=multiplier, tier_name=tier.name if tier else None,
+            config.rules,
+            {"event": event_facts, **facts},
+            occurred_at=item.data.occurred_at,
+            program_currency=ctx.program.currency,
+            tier_multiplier=multiplier,
+            tier_name=tier.name if tier else None,
             usage=usage,
         )
         rule_awards = [_award_of(line, ctx.now) for line in item.lines]
@@ -449,9 +490,19 @@ async def _compute(
 def _award_of(line: engine.AwardLine, now: datetime) -> Award:
     available_at = now + timedelta(days=line.pending_days) if line.pending_days else None
     source = f"rule:{line.rule_id}" if line.rule_id else line.kind
-    return Award(line.points, f"{line.rule_name} ({line.basis})", source, available_at, line.base,
-                 {"rule_id": str(line.rule_id) if line.rule_id else None, "kind": line.kind,
-                  "capped_from": line.capped_from, "campaign_id": str(line.campaign_id) if line.campaign_id else None})
+    return Award(
+        line.points,
+        f"{line.rule_name} ({line.basis})",
+        source,
+        available_at,
+        line.base,
+        {
+            "rule_id": str(line.rule_id) if line.rule_id else None,
+            "kind": line.kind,
+            "capped_from": line.capped_from,
+            "campaign_id": str(line.campaign_id) if line.campaign_id else None,
+        },
+    )
 
 
 def _all_awards(item: _Item, now: datetime) -> list[Award]:
@@ -481,8 +532,9 @@ async def _plan_return(ctx: PipelineContext, item: _Item) -> None:
     original_id = item.attributes.original_event_id
     row = (
         await ctx.session.execute(
-            select(events_table).where(events_table.c.tenant_id == ctx.tenant_id,
-                                       events_table.c.event_id == original_id)
+            select(events_table).where(
+                events_table.c.tenant_id == ctx.tenant_id, events_table.c.event_id == original_id
+            )
         )
     ).first()
     assert item.member is not None
@@ -506,15 +558,17 @@ async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemRes
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         statement = dialect.insert(events_table).on_conflict_do_nothing(index_elements=["tenant_id", "event_id"])
         inserted = set(
-            (await session.execute(statement.returning(events_table.c.event_id),
-                                   [_event_row(ctx, i) for i in new])).scalars()
+            (
+                await session.execute(statement.returning(events_table.c.event_id), [_event_row(ctx, i) for i in new])
+            ).scalars()
         )
         raced = [i for i in new if i.data.event_id not in inserted]
         if raced:
             # Another request stored the same event_id first (its transaction was waited for): answer its outcome.
             if len(raced) != len(new) or len(new) != len(items):
-                raise Conflict("Events of this batch were stored concurrently by another request; retry the batch.",
-                               field="events")
+                raise Conflict(
+                    "Events of this batch were stored concurrently by another request; retry the batch.", field="events"
+                )
             rows = await session.execute(
                 select(events_table.c.event_id, events_table.c.outcome, events_table.c.request_hash).where(
                     events_table.c.tenant_id == ctx.tenant_id,
@@ -526,8 +580,9 @@ async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemRes
                 if row.request_hash == item.request_hash:
                     results[item.index].outcome, results[item.index].duplicate = dict(row.outcome), True
                 else:
-                    results[item.index].error = Conflict("This event_id was already used for a different event.",
-                                                         field="event_id")
+                    results[item.index].error = Conflict(
+                        "This event_id was already used for a different event.", field="event_id"
+                    )
             return []
     awarded = [i for i in items if i.status == "awarded"]
     credits: list[ledger.CreditRequest] = []
@@ -538,26 +593,43 @@ async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemRes
             if award.points > 0:
                 by_time[award.available_at].append(award)
         for available_at, awards in by_time.items():
-            credits.append(ledger.CreditRequest(
-                member_id=item.member.id,
-                points=sum(a.points for a in awards),
-                kind="earn",
-                cause=ledger.Cause("event", id=str(item.event_uuid), reason=f"{item.data.type} {item.data.event_id}",
-                                   actor=ctx.actor),
-                available_at=available_at,
-                details={"event_id": item.data.event_id, "awards": [{"source": a.source, "points": a.points}
-                                                                    for a in awards]},
-            ))
+            credits.append(
+                ledger.CreditRequest(
+                    member_id=item.member.id,
+                    points=sum(a.points for a in awards),
+                    kind="earn",
+                    cause=ledger.Cause(
+                        "event",
+                        id=str(item.event_uuid),
+                        reason=f"{item.data.type} {item.data.event_id}",
+                        actor=ctx.actor,
+                    ),
+                    available_at=available_at,
+                    details={
+                        "event_id": item.data.event_id,
+                        "awards": [{"source": a.source, "points": a.points} for a in awards],
+                    },
+                )
+            )
     activity = [i.member.id for i in awarded if i.member and i.event_type.counts_as_activity]
-    await ledger.credit_many(session, tenant_id=ctx.tenant_id, credits=credits, policy=ctx.program.ledger_policy,
-                             now=now, activity=activity)
-    await metrics.add(session, ctx.tenant_id, [
-        (i.member.id, name, metrics.local_day(i.data.occurred_at, tz), value)
-        for i in awarded if i.member for name, value in _metric_rows(i).items()
-    ])
+    await ledger.credit_many(
+        session, tenant_id=ctx.tenant_id, credits=credits, policy=ctx.program.ledger_policy, now=now, activity=activity
+    )
+    await metrics.add(
+        session,
+        ctx.tenant_id,
+        [
+            (i.member.id, name, metrics.local_day(i.data.occurred_at, tz), value)
+            for i in awarded
+            if i.member
+            for name, value in _metric_rows(i).items()
+        ],
+    )
     for item in awarded:
         if item.original is not None:
-            await reverse(ctx, item.original, item.reverse_fraction or Decimal(0), reason=f"return {item.data.event_id}")
+            await reverse(
+                ctx, item.original, item.reverse_fraction or Decimal(0), reason=f"return {item.data.event_id}"
+            )
     await _write_tier_moves(ctx, [i for i in awarded if i.tier_move is not None])
     if any(i.existing_id for i in items):
         for item in items:
@@ -566,8 +638,14 @@ async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemRes
                 await session.execute(
                     update(events_table)
                     .where(events_table.c.tenant_id == ctx.tenant_id, events_table.c.id == item.existing_id)
-                    .values(status=row["status"], status_reason=row["status_reason"], points=row["points"],
-                            outcome=row["outcome"], decided_by=ctx.actor, decided_at=now)
+                    .values(
+                        status=row["status"],
+                        status_reason=row["status_reason"],
+                        points=row["points"],
+                        outcome=row["outcome"],
+                        decided_by=ctx.actor,
+                        decided_at=now,
+                    )
                 )
     await emit_many(session, ctx.tenant_id, [ev for i in items for ev in _domain_events(ctx, i)], now)
     for item in items:
@@ -603,20 +681,33 @@ async def _write_tier_moves(ctx: PipelineContext, items: list[_Item]) -> None:
             .where(members_table.c.tenant_id == ctx.tenant_id, members_table.c.id == member_id)
             .values(values)
         )
-    await ctx.session.execute(insert(tier_changes_table), [
-        {"tenant_id": ctx.tenant_id, "id": new_id(), "member_id": i.member.id,  # type: ignore[union-attr]
-         "from_tier_id": i.tier_before.id if i.tier_before else None,
-         "to_tier_id": i.tier_move.to.id if i.tier_move and i.tier_move.to else None,
-         "reason": i.tier_move.reason if i.tier_move else "upgrade", "valid_until": i.tier_move.valid_until if
-         i.tier_move else None, "changed_at": ctx.now, "details": {"event_id": i.data.event_id}}
-        for i in items
-    ])
+    await ctx.session.execute(
+        insert(tier_changes_table),
+        [
+            {
+                "tenant_id": ctx.tenant_id,
+                "id": new_id(),
+                "member_id": i.member.id,  # type: ignore[union-attr]
+                "from_tier_id": i.tier_before.id if i.tier_before else None,
+                "to_tier_id": i.tier_move.to.id if i.tier_move and i.tier_move.to else None,
+                "reason": i.tier_move.reason if i.tier_move else "upgrade",
+                "valid_until": i.tier_move.valid_until if i.tier_move else None,
+                "changed_at": ctx.now,
+                "details": {"event_id": i.data.event_id},
+            }
+            for i in items
+        ],
+    )
     tenant = ctx.tenant_view()
     for item in items:
         if item.tier_move and item.tier_move.reason != "renewal":
             assert item.context is not None
-            change = TierChange(item.context.member, item.tier_before.code if item.tier_before else None,
-                                item.tier_move.to.code if item.tier_move.to else None, item.tier_move.reason)
+            change = TierChange(
+                item.context.member,
+                item.tier_before.code if item.tier_before else None,
+                item.tier_move.to.code if item.tier_move.to else None,
+                item.tier_move.reason,
+            )
             await ctx.hooks.tier_changed(tenant, change, ctx.session)
 
 
@@ -624,15 +715,29 @@ def _event_row(ctx: PipelineContext, item: _Item) -> dict[str, Any]:
     assert item.member is not None
     outcome = _outcome(ctx, item, simulate=False)
     return {
-        "tenant_id": ctx.tenant_id, "id": item.event_uuid, "event_id": item.data.event_id, "type": item.data.type,
-        "member_id": item.member.id, "occurred_at": item.data.occurred_at, "received_at": ctx.now,
-        "local_day": metrics.local_day(item.data.occurred_at, ctx.program.tz), "amount": item.amount,
-        "currency": item.currency, "quantity": item.quantity, "unit": item.data.unit,
-        "attributes": dict(item.data.attributes), "status": item.status, "status_reason": item.reason,
-        "points": outcome["points"], "reversed_points": 0, "reversed_fraction": Decimal(0),
-        "request_hash": item.request_hash, "outcome": outcome,
+        "tenant_id": ctx.tenant_id,
+        "id": item.event_uuid,
+        "event_id": item.data.event_id,
+        "type": item.data.type,
+        "member_id": item.member.id,
+        "occurred_at": item.data.occurred_at,
+        "received_at": ctx.now,
+        "local_day": metrics.local_day(item.data.occurred_at, ctx.program.tz),
+        "amount": item.amount,
+        "currency": item.currency,
+        "quantity": item.quantity,
+        "unit": item.data.unit,
+        "attributes": dict(item.data.attributes),
+        "status": item.status,
+        "status_reason": item.reason,
+        "points": outcome["points"],
+        "reversed_points": 0,
+        "reversed_fraction": Decimal(0),
+        "request_hash": item.request_hash,
+        "outcome": outcome,
         "original_event_id": item.original.id if item.original is not None else None,
-        "decided_by": None, "decided_at": None,
+        "decided_by": None,
+        "decided_at": None,
     }
 
 
@@ -640,8 +745,13 @@ def _outcome(ctx: PipelineContext, item: _Item, simulate: bool) -> dict[str, Any
     """What the API answers for an event (and stores, so a retry gets the very same answer)."""
     assert item.member is not None
     awards = [
-        {"source": a.source, "reason": a.reason, "points": a.points, "base": a.base,
-         "available_at": a.available_at.isoformat() if a.available_at else None}
+        {
+            "source": a.source,
+            "reason": a.reason,
+            "points": a.points,
+            "base": a.base,
+            "available_at": a.available_at.isoformat() if a.available_at else None,
+        }
         | {k: v for k, v in a.detail.items() if v is not None}
         for a in _all_awards(item, ctx.now)
     ]
@@ -658,13 +768,19 @@ def _outcome(ctx: PipelineContext, item: _Item, simulate: bool) -> dict[str, Any
         "points": points if item.status == "awarded" else 0,
         "awards": awards if item.status == "awarded" else [],
         "credits": {k: str(v) for k, v in sorted(item.credits.items())},
-        "tier": None if move is None else {
+        "tier": None
+        if move is None
+        else {
             "from": item.tier_before.code if item.tier_before else None,
-            "to": move.to.code if move.to else None, "reason": move.reason,
+            "to": move.to.code if move.to else None,
+            "reason": move.reason,
             "valid_until": move.valid_until.isoformat() if move.valid_until else None,
         },
-        "returns": None if item.original is None else {
-            "original_event_id": item.original.event_id, "fraction": str(item.reverse_fraction),
+        "returns": None
+        if item.original is None
+        else {
+            "original_event_id": item.original.event_id,
+            "fraction": str(item.reverse_fraction),
         },
         "simulated": simulate,
     }
@@ -673,18 +789,31 @@ def _outcome(ctx: PipelineContext, item: _Item, simulate: bool) -> dict[str, Any
 def _domain_events(ctx: PipelineContext, item: _Item) -> list[tuple[str, dict[str, Any], uuid.UUID | None]]:
     assert item.member is not None
     member_id = item.member.id
-    data = {"event_id": item.data.event_id, "id": str(item.event_uuid), "member_id": str(member_id),
-            "type": item.data.type, "status": item.status}
+    data = {
+        "event_id": item.data.event_id,
+        "id": str(item.event_uuid),
+        "member_id": str(member_id),
+        "type": item.data.type,
+        "status": item.status,
+    }
     kind = "event.processed" if item.status == "awarded" else f"event.{item.status}"
     out: list[tuple[str, dict[str, Any], uuid.UUID | None]] = [(kind, data, member_id)]
     points = sum(a.points for a in _all_awards(item, ctx.now)) if item.status == "awarded" else 0
     if points:
         out.append(("points.earned", data | {"points": points}, member_id))
     if item.tier_move is not None and item.tier_move.reason != "renewal":
-        out.append(("tier.changed", {"member_id": str(member_id),
-                                     "from": item.tier_before.code if item.tier_before else None,
-                                     "to": item.tier_move.to.code if item.tier_move.to else None,
-                                     "reason": item.tier_move.reason}, member_id))
+        out.append(
+            (
+                "tier.changed",
+                {
+                    "member_id": str(member_id),
+                    "from": item.tier_before.code if item.tier_before else None,
+                    "to": item.tier_move.to.code if item.tier_move.to else None,
+                    "reason": item.tier_move.reason,
+                },
+                member_id,
+            )
+        )
     return out
 
 
@@ -707,7 +836,8 @@ async def reverse(ctx: PipelineContext, event: Any, fraction: Decimal, *, reason
     session = ctx.session
     locked = (
         await session.execute(
-            select(events_table).where(events_table.c.tenant_id == ctx.tenant_id, events_table.c.id == event.id)
+            select(events_table)
+            .where(events_table.c.tenant_id == ctx.tenant_id, events_table.c.id == event.id)
             .with_for_update()
         )
     ).one()
@@ -722,12 +852,14 @@ async def reverse(ctx: PipelineContext, event: Any, fraction: Decimal, *, reason
     remove = target - locked.reversed_points
     entries = (
         await session.execute(
-            select(ledger.entries.c.id, ledger.entries.c.points).where(
+            select(ledger.entries.c.id, ledger.entries.c.points)
+            .where(
                 ledger.entries.c.tenant_id == ctx.tenant_id,
                 ledger.entries.c.cause_type == "event",
                 ledger.entries.c.cause_id == str(locked.id),
                 ledger.entries.c.kind == "earn",
-            ).order_by(ledger.entries.c.id)
+            )
+            .order_by(ledger.entries.c.id)
         )
     ).all()
     removed = written_off = 0
@@ -736,25 +868,49 @@ async def reverse(ctx: PipelineContext, event: Any, fraction: Decimal, *, reason
     for entry, share in zip(entries, shares, strict=True):
         if share <= 0:
             continue
-        posted = await ledger.reverse_credit(session, tenant_id=ctx.tenant_id, entry_id=entry.id, points=share,
-                                             cause=cause, policy=ctx.program.ledger_policy, now=ctx.now)
+        posted = await ledger.reverse_credit(
+            session,
+            tenant_id=ctx.tenant_id,
+            entry_id=entry.id,
+            points=share,
+            cause=cause,
+            policy=ctx.program.ledger_policy,
+            now=ctx.now,
+        )
         if posted is not None:
             removed += -posted.points
             written_off += posted.written_off
     credits = {k: Decimal(v) * fraction for k, v in (locked.outcome.get("credits") or {}).items()}
     await metrics.add(session, ctx.tenant_id, [(locked.member_id, k, locked.local_day, -v) for k, v in credits.items()])
     outcome = dict(locked.outcome)
-    outcome["reversals"] = [*outcome.get("reversals", []), {"fraction": str(fraction), "points": remove,
-                                                             "at": ctx.now.isoformat(), "reason": reason}]
+    outcome["reversals"] = [
+        *outcome.get("reversals", []),
+        {"fraction": str(fraction), "points": remove, "at": ctx.now.isoformat(), "reason": reason},
+    ]
     outcome["reversed_points"] = target
     await session.execute(
         update(events_table)
         .where(events_table.c.tenant_id == ctx.tenant_id, events_table.c.id == locked.id)
         .values(reversed_points=target, reversed_fraction=total_fraction, outcome=outcome)
     )
-    await emit_many(session, ctx.tenant_id, [("event.reversed", {
-        "id": str(locked.id), "event_id": locked.event_id, "member_id": str(locked.member_id),
-        "points_removed": remove, "fraction": str(fraction)}, locked.member_id)], ctx.now)
+    await emit_many(
+        session,
+        ctx.tenant_id,
+        [
+            (
+                "event.reversed",
+                {
+                    "id": str(locked.id),
+                    "event_id": locked.event_id,
+                    "member_id": str(locked.member_id),
+                    "points_removed": remove,
+                    "fraction": str(fraction),
+                },
+                locked.member_id,
+            )
+        ],
+        ctx.now,
+    )
     return ReversalResult(remove, removed, written_off, fraction, credits)
 
 
@@ -772,9 +928,7 @@ def _split(total: int, weights: list[int]) -> list[int]:
 
 
 def member_view_of(member: Member, config: TenantConfig) -> MemberView:
-    tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None  # type: ignore[arg-type]
-    view = member_view(member)
-    return replace(view, tier=tier.code if tier else None, tier_rank=tier.rank if tier else None)
+    return member_view(member, config.tiers_by_id.get(member.tier_id) if member.tier_id else None)
 
 
 def local_day(at: datetime, ctx: PipelineContext) -> date:

@@ -29,6 +29,7 @@ from core.db.tenancy import set_current_tenant
 from core.errors import (
     AuthenticationRequired,
     FealtyError,
+    NotFound,
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
@@ -246,6 +247,10 @@ class ApiMiddleware(ASGIMiddleware):
         return ANONYMOUS, parsed
 
     def _admit(self, principal: Principal, opt: dict[str, Any], writes: bool) -> None:
+        plugin = opt.get("plugin")
+        if plugin is not None and (principal.program is None or plugin not in principal.program.enabled_plugins):
+            # A plugin's routes do not exist for tenants that have not enabled it.
+            raise NotFound("No such resource.")
         if principal.tenant_status == "suspended":
             raise TenantDisabled("This tenant has been disabled by the platform operator; contact them to resume.")
         required = opt.get("scope", "admin")

@@ -14,7 +14,10 @@ from sqlalchemy import select
 
 from core import validation
 from core.clock import utcnow
-from core.http.deps import CurrentPrincipal, CurrentProgram, Db
+from core.members.views import member_view
+from core.outbox.service import emit
+from core.runtime import Runtime
+from core.http.deps import CurrentRuntime, CurrentPrincipal, CurrentProgram, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.ledger.queries import balances_of
 from core.members import service
@@ -149,13 +152,33 @@ async def members_out(db: Db, tenant_id: FromPath[uuid.UUID], members: list[Memb
     return out
 
 
+async def welcome(
+    db: Any, runtime: Runtime, tenant_id: uuid.UUID, program: ProgramSettings, member: Member, now: datetime
+) -> None:
+    """What follows an enrolment: the entry tier (if the program has tiers), the outbox event, the plugins' hook."""
+    from core.tiers import rules as tier_rules
+    from core.tiers.service import PlannedMove, apply_moves
+
+    config = await runtime.configs.get(db, tenant_id, program.config_version)
+    hooks, tenant = program.hooks(runtime.plugins), program.tenant_view(tenant_id, runtime.plugins)
+    move = tier_rules.on_activity(config.tiers, None, None, {}, now, program.tz) if config.tiers else None
+    if move is not None:
+        await apply_moves(db, tenant_id, [PlannedMove(member.id, member.external_id, None, move)], now)
+        await db.refresh(member)
+    await emit(db, tenant_id, "member.enrolled", {"member_id": str(member.id), "external_id": member.external_id},
+               member.id)
+    tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
+    await hooks.member_enrolled(tenant, member_view(member, tier), db)
+
+
 class MembersController(Controller):
     path = "/v1/members"
     tags = ["members"]
 
     @post(operation_id="enrolMember", opt={"scope": "members:write"})
     async def enrol(
-        self, db: Db, principal: CurrentPrincipal, program: CurrentProgram, data: JSONBody[MemberCreate]
+        self, db: Db, principal: CurrentPrincipal, program: CurrentProgram, runtime: CurrentRuntime,
+        data: JSONBody[MemberCreate],
     ) -> MemberOut:
         """Enrol a member. ``external_id`` (and ``card``) are unique within the tenant."""
         assert principal.tenant_id is not None
@@ -172,6 +195,7 @@ class MembersController(Controller):
             consents=_consent_updates(data.consents),
             now=now,
         )
+        await welcome(db, runtime, principal.tenant_id, program, member, now)
         return (await members_out(db, principal.tenant_id, [member]))[0]
 
     @get(operation_id="listMembers", opt={"scope": "members:read"})
@@ -243,6 +267,9 @@ class MembersController(Controller):
             consents=_consent_updates(data.consents),
             now=now,
         )
+        await emit(db, principal.tenant_id, "member.updated", {"member_id": str(member.id),
+                                                               "fields": sorted(given) + (["consents"] if data.consents
+                                                                                          else [])}, member.id)
         return (await members_out(db, principal.tenant_id, [member]))[0]
 
     @get("/{member_id:uuid}/consents", operation_id="getMemberConsents", opt={"scope": "members:read"})
@@ -263,5 +290,7 @@ class MembersController(Controller):
         """Erase the member's personal data for good; the ledger and its totals stay. Repeating it is harmless."""
         assert principal.tenant_id is not None
         member = await service.get_member(db, member_id, for_update=True)
+        if member.status != "anonymized":
+            await emit(db, principal.tenant_id, "member.anonymized", {"member_id": str(member.id)}, member.id)
         await service.anonymize(db, member, utcnow())
         return (await members_out(db, principal.tenant_id, [member]))[0]

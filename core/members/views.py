@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 from core.members.models import Member
 from core.plugin_types import MemberView
-from core.tiers.models import Tier
 
 
-def member_view(member: Member, tier: Tier | None = None, segments: Iterable[str] = ()) -> MemberView:
+class HasCodeAndRank(Protocol):
+    code: str
+    rank: int
+
+
+def member_view(member: Member, tier: HasCodeAndRank | None = None, segments: Iterable[str] = ()) -> MemberView:
     return MemberView(
         id=member.id,
         external_id=member.external_id,

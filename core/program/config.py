@@ -81,11 +81,10 @@ async def load_config(session: AsyncSession, version: int) -> TenantConfig:
         audience: tuple[Condition, ...] = ()
         if campaign.segments:
             audience = (Condition("member.segments", "overlaps", list(campaign.segments)),)
-        rules.append(Rule(row.id, definition, campaign.id, campaign.name, audience,
-                          (campaign.starts_at, campaign.ends_at)))
-    tiers = tuple(
-        tier_spec(t) for t in (await session.execute(select(Tier).order_by(Tier.rank))).scalars().all()
-    )
+        rules.append(
+            Rule(row.id, definition, campaign.id, campaign.name, audience, (campaign.starts_at, campaign.ends_at))
+        )
+    tiers = tuple(tier_spec(t) for t in (await session.execute(select(Tier).order_by(Tier.rank))).scalars().all())
     segments = tuple(
         SegmentSpec(s.id, s.code, tuple(msgspec.convert(s.conditions or [], list[Condition])), s.match)
         for s in (await session.execute(select(Segment).where(Segment.active.is_(True)))).scalars().all()

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from core import validation
 from core.clock import utcnow
-from core.errors import NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed, invalid
 from core.http.deps import CurrentRuntime, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.program.config import bump_config_version
@@ -33,8 +33,14 @@ class RuleOut(msgspec.Struct):
 
     @classmethod
     def of(cls, rule: EarningRule) -> RuleOut:
-        return cls(rule.id, rule.active, rule.campaign_id, msgspec.convert(rule.definition, RuleDefinition),
-                   rule.created_at, rule.updated_at)
+        return cls(
+            rule.id,
+            rule.active,
+            rule.campaign_id,
+            msgspec.convert(rule.definition, RuleDefinition),
+            rule.created_at,
+            rule.updated_at,
+        )
 
 
 def checked_definition(definition: RuleDefinition, runtime: Runtime, path: str = "") -> dict[str, Any]:
@@ -77,8 +83,12 @@ class EarningRulesController(Controller):
 
     @get(operation_id="listEarningRules")
     async def list_rules(
-        self, db: Db, cursor: FromQuery[str | None] = None, limit: FromQuery[int] = 50,
-        active: FromQuery[bool | None] = None, campaign_id: FromQuery[uuid.UUID | None] = None,
+        self,
+        db: Db,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
+        active: FromQuery[bool | None] = None,
+        campaign_id: FromQuery[uuid.UUID | None] = None,
     ) -> Page[RuleOut]:
         check_limit(limit)
         query = select(EarningRule).order_by(EarningRule.id).limit(limit + 1)
@@ -113,11 +123,7 @@ class EarningRulesController(Controller):
             try:
                 definition = msgspec.convert(merged, RuleDefinition)
             except msgspec.ValidationError as exc:
-                message = str(exc)
-                field = message.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in message else None
-                if "field `" in message:
-                    field = message.split("field `", 1)[1].split("`", 1)[0]
-                raise ValidationFailed(message.split(" - at ")[0], field=field) from None
+                raise invalid(str(exc)) from None
             rule.definition = checked_definition(definition, runtime)
         rule.updated_at = utcnow()
         await db.flush()

@@ -251,8 +251,13 @@ def compute(
         bonus = int((base_total * (tier_multiplier - 1)).to_integral_value(rounding=ROUND_FLOOR))
         if bonus > 0:
             capped.append(
-                AwardLine(None, f"{tier_name or 'tier'} bonus", "tier_multiplier", bonus,
-                          f"{base_total} base points x {_fmt(tier_multiplier)} - {base_total}")
+                AwardLine(
+                    None,
+                    f"{tier_name or 'tier'} bonus",
+                    "tier_multiplier",
+                    bonus,
+                    f"{base_total} base points x {_fmt(tier_multiplier)} - {base_total}",
+                )
             )
     return capped
 

@@ -1,0 +1,422 @@
+"""HTTP: tiers, a member's tier (with progress and history), manual tiers and recalculation."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import Counter
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, delete, get, patch, post, put
+from litestar.params import FromPath, FromQuery, JSONBody
+from msgspec import UNSET, Meta, UnsetType
+from sqlalchemy import func, select
+
+from core.clock import utcnow
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
+from core.members.models import Member
+from core.members.service import ensure_active, get_member
+from core.metrics import service as metrics
+from core.program.config import bump_config_version, load_config
+from core.tiers import rules, service
+from core.tiers.models import Tier, TierChange
+
+CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+class TierIn(msgspec.Struct, forbid_unknown_fields=True):
+    code: Annotated[str, Meta(min_length=1, max_length=40)]
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    #: 0 is the entry level; higher is better.
+    rank: Annotated[int, Meta(ge=0, le=100)]
+    qualification: rules.Qualification = msgspec.field(default_factory=rules.Qualification)
+    benefits: rules.Benefits = msgspec.field(default_factory=rules.Benefits)
+    validity: rules.Validity = msgspec.field(default_factory=rules.Validity)
+    downgrade: Literal["one_step", "to_qualified"] = "one_step"
+
+
+class TierUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=100)] | UnsetType = UNSET
+    rank: Annotated[int, Meta(ge=0, le=100)] | UnsetType = UNSET
+    qualification: rules.Qualification | UnsetType = UNSET
+    benefits: rules.Benefits | UnsetType = UNSET
+    validity: rules.Validity | UnsetType = UNSET
+    downgrade: Literal["one_step", "to_qualified"] | UnsetType = UNSET
+
+
+class TierOut(msgspec.Struct):
+    id: uuid.UUID
+    code: str
+    name: str
+    rank: int
+    qualification: rules.Qualification
+    benefits: rules.Benefits
+    validity: rules.Validity
+    downgrade: str
+    members: int
+
+    @classmethod
+    def of(cls, tier: Tier, members: int = 0) -> TierOut:
+        spec = _spec(tier)
+        return cls(
+            tier.id,
+            tier.code,
+            tier.name,
+            tier.rank,
+            spec.qualification,
+            spec.benefits,
+            spec.validity,
+            tier.downgrade,
+            members,
+        )
+
+
+class TierRef(msgspec.Struct):
+    code: str
+    name: str
+    rank: int
+
+
+class ProgressOut(msgspec.Struct):
+    metric: str
+    window: str
+    current: Decimal
+    required: Decimal
+    remaining: Decimal
+
+
+class NextTierOut(msgspec.Struct):
+    tier: TierRef
+    mode: str
+    progress: list[ProgressOut]
+
+
+class HistoryOut(msgspec.Struct):
+    from_tier: str | None
+    to_tier: str | None
+    reason: str
+    valid_until: datetime | None
+    changed_at: datetime
+
+
+class MemberTierOut(msgspec.Struct):
+    member_id: uuid.UUID
+    tier: TierRef | None
+    since: datetime | None
+    valid_until: datetime | None
+    floor: TierRef | None
+    floor_until: datetime | None
+    benefits: rules.Benefits | None
+    next: NextTierOut | None
+    history: list[HistoryOut]
+
+
+class ManualTierIn(msgspec.Struct, forbid_unknown_fields=True):
+    #: The tier code; it also acts as a floor (no downgrade below it) until ``until``.
+    tier: str
+    reason: Annotated[str, Meta(min_length=1, max_length=300)]
+    until: datetime | None = None
+
+
+class MoveOut(msgspec.Struct):
+    member_id: uuid.UUID
+    external_id: str
+    from_tier: str | None
+    to_tier: str | None
+    reason: str
+    valid_until: datetime | None
+
+
+class RecalculationOut(msgspec.Struct):
+    preview: bool
+    evaluated: int
+    counts: dict[str, int]
+    #: The first 1,000 moves.
+    moves: list[MoveOut]
+
+
+def _spec(tier: Tier) -> rules.TierSpec:
+    from core.program.config import tier_spec
+
+    return tier_spec(tier)
+
+
+def _check(data: TierIn | TierUpdate) -> None:
+    qualification = data.qualification
+    if isinstance(qualification, rules.Qualification):
+        window = qualification.window
+        if window.kind == "rolling_days" and window.days is None:
+            raise ValidationFailed("A rolling window needs days.", field="qualification.window.days")
+        for i, criterion in enumerate(qualification.criteria):
+            if not criterion.min.is_finite() or criterion.min <= 0:
+                raise ValidationFailed("min must be a positive number.", field=f"qualification.criteria[{i}].min")
+    validity = data.validity
+    if isinstance(validity, rules.Validity) and validity.kind == "days" and validity.days is None:
+        raise ValidationFailed("A validity of kind 'days' needs days.", field="validity.days")
+    benefits = data.benefits
+    if isinstance(benefits, rules.Benefits) and benefits.earning_multiplier is not None:
+        m = benefits.earning_multiplier
+        if not m.is_finite() or not Decimal(0) < m <= 10:
+            raise ValidationFailed(
+                "earning_multiplier must be more than 0 and at most 10.", field="benefits.earning_multiplier"
+            )
+
+
+async def _tier(db: Any, tier_id: uuid.UUID) -> Tier:
+    tier = (await db.execute(select(Tier).where(Tier.id == tier_id))).scalar_one_or_none()
+    if tier is None:
+        raise NotFound("No such tier.", field="tier_id")
+    return tier
+
+
+async def _unique(
+    db: Any, *, code: str | None = None, rank: int | None = None, exclude: uuid.UUID | None = None
+) -> None:
+    for field, value in (("code", code), ("rank", rank)):
+        if value is None:
+            continue
+        query = select(Tier.id).where(getattr(Tier, field) == value)
+        if exclude:
+            query = query.where(Tier.id != exclude)
+        if (await db.execute(query)).first():
+            raise Conflict(f"Another tier already has this {field}.", field=field)
+
+
+def _store(tier: Tier, data: TierIn | TierUpdate) -> None:
+    for name in ("name", "rank", "downgrade"):
+        value = getattr(data, name)
+        if value is not UNSET:
+            setattr(tier, name, value)
+    for name in ("qualification", "benefits", "validity"):
+        value = getattr(data, name)
+        if value is not UNSET:
+            setattr(tier, name, msgspec.to_builtins(value))
+
+
+class TiersController(Controller):
+    path = "/v1/tiers"
+    tags = ["tiers"]
+
+    @post(operation_id="createTier")
+    async def create(self, db: Db, data: JSONBody[TierIn]) -> TierOut:
+        """A tier: rank, qualification (metrics over a window, any or all of them), benefits, validity, downgrade."""
+        if not CODE.match(data.code):
+            raise ValidationFailed("code: lower-case letters, digits, - and _.", field="code")
+        _check(data)
+        await _unique(db, code=data.code, rank=data.rank)
+        tier = Tier(id=uuid.uuid4(), code=data.code)
+        _store(tier, data)
+        db.add(tier)
+        await db.flush()
+        await bump_config_version(db)
+        return TierOut.of(tier)
+
+    @get(operation_id="listTiers")
+    async def list_tiers(self, db: Db) -> list[TierOut]:
+        """Every tier, lowest first, with how many members hold it."""
+        counts = dict((await db.execute(select(Member.tier_id, func.count()).group_by(Member.tier_id))).all())
+        tiers = (await db.execute(select(Tier).order_by(Tier.rank))).scalars().all()
+        return [TierOut.of(t, counts.get(t.id, 0)) for t in tiers]
+
+    @get("/{tier_id:uuid}", operation_id="getTier")
+    async def get_tier(self, db: Db, tier_id: FromPath[uuid.UUID]) -> TierOut:
+        tier = await _tier(db, tier_id)
+        count = (await db.execute(select(func.count()).where(Member.tier_id == tier_id))).scalar_one()
+        return TierOut.of(tier, count)
+
+    @patch("/{tier_id:uuid}", operation_id="updateTier")
+    async def update_tier(self, db: Db, tier_id: FromPath[uuid.UUID], data: JSONBody[TierUpdate]) -> TierOut:
+        """Change a tier. Members move on their next activity, at status expiry, or with a recalculation."""
+        tier = await _tier(db, tier_id)
+        _check(data)
+        await _unique(db, rank=None if data.rank is UNSET else data.rank, exclude=tier.id)
+        _store(tier, data)
+        tier.updated_at = utcnow()
+        await db.flush()
+        await bump_config_version(db)
+        return TierOut.of(tier)
+
+    @delete("/{tier_id:uuid}", operation_id="deleteTier", status_code=200)
+    async def delete_tier(self, db: Db, tier_id: FromPath[uuid.UUID]) -> TierOut:
+        """Remove a tier that no member holds (move them first, e.g. by changing ranks and recalculating)."""
+        tier = await _tier(db, tier_id)
+        held = (
+            await db.execute(
+                select(func.count()).where((Member.tier_id == tier_id) | (Member.tier_floor_id == tier_id))
+            )
+        ).scalar_one()
+        if held:
+            raise Conflict(f"{held} member(s) hold this tier.", field="tier_id")
+        out = TierOut.of(tier)
+        await db.delete(tier)
+        await db.flush()
+        await bump_config_version(db)
+        return out
+
+    @post("/recalculate", operation_id="recalculateTiers", status_code=200)
+    async def recalculate(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        runtime: CurrentRuntime,
+        preview: FromQuery[bool] = False,
+    ) -> RecalculationOut:
+        """Re-evaluate every member now: upgrades for who qualifies, renewal or downgrade for expired status.
+        With ``preview=true`` nothing is written: the answer says who would move."""
+        assert principal.tenant_id is not None
+        config = await load_config(db, program.config_version)
+        now = utcnow()
+        counts: Counter[str] = Counter()
+        moves: list[MoveOut] = []
+        evaluated = 0
+        last: uuid.UUID | None = None
+        while True:
+            query = select(Member).where(Member.status == "active").order_by(Member.id).limit(500)
+            if last is not None:
+                query = query.where(Member.id > last)
+            chunk = (await db.execute(query)).scalars().all()
+            if not chunk:
+                break
+            last = chunk[-1].id
+            evaluated += len(chunk)
+            planned = await service.plan_moves(db, principal.tenant_id, config, program, chunk, now)
+            for p in planned:
+                counts[p.move.reason] += 1
+                if len(moves) < 1000:
+                    moves.append(
+                        MoveOut(
+                            p.member_id,
+                            p.external_id,
+                            p.from_tier.code if p.from_tier else None,
+                            p.move.to.code if p.move.to else None,
+                            p.move.reason,
+                            p.move.valid_until,
+                        )
+                    )
+            if not preview:
+                await service.apply_moves(
+                    db,
+                    principal.tenant_id,
+                    planned,
+                    now,
+                    hooks=program.hooks(runtime.plugins),
+                    tenant=program.tenant_view(principal.tenant_id, runtime.plugins),
+                    reason_prefix="recalc:",
+                )
+        return RecalculationOut(preview, evaluated, dict(counts), moves)
+
+
+class MemberTierController(Controller):
+    path = "/v1/members/{member_id:uuid}/tier"
+    tags = ["tiers"]
+
+    @get(operation_id="getMemberTier", opt={"scope": "members:read"})
+    async def member_tier(
+        self, db: Db, principal: CurrentPrincipal, program: CurrentProgram, member_id: FromPath[uuid.UUID]
+    ) -> MemberTierOut:
+        """The member's tier, since and until when, any manual floor, progress to the next tier, and history."""
+        assert principal.tenant_id is not None
+        return await member_tier_out(db, principal.tenant_id, program, member_id)
+
+    @put(operation_id="setMemberTier", status_code=200)
+    async def set_tier(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        runtime: CurrentRuntime,
+        member_id: FromPath[uuid.UUID],
+        data: JSONBody[ManualTierIn],
+    ) -> MemberTierOut:
+        """Put the member in a tier by hand (a goodwill upgrade, a status match). It is also a floor until ``until``:
+        no downgrade below it before then."""
+        assert principal.tenant_id is not None
+        member = await get_member(db, member_id, for_update=True)
+        ensure_active(member)
+        config = await load_config(db, program.config_version)
+        target = config.tiers_by_code.get(data.tier)
+        if target is None:
+            raise ValidationFailed(f"Unknown tier '{data.tier}'.", field="tier")
+        now = utcnow()
+        if data.until is not None and data.until <= now:
+            raise ValidationFailed("until must be in the future.", field="until")
+        current = config.tiers_by_id.get(member.tier_id) if member.tier_id else None  # type: ignore[arg-type]
+        until = data.until or rules.valid_until(target, now, program.tz)
+        move = rules.Move(target, until, "upgrade" if current is None or target.rank > current.rank else "downgrade")
+        planned = service.PlannedMove(member.id, member.external_id, current, move)
+        await service.apply_moves(
+            db,
+            principal.tenant_id,
+            [planned],
+            now,
+            hooks=program.hooks(runtime.plugins),
+            tenant=program.tenant_view(principal.tenant_id, runtime.plugins),
+            reason_prefix="manual:",
+        )
+        member.tier_floor_id, member.tier_floor_until = target.id, data.until  # type: ignore[assignment]
+        await db.flush()
+        await db.refresh(member)
+        return await member_tier_out(db, principal.tenant_id, program, member_id)
+
+
+async def member_tier_out(db: Any, tenant_id: uuid.UUID, program: Any, member_id: uuid.UUID) -> MemberTierOut:
+    member = await get_member(db, member_id)
+    config = await load_config(db, program.config_version)
+    current = config.tiers_by_id.get(member.tier_id) if member.tier_id else None  # type: ignore[arg-type]
+    floor = config.tiers_by_id.get(member.tier_floor_id) if member.tier_floor_id else None  # type: ignore[arg-type]
+    higher = [t for t in config.tiers if current is None or t.rank > current.rank]
+    next_out = None
+    if higher:
+        nxt = higher[0]
+        sums = await metrics.sums(
+            db, tenant_id, [member.id], rules.metric_windows([nxt]), metrics.local_day(utcnow(), program.tz)
+        )
+        progress = rules.progress_to(nxt, sums[member.id])
+        next_out = NextTierOut(
+            TierRef(nxt.code, nxt.name, nxt.rank),
+            nxt.qualification.mode,
+            [ProgressOut(p.metric, p.window, p.current, p.required, p.remaining) for p in progress],
+        )
+    rows = (
+        (
+            await db.execute(
+                select(TierChange)
+                .where(TierChange.member_id == member_id)
+                .order_by(TierChange.changed_at.desc())
+                .limit(100)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    codes = {t.id: t.code for t in config.tiers}
+    history = [
+        HistoryOut(
+            codes.get(r.from_tier_id),
+            codes.get(r.to_tier_id),
+            r.reason,
+            r.valid_until,  # type: ignore[arg-type]
+            r.changed_at,
+        )
+        for r in rows
+    ]
+
+    def ref(tier: rules.TierSpec | None) -> TierRef | None:
+        return TierRef(tier.code, tier.name, tier.rank) if tier else None
+
+    return MemberTierOut(
+        member.id,
+        ref(current),
+        member.tier_since,
+        member.tier_valid_until,
+        ref(floor),
+        member.tier_floor_until,
+        current.benefits if current else None,
+        next_out,
+        history,
+    )

@@ -1,0 +1,158 @@
+"""Tier moves on the database: recalculation, closing expired status, manual tiers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.base import table_of
+from core.ids import new_id
+from core.members.models import Member
+from core.metrics import service as metrics
+from core.outbox.service import emit_many
+from core.plugin_types import TenantView
+from core.plugin_types import TierChange as TierChangeView
+from core.plugins import TenantHooks
+from core.program.config import TenantConfig
+from core.program.settings import ProgramSettings
+from core.tiers import rules
+from core.tiers.models import TierChange
+
+members_table = table_of(Member)
+changes_table = table_of(TierChange)
+
+
+@dataclass(frozen=True)
+class PlannedMove:
+    member_id: uuid.UUID
+    external_id: str
+    from_tier: rules.TierSpec | None
+    move: rules.Move
+
+
+async def plan_moves(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    config: TenantConfig,
+    program: ProgramSettings,
+    members: Sequence[Member],
+    now: datetime,
+    *,
+    expired_only: bool = False,
+) -> list[PlannedMove]:
+    """What should happen to each member's tier now: upgrades (and first tiers) at once; renewals and downgrades for
+    members whose status validity has ended. One query for everyone's metric sums."""
+    if not config.tiers or not members:
+        return []
+    tz = program.tz
+    sums = await metrics.sums(
+        session, tenant_id, [m.id for m in members], rules.metric_windows(config.tiers), metrics.local_day(now, tz)
+    )
+    planned: list[PlannedMove] = []
+    for member in members:
+        if member.status != "active":
+            continue
+        current = config.tiers_by_id.get(member.tier_id) if member.tier_id else None  # type: ignore[arg-type]
+        member_sums = sums.get(member.id, {})
+        expired = current is not None and member.tier_valid_until is not None and member.tier_valid_until <= now
+        move: rules.Move | None
+        if expired:
+            assert current is not None
+            floor = None
+            if member.tier_floor_id and member.tier_floor_until and member.tier_floor_until > now:
+                floor = config.tiers_by_id.get(member.tier_floor_id)  # type: ignore[arg-type]
+            move = rules.at_expiry(config.tiers, current, member_sums, now, tz, floor)
+        elif expired_only:
+            move = None
+        else:
+            move = rules.on_activity(config.tiers, current, member.tier_valid_until, member_sums, now, tz)
+        if move is not None:
+            planned.append(PlannedMove(member.id, member.external_id, current, move))
+    return planned
+
+
+async def apply_moves(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    planned: Sequence[PlannedMove],
+    now: datetime,
+    *,
+    hooks: TenantHooks | None = None,
+    tenant: TenantView | None = None,
+    reason_prefix: str = "",
+) -> None:
+    """Write the moves: member rows, tier history, outbox events and plugin notifications."""
+    if not planned:
+        return
+    for p in planned:
+        values: dict[str, Any] = {"tier_valid_until": p.move.valid_until}
+        if p.move.reason != "renewal":
+            values |= {"tier_id": p.move.to.id if p.move.to else None, "tier_since": now}
+        await session.execute(
+            update(members_table)
+            .where(members_table.c.tenant_id == tenant_id, members_table.c.id == p.member_id)
+            .values(values)
+        )
+    await session.execute(
+        insert(changes_table),
+        [
+            {
+                "tenant_id": tenant_id,
+                "id": new_id(),
+                "member_id": p.member_id,
+                "from_tier_id": p.from_tier.id if p.from_tier else None,
+                "to_tier_id": p.move.to.id if p.move.to else None,
+                "reason": f"{reason_prefix}{p.move.reason}"[:32],
+                "valid_until": p.move.valid_until,
+                "changed_at": now,
+                "details": {},
+            }
+            for p in planned
+        ],
+    )
+    changed = [p for p in planned if p.move.reason != "renewal"]
+    await emit_many(
+        session,
+        tenant_id,
+        [
+            (
+                "tier.changed",
+                {
+                    "member_id": str(p.member_id),
+                    "from": p.from_tier.code if p.from_tier else None,
+                    "to": p.move.to.code if p.move.to else None,
+                    "reason": p.move.reason,
+                },
+                p.member_id,
+            )
+            for p in changed
+        ],
+        now,
+    )
+    if hooks is not None and tenant is not None and changed:
+        from core.members.views import member_view
+
+        rows = {
+            m.id: m
+            for m in (
+                await session.execute(select(Member).where(Member.id.in_([p.member_id for p in changed])))
+            ).scalars()
+        }
+        for p in changed:
+            view = member_view(rows[p.member_id])
+            await hooks.tier_changed(
+                tenant,
+                TierChangeView(
+                    view,
+                    p.from_tier.code if p.from_tier else None,
+                    p.move.to.code if p.move.to else None,
+                    p.move.reason,
+                ),
+                session,
+            )

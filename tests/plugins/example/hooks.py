@@ -1,0 +1,142 @@
+"""The example plugin's hook implementations. ``CALLS`` records every notification for the tests to inspect."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.params import JSONBody
+
+from core import (
+    Award,
+    CurrentPrincipal,
+    CurrentProgram,
+    CurrentRuntime,
+    EventContext,
+    EventType,
+    FieldIssue,
+    JobContext,
+    ScheduledJob,
+    Screening,
+    hookimpl,
+)
+
+CALLS: list[tuple[str, Any]] = []
+
+
+class VisitAttributes(msgspec.Struct, forbid_unknown_fields=True):
+    site: str
+    minutes: int = 0
+
+
+class EchoIn(msgspec.Struct):
+    text: str
+
+
+class ExampleController(Controller):
+    path = "/"
+
+    @get("/hello", operation_id="exampleHello", opt={"scope": "members:read"})
+    async def hello(self, principal: CurrentPrincipal, program: CurrentProgram, runtime: CurrentRuntime) -> dict[
+        str, str]:
+        settings = program.tenant_view(principal.tenant_id, runtime.plugins).settings_for("example")  # type: ignore[arg-type]
+        return {"greeting": settings.greeting, "tenant": str(principal.tenant_id)}
+
+    @post("/echo", operation_id="exampleEcho")
+    async def echo(self, data: JSONBody[EchoIn]) -> dict[str, str]:
+        return {"echo": data.text}
+
+
+@hookimpl
+def fealty_register_event_types() -> list[EventType]:
+    return [EventType("example.visit", "A visit to an example site.", attributes=VisitAttributes)]
+
+
+@hookimpl
+def fealty_routes() -> list[Any]:
+    return [ExampleController]
+
+
+@hookimpl
+def fealty_validate_event(ctx: EventContext) -> list[FieldIssue] | None:
+    if ctx.event.type == "example.visit" and ctx.event.attributes.minutes > 600:
+        return [FieldIssue("attributes.minutes", "a visit lasts at most 600 minutes")]
+    return None
+
+
+@hookimpl
+def fealty_screen_event(ctx: EventContext) -> Screening | None:
+    if ctx.event.type != "example.visit":
+        return None
+    site = ctx.event.attributes.site
+    if site == ctx.tenant.settings_for("example").hold_site:
+        return Screening("hold", "site under review", "example.suspicious_site")
+    if site == "closed":
+        return Screening("reject", "the site is closed", "example.closed_site")
+    if len(ctx.earlier) >= 2:
+        return Screening("hold", "more than two visits in one batch", "example.velocity")
+    return None
+
+
+@hookimpl
+async def fealty_compute_awards(ctx: EventContext, rule_awards: list[Award]) -> list[Award] | None:
+    await asyncio.sleep(0)  # an awaitable hook, awaited by core
+    if ctx.event.type != "example.visit":
+        return None
+    awards = [Award(ctx.tenant.settings_for("example").points_per_visit, "visit bonus", "example.visit", base=True)]
+    if ctx.event.attributes.minutes > 60:
+        awards.append(Award(10, "long visit (pending a day)", "example.long_visit", ctx.now + timedelta(days=1)))
+    return awards
+
+
+@hookimpl
+def fealty_qualifying_credits(ctx: EventContext, awards: list[Award]) -> dict[str, Decimal] | None:
+    if ctx.event.type != "example.visit":
+        return None
+    return {"visits": Decimal(1), "minutes": Decimal(ctx.event.attributes.minutes)}
+
+
+@hookimpl
+def fealty_event_processed(ctx: EventContext, status: str, awards: list[Award], credits: dict[str, Decimal]) -> None:
+    CALLS.append(("event_processed", (ctx.tenant.id, ctx.event.event_id, status, sum(a.points for a in awards))))
+
+
+@hookimpl
+def fealty_event_reversed(ctx: EventContext, reversal: Any) -> None:
+    CALLS.append(("event_reversed", (ctx.event.event_id, reversal.points_removed)))
+
+
+@hookimpl
+def fealty_member_enrolled(tenant: Any, member: Any, session: Any) -> None:
+    CALLS.append(("member_enrolled", (tenant.id, member.external_id)))
+
+
+@hookimpl
+def fealty_tier_changed(tenant: Any, change: Any, session: Any) -> None:
+    CALLS.append(("tier_changed", (tenant.id, change.member.external_id, change.old_tier, change.new_tier)))
+
+
+@hookimpl
+def fealty_reward_redeemed(tenant: Any, redemption: Any, session: Any) -> None:
+    CALLS.append(("reward_redeemed", (tenant.id, redemption.reward.name)))
+
+
+@hookimpl
+def fealty_fulfil_reward(tenant: Any, redemption: Any, session: Any) -> dict[str, Any] | None:
+    if redemption.reward.kind == "example.gift":
+        return {"gift": "mug"}
+    return None
+
+
+async def _nightly(ctx: JobContext) -> None:
+    CALLS.append(("scheduled_job", (ctx.tenant.id, ctx.tenant.settings_for("example").greeting)))
+    await ctx.emit("care.requested", {"kind": "example.nightly"})
+
+
+@hookimpl
+def fealty_scheduled_jobs() -> list[ScheduledJob]:
+    return [ScheduledJob("nightly", 3600, _nightly)]
