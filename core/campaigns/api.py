@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.campaigns.models import Campaign
 from core.clock import utcnow
@@ -62,7 +63,7 @@ class CampaignOut(msgspec.Struct):
     rules: list[RuleOut]
 
 
-async def _out(db: Any, campaign: Campaign) -> CampaignOut:
+async def _out(db: AsyncSession, campaign: Campaign) -> CampaignOut:
     rules = (
         (
             await db.execute(
@@ -89,14 +90,14 @@ async def _out(db: Any, campaign: Campaign) -> CampaignOut:
     )
 
 
-async def _check_segments(db: Any, codes: list[str]) -> None:
+async def _check_segments(db: AsyncSession, codes: list[str]) -> None:
     known = set((await db.execute(select(Segment.code).where(Segment.active.is_(True)))).scalars())
     unknown = sorted(set(codes) - known)
     if unknown:
         raise ValidationFailed(f"Unknown segment(s) {unknown}.", field="segments")
 
 
-async def _replace_rules(db: Any, runtime: Runtime, campaign: Campaign, rules: list[RuleDefinition]) -> None:
+async def _replace_rules(db: AsyncSession, runtime: Runtime, campaign: Campaign, rules: list[RuleDefinition]) -> None:
     await db.execute(update(EarningRule).where(EarningRule.campaign_id == campaign.id).values(active=False))
     for i, definition in enumerate(rules):
         db.add(
@@ -110,7 +111,7 @@ async def _replace_rules(db: Any, runtime: Runtime, campaign: Campaign, rules: l
     await db.flush()
 
 
-async def _campaign(db: Any, campaign_id: uuid.UUID) -> Campaign:
+async def _campaign(db: AsyncSession, campaign_id: uuid.UUID) -> Campaign:
     campaign = (await db.execute(select(Campaign).where(Campaign.id == campaign_id))).scalar_one_or_none()
     if campaign is None:
         raise NotFound("No such campaign.", field="campaign_id")

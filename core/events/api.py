@@ -12,6 +12,7 @@ from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
 from core.errors import Conflict, FealtyError, NotFound, ValidationFailed, invalid
@@ -150,7 +151,7 @@ def _decode(raw: dict[str, Any], prefix: str) -> pipeline.EventIn:
         raise invalid(str(exc), prefix) from None
 
 
-async def _event(db: Any, event_id: uuid.UUID, *, lock: bool = False) -> Any:
+async def _event(db: AsyncSession, event_id: uuid.UUID, *, lock: bool = False) -> Event:
     query = select(Event).where(Event.id == event_id)
     if lock:
         query = query.with_for_update()
@@ -220,11 +221,11 @@ class EventsController(Controller):
             result = by_index.get(i)
             raw_id = data.events[i].get("event_id")
             event_id = raw_id if isinstance(raw_id, str) else None
-            error = item if isinstance(item, FealtyError) else result.error if result else None
-            if error is not None:
-                if result is not None and error.field and error.field.startswith("events[") is False:
-                    error.field = f"events[{i}].{error.field}"
-                problem = error.to_problem()
+            failure = item if isinstance(item, FealtyError) else result.error if result else None
+            if failure is not None:
+                if result is not None and failure.field and not failure.field.startswith("events["):
+                    failure.field = f"events[{i}].{failure.field}"
+                problem = failure.to_problem()
                 results.append(BatchItemOut(i, event_id, "error", problem["status"], problem=problem))
             else:
                 assert result is not None and result.outcome is not None
@@ -382,7 +383,7 @@ class EventsController(Controller):
         return await reject_held(db, principal, id, data.reason)
 
 
-async def _claim_held(db: Any, event_id: uuid.UUID) -> Event:
+async def _claim_held(db: AsyncSession, event_id: uuid.UUID) -> Event:
     """Take the held event for a decision: one atomic status change, so two deciders never both decide."""
     await _event(db, event_id)
     claimed = (
@@ -423,7 +424,7 @@ async def approve_held(
     return _stored_outcome(await _refreshed(db, event))
 
 
-async def reject_held(db: Any, principal: Principal, event_id: uuid.UUID, reason: str) -> EventOutcome:
+async def reject_held(db: AsyncSession, principal: Principal, event_id: uuid.UUID, reason: str) -> EventOutcome:
     event = await _claim_held(db, event_id)
     await db.execute(
         update(Event)
@@ -441,6 +442,6 @@ async def reject_held(db: Any, principal: Principal, event_id: uuid.UUID, reason
     return _stored_outcome(await _refreshed(db, event))
 
 
-async def _refreshed(db: Any, event: Event) -> Event:
+async def _refreshed(db: AsyncSession, event: Event) -> Event:
     await db.refresh(event)
     return event

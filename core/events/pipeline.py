@@ -21,7 +21,7 @@ import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -247,8 +247,8 @@ async def process(
         results[item.index].outcome = _outcome(ctx, item, simulate)
     for i, data in enumerate(batch):  # in-batch repeats answer what their first copy got
         if results[i].duplicate and results[i].outcome is None:
-            first = next(r for r in results if r.event_id == data.event_id and not r.duplicate)
-            results[i].outcome, results[i].error = first.outcome, first.error
+            original = next(r for r in results if r.event_id == data.event_id and not r.duplicate)
+            results[i].outcome, results[i].error = original.outcome, original.error
     return results
 
 
@@ -379,7 +379,7 @@ async def _compute(
         member = item.member
         prefix = f"{field_prefix}[{item.index}]" if field_prefix else ""
         if member.id not in tier_of:
-            tier_of[member.id] = config.tiers_by_id.get(member.tier_id) if member.tier_id else None  # type: ignore[arg-type]
+            tier_of[member.id] = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
             valid_until[member.id] = member.tier_valid_until
         tier = tier_of[member.id]
         member_sums = sums.get(member.id, {})
@@ -634,15 +634,15 @@ async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemRes
     if any(i.existing_id for i in items):
         for item in items:
             if item.existing_id is not None:
-                row = _event_row(ctx, item)
+                stored = _event_row(ctx, item)
                 await session.execute(
                     update(events_table)
                     .where(events_table.c.tenant_id == ctx.tenant_id, events_table.c.id == item.existing_id)
                     .values(
-                        status=row["status"],
-                        status_reason=row["status_reason"],
-                        points=row["points"],
-                        outcome=row["outcome"],
+                        status=stored["status"],
+                        status_reason=stored["status_reason"],
+                        points=stored["points"],
+                        outcome=stored["outcome"],
                         decided_by=ctx.actor,
                         decided_at=now,
                     )
@@ -755,7 +755,7 @@ def _outcome(ctx: PipelineContext, item: _Item, simulate: bool) -> dict[str, Any
         | {k: v for k, v in a.detail.items() if v is not None}
         for a in _all_awards(item, ctx.now)
     ]
-    points = sum(a["points"] for a in awards)
+    points = sum(a.points for a in _all_awards(item, ctx.now))
     move = item.tier_move
     return {
         "id": str(item.event_uuid),

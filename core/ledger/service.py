@@ -365,11 +365,11 @@ async def credit_many(
         entry_id = new_id()
         expires_at = c.expires_at or policy.expiry.lot_expiry(now, policy.timezone)
         available_at = c.available_at if pending else None
-        row = _entry_row(
+        entry = _entry_row(
             tenant_id, entry_id, c.member_id, c.kind, c.points, c.cause, now, status="pending" if pending else "posted"
         )
-        row.update(available_at=available_at, expires_at=expires_at, details=c.details or {})
-        entry_rows.append(row)
+        entry.update(available_at=available_at, expires_at=expires_at, details=c.details or {})
+        entry_rows.append(entry)
         lot = change.new_lot
         lot_rows.append(
             {

@@ -14,14 +14,15 @@ from sqlalchemy import select
 
 from core import validation
 from core.clock import utcnow
-from core.members.views import member_view
-from core.outbox.service import emit
-from core.runtime import Runtime
-from core.http.deps import CurrentRuntime, CurrentPrincipal, CurrentProgram, Db
+from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.ledger.queries import balances_of
 from core.members import service
 from core.members.models import Member, MemberConsent
+from core.members.views import member_view
+from core.outbox.service import emit
+from core.program.settings import ProgramSettings
+from core.runtime import Runtime
 
 ExternalId = Annotated[str, Meta(min_length=1, max_length=128)]
 Card = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -165,8 +166,9 @@ async def welcome(
     if move is not None:
         await apply_moves(db, tenant_id, [PlannedMove(member.id, member.external_id, None, move)], now)
         await db.refresh(member)
-    await emit(db, tenant_id, "member.enrolled", {"member_id": str(member.id), "external_id": member.external_id},
-               member.id)
+    await emit(
+        db, tenant_id, "member.enrolled", {"member_id": str(member.id), "external_id": member.external_id}, member.id
+    )
     tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
     await hooks.member_enrolled(tenant, member_view(member, tier), db)
 
@@ -177,7 +179,11 @@ class MembersController(Controller):
 
     @post(operation_id="enrolMember", opt={"scope": "members:write"})
     async def enrol(
-        self, db: Db, principal: CurrentPrincipal, program: CurrentProgram, runtime: CurrentRuntime,
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        runtime: CurrentRuntime,
         data: JSONBody[MemberCreate],
     ) -> MemberOut:
         """Enrol a member. ``external_id`` (and ``card``) are unique within the tenant."""
@@ -267,9 +273,13 @@ class MembersController(Controller):
             consents=_consent_updates(data.consents),
             now=now,
         )
-        await emit(db, principal.tenant_id, "member.updated", {"member_id": str(member.id),
-                                                               "fields": sorted(given) + (["consents"] if data.consents
-                                                                                          else [])}, member.id)
+        await emit(
+            db,
+            principal.tenant_id,
+            "member.updated",
+            {"member_id": str(member.id), "fields": sorted(given) + (["consents"] if data.consents else [])},
+            member.id,
+        )
         return (await members_out(db, principal.tenant_id, [member]))[0]
 
     @get("/{member_id:uuid}/consents", operation_id="getMemberConsents", opt={"scope": "members:read"})

@@ -10,8 +10,11 @@ from core.plugin_types import MemberView
 
 
 class HasCodeAndRank(Protocol):
-    code: str
-    rank: int
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def rank(self) -> int: ...
 
 
 def member_view(member: Member, tier: HasCodeAndRank | None = None, segments: Iterable[str] = ()) -> MemberView:

@@ -10,6 +10,7 @@ import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import validation
 from core.clock import utcnow
@@ -60,7 +61,7 @@ def checked_definition(definition: RuleDefinition, runtime: Runtime, path: str =
     return built
 
 
-async def _rule(db: Any, rule_id: uuid.UUID) -> EarningRule:
+async def _rule(db: AsyncSession, rule_id: uuid.UUID) -> EarningRule:
     rule = (await db.execute(select(EarningRule).where(EarningRule.id == rule_id))).scalar_one_or_none()
     if rule is None:
         raise NotFound("No such earning rule.", field="rule_id")

@@ -148,9 +148,10 @@ def applies(rule: Rule, facts: Mapping[str, Any], occurred_at: datetime, program
         return False
     if not _in_window(d.valid_from, d.valid_until, occurred_at) or not _in_window(*rule.window, occurred_at):
         return False
-    if d.kind == "per_amount":
-        if event.get("amount") is None or event.get("currency") != (d.currency or program_currency):
-            return False
+    if d.kind == "per_amount" and (
+        event.get("amount") is None or event.get("currency") != (d.currency or program_currency)
+    ):
+        return False
     if d.kind == "per_quantity" and event.get("quantity") is None:
         return False
     return all_hold(d.conditions, facts, d.match) and all_hold(rule.extra_conditions, facts, "all")

@@ -12,6 +12,7 @@ from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
@@ -92,7 +93,7 @@ def _check_conditions(conditions: list[Condition]) -> list[Any]:
             )
         if condition.field == "member.segments":
             raise ValidationFailed("A segment cannot depend on segments.", field=f"{path}.field")
-    for metric, window in metric_fields(conditions):
+    for _metric, window in metric_fields(conditions):
         try:
             Window.parse(window)
         except ValueError as exc:
@@ -100,7 +101,7 @@ def _check_conditions(conditions: list[Condition]) -> list[Any]:
     return [msgspec.to_builtins(c) for c in conditions]
 
 
-async def _segment(db: Any, segment_id: uuid.UUID) -> Segment:
+async def _segment(db: AsyncSession, segment_id: uuid.UUID) -> Segment:
     segment = (await db.execute(select(Segment).where(Segment.id == segment_id))).scalar_one_or_none()
     if segment is None:
         raise NotFound("No such segment.", field="segment_id")
@@ -210,7 +211,7 @@ class SegmentsController(Controller):
             for member, last_activity in chunk:
                 scanned += 1
                 last = member.id
-                tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None  # type: ignore[arg-type]
+                tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
                 facts = member_facts(
                     tier=tier,
                     attributes=member.attributes or {},

@@ -14,6 +14,7 @@ from litestar import Controller, delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
@@ -166,7 +167,7 @@ def _check(data: TierIn | TierUpdate) -> None:
             )
 
 
-async def _tier(db: Any, tier_id: uuid.UUID) -> Tier:
+async def _tier(db: AsyncSession, tier_id: uuid.UUID) -> Tier:
     tier = (await db.execute(select(Tier).where(Tier.id == tier_id))).scalar_one_or_none()
     if tier is None:
         raise NotFound("No such tier.", field="tier_id")
@@ -345,7 +346,7 @@ class MemberTierController(Controller):
         now = utcnow()
         if data.until is not None and data.until <= now:
             raise ValidationFailed("until must be in the future.", field="until")
-        current = config.tiers_by_id.get(member.tier_id) if member.tier_id else None  # type: ignore[arg-type]
+        current = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
         until = data.until or rules.valid_until(target, now, program.tz)
         move = rules.Move(target, until, "upgrade" if current is None or target.rank > current.rank else "downgrade")
         planned = service.PlannedMove(member.id, member.external_id, current, move)
@@ -364,11 +365,11 @@ class MemberTierController(Controller):
         return await member_tier_out(db, principal.tenant_id, program, member_id)
 
 
-async def member_tier_out(db: Any, tenant_id: uuid.UUID, program: Any, member_id: uuid.UUID) -> MemberTierOut:
+async def member_tier_out(db: AsyncSession, tenant_id: uuid.UUID, program: Any, member_id: uuid.UUID) -> MemberTierOut:
     member = await get_member(db, member_id)
     config = await load_config(db, program.config_version)
-    current = config.tiers_by_id.get(member.tier_id) if member.tier_id else None  # type: ignore[arg-type]
-    floor = config.tiers_by_id.get(member.tier_floor_id) if member.tier_floor_id else None  # type: ignore[arg-type]
+    current = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
+    floor = config.tiers_by_id.get(member.tier_floor_id) if member.tier_floor_id else None
     higher = [t for t in config.tiers if current is None or t.rank > current.rank]
     next_out = None
     if higher:
@@ -400,7 +401,7 @@ async def member_tier_out(db: Any, tenant_id: uuid.UUID, program: Any, member_id
             codes.get(r.from_tier_id),
             codes.get(r.to_tier_id),
             r.reason,
-            r.valid_until,  # type: ignore[arg-type]
+            r.valid_until,
             r.changed_at,
         )
         for r in rows

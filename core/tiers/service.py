@@ -58,7 +58,7 @@ async def plan_moves(
     for member in members:
         if member.status != "active":
             continue
-        current = config.tiers_by_id.get(member.tier_id) if member.tier_id else None  # type: ignore[arg-type]
+        current = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
         member_sums = sums.get(member.id, {})
         expired = current is not None and member.tier_valid_until is not None and member.tier_valid_until <= now
         move: rules.Move | None
@@ -66,7 +66,7 @@ async def plan_moves(
             assert current is not None
             floor = None
             if member.tier_floor_id and member.tier_floor_until and member.tier_floor_until > now:
-                floor = config.tiers_by_id.get(member.tier_floor_id)  # type: ignore[arg-type]
+                floor = config.tiers_by_id.get(member.tier_floor_id)
             move = rules.at_expiry(config.tiers, current, member_sums, now, tz, floor)
         elif expired_only:
             move = None

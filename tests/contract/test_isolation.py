@@ -18,9 +18,28 @@ from core.testing import AppClient, MakeTenant, TenantHandle, settings_for_tests
 
 #: How to fill each path parameter with one of the other tenant's resources. A new parameter name fails the test
 #: below until it is added here, so every new endpoint is tried across tenants.
-PATH_PARAMS = {"member_id": "member", "key_id": "key"}
+PATH_PARAMS = {
+    "member_id": "member",
+    "key_id": "key",
+    "rule_id": "rule",
+    "tier_id": "tier",
+    "segment_id": "segment",
+    "campaign_id": "campaign",
+    "id": "event",
+}
 #: A valid body per operation, so the request reaches the lookup (a 422 would prove nothing).
-BODIES = {"adjustPoints": {"points": -1, "reason": "steal"}, "updateMember": {"name": "pwned"}}
+BODIES = {
+    "adjustPoints": {"points": -1, "reason": "steal"},
+    "updateMember": {"name": "pwned"},
+    "updateEarningRule": {"name": "pwned"},
+    "updateTier": {"name": "pwned"},
+    "setMemberTier": {"tier": "gold", "reason": "pwned"},
+    "updateSegment": {"name": "pwned"},
+    "updateCampaign": {"name": "pwned"},
+    "reverseEvent": {"reason": "pwned"},
+    "approveEvent": {"reason": "pwned"},
+    "rejectEvent": {"reason": "pwned"},
+}
 #: Routes that take no tenant resource id (or are the platform's, which sees every tenant by design).
 SKIP_PREFIXES = ("/v1/platform/",)
 
@@ -30,7 +49,53 @@ async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]
     member = await victim.enrol("victim-1", name="Victim", email="victim@example.com")
     await victim.credit(member["id"], 700)
     key = (await victim.post("/v1/api-keys", json={"name": "victim key", "scopes": ["members:read"]})).json()
-    return victim, {"member": member["id"], "key": key["id"]}
+    rule = (
+        await victim.post("/v1/earning-rules", json={"name": "victim rule", "kind": "per_amount", "points": "1"})
+    ).json()
+    tier = (await victim.post("/v1/tiers", json={"code": "gold", "name": "Gold", "rank": 1})).json()
+    segment = (
+        await victim.post(
+            "/v1/segments",
+            json={
+                "code": "victims",
+                "name": "Victims",
+                "conditions": [{"field": "member.locale", "op": "exists", "value": True}],
+            },
+        )
+    ).json()
+    campaign = (
+        await victim.post(
+            "/v1/campaigns",
+            json={
+                "code": "victim-campaign",
+                "name": "Victim campaign",
+                "starts_at": "2020-01-01T00:00:00Z",
+                "ends_at": "2099-01-01T00:00:00Z",
+                "rules": [{"name": "x2", "kind": "multiplier", "points": "2"}],
+            },
+        )
+    ).json()
+    event = (
+        await victim.post(
+            "/v1/events",
+            json={
+                "type": "purchase",
+                "event_id": "victim-pos-1",
+                "member": {"member_id": member["id"]},
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "amount": "10",
+            },
+        )
+    ).json()
+    return victim, {
+        "member": member["id"],
+        "key": key["id"],
+        "rule": rule["id"],
+        "tier": tier["id"],
+        "segment": segment["id"],
+        "campaign": campaign["id"],
+        "event": event["id"],
+    }
 
 
 async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppClient, make_tenant: MakeTenant) -> None:
@@ -38,6 +103,7 @@ async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppCli
     await attacker.enrol("attacker-1")
     victim, ids = await _victim(make_tenant)
     before = (await victim.get(f"/v1/members/{ids['member']}")).json()
+    balance_before = await victim.balance(ids["member"])
     schema = (await client.get("/schema/openapi.json")).json()
     tried = 0
     for path, operations in schema["paths"].items():
@@ -60,7 +126,10 @@ async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppCli
     assert tried >= 8
     after = (await victim.get(f"/v1/members/{ids['member']}")).json()
     assert after == before
-    assert (await victim.balance(ids["member"]))["available"] == 700
+    balance_after = await victim.balance(ids["member"])
+    assert balance_after["available"] == balance_before["available"] == 720
+    event = (await victim.get(f"/v1/events/{ids['event']}")).json()
+    assert event["status"] == "awarded" and event["reversed_points"] == 0
     listing = (await attacker.get("/v1/members", params={"external_id": "victim-1"})).json()
     assert listing["items"] == []
     keys = (await attacker.get("/v1/api-keys")).json()["items"]

@@ -19,8 +19,13 @@ NOW = datetime.now(UTC).isoformat()
 
 
 def visit(event_id: str, member: str, site: str = "S-1", minutes: int = 30) -> dict:
-    return {"type": "example.visit", "event_id": event_id, "member": {"external_id": member}, "occurred_at": NOW,
-            "attributes": {"site": site, "minutes": minutes}}
+    return {
+        "type": "example.visit",
+        "event_id": event_id,
+        "member": {"external_id": member},
+        "occurred_at": NOW,
+        "attributes": {"site": site, "minutes": minutes},
+    }
 
 
 def calls(kind: str, tenant: TenantHandle | None = None) -> list:
@@ -30,8 +35,9 @@ def calls(kind: str, tenant: TenantHandle | None = None) -> list:
 @pytest.fixture
 async def example_tenant(make_tenant: MakeTenant) -> TenantHandle:
     tenant = await make_tenant(plugins=["example"])
-    response = await tenant.patch("/v1/program", json={"plugin_settings": {"example": {"points_per_visit": 40,
-                                                                                       "greeting": "welcome"}}})
+    response = await tenant.patch(
+        "/v1/program", json={"plugin_settings": {"example": {"points_per_visit": 40, "greeting": "welcome"}}}
+    )
     assert response.status_code == 200, response.text
     return tenant
 
@@ -42,38 +48,56 @@ async def test_a_tenant_without_the_plugin_sees_none_of_it(tenant: TenantHandle)
     assert response.status_code == 422 and response.json()["field"] == "type"
     assert (await tenant.get("/v1/example/hello")).status_code == 404
     assert (await tenant.post("/v1/example/echo", json={"text": "x"})).status_code == 404
-    await tenant.post("/v1/events", json={"type": "purchase", "event_id": "p-1", "member": {"external_id": "m-1"},
-                                          "occurred_at": NOW, "amount": "5"})
+    await tenant.post(
+        "/v1/events",
+        json={
+            "type": "purchase",
+            "event_id": "p-1",
+            "member": {"external_id": "m-1"},
+            "occurred_at": NOW,
+            "amount": "5",
+        },
+    )
     assert calls("event_processed", tenant) == []  # hooks of a plugin the tenant did not enable never run
 
 
 async def test_enabling_validates_settings_with_the_plugins_schema(tenant: TenantHandle) -> None:
-    bad = await tenant.patch("/v1/program", json={"plugins": ["example"],
-                                                  "plugin_settings": {"example": {"points_per_visit": -5}}})
+    bad = await tenant.patch(
+        "/v1/program", json={"plugins": ["example"], "plugin_settings": {"example": {"points_per_visit": -5}}}
+    )
     assert bad.status_code == 422 and bad.json()["field"] == "plugin_settings.example.points_per_visit"
-    unknown = await tenant.patch("/v1/program", json={"plugins": ["example"],
-                                                      "plugin_settings": {"example": {"colour": "red"}}})
+    unknown = await tenant.patch(
+        "/v1/program", json={"plugins": ["example"], "plugin_settings": {"example": {"colour": "red"}}}
+    )
     assert unknown.status_code == 422 and unknown.json()["field"] == "plugin_settings.example.colour"
     assert (await tenant.patch("/v1/program", json={"plugins": ["nope"]})).status_code == 422
     assert (await tenant.get("/v1/example/hello")).status_code == 404  # nothing was enabled
     ok = await tenant.patch("/v1/program", json={"plugins": ["example"]})
     assert ok.status_code == 200
-    assert ok.json()["plugin_settings"]["example"] == {"points_per_visit": 50, "greeting": "hello",
-                                                        "hold_site": "suspicious"}
+    assert ok.json()["plugin_settings"]["example"] == {
+        "points_per_visit": 50,
+        "greeting": "hello",
+        "hold_site": "suspicious",
+    }
     hello = await tenant.get("/v1/example/hello")
     assert hello.status_code == 200 and hello.json() == {"greeting": "hello", "tenant": str(tenant.id)}
 
 
 async def test_plugin_awards_credits_and_notifications(example_tenant: TenantHandle) -> None:
     t = example_tenant
-    await t.post("/v1/earning-rules", json={"name": "per visit", "kind": "fixed", "points": "5",
-                                            "event_types": ["example.visit"]})
+    await t.post(
+        "/v1/earning-rules",
+        json={"name": "per visit", "kind": "fixed", "points": "5", "event_types": ["example.visit"]},
+    )
     member = await t.enrol("m-1")
     response = await t.post("/v1/events", json=visit("v-1", "m-1", minutes=90))
     assert response.status_code == 201, response.text
     outcome = response.json()
     assert [(a["source"].split(":")[0], a["points"]) for a in outcome["awards"]] == [
-        ("rule", 5), ("example.visit", 40), ("example.long_visit", 10)]
+        ("rule", 5),
+        ("example.visit", 40),
+        ("example.long_visit", 10),
+    ]
     assert outcome["awards"][2]["available_at"] is not None
     assert outcome["credits"]["visits"] == "1" and outcome["credits"]["minutes"] == "90"
     balance = await t.balance(member["id"])
@@ -103,8 +127,12 @@ async def test_screening_holds_and_approval_awards_once(example_tenant: TenantHa
     queue = (await t.get("/v1/events", params={"status": "held"})).json()["items"]
     assert [e["event_id"] for e in queue] == ["v-1"]
     event_id = held.json()["id"]
-    decisions = await asyncio.gather(*(t.post(f"/v1/events/{event_id}/approve", json={"reason": "checked CCTV"})
-                                       for _ in range(3 if backend == "postgres" else 1)))
+    decisions = await asyncio.gather(
+        *(
+            t.post(f"/v1/events/{event_id}/approve", json={"reason": "checked CCTV"})
+            for _ in range(3 if backend == "postgres" else 1)
+        )
+    )
     assert sorted(r.status_code for r in decisions)[0] == 200
     assert sum(r.status_code == 200 for r in decisions) == 1
     assert all(r.status_code == 409 for r in decisions if r.status_code != 200)
@@ -129,11 +157,22 @@ async def test_batch_hooks_see_earlier_items_of_the_same_member(example_tenant: 
 async def test_enrolment_tier_and_reversal_notifications(example_tenant: TenantHandle) -> None:
     t = example_tenant
     await t.post("/v1/tiers", json={"code": "base", "name": "Base", "rank": 0})
-    await t.post("/v1/tiers", json={"code": "fan", "name": "Fan", "rank": 1, "qualification": {
-        "window": {"kind": "lifetime"}, "criteria": [{"metric": "visits", "min": "2"}]}})
+    await t.post(
+        "/v1/tiers",
+        json={
+            "code": "fan",
+            "name": "Fan",
+            "rank": 1,
+            "qualification": {"window": {"kind": "lifetime"}, "criteria": [{"metric": "visits", "min": "2"}]},
+        },
+    )
     await t.enrol("m-9")
     assert (t.id, "m-9") in calls("member_enrolled")
-    assert (await t.get(f"/v1/members/{(await t.get('/v1/members', params={'external_id': 'm-9'})).json()['items'][0]['id']}/tier")).json()["tier"]["code"] == "base"  # entry tier from enrolment
+    assert (
+        await t.get(
+            f"/v1/members/{(await t.get('/v1/members', params={'external_id': 'm-9'})).json()['items'][0]['id']}/tier"
+        )
+    ).json()["tier"]["code"] == "base"  # entry tier from enrolment
     first = (await t.post("/v1/events", json=visit("t-1", "m-9"))).json()
     assert first["tier"] is None
     second = (await t.post("/v1/events", json=visit("t-2", "m-9"))).json()
@@ -144,8 +183,9 @@ async def test_enrolment_tier_and_reversal_notifications(example_tenant: TenantH
     assert ("t-2", 40) in calls("event_reversed")
 
 
-async def test_scheduled_jobs_run_only_for_enabling_tenants(example_tenant: TenantHandle, tenant: TenantHandle,
-                                                            runtime) -> None:
+async def test_scheduled_jobs_run_only_for_enabling_tenants(
+    example_tenant: TenantHandle, tenant: TenantHandle, runtime
+) -> None:
     await tick(runtime)
     ran_for = {args[0] for args in calls("scheduled_job")}
     assert example_tenant.id in ran_for and tenant.id not in ran_for
@@ -185,4 +225,4 @@ def test_two_plugins_cannot_share_a_name_or_an_event_type() -> None:
 def test_plugin_names_are_plain(tmp_path) -> None:
     with pytest.raises(ValueError):
         PluginManager().register(PluginInfo("Bad Name", "x", "0", object()))
-    assert uuid  # noqa: B018
+    assert uuid

@@ -22,85 +22,206 @@ def rule(name: str, **fields: Any) -> Rule:
 
 
 def facts(**event: Any) -> dict[str, Any]:
-    base = {"type": "purchase", "amount": None, "currency": "EUR", "quantity": None, "unit": None,
-            "weekday": 6, "hour": 10, "attributes": {}}
+    base = {
+        "type": "purchase",
+        "amount": None,
+        "currency": "EUR",
+        "quantity": None,
+        "unit": None,
+        "weekday": 6,
+        "hour": 10,
+        "attributes": {},
+    }
     member = event.pop("member", {"tier": None, "tier_rank": None, "segments": [], "attributes": {}})
     return {"event": base | event, "member": member}
 
 
 CASES = [
-    ("per currency unit, floor",
-     [rule("base", kind="per_amount", points="10")], facts(amount="12.99"), [("base", 129)]),
-    ("25 points per EUR 10 (Accor)",
-     [rule("accor", kind="per_amount", points="25", per="10")], facts(amount="87.50"), [("accor", 218)]),
-    ("round half up",
-     [rule("r", kind="per_amount", points="2.5", rounding="round")], facts(amount="3"), [("r", 8)]),
-    ("ceil",
-     [rule("c", kind="per_amount", points="1", rounding="ceil")], facts(amount="0.01"), [("c", 1)]),
-    ("other currency earns nothing",
-     [rule("base", kind="per_amount", points="10")], facts(amount="50", currency="USD"), []),
-    ("currency-specific rule",
-     [rule("usd", kind="per_amount", points="1", currency="USD")], facts(amount="50", currency="USD"), [("usd", 50)]),
-    ("whole litres only",
-     [rule("litre", kind="per_quantity", points="1")], facts(quantity="41.9", unit="litre"), [("litre", 41)]),
-    ("part units count when asked",
-     [rule("kwh", kind="per_quantity", points="1.25", whole_units=False, rounding="floor")],
-     facts(quantity="3.5", unit="kWh"), [("kwh", 4)]),
-    ("fixed bonus with a condition that holds",
-     [rule("big", kind="fixed", points="500", conditions=[{"field": "event.amount", "op": "gte", "value": 100}])],
-     facts(amount="150"), [("big", 500)]),
-    ("fixed bonus with a condition that fails",
-     [rule("big", kind="fixed", points="500", conditions=[{"field": "event.amount", "op": "gte", "value": 100}])],
-     facts(amount="99.99"), []),
-    ("event type filter",
-     [rule("only-returns", kind="fixed", points="5", event_types=["custom"])], facts(amount="10"), []),
-    ("multiplier on base points",
-     [rule("base", kind="per_amount", points="1"), rule("weekend", kind="multiplier", points="2",
-       conditions=[{"field": "event.weekday", "op": "in", "value": [6, 7]}])],
-     facts(amount="40"), [("base", 40), ("weekend", 40)]),
-    ("multiplier does not touch a fixed bonus unless applies_to=all",
-     [rule("base", kind="per_amount", points="1"), rule("bonus", kind="fixed", points="100"),
-      rule("x1.5", kind="multiplier", points="1.5")],
-     facts(amount="40"), [("base", 40), ("bonus", 100), ("x1.5", 20)]),
-    ("applies_to all",
-     [rule("base", kind="per_amount", points="1"), rule("bonus", kind="fixed", points="100"),
-      rule("x1.5", kind="multiplier", points="1.5", applies_to="all")],
-     facts(amount="40"), [("base", 40), ("bonus", 100), ("x1.5", 70)]),
-    ("best_of keeps only the largest in its group",
-     [rule("a", kind="fixed", points="50", stacking={"group": "promo", "mode": "best_of"}),
-      rule("b", kind="fixed", points="80", stacking={"group": "promo", "mode": "best_of"}),
-      rule("c", kind="fixed", points="10")],
-     facts(amount="1"), [("b", 80), ("c", 10)]),
-    ("best_of multipliers",
-     [rule("base", kind="per_amount", points="1"),
-      rule("m2", kind="multiplier", points="2", stacking={"group": "m", "mode": "best_of"}),
-      rule("m3", kind="multiplier", points="3", stacking={"group": "m", "mode": "best_of"})],
-     facts(amount="10"), [("base", 10), ("m3", 20)]),
-    ("tier multiplier by condition",
-     [rule("base", kind="per_amount", points="10"), rule("gold", kind="multiplier", points="1.25",
-       conditions=[{"field": "member.tier", "op": "eq", "value": "gold"}])],
-     facts(amount="10", member={"tier": "gold", "tier_rank": 2, "segments": [], "attributes": {}}),
-     [("base", 100), ("gold", 25)]),
-    ("segment condition",
-     [rule("seg", kind="fixed", points="7", conditions=[{"field": "member.segments", "op": "contains",
-                                                          "value": "vip"}])],
-     facts(member={"tier": None, "tier_rank": None, "segments": ["vip", "new"], "attributes": {}}), [("seg", 7)]),
-    ("hour window",
-     [rule("morning", kind="fixed", points="3", conditions=[{"field": "event.hour", "op": "between",
-                                                              "value": [6, 9]}])],
-     facts(hour=10), []),
-    ("attribute in list, any-match",
-     [rule("premium", kind="fixed", points="9", match="any",
-           conditions=[{"field": "event.attributes.grade", "op": "in", "value": ["98", "v-power"]},
-                       {"field": "event.attributes.site", "op": "eq", "value": "S-1"}])],
-     facts(attributes={"grade": "v-power", "site": "S-9"}), [("premium", 9)]),
-    ("per-event cap",
-     [rule("base", kind="per_amount", points="10", caps={"per_event": 300})], facts(amount="100"), [("base", 300)]),
-    ("priority orders the lines",
-     [rule("late", kind="fixed", points="1", priority=200), rule("early", kind="fixed", points="2", priority=1)],
-     facts(), [("early", 2), ("late", 1)]),
-    ("validity window closed",
-     [rule("old", kind="fixed", points="5", valid_until="2030-01-01T00:00:00Z")], facts(), []),
+    (
+        "per currency unit, floor",
+        [rule("base", kind="per_amount", points="10")],
+        facts(amount="12.99"),
+        [("base", 129)],
+    ),
+    (
+        "25 points per EUR 10 (Accor)",
+        [rule("accor", kind="per_amount", points="25", per="10")],
+        facts(amount="87.50"),
+        [("accor", 218)],
+    ),
+    ("round half up", [rule("r", kind="per_amount", points="2.5", rounding="round")], facts(amount="3"), [("r", 8)]),
+    ("ceil", [rule("c", kind="per_amount", points="1", rounding="ceil")], facts(amount="0.01"), [("c", 1)]),
+    (
+        "other currency earns nothing",
+        [rule("base", kind="per_amount", points="10")],
+        facts(amount="50", currency="USD"),
+        [],
+    ),
+    (
+        "currency-specific rule",
+        [rule("usd", kind="per_amount", points="1", currency="USD")],
+        facts(amount="50", currency="USD"),
+        [("usd", 50)],
+    ),
+    (
+        "whole litres only",
+        [rule("litre", kind="per_quantity", points="1")],
+        facts(quantity="41.9", unit="litre"),
+        [("litre", 41)],
+    ),
+    (
+        "part units count when asked",
+        [rule("kwh", kind="per_quantity", points="1.25", whole_units=False, rounding="floor")],
+        facts(quantity="3.5", unit="kWh"),
+        [("kwh", 4)],
+    ),
+    (
+        "fixed bonus with a condition that holds",
+        [rule("big", kind="fixed", points="500", conditions=[{"field": "event.amount", "op": "gte", "value": 100}])],
+        facts(amount="150"),
+        [("big", 500)],
+    ),
+    (
+        "fixed bonus with a condition that fails",
+        [rule("big", kind="fixed", points="500", conditions=[{"field": "event.amount", "op": "gte", "value": 100}])],
+        facts(amount="99.99"),
+        [],
+    ),
+    (
+        "event type filter",
+        [rule("only-returns", kind="fixed", points="5", event_types=["custom"])],
+        facts(amount="10"),
+        [],
+    ),
+    (
+        "multiplier on base points",
+        [
+            rule("base", kind="per_amount", points="1"),
+            rule(
+                "weekend",
+                kind="multiplier",
+                points="2",
+                conditions=[{"field": "event.weekday", "op": "in", "value": [6, 7]}],
+            ),
+        ],
+        facts(amount="40"),
+        [("base", 40), ("weekend", 40)],
+    ),
+    (
+        "multiplier does not touch a fixed bonus unless applies_to=all",
+        [
+            rule("base", kind="per_amount", points="1"),
+            rule("bonus", kind="fixed", points="100"),
+            rule("x1.5", kind="multiplier", points="1.5"),
+        ],
+        facts(amount="40"),
+        [("base", 40), ("bonus", 100), ("x1.5", 20)],
+    ),
+    (
+        "applies_to all",
+        [
+            rule("base", kind="per_amount", points="1"),
+            rule("bonus", kind="fixed", points="100"),
+            rule("x1.5", kind="multiplier", points="1.5", applies_to="all"),
+        ],
+        facts(amount="40"),
+        [("base", 40), ("bonus", 100), ("x1.5", 70)],
+    ),
+    (
+        "best_of keeps only the largest in its group",
+        [
+            rule("a", kind="fixed", points="50", stacking={"group": "promo", "mode": "best_of"}),
+            rule("b", kind="fixed", points="80", stacking={"group": "promo", "mode": "best_of"}),
+            rule("c", kind="fixed", points="10"),
+        ],
+        facts(amount="1"),
+        [("b", 80), ("c", 10)],
+    ),
+    (
+        "best_of multipliers",
+        [
+            rule("base", kind="per_amount", points="1"),
+            rule("m2", kind="multiplier", points="2", stacking={"group": "m", "mode": "best_of"}),
+            rule("m3", kind="multiplier", points="3", stacking={"group": "m", "mode": "best_of"}),
+        ],
+        facts(amount="10"),
+        [("base", 10), ("m3", 20)],
+    ),
+    (
+        "tier multiplier by condition",
+        [
+            rule("base", kind="per_amount", points="10"),
+            rule(
+                "gold",
+                kind="multiplier",
+                points="1.25",
+                conditions=[{"field": "member.tier", "op": "eq", "value": "gold"}],
+            ),
+        ],
+        facts(amount="10", member={"tier": "gold", "tier_rank": 2, "segments": [], "attributes": {}}),
+        [("base", 100), ("gold", 25)],
+    ),
+    (
+        "segment condition",
+        [
+            rule(
+                "seg",
+                kind="fixed",
+                points="7",
+                conditions=[{"field": "member.segments", "op": "contains", "value": "vip"}],
+            )
+        ],
+        facts(member={"tier": None, "tier_rank": None, "segments": ["vip", "new"], "attributes": {}}),
+        [("seg", 7)],
+    ),
+    (
+        "hour window",
+        [
+            rule(
+                "morning",
+                kind="fixed",
+                points="3",
+                conditions=[{"field": "event.hour", "op": "between", "value": [6, 9]}],
+            )
+        ],
+        facts(hour=10),
+        [],
+    ),
+    (
+        "attribute in list, any-match",
+        [
+            rule(
+                "premium",
+                kind="fixed",
+                points="9",
+                match="any",
+                conditions=[
+                    {"field": "event.attributes.grade", "op": "in", "value": ["98", "v-power"]},
+                    {"field": "event.attributes.site", "op": "eq", "value": "S-1"},
+                ],
+            )
+        ],
+        facts(attributes={"grade": "v-power", "site": "S-9"}),
+        [("premium", 9)],
+    ),
+    (
+        "per-event cap",
+        [rule("base", kind="per_amount", points="10", caps={"per_event": 300})],
+        facts(amount="100"),
+        [("base", 300)],
+    ),
+    (
+        "priority orders the lines",
+        [rule("late", kind="fixed", points="1", priority=200), rule("early", kind="fixed", points="2", priority=1)],
+        facts(),
+        [("early", 2), ("late", 1)],
+    ),
+    (
+        "validity window closed",
+        [rule("old", kind="fixed", points="5", valid_until="2030-01-01T00:00:00Z")],
+        facts(),
+        [],
+    ),
 ]
 
 
@@ -112,25 +233,44 @@ def test_rules(title: str, rules: list[Rule], event_facts: dict[str, Any], expec
 
 def test_daily_and_monthly_caps_use_what_was_already_given() -> None:
     capped = rule("capped", kind="per_amount", points="1", caps={"per_day": 100, "per_month": 250})
-    lines = compute([capped], facts(amount="80"), occurred_at=AT, program_currency="EUR",
-                    usage=CapUsage(day={capped.id: 50}, month={capped.id: 60}))
+    lines = compute(
+        [capped],
+        facts(amount="80"),
+        occurred_at=AT,
+        program_currency="EUR",
+        usage=CapUsage(day={capped.id: 50}, month={capped.id: 60}),
+    )
     assert [(line.points, line.capped_from) for line in lines] == [(50, 80)]
-    exhausted = compute([capped], facts(amount="80"), occurred_at=AT, program_currency="EUR",
-                        usage=CapUsage(day={capped.id: 0}, month={capped.id: 250}))
+    exhausted = compute(
+        [capped],
+        facts(amount="80"),
+        occurred_at=AT,
+        program_currency="EUR",
+        usage=CapUsage(day={capped.id: 0}, month={capped.id: 250}),
+    )
     assert exhausted == []
 
 
 def test_tier_earning_multiplier_applies_to_base_points() -> None:
-    lines = compute([rule("base", kind="per_amount", points="10"), rule("bonus", kind="fixed", points="50")],
-                    facts(amount="20"), occurred_at=AT, program_currency="EUR",
-                    tier_multiplier=Decimal("1.5"), tier_name="Gold")
+    lines = compute(
+        [rule("base", kind="per_amount", points="10"), rule("bonus", kind="fixed", points="50")],
+        facts(amount="20"),
+        occurred_at=AT,
+        program_currency="EUR",
+        tier_multiplier=Decimal("1.5"),
+        tier_name="Gold",
+    )
     assert [(line.rule_name, line.points) for line in lines] == [("base", 200), ("bonus", 50), ("Gold bonus", 100)]
     assert "base points" in lines[-1].basis
 
 
 def test_every_line_explains_itself() -> None:
-    lines = compute([rule("base", kind="per_amount", points="25", per="10")], facts(amount="87.50"),
-                    occurred_at=AT, program_currency="EUR")
+    lines = compute(
+        [rule("base", kind="per_amount", points="25", per="10")],
+        facts(amount="87.50"),
+        occurred_at=AT,
+        program_currency="EUR",
+    )
     assert lines[0].basis == "87.50 EUR x 25 per 10 EUR (floor)"
 
 
@@ -145,8 +285,9 @@ def test_every_line_explains_itself() -> None:
     ],
 )
 def test_rules_that_cannot_be_evaluated_are_refused(condition: dict[str, Any], path: str) -> None:
-    definition = msgspec.convert({"name": "bad", "kind": "fixed", "points": "1", "conditions": [condition]},
-                                 RuleDefinition)
+    definition = msgspec.convert(
+        {"name": "bad", "kind": "fixed", "points": "1", "conditions": [condition]}, RuleDefinition
+    )
     with pytest.raises(ConditionError) as info:
         validate_definition(definition)
     assert info.value.path == path
@@ -154,9 +295,17 @@ def test_rules_that_cannot_be_evaluated_are_refused(condition: dict[str, Any], p
 
 @pytest.mark.parametrize(
     ("op", "value", "actual", "expected"),
-    [("eq", 5, "5", True), ("ne", "a", None, True), ("in", ["a"], None, False), ("not_in", ["a"], None, True),
-     ("exists", True, None, False), ("exists", False, None, True), ("contains", "ip", "vip", True),
-     ("gte", 10, "10.0", True), ("lt", 1, "x", False)],
+    [
+        ("eq", 5, "5", True),
+        ("ne", "a", None, True),
+        ("in", ["a"], None, False),
+        ("not_in", ["a"], None, True),
+        ("exists", True, None, False),
+        ("exists", False, None, True),
+        ("contains", "ip", "vip", True),
+        ("gte", 10, "10.0", True),
+        ("lt", 1, "x", False),
+    ],
 )
 def test_condition_operators(op: str, value: Any, actual: Any, expected: bool) -> None:
     condition = Condition("event.x", op, value)  # type: ignore[arg-type]

@@ -41,8 +41,9 @@ class ExampleController(Controller):
     path = "/"
 
     @get("/hello", operation_id="exampleHello", opt={"scope": "members:read"})
-    async def hello(self, principal: CurrentPrincipal, program: CurrentProgram, runtime: CurrentRuntime) -> dict[
-        str, str]:
+    async def hello(
+        self, principal: CurrentPrincipal, program: CurrentProgram, runtime: CurrentRuntime
+    ) -> dict[str, str]:
         settings = program.tenant_view(principal.tenant_id, runtime.plugins).settings_for("example")  # type: ignore[arg-type]
         return {"greeting": settings.greeting, "tenant": str(principal.tenant_id)}
 
