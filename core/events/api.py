@@ -214,7 +214,7 @@ class EventsController(Controller):
                 decoded.append(error)
         valid = [(i, e) for i, e in enumerate(decoded) if isinstance(e, pipeline.EventIn)]
         ctx = await context_for(db, principal, program, runtime)
-        processed = await pipeline.process(ctx, [e for _, e in valid], field_prefix="events")
+        processed = await pipeline.process(ctx, [e for _, e in valid])
         by_index = {i: r for (i, _), r in zip(valid, processed, strict=True)}
         results: list[BatchItemOut] = []
         for i, item in enumerate(decoded):
@@ -223,8 +223,8 @@ class EventsController(Controller):
             event_id = raw_id if isinstance(raw_id, str) else None
             failure = item if isinstance(item, FealtyError) else result.error if result else None
             if failure is not None:
-                if result is not None and failure.field and not failure.field.startswith("events["):
-                    failure.field = f"events[{i}].{failure.field}"
+                if result is not None:
+                    failure.field = f"events[{i}].{failure.field}" if failure.field else f"events[{i}]"
                 problem = failure.to_problem()
                 results.append(BatchItemOut(i, event_id, "error", problem["status"], problem=problem))
             else:

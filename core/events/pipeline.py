@@ -197,18 +197,11 @@ def _validate(ctx: PipelineContext, index: int, data: EventIn) -> _Item:
     return _Item(index, data, event_type, attributes, _hash(data), amount, currency, quantity)
 
 
-def _outcome_error(error: FealtyError, prefix: str) -> FealtyError:
-    if prefix and error.field:
-        error.field = f"{prefix}.{error.field}"
-    return error
-
-
 async def process(
     ctx: PipelineContext,
     batch: Sequence[EventIn],
     *,
     simulate: bool = False,
-    field_prefix: str = "",
     existing: dict[int, uuid.UUID] | None = None,
 ) -> list[ItemResult]:
     """Process ``batch``; one result per item, in order. ``existing`` (approvals) maps item index -> stored event."""
@@ -216,18 +209,17 @@ async def process(
     items: list[_Item] = []
     seen: dict[str, int] = {}
     for i, data in enumerate(batch):
-        prefix = f"{field_prefix}[{i}]" if field_prefix else ""
         try:
             item = _validate(ctx, i, data)
         except FealtyError as error:
-            results[i].error = _outcome_error(error, prefix)
+            results[i].error = error
             continue
         if existing and i in existing:
             item.existing_id = item.event_uuid = existing[i]
         elif data.event_id in seen:
             first = seen[data.event_id]
             results[i].error = (
-                Conflict("This event_id appears twice in the batch with different content.", field=f"{prefix}.event_id")
+                Conflict("This event_id appears twice in the batch with different content.", field="event_id")
                 if items[first].request_hash != item.request_hash
                 else None
             )
@@ -238,8 +230,8 @@ async def process(
         items.append(item)
 
     items = await _drop_stored(ctx, items, results, simulate)
-    items = await _resolve_members(ctx, items, results, field_prefix)
-    await _compute(ctx, items, results, field_prefix, simulate)
+    items = await _resolve_members(ctx, items, results)
+    await _compute(ctx, items, results, simulate)
     items = [item for item in items if results[item.index].error is None]
     if not simulate and items:
         items = await _write(ctx, items, results)
@@ -281,9 +273,7 @@ async def _drop_stored(
     return kept
 
 
-async def _resolve_members(
-    ctx: PipelineContext, items: list[_Item], results: list[ItemResult], field_prefix: str
-) -> list[_Item]:
+async def _resolve_members(ctx: PipelineContext, items: list[_Item], results: list[ItemResult]) -> list[_Item]:
     if not items:
         return items
     refs: dict[str, set[Any]] = defaultdict(set)
@@ -293,9 +283,7 @@ async def _resolve_members(
             try:
                 ref.phone = validation.phone(ref.phone, ctx.program.country, field="member.phone")
             except FealtyError as error:
-                results[item.index].error = _outcome_error(
-                    error, f"{field_prefix}[{item.index}]" if field_prefix else ""
-                )
+                results[item.index].error = error
                 continue
         for name in ("member_id", "external_id", "card", "phone"):
             value = getattr(ref, name)
@@ -340,24 +328,21 @@ async def _resolve_members(
             ctx.session.info.setdefault("fealty.enrolled", []).append(member)
             hit = (member, ctx.now)
             index[(name, value)] = hit
-        prefix = f"{field_prefix}[{item.index}]." if field_prefix else ""
         if hit is None:
             results[item.index].error = NotFound(
                 f"No member with this {name}; enrol the member first or enable auto-enrolment.",
-                field=f"{prefix}member.{name}",
+                field=f"member.{name}",
             )
             continue
         if hit[0].status == "anonymized":
-            results[item.index].error = Conflict("This member has been anonymized.", field=f"{prefix}member")
+            results[item.index].error = Conflict("This member has been anonymized.", field="member")
             continue
         item.member, item.last_activity_at = hit
         kept.append(item)
     return kept
 
 
-async def _compute(
-    ctx: PipelineContext, items: list[_Item], results: list[ItemResult], field_prefix: str, simulate: bool
-) -> None:
+async def _compute(ctx: PipelineContext, items: list[_Item], results: list[ItemResult], simulate: bool) -> None:
     """Hooks, rules, credits and tier moves for every item, in order (a member's later items see earlier ones)."""
     if not items:
         return
@@ -377,7 +362,6 @@ async def _compute(
     for item in items:
         assert item.member is not None
         member = item.member
-        prefix = f"{field_prefix}[{item.index}]" if field_prefix else ""
         if member.id not in tier_of:
             tier_of[member.id] = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
             valid_until[member.id] = member.tier_valid_until
@@ -443,7 +427,7 @@ async def _compute(
             if item.data.type == "return":
                 await _plan_return(ctx, item)
         except FealtyError as error:
-            results[item.index].error = _outcome_error(error, prefix)
+            results[item.index].error = error
             continue
         if item.existing_id is None and item.data.type != "return":
             screening = await hooks.screen_event(context)

@@ -31,6 +31,8 @@ class ProgramUpdate(msgspec.Struct, forbid_unknown_fields=True):
     points_name: Annotated[str, Meta(min_length=1, max_length=40)] | UnsetType = UNSET
     expiry_policy: ExpiryPolicyIn | UnsetType = UNSET
     reversal_policy: Literal["allow_negative", "claw_back"] | UnsetType = UNSET
+    #: Enrol unknown members on their first event (found by external_id, card or phone).
+    auto_enrol: bool | UnsetType = UNSET
     plugins: list[str] | UnsetType = UNSET
     plugin_settings: dict[str, dict[str, Any]] | UnsetType = UNSET
 
@@ -42,6 +44,7 @@ class ProgramOut(msgspec.Struct):
     points_name: str
     expiry_policy: ExpiryPolicyIn
     reversal_policy: str
+    auto_enrol: bool
     plugins: list[str]
     plugin_settings: dict[str, dict[str, Any]]
 
@@ -55,6 +58,7 @@ class ProgramOut(msgspec.Struct):
             points_name=program.points_name,
             expiry_policy=ExpiryPolicyIn(program.expiry_kind, program.expiry_value),  # type: ignore[arg-type]
             reversal_policy=program.reversal_policy,
+            auto_enrol=program.auto_enrol,
             plugins=list(options.get("plugins", [])),
             plugin_settings=dict(options.get("plugin_settings", {})),
         )
@@ -92,6 +96,8 @@ class ProgramController(Controller):
             program.expiry_value = None if data.expiry_policy.kind == "never" else data.expiry_policy.value
         if data.reversal_policy is not UNSET:
             program.reversal_policy = data.reversal_policy
+        if data.auto_enrol is not UNSET:
+            program.auto_enrol = data.auto_enrol
         program.updated_at = utcnow()
         await db.flush()
         if data.plugins is not UNSET or data.plugin_settings is not UNSET:
