@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -39,6 +40,16 @@ class Runtime:
             plugins=plugins,
             platform_key_hash=hash_key(settings.platform_key) if settings.platform_key else None,
         )
+
+    @property
+    def job_lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.job_lease_seconds)
+
+    async def between_batches(self, job: Any) -> None:
+        """Heartbeat a long job's lease and apply the configured pause between its batches."""
+        from core.jobs.queue import heartbeat
+
+        await heartbeat(self.sessionmaker, job, lease=self.job_lease, pause=self.settings.worker_batch_pause_seconds)
 
     async def wake_dispatchers(self, tenant_ids: set[uuid.UUID]) -> None:
         """Queue (or requeue) the outbox dispatch job of each tenant, at most once a second per tenant and process.

@@ -46,6 +46,11 @@ class Settings:
     #: Run the worker inside ``fealty serve`` (the default on SQLite).
     embedded_worker: bool | None = None
     worker_poll_seconds: float = 1.0
+    #: How long a claimed job is a worker's before another may take it over (a worker that died).
+    job_lease_seconds: int = 300
+    #: Rows per transaction in background batches, and a pause between batches to spare the database.
+    worker_batch_size: int = 1000
+    worker_batch_pause_seconds: float = 0.0
     #: How often each tenant's recurring jobs run, in seconds.
     release_every_seconds: int = 60
     expire_every_seconds: int = 3600

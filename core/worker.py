@@ -209,7 +209,7 @@ async def run_due(runtime: Runtime, registry: JobRegistry, worker: str, *, limit
     """Claim and run what is due now, until nothing is."""
     report = WorkReport()
     while True:
-        claimed = await queue.claim(runtime.sessionmaker, worker, limit=limit)
+        claimed = await queue.claim(runtime.sessionmaker, worker, limit=limit, lease=runtime.job_lease)
         if not claimed:
             return report
         for job in claimed:

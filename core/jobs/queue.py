@@ -9,6 +9,7 @@ the bookkeeping neither loses nor repeats it.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from dataclasses import dataclass
@@ -114,6 +115,7 @@ async def claim(
     limit: int = 10,
     now: datetime | None = None,
     kinds: list[str] | None = None,
+    lease: timedelta = LEASE,
 ) -> list[ClaimedJob]:
     now = now or utcnow()
     due = or_(
@@ -126,7 +128,7 @@ async def claim(
     statement = (
         update(jobs)
         .where(jobs.c.id.in_(candidates.scalar_subquery()))
-        .values(status="running", locked_by=worker, locked_until=now + LEASE, attempts=jobs.c.attempts + 1)
+        .values(status="running", locked_by=worker, locked_until=now + lease, attempts=jobs.c.attempts + 1)
         .returning(jobs.c.id, jobs.c.tenant_id, jobs.c.kind, jobs.c.payload, jobs.c.attempts, jobs.c.max_attempts)
     )
     async with tenant_session(sessionmaker, None) as session:
@@ -148,10 +150,14 @@ async def complete(session: AsyncSession, job: ClaimedJob, now: datetime | None 
     return bool(getattr(result, "rowcount", 0))
 
 
-async def heartbeat(sessionmaker: async_sessionmaker[AsyncSession], job: ClaimedJob) -> None:
-    """Extend the lease of a long job (call between its batches)."""
+async def heartbeat(
+    sessionmaker: async_sessionmaker[AsyncSession], job: ClaimedJob, *, lease: timedelta = LEASE, pause: float = 0.0
+) -> None:
+    """Between two batches of a long job: extend its lease, and pause if the operator asked to throttle."""
     async with tenant_session(sessionmaker, None) as session:
-        await session.execute(update(jobs).where(_mine(job)).values(locked_until=utcnow() + LEASE))
+        await session.execute(update(jobs).where(_mine(job)).values(locked_until=utcnow() + lease))
+    if pause:
+        await asyncio.sleep(pause)
 
 
 def backoff(attempts: int, *, base: float = 5.0, cap: float = 3600.0) -> timedelta:

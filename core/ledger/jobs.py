@@ -10,14 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import utcnow
 from core.db.base import table_of
 from core.db.engine import tenant_session
-from core.jobs.queue import ClaimedJob, complete, heartbeat
+from core.jobs.queue import ClaimedJob, complete
 from core.jobs.registry import JobRegistry
 from core.ledger import service as ledger
 from core.program.models import Program
 from core.program.settings import ProgramSettings
 from core.runtime import Runtime
 
-BATCH = 1000
 programs = table_of(Program)
 
 
@@ -31,11 +30,13 @@ async def release_pending(runtime: Runtime, job: ClaimedJob) -> bool:
     assert job.tenant_id is not None
     while True:
         async with tenant_session(runtime.sessionmaker, job.tenant_id) as session:
-            released = await ledger.release_due(session, tenant_id=job.tenant_id, now=utcnow(), limit=BATCH)
-            if released < BATCH:
+            released = await ledger.release_due(
+                session, tenant_id=job.tenant_id, now=utcnow(), limit=runtime.settings.worker_batch_size
+            )
+            if released < runtime.settings.worker_batch_size:
                 await complete(session, job)
                 return True
-        await heartbeat(runtime.sessionmaker, job)
+        await runtime.between_batches(job)
 
 
 async def expire_points(runtime: Runtime, job: ClaimedJob) -> bool:
@@ -46,12 +47,16 @@ async def expire_points(runtime: Runtime, job: ClaimedJob) -> bool:
             expired = 0
             if program.expiry.kind != "never":
                 expired = await ledger.expire_due(
-                    session, tenant_id=job.tenant_id, policy=program.ledger_policy, now=utcnow(), limit=BATCH
+                    session,
+                    tenant_id=job.tenant_id,
+                    policy=program.ledger_policy,
+                    now=utcnow(),
+                    limit=runtime.settings.worker_batch_size,
                 )
             if not expired:
                 await complete(session, job)
                 return True
-        await heartbeat(runtime.sessionmaker, job)
+        await runtime.between_batches(job)
 
 
 def register(registry: JobRegistry, runtime: Runtime) -> None:

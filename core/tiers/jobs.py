@@ -6,15 +6,13 @@ from sqlalchemy import select
 
 from core.clock import utcnow
 from core.db.engine import tenant_session
-from core.jobs.queue import ClaimedJob, complete, heartbeat
+from core.jobs.queue import ClaimedJob, complete
 from core.jobs.registry import JobRegistry
 from core.ledger.jobs import load_program_settings
 from core.members.models import Member
 from core.program.config import current_config
 from core.runtime import Runtime
 from core.tiers import service
-
-BATCH = 500
 
 
 async def close_tier_periods(runtime: Runtime, job: ClaimedJob) -> bool:
@@ -31,7 +29,7 @@ async def close_tier_periods(runtime: Runtime, job: ClaimedJob) -> bool:
                         select(Member)
                         .where(Member.tier_valid_until <= now, Member.status == "active")
                         .order_by(Member.tier_valid_until)
-                        .limit(BATCH)
+                        .limit(runtime.settings.worker_batch_size)
                         .with_for_update(skip_locked=True)
                     )
                 )
@@ -47,10 +45,10 @@ async def close_tier_periods(runtime: Runtime, job: ClaimedJob) -> bool:
                 hooks=program.hooks(runtime.plugins),
                 tenant=program.tenant_view(tenant_id, runtime.plugins),
             )
-            if len(due) < BATCH:
+            if len(due) < runtime.settings.worker_batch_size:
                 await complete(session, job)
                 return True
-        await heartbeat(runtime.sessionmaker, job)
+        await runtime.between_batches(job)
 
 
 def register(registry: JobRegistry, runtime: Runtime) -> None:

@@ -38,17 +38,34 @@ async def test_an_event_answers_what_it_earned_and_why(shop: TenantHandle) -> No
     assert response.status_code == 201, response.text
     outcome = response.json()
     assert outcome["status"] == "awarded" and outcome["points"] == 123
-    assert outcome["awards"] == [{
-        "source": outcome["awards"][0]["source"], "reason": "10 per GBP (12.34 GBP x 10 per GBP (floor))",
-        "points": 123, "base": True, "available_at": None, "rule_id": outcome["awards"][0]["rule_id"],
-        "kind": "per_amount", "capped_from": None, "campaign_id": None}]
-    assert outcome["credits"] == {"base_points": "123", "count:purchase": "1", "events": "1", "points": "123",
-                                  "spend": "12.34"}
+    assert outcome["awards"] == [
+        {
+            "source": outcome["awards"][0]["source"],
+            "reason": "10 per GBP (12.34 GBP x 10 per GBP (floor))",
+            "points": 123,
+            "base": True,
+            "available_at": None,
+            "rule_id": outcome["awards"][0]["rule_id"],
+            "kind": "per_amount",
+            "capped_from": None,
+            "campaign_id": None,
+        }
+    ]
+    assert outcome["credits"] == {
+        "base_points": "123",
+        "count:purchase": "1",
+        "events": "1",
+        "points": "123",
+        "spend": "12.34",
+    }
     stored = await shop.get(f"/v1/events/{outcome['id']}")
     assert stored.json() | {"reversals": []} == outcome | {"reversals": [], "reversed_points": 0}
     ledger = (await shop.get(f"/v1/members/{outcome['member_id']}/ledger")).json()["items"]
-    assert ledger[0]["kind"] == "earn" and ledger[0]["cause"] == {"type": "event", "id": outcome["id"],
-                                                                  "actor": ledger[0]["cause"]["actor"]}
+    assert ledger[0]["kind"] == "earn" and ledger[0]["cause"] == {
+        "type": "event",
+        "id": outcome["id"],
+        "actor": ledger[0]["cause"]["actor"],
+    }
 
 
 @pytest.mark.parametrize("ref", [{"card": "CARD-1"}, {"phone": "+44 7911 123456"}, {"external_id": "ada"}])
@@ -87,8 +104,11 @@ async def test_a_retry_returns_the_first_outcome_and_applies_once(shop: TenantHa
         (event("b-15", "ada") | {"quantity": "-3"}, 422, "quantity"),
         (event("b-16", "ada") | {"colour": "red"}, 422, "colour"),
         (event("", "ada"), 422, "event_id"),
-        (event("b-18", "ada") | {"type": "return", "attributes": {"original_event_id": "nope"}}, 422,
-         "attributes.original_event_id"),
+        (
+            event("b-18", "ada") | {"type": "return", "attributes": {"original_event_id": "nope"}},
+            422,
+            "attributes.original_event_id",
+        ),
         (event("b-19", "ada") | {"type": "return"}, 422, "attributes.original_event_id"),
     ],
 )
@@ -101,15 +121,27 @@ async def test_bad_events_are_refused_naming_the_field(shop: TenantHandle, body:
 
 async def test_a_batch_applies_the_good_items_and_reports_the_bad(shop: TenantHandle) -> None:
     await shop.post("/v1/events", json=event("old-1", "ada"))
-    batch = [event("g-1", "ada", "1"), event("g-2", "ghost", "1"), event("g-3", "ada", "oops"),
-             event("old-1", "ada"), event("g-1", "ada", "1"), event("g-4", "ada", "2") | {"type": "nope"},
-             event("g-5", "ada", "3")]
+    batch = [
+        event("g-1", "ada", "1"),
+        event("g-2", "ghost", "1"),
+        event("g-3", "ada", "oops"),
+        event("old-1", "ada"),
+        event("g-1", "ada", "1"),
+        event("g-4", "ada", "2") | {"type": "nope"},
+        event("g-5", "ada", "3"),
+    ]
     response = await shop.post("/v1/events/batch", json={"events": batch})
     assert response.status_code == 200, response.text
     body = response.json()
     assert [(r["result"], r["status"]) for r in body["results"]] == [
-        ("created", 201), ("error", 404), ("error", 422), ("duplicate", 200), ("duplicate", 200), ("error", 422),
-        ("created", 201)]
+        ("created", 201),
+        ("error", 404),
+        ("error", 422),
+        ("duplicate", 200),
+        ("duplicate", 200),
+        ("error", 422),
+        ("created", 201),
+    ]
     assert (body["created"], body["duplicates"], body["errors"]) == (2, 2, 3)
     assert body["results"][1]["problem"]["field"] == "events[1].member.external_id"
     assert body["results"][2]["problem"]["field"] == "events[2].amount"
@@ -166,21 +198,27 @@ async def test_full_and_partial_reversal_remove_exactly_what_was_earned(shop: Te
 
 async def test_a_return_reverses_its_share_of_the_purchase(shop: TenantHandle) -> None:
     purchase = (await shop.post("/v1/events", json=event("p-9", "ada", "40.00"))).json()
-    ret = await shop.post("/v1/events", json=event("ret-1", "ada", "10.00") | {
-        "type": "return", "attributes": {"original_event_id": "p-9", "reason": "damaged"}})
+    ret = await shop.post(
+        "/v1/events",
+        json=event("ret-1", "ada", "10.00")
+        | {"type": "return", "attributes": {"original_event_id": "p-9", "reason": "damaged"}},
+    )
     assert ret.status_code == 201, ret.text
     assert ret.json()["points"] == 0 and ret.json()["returns"] == {"original_event_id": "p-9", "fraction": "0.25"}
     assert (await shop.balance(purchase["member_id"]))["available"] == 300
     assert (await shop.get(f"/v1/events/{purchase['id']}")).json()["reversed_points"] == 100
-    too_much = await shop.post("/v1/events", json=event("ret-2", "ada", "31.00") | {
-        "type": "return", "attributes": {"original_event_id": "p-9"}})
+    too_much = await shop.post(
+        "/v1/events",
+        json=event("ret-2", "ada", "31.00") | {"type": "return", "attributes": {"original_event_id": "p-9"}},
+    )
     assert too_much.status_code == 201  # capped at what is left
     assert (await shop.balance(purchase["member_id"]))["available"] == 0
 
 
 @pytest.mark.parametrize(("policy", "available", "written_off"), [("claw_back", 0, 80), ("allow_negative", -80, 0)])
-async def test_reversing_spent_points_follows_the_policy(shop: TenantHandle, policy: str, available: int,
-                                                         written_off: int) -> None:
+async def test_reversing_spent_points_follows_the_policy(
+    shop: TenantHandle, policy: str, available: int, written_off: int
+) -> None:
     await shop.patch("/v1/program", json={"reversal_policy": policy})
     outcome = (await shop.post("/v1/events", json=event("sp-1", "ada", "10.00"))).json()
     member_id = outcome["member_id"]
@@ -197,8 +235,7 @@ async def test_reversing_spent_points_follows_the_policy(shop: TenantHandle, pol
 async def test_daily_cap_spans_events(tenant: TenantHandle) -> None:
     await rule(tenant, name="capped", kind="per_amount", points="1", caps={"per_day": 50, "per_event": 30})
     await tenant.enrol("cap")
-    points = [(await tenant.post("/v1/events", json=event(f"c-{i}", "cap", "40"))).json()["points"]
-              for i in range(3)]
+    points = [(await tenant.post("/v1/events", json=event(f"c-{i}", "cap", "40"))).json()["points"] for i in range(3)]
     assert points == [30, 20, 0]
 
 
@@ -213,13 +250,26 @@ async def test_pending_rule_points_wait(tenant: TenantHandle) -> None:
 
 async def test_campaign_for_a_segment_in_its_window(tenant: TenantHandle) -> None:
     await rule(tenant, name="base", kind="per_amount", points="1")
-    segment = await tenant.post("/v1/segments", json={"code": "locals", "name": "Locals", "conditions": [
-        {"field": "member.attributes.city", "op": "eq", "value": "Leeds"}]})
+    segment = await tenant.post(
+        "/v1/segments",
+        json={
+            "code": "locals",
+            "name": "Locals",
+            "conditions": [{"field": "member.attributes.city", "op": "eq", "value": "Leeds"}],
+        },
+    )
     assert segment.status_code == 201, segment.text
-    campaign = await tenant.post("/v1/campaigns", json={
-        "code": "leeds-double", "name": "Leeds double", "segments": ["locals"],
-        "starts_at": (NOW - timedelta(days=1)).isoformat(), "ends_at": (NOW + timedelta(days=1)).isoformat(),
-        "rules": [{"name": "x2", "kind": "multiplier", "points": "2"}]})
+    campaign = await tenant.post(
+        "/v1/campaigns",
+        json={
+            "code": "leeds-double",
+            "name": "Leeds double",
+            "segments": ["locals"],
+            "starts_at": (NOW - timedelta(days=1)).isoformat(),
+            "ends_at": (NOW + timedelta(days=1)).isoformat(),
+            "rules": [{"name": "x2", "kind": "multiplier", "points": "2"}],
+        },
+    )
     assert campaign.status_code == 201 and campaign.json()["running"] is True
     await tenant.enrol("leeds", attributes={"city": "Leeds"})
     await tenant.enrol("york", attributes={"city": "York"})
@@ -235,13 +285,21 @@ async def test_campaign_for_a_segment_in_its_window(tenant: TenantHandle) -> Non
 
 
 async def test_rules_that_cannot_be_evaluated_are_refused(tenant: TenantHandle) -> None:
-    bad = await tenant.post("/v1/earning-rules", json={"name": "x", "kind": "fixed", "points": "5", "conditions": [
-        {"field": "event.amount", "op": "between", "value": [10]}]})
+    bad = await tenant.post(
+        "/v1/earning-rules",
+        json={
+            "name": "x",
+            "kind": "fixed",
+            "points": "5",
+            "conditions": [{"field": "event.amount", "op": "between", "value": [10]}],
+        },
+    )
     assert bad.status_code == 422 and bad.json()["field"] == "conditions[0].value"
     bad = await tenant.post("/v1/earning-rules", json={"name": "x", "kind": "per_amount", "points": "-1"})
     assert bad.status_code == 422 and bad.json()["field"] == "points"
-    bad = await tenant.post("/v1/earning-rules", json={"name": "x", "kind": "fixed", "points": "1",
-                                                       "event_types": ["warp"]})
+    bad = await tenant.post(
+        "/v1/earning-rules", json={"name": "x", "kind": "fixed", "points": "1", "event_types": ["warp"]}
+    )
     assert bad.status_code == 422 and bad.json()["field"] == "event_types"
     bad = await tenant.post("/v1/earning-rules", json={"name": "x", "kind": "sometimes", "points": "1"})
     assert bad.status_code == 422 and bad.json()["field"] == "kind"
