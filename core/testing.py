@@ -70,6 +70,9 @@ class TenantHandle:
     async def patch(self, url: str, json: Any = None, **kw: Any) -> httpx.Response:
         return await self.client.patch(url, json=json, headers=self.headers | kw.pop("headers", {}), **kw)
 
+    async def put(self, url: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.client.put(url, json=json, headers=self.headers | kw.pop("headers", {}), **kw)
+
     async def delete(self, url: str, **kw: Any) -> httpx.Response:
         return await self.client.delete(url, headers=self.headers | kw.pop("headers", {}), **kw)
 

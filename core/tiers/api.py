@@ -89,6 +89,13 @@ class ProgressOut(msgspec.Struct):
     required: Decimal
     remaining: Decimal
 
+    @classmethod
+    def of(cls, p: rules.Progress) -> ProgressOut:
+        def plain(value: Decimal) -> Decimal:
+            return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
+
+        return cls(p.metric, p.window, plain(p.current), plain(p.required), plain(p.remaining))
+
 
 class NextTierOut(msgspec.Struct):
     tier: TierRef
@@ -381,7 +388,7 @@ async def member_tier_out(db: AsyncSession, tenant_id: uuid.UUID, program: Any, 
         next_out = NextTierOut(
             TierRef(nxt.code, nxt.name, nxt.rank),
             nxt.qualification.mode,
-            [ProgressOut(p.metric, p.window, p.current, p.required, p.remaining) for p in progress],
+            [ProgressOut.of(p) for p in progress],
         )
     rows = (
         (

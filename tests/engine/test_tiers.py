@@ -1,0 +1,200 @@
+"""Tiers: upgrade at once, windows in the program's time zone, downgrade at expiry, manual floors, recalculation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+
+from core.runtime import Runtime
+from core.testing import MakeTenant, TenantHandle
+from core.worker import tick
+
+
+def purchase(event_id: str, member: str, amount: str, at: datetime) -> dict:
+    return {"type": "purchase", "event_id": event_id, "member": {"external_id": member},
+            "occurred_at": at.isoformat(), "amount": amount}
+
+
+async def ladder(tenant: TenantHandle, *, window: dict, validity: dict | None = None, downgrade: str = "one_step",
+                 silver: str = "1000", gold: str = "5000") -> None:
+    await tenant.post("/v1/earning-rules", json={"name": "1 per unit", "kind": "per_amount", "points": "1"})
+    tiers = [
+        {"code": "base", "name": "Base", "rank": 0},
+        {"code": "silver", "name": "Silver", "rank": 1, "downgrade": downgrade,
+         "qualification": {"window": window, "mode": "any",
+                           "criteria": [{"metric": "spend", "min": silver}, {"metric": "count:purchase", "min": "20"}]},
+         "benefits": {"earning_multiplier": "1.25", "perks": ["late checkout"]},
+         "validity": validity or {"kind": "none"}},
+        {"code": "gold", "name": "Gold", "rank": 2, "downgrade": downgrade,
+         "qualification": {"window": window, "criteria": [{"metric": "spend", "min": gold}]},
+         "benefits": {"earning_multiplier": "1.5"}, "validity": validity or {"kind": "none"}},
+    ]
+    for tier in tiers:
+        response = await tenant.post("/v1/tiers", json=tier)
+        assert response.status_code == 201, response.text
+
+
+async def member_tier(tenant: TenantHandle, member_id: str) -> dict:
+    response = await tenant.get(f"/v1/members/{member_id}/tier")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_upgrade_at_once_with_benefits_and_progress(tenant: TenantHandle) -> None:
+    await ladder(tenant, window={"kind": "lifetime"})
+    member = await tenant.enrol("t-1")
+    assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "base"
+    now = datetime.now(UTC)
+    first = (await tenant.post("/v1/events", json=purchase("e-1", "t-1", "999", now))).json()
+    assert first["tier"] is None and first["points"] == 999
+    second = (await tenant.post("/v1/events", json=purchase("e-2", "t-1", "100", now))).json()
+    assert second["tier"]["from"] == "base" and second["tier"]["to"] == "silver"
+    third = (await tenant.post("/v1/events", json=purchase("e-3", "t-1", "100", now))).json()
+    assert third["points"] == 125 and third["awards"][-1]["source"] == "tier_multiplier"  # Silver earns +25 %
+    state = await member_tier(tenant, member["id"])
+    assert state["tier"]["code"] == "silver" and state["benefits"]["perks"] == ["late checkout"]
+    assert state["next"]["tier"]["code"] == "gold"
+    assert state["next"]["progress"] == [{"metric": "spend", "window": "lifetime", "current": "1199",
+                                          "required": "5000", "remaining": "3801"}]
+    assert [(h["from_tier"], h["to_tier"], h["reason"]) for h in state["history"]] == [
+        ("base", "silver", "upgrade"), (None, "base", "enrolment")]
+
+
+async def test_calendar_year_counts_in_the_programs_time_zone(make_tenant: MakeTenant) -> None:
+    # 31 Dec 2030 17:00 UTC is already 1 Jan 2031 in Shanghai, still 31 Dec in London.
+    late_evening_utc = datetime(2030, 12, 31, 17, 0, tzinfo=UTC)
+    earlier_that_day = datetime(2030, 12, 31, 10, 0, tzinfo=UTC)
+    results = {}
+    for tz in ("Europe/London", "Asia/Shanghai"):
+        tenant = await make_tenant(timezone=tz)
+        await ladder(tenant, window={"kind": "calendar_year"})
+        member = await tenant.enrol("tz-1")
+        with time_machine.travel(late_evening_utc, tick=False):
+            await tenant.post("/v1/events", json=purchase("a", "tz-1", "600", earlier_that_day))
+            await tenant.post("/v1/events", json=purchase("b", "tz-1", "600", late_evening_utc))
+            results[tz] = (await member_tier(tenant, member["id"]))["tier"]["code"]
+    # London: both purchases are in 2030 -> 1,200 -> Silver. Shanghai: a new year began, only 600 count.
+    assert results == {"Europe/London": "silver", "Asia/Shanghai": "base"}
+
+
+async def test_rolling_window_and_downgrade_when_validity_ends(tenant: TenantHandle, runtime: Runtime) -> None:
+    await ladder(tenant, window={"kind": "rolling_days", "days": 90}, validity={"kind": "days", "days": 90},
+                 silver="300", gold="100000")
+    member = await tenant.enrol("r-1")
+    start = datetime(2031, 3, 1, 12, tzinfo=UTC)
+    for day, event_id in ((0, "r-a"), (30, "r-b"), (60, "r-c")):
+        with time_machine.travel(start + timedelta(days=day), tick=False):
+            await tenant.post("/v1/events", json=purchase(event_id, "r-1", "100", start + timedelta(days=day)))
+    assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "silver"  # 300 within 90 days
+    with time_machine.travel(start + timedelta(days=149), tick=False):
+        await tick(runtime)  # valid until day 150: nothing happens yet
+        assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "silver"
+    with time_machine.travel(start + timedelta(days=151), tick=False):
+        await tick(runtime)
+        state = await member_tier(tenant, member["id"])
+    assert state["tier"]["code"] == "base"  # nothing in the last 90 days any more
+    assert state["history"][0]["reason"] == "downgrade"
+
+
+async def test_still_qualified_at_expiry_renews(tenant: TenantHandle, runtime: Runtime) -> None:
+    await ladder(tenant, window={"kind": "lifetime"}, validity={"kind": "days", "days": 30})
+    member = await tenant.enrol("n-1")
+    await tenant.post("/v1/events", json=purchase("n-a", "n-1", "1500", datetime.now(UTC)))
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=31), tick=False):
+        await tick(runtime)
+        state = await member_tier(tenant, member["id"])
+    assert state["tier"]["code"] == "silver" and state["history"][0]["reason"] == "renewal"
+
+
+@pytest.mark.parametrize(("policy", "lands_on"), [("one_step", "silver"), ("to_qualified", "base")])
+async def test_downgrade_policy(tenant: TenantHandle, runtime: Runtime, policy: str, lands_on: str) -> None:
+    await ladder(tenant, window={"kind": "rolling_days", "days": 30}, validity={"kind": "days", "days": 30},
+                 downgrade=policy)
+    member = await tenant.enrol("d-1")
+    await tenant.post("/v1/events", json=purchase("d-a", "d-1", "6000", datetime.now(UTC)))
+    assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "gold"
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=45), tick=False):
+        await tick(runtime)
+        assert (await member_tier(tenant, member["id"]))["tier"]["code"] == lands_on
+
+
+async def test_fixed_date_validity_hilton_style(tenant: TenantHandle) -> None:
+    # Status reached in year N lasts until the end of March in N+2.
+    await ladder(tenant, window={"kind": "calendar_year"},
+                 validity={"kind": "fixed_date", "years_after": 2, "month": 3, "day": 31})
+    member = await tenant.enrol("h-1")
+    at = datetime(2031, 6, 15, 12, tzinfo=UTC)
+    with time_machine.travel(at, tick=False):
+        outcome = (await tenant.post("/v1/events", json=purchase("h-a", "h-1", "2000", at))).json()
+    # The end of 31 March 2033 in London: midnight BST, 23:00 UTC.
+    assert outcome["tier"]["valid_until"] == "2033-03-31T23:00:00+00:00"
+    assert member
+
+
+async def test_manual_tier_is_a_floor_until_its_date(tenant: TenantHandle, runtime: Runtime) -> None:
+    await ladder(tenant, window={"kind": "rolling_days", "days": 30}, validity={"kind": "days", "days": 30})
+    member = await tenant.enrol("m-1")
+    until = (datetime.now(UTC) + timedelta(days=100)).isoformat()
+    set_ = await tenant.put(f"/v1/members/{member['id']}/tier", json={"tier": "gold", "reason": "status match",
+                                                                      "until": until})
+    assert set_.status_code == 200, set_.text
+    assert set_.json()["tier"]["code"] == "gold" and set_.json()["floor"]["code"] == "gold"
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=60), tick=False):
+        await tick(runtime)
+        assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "gold"  # the floor holds
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=131), tick=False):
+        await tick(runtime)
+        assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "silver"
+    unknown = await tenant.put(f"/v1/members/{member['id']}/tier", json={"tier": "platinum", "reason": "x"})
+    assert unknown.status_code == 422 and unknown.json()["field"] == "tier"
+
+
+async def test_recalculate_preview_writes_nothing(tenant: TenantHandle) -> None:
+    await tenant.post("/v1/earning-rules", json={"name": "1 per unit", "kind": "per_amount", "points": "1"})
+    for i, amount in enumerate(("50", "1500", "7000")):
+        await tenant.enrol(f"p-{i}")
+        await tenant.post("/v1/events", json=purchase(f"pe-{i}", f"p-{i}", amount, datetime.now(UTC)))
+    await tenant.post("/v1/tiers", json={"code": "base", "name": "Base", "rank": 0})
+    await tenant.post("/v1/tiers", json={"code": "silver", "name": "Silver", "rank": 1, "qualification": {
+        "window": {"kind": "lifetime"}, "criteria": [{"metric": "spend", "min": "1000"}]}})
+    preview = await tenant.post("/v1/tiers/recalculate?preview=true")
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["evaluated"] == 3
+    assert sorted((m["external_id"], m["to_tier"]) for m in preview.json()["moves"]) == [
+        ("p-0", "base"), ("p-1", "silver"), ("p-2", "silver")]
+    tiers = {t["code"]: t["members"] for t in (await tenant.get("/v1/tiers")).json()}
+    assert tiers == {"base": 0, "silver": 0}
+    applied = await tenant.post("/v1/tiers/recalculate")
+    assert applied.json()["counts"] == {"enrolment": 3}
+    tiers = {t["code"]: t["members"] for t in (await tenant.get("/v1/tiers")).json()}
+    assert tiers == {"base": 1, "silver": 2}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"code": "Bad Code", "name": "x", "rank": 1}, "code"),
+        ({"code": "x", "name": "x", "rank": -1}, "rank"),
+        ({"code": "x", "name": "x", "rank": 1, "qualification": {"window": {"kind": "rolling_days"}}},
+         "qualification.window.days"),
+        ({"code": "x", "name": "x", "rank": 1, "qualification": {"criteria": [{"metric": "spend", "min": "0"}]}},
+         "qualification.criteria[0].min"),
+        ({"code": "x", "name": "x", "rank": 1, "validity": {"kind": "days"}}, "validity.days"),
+        ({"code": "x", "name": "x", "rank": 1, "benefits": {"earning_multiplier": "0"}}, "benefits.earning_multiplier"),
+        ({"code": "x", "name": "x", "rank": 1, "benefits": {"free_beer": True}}, "benefits.free_beer"),
+    ],
+)
+async def test_bad_tiers_are_refused(tenant: TenantHandle, body: dict, field: str) -> None:
+    response = await tenant.post("/v1/tiers", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+
+
+async def test_tier_codes_and_ranks_are_unique_and_held_tiers_stay(tenant: TenantHandle) -> None:
+    base = (await tenant.post("/v1/tiers", json={"code": "base", "name": "Base", "rank": 0})).json()
+    assert (await tenant.post("/v1/tiers", json={"code": "base", "name": "B", "rank": 3})).status_code == 409
+    assert (await tenant.post("/v1/tiers", json={"code": "other", "name": "B", "rank": 0})).status_code == 409
+    await tenant.enrol("holder")
+    assert (await tenant.delete(f"/v1/tiers/{base['id']}")).status_code == 409
