@@ -233,7 +233,7 @@ class TiersController(Controller):
     @get("/{tier_id:uuid}", operation_id="getTier")
     async def get_tier(self, db: Db, tier_id: FromPath[uuid.UUID]) -> TierOut:
         tier = await _tier(db, tier_id)
-        count = (await db.execute(select(func.count()).where(Member.tier_id == tier_id))).scalar_one()
+        count = (await db.execute(select(func.count(Member.id)).where(Member.tier_id == tier_id))).scalar_one()
         return TierOut.of(tier, count)
 
     @patch("/{tier_id:uuid}", operation_id="updateTier")
@@ -254,7 +254,7 @@ class TiersController(Controller):
         tier = await _tier(db, tier_id)
         held = (
             await db.execute(
-                select(func.count()).where((Member.tier_id == tier_id) | (Member.tier_floor_id == tier_id))
+                select(func.count(Member.id)).where((Member.tier_id == tier_id) | (Member.tier_floor_id == tier_id))
             )
         ).scalar_one()
         if held:
