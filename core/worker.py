@@ -15,7 +15,7 @@ import os
 import socket
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -126,16 +126,24 @@ def _plugin_runner(run: Callable[[JobContext], Awaitable[None]]) -> Handler:
 # --- scheduling -----------------------------------------------------------------------------------------------------
 
 
-async def schedule_recurring(runtime: Runtime, registry: JobRegistry, now: datetime, *, force: bool = False) -> int:
+async def schedule_recurring(
+    runtime: Runtime,
+    registry: JobRegistry,
+    now: datetime,
+    *,
+    force: bool = False,
+    tenant_ids: Sequence[uuid.UUID] | None = None,
+) -> int:
     """Queue each recurring job once per interval (per tenant), however many workers call this at once.
 
     The dedupe key names the interval, so a second worker's insert for the same interval is ignored. ``force``
     (tests, ``fealty worker --once``) uses a key of its own so that everything runs now.
     """
+    query = select(tenants.c.id, tenants.c.enabled_plugins).where(tenants.c.status == "active")
+    if tenant_ids is not None:
+        query = query.where(tenants.c.id.in_(list(tenant_ids)))
     async with tenant_session(runtime.sessionmaker, None, writes=False) as session:
-        active = (
-            await session.execute(select(tenants.c.id, tenants.c.enabled_plugins).where(tenants.c.status == "active"))
-        ).all()
+        active = (await session.execute(query)).all()
     stamp = now.timestamp()
     nonce = new_id().hex if force else None
     rows: list[dict[str, Any]] = []
@@ -205,22 +213,33 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{new_id().hex[:6]}"
 
 
-async def run_due(runtime: Runtime, registry: JobRegistry, worker: str, *, limit: int = 20) -> WorkReport:
+async def run_due(
+    runtime: Runtime,
+    registry: JobRegistry,
+    worker: str,
+    *,
+    limit: int = 20,
+    tenant_ids: Sequence[uuid.UUID] | None = None,
+) -> WorkReport:
     """Claim and run what is due now, until nothing is."""
     report = WorkReport()
     while True:
-        claimed = await queue.claim(runtime.sessionmaker, worker, limit=limit, lease=runtime.job_lease)
+        claimed = await queue.claim(
+            runtime.sessionmaker, worker, limit=limit, lease=runtime.job_lease, tenant_ids=tenant_ids
+        )
         if not claimed:
             return report
         for job in claimed:
             await run_job(runtime, registry, job, report)
 
 
-async def tick(runtime: Runtime, *, registry: JobRegistry | None = None) -> WorkReport:
-    """Run every recurring job for every tenant now, and everything else that is due (tests, ``--once``)."""
+async def tick(runtime: Runtime, *tenant_ids: uuid.UUID, registry: JobRegistry | None = None) -> WorkReport:
+    """Run every recurring job now, and everything else that is due (``fealty worker --once``, tests), for every
+    tenant or only the given ones (and the platform's jobs)."""
     registry = registry or build_registry(runtime)
-    await schedule_recurring(runtime, registry, utcnow(), force=True)
-    return await run_due(runtime, registry, worker_name())
+    only = list(tenant_ids) if tenant_ids else None
+    await schedule_recurring(runtime, registry, utcnow(), force=True, tenant_ids=only)
+    return await run_due(runtime, registry, worker_name(), tenant_ids=only)
 
 
 async def run_forever(runtime: Runtime, stop: asyncio.Event) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -116,6 +117,7 @@ async def claim(
     now: datetime | None = None,
     kinds: list[str] | None = None,
     lease: timedelta = LEASE,
+    tenant_ids: Sequence[uuid.UUID] | None = None,
 ) -> list[ClaimedJob]:
     now = now or utcnow()
     due = or_(
@@ -125,6 +127,8 @@ async def claim(
     candidates = select(jobs.c.id).where(due).order_by(jobs.c.run_at).limit(limit).with_for_update(skip_locked=True)
     if kinds:
         candidates = candidates.where(jobs.c.kind.in_(kinds))
+    if tenant_ids is not None:
+        candidates = candidates.where(or_(jobs.c.tenant_id.in_(list(tenant_ids)), jobs.c.tenant_id.is_(None)))
     statement = (
         update(jobs)
         .where(jobs.c.id.in_(candidates.scalar_subquery()))

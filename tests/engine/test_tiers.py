@@ -89,10 +89,10 @@ async def test_rolling_window_and_downgrade_when_validity_ends(tenant: TenantHan
             await tenant.post("/v1/events", json=purchase(event_id, "r-1", "100", start + timedelta(days=day)))
     assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "silver"  # 300 within 90 days
     with time_machine.travel(start + timedelta(days=149), tick=False):
-        await tick(runtime)  # valid until day 150: nothing happens yet
+        await tick(runtime, tenant.id)  # valid until day 150: nothing happens yet
         assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "silver"
     with time_machine.travel(start + timedelta(days=151), tick=False):
-        await tick(runtime)
+        await tick(runtime, tenant.id)
         state = await member_tier(tenant, member["id"])
     assert state["tier"]["code"] == "base"  # nothing in the last 90 days any more
     assert state["history"][0]["reason"] == "downgrade"
@@ -103,7 +103,7 @@ async def test_still_qualified_at_expiry_renews(tenant: TenantHandle, runtime: R
     member = await tenant.enrol("n-1")
     await tenant.post("/v1/events", json=purchase("n-a", "n-1", "1500", datetime.now(UTC)))
     with time_machine.travel(datetime.now(UTC) + timedelta(days=31), tick=False):
-        await tick(runtime)
+        await tick(runtime, tenant.id)
         state = await member_tier(tenant, member["id"])
     assert state["tier"]["code"] == "silver" and state["history"][0]["reason"] == "renewal"
 
@@ -116,7 +116,7 @@ async def test_downgrade_policy(tenant: TenantHandle, runtime: Runtime, policy: 
     await tenant.post("/v1/events", json=purchase("d-a", "d-1", "6000", datetime.now(UTC)))
     assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "gold"
     with time_machine.travel(datetime.now(UTC) + timedelta(days=45), tick=False):
-        await tick(runtime)
+        await tick(runtime, tenant.id)
         assert (await member_tier(tenant, member["id"]))["tier"]["code"] == lands_on
 
 
@@ -142,10 +142,10 @@ async def test_manual_tier_is_a_floor_until_its_date(tenant: TenantHandle, runti
     assert set_.status_code == 200, set_.text
     assert set_.json()["tier"]["code"] == "gold" and set_.json()["floor"]["code"] == "gold"
     with time_machine.travel(datetime.now(UTC) + timedelta(days=60), tick=False):
-        await tick(runtime)
+        await tick(runtime, tenant.id)
         assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "gold"  # the floor holds
     with time_machine.travel(datetime.now(UTC) + timedelta(days=131), tick=False):
-        await tick(runtime)
+        await tick(runtime, tenant.id)
         assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "silver"
     unknown = await tenant.put(f"/v1/members/{member['id']}/tier", json={"tier": "platinum", "reason": "x"})
     assert unknown.status_code == 422 and unknown.json()["field"] == "tier"

@@ -75,11 +75,11 @@ async def test_pending_points_are_released_by_the_worker(tenant: TenantHandle, r
     assert result["entry"]["status"] == "pending" and result["pending"] == 500 and result["available"] == 0
     refused = await tenant.post(f"/v1/members/{member['id']}/points/adjust", json={"points": -1, "reason": "x"})
     assert refused.status_code == 409  # pending points cannot be spent
-    await tick(runtime)
+    await tick(runtime, tenant.id)
     assert (await tenant.balance(member["id"]))["pending"] == 500  # not yet due
     with time_machine.travel(datetime.now(UTC) + timedelta(days=2, minutes=1), tick=True):
-        await tick(runtime)
-        await tick(runtime)  # a second pass releases nothing twice
+        await tick(runtime, tenant.id)
+        await tick(runtime, tenant.id)  # a second pass releases nothing twice
         balance = await tenant.balance(member["id"])
     assert (balance["available"], balance["pending"]) == (500, 0)
     ledger = (await tenant.get(f"/v1/members/{member['id']}/ledger")).json()["items"]
@@ -93,11 +93,11 @@ async def test_points_expire_days_after_earning(tenant: TenantHandle, runtime: R
     soon = (await tenant.get(f"/v1/members/{member['id']}/balance?expiring_within_days=31")).json()["expiring"]
     assert sum(e["points"] for e in soon) == 400
     with time_machine.travel(datetime.now(UTC) + timedelta(days=29), tick=True):
-        await tick(runtime)
+        await tick(runtime, tenant.id)
         assert (await tenant.balance(member["id"]))["available"] == 400
     with time_machine.travel(datetime.now(UTC) + timedelta(days=30, minutes=5), tick=True):
-        await tick(runtime)
-        await tick(runtime)
+        await tick(runtime, tenant.id)
+        await tick(runtime, tenant.id)
         balance = await tenant.balance(member["id"])
     assert balance["available"] == 0 and balance["lifetime"]["expired"] == 400
     ledger = (await tenant.get(f"/v1/members/{member['id']}/ledger?kind=expire")).json()["items"]
@@ -114,10 +114,10 @@ async def test_points_expire_at_month_end_in_program_time_zone(tenant: TenantHan
     with time_machine.travel(datetime(2031, 1, 31, 20, tzinfo=UTC), tick=True):
         await tenant.credit(member["id"], 70)
     with time_machine.travel(datetime(2031, 3, 31, 15, 59, tzinfo=UTC), tick=True):
-        await tick(runtime)
+        await tick(runtime, tenant.id)
         assert (await tenant.balance(member["id"]))["available"] == 70
     with time_machine.travel(datetime(2031, 3, 31, 16, 0, 1, tzinfo=UTC), tick=True):
-        await tick(runtime)
+        await tick(runtime, tenant.id)
         assert (await tenant.balance(member["id"]))["available"] == 0
 
 
@@ -133,7 +133,7 @@ async def test_inactivity_expires_everything_and_activity_is_not_admin_credit(
     soon = (await tenant.get(f"/v1/members/{member['id']}/balance?expiring_within_days=800")).json()["expiring"]
     assert [e["points"] for e in soon] == [150]
     with time_machine.travel(start + timedelta(days=2 * 365 + 2), tick=True):
-        await tick(runtime)
+        await tick(runtime, tenant.id)
         balance = await tenant.balance(member["id"])
     assert balance["available"] == 0 and balance["lifetime"]["expired"] == 150
 

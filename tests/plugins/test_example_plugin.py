@@ -186,7 +186,7 @@ async def test_enrolment_tier_and_reversal_notifications(example_tenant: TenantH
 async def test_scheduled_jobs_run_only_for_enabling_tenants(
     example_tenant: TenantHandle, tenant: TenantHandle, runtime
 ) -> None:
-    await tick(runtime)
+    await tick(runtime, example_tenant.id, tenant.id)
     ran_for = {args[0] for args in calls("scheduled_job")}
     assert example_tenant.id in ran_for and tenant.id not in ran_for
     assert (example_tenant.id, "welcome") in calls("scheduled_job")
