@@ -22,6 +22,7 @@ from core.members.api import MembersController
 from core.ops import MetricsController, healthz, prometheus, readyz
 from core.plugins import PluginManager
 from core.program.api import ProgramController
+from core.rewards.api import MemberRewardsController, RedemptionsController, RewardsController
 from core.runtime import Runtime
 from core.settings import Settings, get_settings
 from core.tenancy.api import ApiKeysController, PlatformTenantsController
@@ -34,6 +35,9 @@ CORE_ROUTES = [
     ProgramController,
     MembersController,
     LedgerController,
+    RewardsController,
+    RedemptionsController,
+    MemberRewardsController,
 ]
 
 

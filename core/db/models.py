@@ -10,6 +10,7 @@ from core.members.models import ConsentChange, Member, MemberConsent
 from core.metrics.models import MemberMetric
 from core.outbox.models import OutboxEvent
 from core.program.models import Program
+from core.rewards.models import Redemption, Reward
 from core.tenancy.models import ApiKey, PlatformCredential, Tenant
 from core.tiers.models import Tier, TierChange
 
@@ -30,6 +31,8 @@ __all__ = [
     "PlatformIdempotencyRecord",
     "PointBalance",
     "Program",
+    "Redemption",
+    "Reward",
     "Tenant",
     "Tier",
     "TierChange",

@@ -18,9 +18,15 @@ from core.testing import AppClient, MakeTenant, TenantHandle, settings_for_tests
 
 #: How to fill each path parameter with one of the other tenant's resources. A new parameter name fails the test
 #: below until it is added here, so every new endpoint is tried across tenants.
-PATH_PARAMS = {"member_id": "member", "key_id": "key"}
+PATH_PARAMS = {"member_id": "member", "key_id": "key", "reward_id": "reward", "redemption_id": "redemption"}
 #: A valid body per operation, so the request reaches the lookup (a 422 would prove nothing).
-BODIES = {"adjustPoints": {"points": -1, "reason": "steal"}, "updateMember": {"name": "pwned"}}
+BODIES = {
+    "adjustPoints": {"points": -1, "reason": "steal"},
+    "updateMember": {"name": "pwned"},
+    "updateReward": {"name": "pwned", "stock": 1000},
+    "useRedemption": {"location": "elsewhere"},
+    "cancelRedemption": {"reason": "steal"},
+}
 #: Routes that take no tenant resource id (or are the platform's, which sees every tenant by design).
 SKIP_PREFIXES = ("/v1/platform/",)
 
@@ -28,9 +34,13 @@ SKIP_PREFIXES = ("/v1/platform/",)
 async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]]:
     victim = await make_tenant()
     member = await victim.enrol("victim-1", name="Victim", email="victim@example.com")
-    await victim.credit(member["id"], 700)
+    await victim.credit(member["id"], 800)
     key = (await victim.post("/v1/api-keys", json={"name": "victim key", "scopes": ["members:read"]})).json()
-    return victim, {"member": member["id"], "key": key["id"]}
+    reward = (await victim.post("/v1/rewards", json={"code": "VICTIM-1", "name": "Victim", "points_cost": 100})).json()
+    redemption = (
+        await victim.post("/v1/redemptions", json={"member_id": member["id"], "reward_id": reward["id"]})
+    ).json()
+    return victim, {"member": member["id"], "key": key["id"], "reward": reward["id"], "redemption": redemption["id"]}
 
 
 async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppClient, make_tenant: MakeTenant) -> None:
@@ -61,6 +71,9 @@ async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppCli
     after = (await victim.get(f"/v1/members/{ids['member']}")).json()
     assert after == before
     assert (await victim.balance(ids["member"]))["available"] == 700
+    reward = (await victim.get(f"/v1/rewards/{ids['reward']}")).json()
+    assert (reward["name"], reward["active"], reward["stock"]) == ("Victim", True, None)
+    assert (await victim.get(f"/v1/redemptions/{ids['redemption']}")).json()["status"] == "issued"
     listing = (await attacker.get("/v1/members", params={"external_id": "victim-1"})).json()
     assert listing["items"] == []
     keys = (await attacker.get("/v1/api-keys")).json()["items"]
