@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import and_, or_, select
 
-from core.clock import utcnow
+from core.clock import as_utc, utcnow
 from core.errors import ValidationFailed
 from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
@@ -232,6 +232,11 @@ def _check_validity(valid_from: datetime | None, valid_until: datetime | None) -
         raise ValidationFailed("valid_until must be later than valid_from.", field="valid_until")
 
 
+def _in_utc(fields: dict[str, Any]) -> dict[str, Any]:
+    """Times as stored (UTC), so that the answer to a write reads the same as any later read."""
+    return {k: as_utc(v) if isinstance(v, datetime) else v for k, v in fields.items()}
+
+
 def _check_tier_codes(codes: list[str]) -> None:
     if len(set(codes)) != len(codes):
         raise ValidationFailed("tier_codes lists a tier twice.", field="tier_codes")
@@ -247,7 +252,7 @@ class RewardsController(Controller):
         assert principal.tenant_id is not None
         _check_validity(data.valid_from, data.valid_until)
         _check_tier_codes(data.tier_codes)
-        fields = {name: getattr(data, name) for name in REWARD_FIELDS}
+        fields = _in_utc({name: getattr(data, name) for name in REWARD_FIELDS})
         reward = await service.create_reward(db, tenant_id=principal.tenant_id, fields=fields, now=utcnow())
         return RewardOut.of(reward)
 
@@ -284,7 +289,7 @@ class RewardsController(Controller):
     @patch("/{reward_id:uuid}", operation_id="updateReward", opt={"scope": "admin"})
     async def update_reward(self, db: Db, reward_id: FromPath[uuid.UUID], data: JSONBody[RewardUpdate]) -> RewardOut:
         """Change any field; absent fields stay, ``null`` clears one. Vouchers already issued keep their terms."""
-        fields = {name: getattr(data, name) for name in REWARD_FIELDS if getattr(data, name) is not UNSET}
+        fields = _in_utc({name: getattr(data, name) for name in REWARD_FIELDS if getattr(data, name) is not UNSET})
         add_stock = None if data.add_stock is UNSET else data.add_stock
         if add_stock is not None and "stock" in fields:
             raise ValidationFailed("Give stock or add_stock, not both.", field="add_stock")

@@ -74,9 +74,9 @@ class Standing:
     available: int | None = None
 
 
-def refusal(terms: Terms, standing: Standing, now: datetime, *, check_stock: bool = True) -> FealtyError | None:
+def refusal(terms: Terms, standing: Standing, now: datetime) -> FealtyError | None:
     """Why the member cannot redeem the reward now (the first reason, in the order a member would fix them),
-    or None when they can. Redemption itself re-checks stock atomically; listings check it here."""
+    or None when they can."""
     if not terms.active:
         return RewardUnavailable("This reward is no longer offered.", field="reward_id", reason="inactive")
     if terms.valid_from is not None and now < terms.valid_from:
@@ -107,7 +107,7 @@ def refusal(terms: Terms, standing: Standing, now: datetime, *, check_stock: boo
             field="reward_id",
             limit=terms.per_member_limit,
         )
-    if check_stock and terms.stock is not None and terms.stock <= 0:
+    if terms.stock is not None and terms.stock <= 0:
         return OutOfStock("This reward is out of stock.", field="reward_id")
     if standing.available is not None and standing.available < terms.points_cost:
         return InsufficientPoints(

@@ -269,9 +269,9 @@ async def redeem(
     # Counting is safe: every redemption of this member waits for the lock held above.
     redeemed = (await redeemed_counts(session, member_id, [reward.id])).get(reward.id, 0)
     standing = rules.Standing(tier_code, tier_rank, redeemed, balance.available)
-    # Stock is left to the atomic UPDATE; points are checked here too so that a member who cannot pay never
-    # queues on the reward's row (the debit below re-checks them anyway).
-    problem = rules.refusal(terms_of(reward), standing, now, check_stock=False)
+    # Stock and points as read now: a member who cannot have the reward never queues on the reward's row. The
+    # atomic UPDATE below decides the stock for good, and the debit re-checks the points.
+    problem = rules.refusal(terms_of(reward), standing, now)
     if problem is not None:
         raise problem
     hooks = program.hooks(plugins)
@@ -350,7 +350,7 @@ def _ensure_open(row: Any, now: datetime) -> None:
         raise RedemptionClosed(
             f"This voucher is {status}; only an issued voucher can be used or cancelled.",
             field="redemption_id",
-            status=status,
+            voucher_status=status,
         )
 
 
