@@ -223,8 +223,8 @@ def _redemption_out(row: Any, reward: Reward, now: datetime) -> RedemptionOut:
     )
 
 
-async def _one_out(db: Db, row: Any, now: datetime) -> RedemptionOut:
-    return _redemption_out(row, await service.get_reward(db, row.reward_id), now)
+def _outcome_out(outcome: service.Outcome, now: datetime) -> RedemptionOut:
+    return _redemption_out(outcome.redemption, outcome.reward, now)
 
 
 def _check_validity(valid_from: datetime | None, valid_until: datetime | None) -> None:
@@ -327,7 +327,7 @@ class RedemptionsController(Controller):
         ``not-eligible`` (tier), ``reward-unavailable`` (inactive, outside its validity), ``reward-not-fulfilled``."""
         assert principal.tenant_id is not None
         now = utcnow()
-        row = await service.redeem(
+        outcome = await service.redeem(
             db,
             tenant_id=principal.tenant_id,
             member_id=data.member_id,
@@ -337,7 +337,7 @@ class RedemptionsController(Controller):
             actor=principal.actor,
             now=now,
         )
-        return await _one_out(db, row, now)
+        return _outcome_out(outcome, now)
 
     @get(operation_id="listRedemptions", opt={"scope": "members:read"})
     async def list_redemptions(
@@ -399,7 +399,7 @@ class RedemptionsController(Controller):
     ) -> RedemptionOut:
         assert principal.tenant_id is not None
         row = await service.get_redemption(db, principal.tenant_id, redemption_id)
-        return await _one_out(db, row, utcnow())
+        return _redemption_out(row, await service.get_reward(db, row.reward_id), utcnow())
 
     @post("/{redemption_id:uuid}/use", operation_id="useRedemption", opt={"scope": "rewards:write"}, status_code=200)
     async def use(
@@ -413,7 +413,7 @@ class RedemptionsController(Controller):
         ``redemption-closed`` naming its status."""
         assert principal.tenant_id is not None
         now = utcnow()
-        row = await service.use(
+        outcome = await service.use(
             db,
             tenant_id=principal.tenant_id,
             redemption_id=redemption_id,
@@ -422,7 +422,7 @@ class RedemptionsController(Controller):
             location=data.location if data else None,
             reference=data.reference if data else None,
         )
-        return await _one_out(db, row, now)
+        return _outcome_out(outcome, now)
 
     @post(
         "/{redemption_id:uuid}/cancel",
@@ -442,7 +442,7 @@ class RedemptionsController(Controller):
         is a 409 ``redemption-closed``."""
         assert principal.tenant_id is not None
         now = utcnow()
-        row = await service.cancel(
+        outcome = await service.cancel(
             db,
             tenant_id=principal.tenant_id,
             redemption_id=redemption_id,
@@ -450,7 +450,7 @@ class RedemptionsController(Controller):
             now=now,
             reason=data.reason if data else None,
         )
-        return await _one_out(db, row, now)
+        return _outcome_out(outcome, now)
 
 
 class MemberRewardsController(Controller):

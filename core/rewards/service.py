@@ -173,6 +173,10 @@ async def offers_for(session: AsyncSession, *, member: Member, available: int, n
     )
     if not catalogue:
         return []
+    try:
+        ensure_active(member)
+    except Conflict as anonymized:
+        return [Offer(reward, anonymized) for reward in catalogue]
     tier_code, tier_rank = await tier_of(session, member)
     counts = await redeemed_counts(session, member.id)
     return [
@@ -187,6 +191,14 @@ async def offers_for(session: AsyncSession, *, member: Member, available: int, n
 
 
 # --- redeeming ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A redemption row as it is now, and its reward."""
+
+    redemption: Row[Any]
+    reward: Reward
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -259,7 +271,7 @@ async def redeem(
     actor: str,
     now: datetime,
     new_code: Callable[[], str] = rules.new_voucher_code,
-) -> Row[Any]:
+) -> Outcome:
     """Issue a voucher: every check under the member's lock, then stock, points, voucher, fulfilment, events."""
     balance = await ledger.lock_member_balance(session, tenant_id, member_id)
     member = await get_member(session, member_id)
@@ -325,7 +337,7 @@ async def redeem(
         ).one()
     await hooks.reward_redeemed(tenant, view, session)
     await emit(session, tenant_id, "reward.redeemed", _event(row, reward), member_id)
-    return row
+    return Outcome(row, reward)
 
 
 # --- using and cancelling -------------------------------------------------------------------------------------------
@@ -374,7 +386,7 @@ async def use(
     now: datetime,
     location: str | None = None,
     reference: str | None = None,
-) -> Row[Any]:
+) -> Outcome:
     """Mark the voucher used. Under the redemption's row lock, so of two concurrent uses exactly one succeeds."""
     row = await get_redemption(session, tenant_id, redemption_id, for_update=True)
     _ensure_open(row, now)
@@ -383,7 +395,7 @@ async def use(
     row = await _set(session, row, {"status": "used", "used_at": now, "details": details})
     reward = await get_reward(session, row.reward_id)
     await emit(session, tenant_id, "redemption.used", _event(row, reward), row.member_id)
-    return row
+    return Outcome(row, reward)
 
 
 async def cancel(
@@ -394,7 +406,7 @@ async def cancel(
     actor: str,
     now: datetime,
     reason: str | None = None,
-) -> Row[Any]:
+) -> Outcome:
     """Cancel an issued voucher: the points go back to the lots they came from, the stock unit to the reward.
 
     Cancelling a cancelled redemption changes nothing and answers the same (a retry is harmless); a used or
@@ -405,7 +417,7 @@ async def cancel(
     await ledger.lock_member_balance(session, tenant_id, first.member_id)
     row = await get_redemption(session, tenant_id, redemption_id, for_update=True)
     if row.status == "cancelled":
-        return row
+        return Outcome(row, await get_reward(session, row.reward_id))
     _ensure_open(row, now)
     cause = Cause("redemption", id=str(row.id), reason=reason or "redemption cancelled", actor=actor)
     restored = await ledger.restore_debit(
@@ -427,7 +439,7 @@ async def cancel(
     await _return_stock(session, tenant_id, {row.reward_id: 1})
     reward = await get_reward(session, row.reward_id)
     await emit(session, tenant_id, "redemption.cancelled", _event(row, reward), row.member_id)
-    return row
+    return Outcome(row, reward)
 
 
 async def _return_stock(session: AsyncSession, tenant_id: uuid.UUID, units: dict[uuid.UUID, int]) -> None:

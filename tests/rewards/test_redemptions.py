@@ -226,6 +226,10 @@ async def test_refused_for_an_anonymized_member(tenant: TenantHandle, runtime: R
     member = await member_with(tenant, 100)
     await tenant.post(f"/v1/members/{member['id']}/anonymize")
     await _refused(tenant, runtime, member["id"], reward["id"], 409, "conflict", "member_id")
+    url = f"/v1/members/{member['id']}/rewards"
+    assert (await tenant.get(url)).json()["items"] == []
+    listed = (await tenant.get(url, params={"only_redeemable": "false"})).json()["items"]
+    assert [(i["redeemable"], i["reason"].rsplit("/", 1)[-1]) for i in listed] == [(False, "conflict")]
 
 
 async def test_unknown_member_reward_or_redemption_is_404(tenant: TenantHandle) -> None:
@@ -289,7 +293,7 @@ async def test_a_voucher_code_taken_already_is_drawn_again(tenant: TenantHandle,
     taken = (await redeem(tenant, member["id"], reward["id"])).json()["voucher_code"]
     codes = iter([taken, taken, "ABCD-EFGH-JKMN"])
     async with tenant_session(runtime.sessionmaker, tenant.id) as session:
-        row = await service.redeem(
+        outcome = await service.redeem(
             session,
             tenant_id=tenant.id,
             member_id=uuid.UUID(member["id"]),
@@ -300,7 +304,7 @@ async def test_a_voucher_code_taken_already_is_drawn_again(tenant: TenantHandle,
             now=utcnow(),
             new_code=lambda: next(codes),
         )
-    assert row.voucher_code == "ABCD-EFGH-JKMN"
+    assert outcome.redemption.voucher_code == "ABCD-EFGH-JKMN"
     assert sorted(r["voucher_code"] for r in await redemptions(tenant)) == sorted([taken, "ABCD-EFGH-JKMN"])
     assert (await tenant.balance(member["id"]))["available"] == 80
 
