@@ -260,6 +260,12 @@ def _event(row: Any, reward: Reward) -> dict[str, Any]:
     }
 
 
+def _not_fulfilled(reward: Reward) -> RewardNotFulfilled:
+    return RewardNotFulfilled(
+        f"No plugin enabled for this program fulfils rewards of kind '{reward.kind}'.", field="reward_id"
+    )
+
+
 async def redeem(
     session: AsyncSession,
     *,
@@ -288,9 +294,7 @@ async def redeem(
         raise problem
     hooks = program.hooks(plugins)
     if reward.kind != VOUCHER and not hooks.implements("fealty_fulfil_reward"):
-        raise RewardNotFulfilled(
-            f"No plugin enabled for this program fulfils rewards of kind '{reward.kind}'.", field="reward_id"
-        )
+        raise _not_fulfilled(reward)
     await _take_stock(session, reward)
     redemption_id = new_id()
     cause = Cause("redemption", id=str(redemption_id), reason=f"reward {reward.code}", actor=actor)
@@ -324,17 +328,8 @@ async def redeem(
     if reward.kind != VOUCHER:
         fulfilment = await hooks.fulfil_reward(tenant, view, session)
         if fulfilment is None:
-            raise RewardNotFulfilled(
-                f"No plugin enabled for this program fulfils rewards of kind '{reward.kind}'.", field="reward_id"
-            )
-        row = (
-            await session.execute(
-                update(redemptions)
-                .where(redemptions.c.tenant_id == tenant_id, redemptions.c.id == redemption_id)
-                .values(fulfilment=fulfilment)
-                .returning(*redemptions.c)
-            )
-        ).one()
+            raise _not_fulfilled(reward)
+        row = await _set(session, row, {"fulfilment": fulfilment})
     await hooks.reward_redeemed(tenant, view, session)
     await emit(session, tenant_id, "reward.redeemed", _event(row, reward), member_id)
     return Outcome(row, reward)
