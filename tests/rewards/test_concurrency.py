@@ -13,9 +13,20 @@ from core.testing import AppClient, TenantHandle
 from tests.rewards.support import balances_and_debits, ledger, make_reward, member_with, redeem, redemptions
 
 
+async def _members(tenant: TenantHandle, count: int, points: int) -> list[dict]:
+    """Set-up a few at a time: only the race itself needs every connection at once."""
+    gate = asyncio.Semaphore(8)
+
+    async def one() -> dict:
+        async with gate:
+            return await member_with(tenant, points)
+
+    return await asyncio.gather(*(one() for _ in range(count)))
+
+
 async def _last_ten_race(tenant: TenantHandle, runtime: Runtime) -> None:
     reward = await make_reward(tenant, points_cost=100, stock=10)
-    members = await asyncio.gather(*(member_with(tenant, 250) for _ in range(50)))
+    members = await _members(tenant, 50, 250)
     responses = await asyncio.gather(*(redeem(tenant, m["id"], reward["id"]) for m in members))
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: 10, 409: 40}, statuses
