@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from core.testing import TenantHandle
 from tests.rewards.support import make_reward
 
@@ -78,57 +76,57 @@ async def test_codes_are_unique_within_a_tenant_only(tenant: TenantHandle, make_
     await make_reward(elsewhere, code="SAME")
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({"name": "x", "points_cost": 1}, "code"),
-        ({"code": "", "name": "x", "points_cost": 1}, "code"),
-        ({"code": "has space", "name": "x", "points_cost": 1}, "code"),
-        ({"code": "C", "points_cost": 1}, "name"),
-        ({"code": "C", "name": "x", "points_cost": 0}, "points_cost"),
-        ({"code": "C", "name": "x", "points_cost": -5}, "points_cost"),
-        ({"code": "C", "name": "x", "points_cost": "a hundred"}, "points_cost"),
-        ({"code": "C", "name": "x", "points_cost": 1, "stock": -1}, "stock"),
-        ({"code": "C", "name": "x", "points_cost": 1, "per_member_limit": 0}, "per_member_limit"),
-        ({"code": "C", "name": "x", "points_cost": 1, "min_tier_rank": -1}, "min_tier_rank"),
-        ({"code": "C", "name": "x", "points_cost": 1, "tier_codes": ["gold", "gold"]}, "tier_codes"),
-        ({"code": "C", "name": "x", "points_cost": 1, "kind": "Free Night"}, "kind"),
-        ({"code": "C", "name": "x", "points_cost": 1, "voucher_valid_days": 0}, "voucher_valid_days"),
-        ({"code": "C", "name": "x", "points_cost": 1, "valid_from": "2030-01-01T00:00:00"}, "valid_from"),
-        (
-            {
-                "code": "C",
-                "name": "x",
-                "points_cost": 1,
-                "valid_from": "2030-01-02T00:00:00Z",
-                "valid_until": "2030-01-01T00:00:00Z",
-            },
-            "valid_until",
-        ),
-        ({"code": "C", "name": "x", "points_cost": 1, "colour": "red"}, "colour"),
-    ],
-)
-async def test_bad_catalogue_entries_are_422_naming_the_field(tenant: TenantHandle, body: dict, field: str) -> None:
-    response = await tenant.post("/v1/rewards", json=body)
-    assert response.status_code == 422, response.text
-    assert response.json()["field"] == field
+BAD_ENTRIES = [
+    ({"name": "x", "points_cost": 1}, "code"),
+    ({"code": "", "name": "x", "points_cost": 1}, "code"),
+    ({"code": "has space", "name": "x", "points_cost": 1}, "code"),
+    ({"code": "C", "points_cost": 1}, "name"),
+    ({"code": "C", "name": "x", "points_cost": 0}, "points_cost"),
+    ({"code": "C", "name": "x", "points_cost": -5}, "points_cost"),
+    ({"code": "C", "name": "x", "points_cost": "a hundred"}, "points_cost"),
+    ({"code": "C", "name": "x", "points_cost": 1, "stock": -1}, "stock"),
+    ({"code": "C", "name": "x", "points_cost": 1, "per_member_limit": 0}, "per_member_limit"),
+    ({"code": "C", "name": "x", "points_cost": 1, "min_tier_rank": -1}, "min_tier_rank"),
+    ({"code": "C", "name": "x", "points_cost": 1, "tier_codes": ["gold", "gold"]}, "tier_codes"),
+    ({"code": "C", "name": "x", "points_cost": 1, "kind": "Free Night"}, "kind"),
+    ({"code": "C", "name": "x", "points_cost": 1, "voucher_valid_days": 0}, "voucher_valid_days"),
+    ({"code": "C", "name": "x", "points_cost": 1, "valid_from": "2030-01-01T00:00:00"}, "valid_from"),
+    (
+        {
+            "code": "C",
+            "name": "x",
+            "points_cost": 1,
+            "valid_from": "2030-01-02T00:00:00Z",
+            "valid_until": "2030-01-01T00:00:00Z",
+        },
+        "valid_until",
+    ),
+    ({"code": "C", "name": "x", "points_cost": 1, "colour": "red"}, "colour"),
+]
+
+
+async def test_bad_catalogue_entries_are_422_naming_the_field(tenant: TenantHandle) -> None:
+    for body, field in BAD_ENTRIES:
+        response = await tenant.post("/v1/rewards", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["field"] == field, (body, response.text)
     assert (await tenant.get("/v1/rewards")).json()["items"] == []
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({"stock": 5, "add_stock": 1}, "add_stock"),
-        ({"valid_until": "2001-01-01T00:00:00Z"}, "valid_until"),  # before the reward's valid_from
-        ({"points_cost": 0}, "points_cost"),
-        ({"id": str(uuid.uuid4())}, "id"),
-    ],
-)
-async def test_bad_updates_are_422_and_change_nothing(tenant: TenantHandle, body: dict, field: str) -> None:
+BAD_UPDATES = [
+    ({"stock": 5, "add_stock": 1}, "add_stock"),
+    ({"valid_until": "2001-01-01T00:00:00Z"}, "valid_until"),  # before the reward's valid_from
+    ({"points_cost": 0}, "points_cost"),
+    ({"id": str(uuid.uuid4())}, "id"),
+]
+
+
+async def test_bad_updates_are_422_and_change_nothing(tenant: TenantHandle) -> None:
     reward = await make_reward(tenant, stock=3, valid_from="2020-01-01T00:00:00Z")
-    response = await tenant.patch(f"/v1/rewards/{reward['id']}", json=body)
-    assert response.status_code == 422, response.text
-    assert response.json()["field"] == field
+    for body, field in BAD_UPDATES:
+        response = await tenant.patch(f"/v1/rewards/{reward['id']}", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["field"] == field, (body, response.text)
     assert (await tenant.get(f"/v1/rewards/{reward['id']}")).json() == reward
 
 
