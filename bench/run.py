@@ -72,7 +72,9 @@ async def seed_members(tenant_id: uuid.UUID, start: int, count: int) -> None:
             SELECT $1, gen_random_uuid(), 'm-' || i, 'active', '{}'::jsonb, now(), now()
             FROM generate_series($2::bigint, $3::bigint) AS i
             """,
-            tenant_id, start + 1, start + count,
+            tenant_id,
+            start + 1,
+            start + count,
         )
         await conn.execute(
             """
@@ -93,8 +95,9 @@ async def seed_ledger(tenant_id: uuid.UUID, entries: int, chunk: int = 1_000_000
     """``entries`` posted earn entries with their lots, spread over the tenant's members; balances made to match."""
     conn = await asyncpg.connect(db_url())
     try:
-        await conn.execute("CREATE TEMP TABLE ids AS SELECT row_number() OVER () AS n, id FROM members "
-                           "WHERE tenant_id = $1", tenant_id)
+        await conn.execute(
+            "CREATE TEMP TABLE ids AS SELECT row_number() OVER () AS n, id FROM members WHERE tenant_id = $1", tenant_id
+        )
         members = await conn.fetchval("SELECT count(*) FROM ids")
         done = 0
         while done < entries:
@@ -114,7 +117,10 @@ async def seed_ledger(tenant_id: uuid.UUID, entries: int, chunk: int = 1_000_000
                 INSERT INTO lots (tenant_id, id, member_id, points, remaining, reversed, status, kind, earned_at)
                 SELECT $1, id, member_id, points, points, 0, 'posted', 'earn', created_at FROM e
                 """,
-                tenant_id, members, done, done + size - 1,
+                tenant_id,
+                members,
+                done,
+                done + size - 1,
             )
             done += size
             log(f"  seeded {done:,} ledger entries")
@@ -134,8 +140,9 @@ async def seed_ledger(tenant_id: uuid.UUID, entries: int, chunk: int = 1_000_000
 async def member_ids(tenant_id: uuid.UUID, limit: int) -> list[str]:
     conn = await asyncpg.connect(db_url())
     try:
-        rows = await conn.fetch("SELECT id FROM members WHERE tenant_id = $1 ORDER BY random() LIMIT $2",
-                                tenant_id, limit)
+        rows = await conn.fetch(
+            "SELECT id FROM members WHERE tenant_id = $1 ORDER BY random() LIMIT $2", tenant_id, limit
+        )
         return [str(r["id"]) for r in rows]
     finally:
         await conn.close()
@@ -144,8 +151,10 @@ async def member_ids(tenant_id: uuid.UUID, limit: int) -> list[str]:
 async def table_counts() -> dict[str, int]:
     conn = await asyncpg.connect(db_url())
     try:
-        return {t: await conn.fetchval(f"SELECT count(*) FROM {t}")  # noqa: S608 - fixed table names
-                for t in ("members", "ledger_entries", "events", "member_metrics")}
+        return {
+            t: await conn.fetchval(f"SELECT count(*) FROM {t}")
+            for t in ("members", "ledger_entries", "events", "member_metrics")
+        }
     finally:
         await conn.close()
 
@@ -172,10 +181,28 @@ class Server:
             "FEALTY_DATABASE_POOL_SIZE": "20",
         }
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "uvicorn", "core.asgi:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-             "--log-level", "warning"],
-            env=env, cwd=ROOT, start_new_session=True,
+            [
+                PYTHON,
+                "-m",
+                "uvicorn",
+                "core.asgi:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
         )
         for _ in range(300):
             try:
@@ -199,10 +226,24 @@ class Server:
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
-def run_wrk(url: str, script: str, seconds: int, connections: int, env: dict[str, str],
-            threads: int = 1) -> dict[str, Any]:
-    command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "--timeout", "10s",
-               "-s", str(BENCH / "wrk" / script), url]
+def run_wrk(
+    url: str, script: str, seconds: int, connections: int, env: dict[str, str], threads: int = 1
+) -> dict[str, Any]:
+    command = [
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(BENCH / "wrk" / script),
+        url,
+    ]
     result = subprocess.run(command, env=os.environ | env, capture_output=True, text=True, check=True)
     out = result.stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -215,7 +256,11 @@ def run_wrk(url: str, script: str, seconds: int, connections: int, env: dict[str
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
     return {
-        "requests_per_s": rate, "requests": total, "seconds": seconds, "connections": connections, **latency,
+        "requests_per_s": rate,
+        "requests": total,
+        "seconds": seconds,
+        "connections": connections,
+        **latency,
         "non_2xx": int(errors.group(1)) if errors else 0,
         "socket_errors": socket_errors.group(1) if socket_errors else None,
         "stderr_sample": result.stderr.strip().splitlines()[:3],
@@ -228,8 +273,9 @@ def run_wrk(url: str, script: str, seconds: int, connections: int, env: dict[str
 async def sql_baseline(tenant_id: uuid.UUID, members: int, seconds: int, concurrency: int) -> dict[str, Any]:
     """The writes of one event as hand-written SQL on asyncpg, as the app role under row-level security: the event
     row, the balance update, the ledger entry, the lot, the metric upserts, in one transaction each."""
-    pool = await asyncpg.create_pool(db_url(), min_size=concurrency, max_size=concurrency,
-                                     server_settings={"role": "fealty_app", "jit": "off"})
+    pool = await asyncpg.create_pool(
+        db_url(), min_size=concurrency, max_size=concurrency, server_settings={"role": "fealty_app", "jit": "off"}
+    )
     ids = [r["id"] for r in await pool.fetch("SELECT id FROM members WHERE tenant_id = $1 LIMIT 20000", tenant_id)]
     deadline = time.monotonic() + seconds
     latencies: list[float] = []
@@ -245,22 +291,27 @@ async def sql_baseline(tenant_id: uuid.UUID, members: int, seconds: int, concurr
                 "INSERT INTO events (tenant_id, id, event_id, type, member_id, occurred_at, received_at, local_day, "
                 "amount, currency, attributes, status, points, reversed_points, reversed_fraction, request_hash, "
                 "outcome) VALUES ($1, gen_random_uuid(), $2, 'purchase', $3, now(), now(), current_date, $4, 'GBP', "
-                "'{}', 'awarded', $5, 0, 0, 'x', '{}') ON CONFLICT DO NOTHING RETURNING id")
+                "'{}', 'awarded', $5, 0, 0, 'x', '{}') ON CONFLICT DO NOTHING RETURNING id"
+            )
             update_balance = await conn.prepare(
                 "UPDATE point_balances SET available = available + $3, lifetime_earned = lifetime_earned + $3, "
                 "last_activity_at = now(), updated_at = now() WHERE tenant_id = $1 AND member_id = $2 "
-                "RETURNING available")
+                "RETURNING available"
+            )
             insert_entry = await conn.prepare(
                 "INSERT INTO ledger_entries (tenant_id, id, member_id, kind, points, status, cause_type, cause_id, "
-                "created_at, details) VALUES ($1, $2, $3, 'earn', $4, 'posted', 'event', $5, now(), '{}')")
+                "created_at, details) VALUES ($1, $2, $3, 'earn', $4, 'posted', 'event', $5, now(), '{}')"
+            )
             insert_lot = await conn.prepare(
                 "INSERT INTO lots (tenant_id, id, member_id, points, remaining, reversed, status, kind, earned_at) "
-                "VALUES ($1, $2, $3, $4, $4, 0, 'posted', 'earn', now())")
+                "VALUES ($1, $2, $3, $4, $4, 0, 'posted', 'earn', now())"
+            )
             upsert_metric = await conn.prepare(
                 "INSERT INTO member_metrics (tenant_id, member_id, metric, day, value) "
                 "SELECT $1, $2, m, current_date, v FROM unnest($3::text[], $4::numeric[]) AS x(m, v) "
                 "ON CONFLICT (tenant_id, member_id, metric, day) DO UPDATE "
-                "SET value = member_metrics.value + excluded.value")
+                "SET value = member_metrics.value + excluded.value"
+            )
             while time.monotonic() < deadline:
                 counter += 1
                 member = random.choice(ids)
@@ -273,8 +324,9 @@ async def sql_baseline(tenant_id: uuid.UUID, members: int, seconds: int, concurr
                     entry = uuid.uuid4()
                     await insert_entry.execute(tenant_id, entry, member, points, str(event_uuid))
                     await insert_lot.execute(tenant_id, entry, member, points)
-                    await upsert_metric.execute(tenant_id, member, ["points", "spend", "events"],
-                                                [points, points / 10, 1])
+                    await upsert_metric.execute(
+                        tenant_id, member, ["points", "spend", "events"], [points, points / 10, 1]
+                    )
                 latencies.append((time.perf_counter() - started) * 1000)
 
     await asyncio.gather(*(one_client() for _ in range(concurrency)))
@@ -296,8 +348,25 @@ def profile(pid: int, seconds: int) -> list[tuple[str, float]]:
     py_spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
     with tempfile.NamedTemporaryFile(suffix=".txt", delete=False) as handle:
         path = handle.name
-    subprocess.run([py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--format", "raw",
-                    "--output", path, "--nonblocking", "--rate", "200"], capture_output=True, check=False)
+    subprocess.run(
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(seconds),
+            "--format",
+            "raw",
+            "--output",
+            path,
+            "--nonblocking",
+            "--rate",
+            "200",
+        ],
+        capture_output=True,
+        check=False,
+    )
     inclusive: Counter[str] = Counter()
     total = 0
     for line in Path(path).read_text().splitlines():
@@ -333,19 +402,36 @@ def _short(path: str) -> str:
 
 async def setup_tenant(server: Server) -> tuple[uuid.UUID, str]:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        created = (await http.post("/v1/platform/tenants", headers={"Authorization": f"Bearer {PLATFORM_KEY}"},
-                                   json={"name": "Bench", "slug": f"bench-{uuid.uuid4().hex[:6]}",
-                                         "timezone": "Europe/London", "currency": "GBP"})).json()
+        created = (
+            await http.post(
+                "/v1/platform/tenants",
+                headers={"Authorization": f"Bearer {PLATFORM_KEY}"},
+                json={
+                    "name": "Bench",
+                    "slug": f"bench-{uuid.uuid4().hex[:6]}",
+                    "timezone": "Europe/London",
+                    "currency": "GBP",
+                },
+            )
+        ).json()
         key = created["api_key"]["secret"]
         auth = {"Authorization": f"Bearer {key}"}
-        rule = await http.post("/v1/earning-rules", headers=auth,
-                               json={"name": "10 per GBP", "kind": "per_amount", "points": "10"})
+        rule = await http.post(
+            "/v1/earning-rules", headers=auth, json={"name": "10 per GBP", "kind": "per_amount", "points": "10"}
+        )
         assert rule.status_code == 201, rule.text
         return uuid.UUID(created["tenant"]["id"]), key
 
 
-async def scenario(server: Server, tenant_id: uuid.UUID, key: str, members: int, durations: dict[str, int],
-                   label: str, do_profile: bool) -> dict[str, Any]:
+async def scenario(
+    server: Server,
+    tenant_id: uuid.UUID,
+    key: str,
+    members: int,
+    durations: dict[str, int],
+    label: str,
+    do_profile: bool,
+) -> dict[str, Any]:
     occurred_at = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     env = {"KEY": key, "MEMBERS": str(members), "OCCURRED_AT": occurred_at}
     results: dict[str, Any] = {"label": label}
@@ -399,10 +485,16 @@ async def main() -> None:
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     args = parser.parse_args()
-    durations = ({"events": 10, "batch": 10, "balance": 10, "sql": 10} if args.quick
-                 else {"events": 60, "batch": 30, "balance": 30, "sql": 30})
-    machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-               "postgres": subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()}
+    durations = (
+        {"events": 10, "batch": 10, "balance": 10, "sql": 10}
+        if args.quick
+        else {"events": 60, "batch": 30, "balance": 30, "sql": 30}
+    )
+    machine = {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "postgres": subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip(),
+    }
     log("fresh database")
     await fresh_database()
     server = Server(args.workers)
@@ -410,14 +502,16 @@ async def main() -> None:
     try:
         tenant_id, key = await setup_tenant(server)
         await seed_members(tenant_id, 0, args.members)
-        run["small"] = await scenario(server, tenant_id, key, args.members, durations,
-                                      f"{args.members:,} members", do_profile=True)
+        run["small"] = await scenario(
+            server, tenant_id, key, args.members, durations, f"{args.members:,} members", do_profile=True
+        )
         if args.scale:
             log("seeding 1M members and 10M ledger entries")
             await seed_members(tenant_id, args.members, 1_000_000 - args.members)
             await seed_ledger(tenant_id, 10_000_000)
-            run["large"] = await scenario(server, tenant_id, key, 1_000_000, durations,
-                                          "1M members, 10M+ ledger entries", do_profile=False)
+            run["large"] = await scenario(
+                server, tenant_id, key, 1_000_000, durations, "1M members, 10M+ ledger entries", do_profile=False
+            )
     finally:
         server.stop()
     path = write_report(run)

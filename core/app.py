@@ -24,6 +24,7 @@ from core.members.api import MembersController
 from core.ops import MetricsController, healthz, prometheus, readyz
 from core.plugins import PluginManager
 from core.program.api import ProgramController
+from core.rewards.api import MemberRewardsController, RedemptionsController, RewardsController
 from core.rules.api import EarningRulesController
 from core.runtime import Runtime
 from core.segments.api import SegmentsController
@@ -45,6 +46,9 @@ CORE_ROUTES = [
     MemberTierController,
     SegmentsController,
     CampaignsController,
+    RewardsController,
+    RedemptionsController,
+    MemberRewardsController,
 ]
 
 

@@ -111,6 +111,36 @@ class InsufficientPoints(Conflict):
     title = "The member does not have enough points"
 
 
+class RewardUnavailable(Conflict):
+    slug = "reward-unavailable"
+    title = "The reward cannot be redeemed now"
+
+
+class NotEligible(Conflict):
+    slug = "not-eligible"
+    title = "The member is not eligible for this reward"
+
+
+class LimitReached(Conflict):
+    slug = "redemption-limit-reached"
+    title = "The member has reached this reward's redemption limit"
+
+
+class OutOfStock(Conflict):
+    slug = "out-of-stock"
+    title = "The reward is out of stock"
+
+
+class RewardNotFulfilled(Conflict):
+    slug = "reward-not-fulfilled"
+    title = "No enabled plugin fulfils this kind of reward"
+
+
+class RedemptionClosed(Conflict):
+    slug = "redemption-closed"
+    title = "The voucher is no longer issued (used, cancelled or expired)"
+
+
 class TenantSuspended(FealtyError):
     status = 402
     slug = "tenant-suspended"

@@ -12,6 +12,7 @@ from core.members.models import ConsentChange, Member, MemberConsent
 from core.metrics.models import MemberMetric
 from core.outbox.models import OutboxEvent
 from core.program.models import Program
+from core.rewards.models import Redemption, Reward
 from core.rules.models import EarningRule
 from core.segments.models import Segment
 from core.tenancy.models import ApiKey, PlatformCredential, Tenant
@@ -37,6 +38,8 @@ __all__ = [
     "PlatformIdempotencyRecord",
     "PointBalance",
     "Program",
+    "Redemption",
+    "Reward",
     "Segment",
     "Tenant",
     "Tier",

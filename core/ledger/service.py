@@ -151,6 +151,13 @@ async def _lock_balance(session: AsyncSession, tenant_id: uuid.UUID, member_id: 
     return _balance_from_row(row)
 
 
+async def lock_member_balance(session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID) -> maths.Balance:
+    """Take the member's balance row lock (the ledger's lock protocol) for a use case that must decide under it
+    before it calls :func:`debit` or :func:`restore_debit` (which lock it again, harmlessly, in the same
+    transaction). Raises ``not-found`` for an unknown member."""
+    return await _lock_balance(session, tenant_id, member_id)
+
+
 async def _open_lots(session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID) -> list[maths.LotState]:
     rows = await session.execute(
         select(lots).where(

@@ -26,6 +26,8 @@ PATH_PARAMS = {
     "segment_id": "segment",
     "campaign_id": "campaign",
     "id": "event",
+    "reward_id": "reward",
+    "redemption_id": "redemption",
 }
 #: A valid body per operation, so the request reaches the lookup (a 422 would prove nothing).
 BODIES = {
@@ -39,6 +41,9 @@ BODIES = {
     "reverseEvent": {"reason": "pwned"},
     "approveEvent": {"reason": "pwned"},
     "rejectEvent": {"reason": "pwned"},
+    "updateReward": {"name": "pwned", "stock": 1000},
+    "useRedemption": {"location": "elsewhere"},
+    "cancelRedemption": {"reason": "steal"},
 }
 #: Routes that take no tenant resource id (or are the platform's, which sees every tenant by design).
 SKIP_PREFIXES = ("/v1/platform/",)
@@ -47,7 +52,7 @@ SKIP_PREFIXES = ("/v1/platform/",)
 async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]]:
     victim = await make_tenant()
     member = await victim.enrol("victim-1", name="Victim", email="victim@example.com")
-    await victim.credit(member["id"], 700)
+    await victim.credit(member["id"], 800)
     key = (await victim.post("/v1/api-keys", json={"name": "victim key", "scopes": ["members:read"]})).json()
     rule = (
         await victim.post("/v1/earning-rules", json={"name": "victim rule", "kind": "per_amount", "points": "1"})
@@ -87,7 +92,13 @@ async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]
             },
         )
     ).json()
+    reward = (await victim.post("/v1/rewards", json={"code": "VICTIM-1", "name": "Victim", "points_cost": 100})).json()
+    redemption = (
+        await victim.post("/v1/redemptions", json={"member_id": member["id"], "reward_id": reward["id"]})
+    ).json()
     return victim, {
+        "reward": reward["id"],
+        "redemption": redemption["id"],
         "member": member["id"],
         "key": key["id"],
         "rule": rule["id"],
@@ -130,6 +141,9 @@ async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppCli
     assert balance_after["available"] == balance_before["available"] == 720
     event = (await victim.get(f"/v1/events/{ids['event']}")).json()
     assert event["status"] == "awarded" and event["reversed_points"] == 0
+    reward = (await victim.get(f"/v1/rewards/{ids['reward']}")).json()
+    assert (reward["name"], reward["active"], reward["stock"]) == ("Victim", True, None)
+    assert (await victim.get(f"/v1/redemptions/{ids['redemption']}")).json()["status"] == "issued"
     listing = (await attacker.get("/v1/members", params={"external_id": "victim-1"})).json()
     assert listing["items"] == []
     keys = (await attacker.get("/v1/api-keys")).json()["items"]

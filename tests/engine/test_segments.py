@@ -14,20 +14,35 @@ async def test_segment_members_by_metrics_and_attributes(tenant: TenantHandle) -
     await tenant.post("/v1/earning-rules", json={"name": "base", "kind": "per_amount", "points": "1"})
     for i, (city, spend) in enumerate([("Leeds", "500"), ("Leeds", "50"), ("York", "900"), ("Leeds", "300")]):
         await tenant.enrol(f"s-{i}", attributes={"city": city})
-        await tenant.post("/v1/events", json={"type": "purchase", "event_id": f"se-{i}",
-                                              "member": {"external_id": f"s-{i}"}, "occurred_at": now.isoformat(),
-                                              "amount": spend})
-    segment = await tenant.post("/v1/segments", json={
-        "code": "leeds-spenders", "name": "Leeds spenders", "conditions": [
-            {"field": "member.attributes.city", "op": "eq", "value": "Leeds"},
-            {"field": "metric.spend.90d", "op": "gte", "value": 100}]})
+        await tenant.post(
+            "/v1/events",
+            json={
+                "type": "purchase",
+                "event_id": f"se-{i}",
+                "member": {"external_id": f"s-{i}"},
+                "occurred_at": now.isoformat(),
+                "amount": spend,
+            },
+        )
+    segment = await tenant.post(
+        "/v1/segments",
+        json={
+            "code": "leeds-spenders",
+            "name": "Leeds spenders",
+            "conditions": [
+                {"field": "member.attributes.city", "op": "eq", "value": "Leeds"},
+                {"field": "metric.spend.90d", "op": "gte", "value": 100},
+            ],
+        },
+    )
     assert segment.status_code == 201, segment.text
     members = (await tenant.get(f"/v1/segments/{segment.json()['id']}/members", params={"limit": 1})).json()
     ids = [m["external_id"] for m in members["items"]]
     cursor = members["next_cursor"]
     while cursor:
-        page = (await tenant.get(f"/v1/segments/{segment.json()['id']}/members",
-                                 params={"limit": 1, "cursor": cursor})).json()
+        page = (
+            await tenant.get(f"/v1/segments/{segment.json()['id']}/members", params={"limit": 1, "cursor": cursor})
+        ).json()
         ids += [m["external_id"] for m in page["items"]]
         cursor = page["next_cursor"]
     assert ids == ["s-0", "s-3"]
@@ -37,8 +52,16 @@ async def test_segment_members_by_metrics_and_attributes(tenant: TenantHandle) -
 
 
 async def test_lapsing_members_segment(tenant: TenantHandle) -> None:
-    segment = (await tenant.post("/v1/segments", json={"code": "lapsing", "name": "Lapsing", "conditions": [
-        {"field": "member.days_since_last_activity", "op": "gte", "value": 60}]})).json()
+    segment = (
+        await tenant.post(
+            "/v1/segments",
+            json={
+                "code": "lapsing",
+                "name": "Lapsing",
+                "conditions": [{"field": "member.days_since_last_activity", "op": "gte", "value": 60}],
+            },
+        )
+    ).json()
     await tenant.enrol("old")
     with time_machine.travel(datetime.now(UTC) + timedelta(days=61), tick=False):
         await tenant.enrol("new")
@@ -49,12 +72,18 @@ async def test_lapsing_members_segment(tenant: TenantHandle) -> None:
 async def test_bad_segments_are_refused(tenant: TenantHandle) -> None:
     cases = [
         ({"code": "x", "name": "x", "conditions": []}, "conditions"),
-        ({"code": "x", "name": "x", "conditions": [{"field": "event.amount", "op": "gt", "value": 1}]},
-         "conditions[0].field"),
-        ({"code": "x", "name": "x", "conditions": [{"field": "metric.spend.forever", "op": "gt", "value": 1}]},
-         "conditions"),
-        ({"code": "x", "name": "x", "conditions": [{"field": "member.tier", "op": "in", "value": "gold"}]},
-         "conditions[0].value"),
+        (
+            {"code": "x", "name": "x", "conditions": [{"field": "event.amount", "op": "gt", "value": 1}]},
+            "conditions[0].field",
+        ),
+        (
+            {"code": "x", "name": "x", "conditions": [{"field": "metric.spend.forever", "op": "gt", "value": 1}]},
+            "conditions",
+        ),
+        (
+            {"code": "x", "name": "x", "conditions": [{"field": "member.tier", "op": "in", "value": "gold"}]},
+            "conditions[0].value",
+        ),
         ({"code": "X Y", "name": "x", "conditions": [{"field": "member.tier", "op": "eq", "value": "gold"}]}, "code"),
     ]
     for body, field in cases:
@@ -64,7 +93,15 @@ async def test_bad_segments_are_refused(tenant: TenantHandle) -> None:
     ok = {"code": "golds", "name": "Golds", "conditions": [{"field": "member.tier", "op": "eq", "value": "gold"}]}
     assert (await tenant.post("/v1/segments", json=ok)).status_code == 201
     assert (await tenant.post("/v1/segments", json=ok)).status_code == 409
-    unknown = await tenant.post("/v1/campaigns", json={
-        "code": "c", "name": "c", "segments": ["nope"], "starts_at": "2030-01-01T00:00:00Z",
-        "ends_at": "2030-02-01T00:00:00Z", "rules": [{"name": "x", "kind": "fixed", "points": "1"}]})
+    unknown = await tenant.post(
+        "/v1/campaigns",
+        json={
+            "code": "c",
+            "name": "c",
+            "segments": ["nope"],
+            "starts_at": "2030-01-01T00:00:00Z",
+            "ends_at": "2030-02-01T00:00:00Z",
+            "rules": [{"name": "x", "kind": "fixed", "points": "1"}],
+        },
+    )
     assert unknown.status_code == 422 and unknown.json()["field"] == "segments"

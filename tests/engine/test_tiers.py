@@ -13,23 +13,49 @@ from core.worker import tick
 
 
 def purchase(event_id: str, member: str, amount: str, at: datetime) -> dict:
-    return {"type": "purchase", "event_id": event_id, "member": {"external_id": member},
-            "occurred_at": at.isoformat(), "amount": amount}
+    return {
+        "type": "purchase",
+        "event_id": event_id,
+        "member": {"external_id": member},
+        "occurred_at": at.isoformat(),
+        "amount": amount,
+    }
 
 
-async def ladder(tenant: TenantHandle, *, window: dict, validity: dict | None = None, downgrade: str = "one_step",
-                 silver: str = "1000", gold: str = "5000") -> None:
+async def ladder(
+    tenant: TenantHandle,
+    *,
+    window: dict,
+    validity: dict | None = None,
+    downgrade: str = "one_step",
+    silver: str = "1000",
+    gold: str = "5000",
+) -> None:
     await tenant.post("/v1/earning-rules", json={"name": "1 per unit", "kind": "per_amount", "points": "1"})
     tiers = [
         {"code": "base", "name": "Base", "rank": 0},
-        {"code": "silver", "name": "Silver", "rank": 1, "downgrade": downgrade,
-         "qualification": {"window": window, "mode": "any",
-                           "criteria": [{"metric": "spend", "min": silver}, {"metric": "count:purchase", "min": "20"}]},
-         "benefits": {"earning_multiplier": "1.25", "perks": ["late checkout"]},
-         "validity": validity or {"kind": "none"}},
-        {"code": "gold", "name": "Gold", "rank": 2, "downgrade": downgrade,
-         "qualification": {"window": window, "criteria": [{"metric": "spend", "min": gold}]},
-         "benefits": {"earning_multiplier": "1.5"}, "validity": validity or {"kind": "none"}},
+        {
+            "code": "silver",
+            "name": "Silver",
+            "rank": 1,
+            "downgrade": downgrade,
+            "qualification": {
+                "window": window,
+                "mode": "any",
+                "criteria": [{"metric": "spend", "min": silver}, {"metric": "count:purchase", "min": "20"}],
+            },
+            "benefits": {"earning_multiplier": "1.25", "perks": ["late checkout"]},
+            "validity": validity or {"kind": "none"},
+        },
+        {
+            "code": "gold",
+            "name": "Gold",
+            "rank": 2,
+            "downgrade": downgrade,
+            "qualification": {"window": window, "criteria": [{"metric": "spend", "min": gold}]},
+            "benefits": {"earning_multiplier": "1.5"},
+            "validity": validity or {"kind": "none"},
+        },
     ]
     for tier in tiers:
         response = await tenant.post("/v1/tiers", json=tier)
@@ -56,10 +82,13 @@ async def test_upgrade_at_once_with_benefits_and_progress(tenant: TenantHandle) 
     state = await member_tier(tenant, member["id"])
     assert state["tier"]["code"] == "silver" and state["benefits"]["perks"] == ["late checkout"]
     assert state["next"]["tier"]["code"] == "gold"
-    assert state["next"]["progress"] == [{"metric": "spend", "window": "lifetime", "current": "1199",
-                                          "required": "5000", "remaining": "3801"}]
+    assert state["next"]["progress"] == [
+        {"metric": "spend", "window": "lifetime", "current": "1199", "required": "5000", "remaining": "3801"}
+    ]
     assert [(h["from_tier"], h["to_tier"], h["reason"]) for h in state["history"]] == [
-        ("base", "silver", "upgrade"), (None, "base", "enrolment")]
+        ("base", "silver", "upgrade"),
+        (None, "base", "enrolment"),
+    ]
 
 
 async def test_calendar_year_counts_in_the_programs_time_zone(make_tenant: MakeTenant) -> None:
@@ -80,8 +109,13 @@ async def test_calendar_year_counts_in_the_programs_time_zone(make_tenant: MakeT
 
 
 async def test_rolling_window_and_downgrade_when_validity_ends(tenant: TenantHandle, runtime: Runtime) -> None:
-    await ladder(tenant, window={"kind": "rolling_days", "days": 90}, validity={"kind": "days", "days": 90},
-                 silver="300", gold="100000")
+    await ladder(
+        tenant,
+        window={"kind": "rolling_days", "days": 90},
+        validity={"kind": "days", "days": 90},
+        silver="300",
+        gold="100000",
+    )
     member = await tenant.enrol("r-1")
     start = datetime(2031, 3, 1, 12, tzinfo=UTC)
     for day, event_id in ((0, "r-a"), (30, "r-b"), (60, "r-c")):
@@ -110,8 +144,9 @@ async def test_still_qualified_at_expiry_renews(tenant: TenantHandle, runtime: R
 
 @pytest.mark.parametrize(("policy", "lands_on"), [("one_step", "silver"), ("to_qualified", "base")])
 async def test_downgrade_policy(tenant: TenantHandle, runtime: Runtime, policy: str, lands_on: str) -> None:
-    await ladder(tenant, window={"kind": "rolling_days", "days": 30}, validity={"kind": "days", "days": 30},
-                 downgrade=policy)
+    await ladder(
+        tenant, window={"kind": "rolling_days", "days": 30}, validity={"kind": "days", "days": 30}, downgrade=policy
+    )
     member = await tenant.enrol("d-1")
     await tenant.post("/v1/events", json=purchase("d-a", "d-1", "6000", datetime.now(UTC)))
     assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "gold"
@@ -122,8 +157,11 @@ async def test_downgrade_policy(tenant: TenantHandle, runtime: Runtime, policy: 
 
 async def test_fixed_date_validity_hilton_style(tenant: TenantHandle) -> None:
     # Status reached in year N lasts until the end of March in N+2.
-    await ladder(tenant, window={"kind": "calendar_year"},
-                 validity={"kind": "fixed_date", "years_after": 2, "month": 3, "day": 31})
+    await ladder(
+        tenant,
+        window={"kind": "calendar_year"},
+        validity={"kind": "fixed_date", "years_after": 2, "month": 3, "day": 31},
+    )
     member = await tenant.enrol("h-1")
     at = datetime(2031, 6, 15, 12, tzinfo=UTC)
     with time_machine.travel(at, tick=False):
@@ -137,8 +175,9 @@ async def test_manual_tier_is_a_floor_until_its_date(tenant: TenantHandle, runti
     await ladder(tenant, window={"kind": "rolling_days", "days": 30}, validity={"kind": "days", "days": 30})
     member = await tenant.enrol("m-1")
     until = (datetime.now(UTC) + timedelta(days=100)).isoformat()
-    set_ = await tenant.put(f"/v1/members/{member['id']}/tier", json={"tier": "gold", "reason": "status match",
-                                                                      "until": until})
+    set_ = await tenant.put(
+        f"/v1/members/{member['id']}/tier", json={"tier": "gold", "reason": "status match", "until": until}
+    )
     assert set_.status_code == 200, set_.text
     assert set_.json()["tier"]["code"] == "gold" and set_.json()["floor"]["code"] == "gold"
     with time_machine.travel(datetime.now(UTC) + timedelta(days=60), tick=False):
@@ -157,13 +196,23 @@ async def test_recalculate_preview_writes_nothing(tenant: TenantHandle) -> None:
         await tenant.enrol(f"p-{i}")
         await tenant.post("/v1/events", json=purchase(f"pe-{i}", f"p-{i}", amount, datetime.now(UTC)))
     await tenant.post("/v1/tiers", json={"code": "base", "name": "Base", "rank": 0})
-    await tenant.post("/v1/tiers", json={"code": "silver", "name": "Silver", "rank": 1, "qualification": {
-        "window": {"kind": "lifetime"}, "criteria": [{"metric": "spend", "min": "1000"}]}})
+    await tenant.post(
+        "/v1/tiers",
+        json={
+            "code": "silver",
+            "name": "Silver",
+            "rank": 1,
+            "qualification": {"window": {"kind": "lifetime"}, "criteria": [{"metric": "spend", "min": "1000"}]},
+        },
+    )
     preview = await tenant.post("/v1/tiers/recalculate?preview=true")
     assert preview.status_code == 200, preview.text
     assert preview.json()["evaluated"] == 3
     assert sorted((m["external_id"], m["to_tier"]) for m in preview.json()["moves"]) == [
-        ("p-0", "base"), ("p-1", "silver"), ("p-2", "silver")]
+        ("p-0", "base"),
+        ("p-1", "silver"),
+        ("p-2", "silver"),
+    ]
     tiers = {t["code"]: t["members"] for t in (await tenant.get("/v1/tiers")).json()}
     assert tiers == {"base": 0, "silver": 0}
     applied = await tenant.post("/v1/tiers/recalculate")
@@ -177,10 +226,14 @@ async def test_recalculate_preview_writes_nothing(tenant: TenantHandle) -> None:
     [
         ({"code": "Bad Code", "name": "x", "rank": 1}, "code"),
         ({"code": "x", "name": "x", "rank": -1}, "rank"),
-        ({"code": "x", "name": "x", "rank": 1, "qualification": {"window": {"kind": "rolling_days"}}},
-         "qualification.window.days"),
-        ({"code": "x", "name": "x", "rank": 1, "qualification": {"criteria": [{"metric": "spend", "min": "0"}]}},
-         "qualification.criteria[0].min"),
+        (
+            {"code": "x", "name": "x", "rank": 1, "qualification": {"window": {"kind": "rolling_days"}}},
+            "qualification.window.days",
+        ),
+        (
+            {"code": "x", "name": "x", "rank": 1, "qualification": {"criteria": [{"metric": "spend", "min": "0"}]}},
+            "qualification.criteria[0].min",
+        ),
         ({"code": "x", "name": "x", "rank": 1, "validity": {"kind": "days"}}, "validity.days"),
         ({"code": "x", "name": "x", "rank": 1, "benefits": {"earning_multiplier": "0"}}, "benefits.earning_multiplier"),
         ({"code": "x", "name": "x", "rank": 1, "benefits": {"free_beer": True}}, "benefits.free_beer"),

@@ -1,0 +1,1 @@
+"""Rewards: the catalogue, redemptions with unique voucher codes, their use, cancellation and expiry."""
