@@ -12,6 +12,7 @@ from core.outbox.models import OutboxEvent
 from core.program.models import Program
 from core.tenancy.models import ApiKey, PlatformCredential, Tenant
 from core.tiers.models import Tier, TierChange
+from core.webhooks.models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -33,4 +34,7 @@ __all__ = [
     "Tenant",
     "Tier",
     "TierChange",
+    "WebhookDelivery",
+    "WebhookDeliveryAttempt",
+    "WebhookEndpoint",
 ]
