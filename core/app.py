@@ -26,6 +26,7 @@ from core.runtime import Runtime
 from core.settings import Settings, get_settings
 from core.tenancy.api import ApiKeysController, PlatformTenantsController
 from core.tenancy.service import ensure_platform_key
+from core.webhooks.api import WebhookDeliveriesController, WebhookEndpointsController, WebhookEventTypesController
 from core.worker import run_forever
 
 CORE_ROUTES = [
@@ -34,6 +35,9 @@ CORE_ROUTES = [
     ProgramController,
     MembersController,
     LedgerController,
+    WebhookEndpointsController,
+    WebhookDeliveriesController,
+    WebhookEventTypesController,
 ]
 
 
