@@ -18,9 +18,14 @@ from core.testing import AppClient, MakeTenant, TenantHandle, settings_for_tests
 
 #: How to fill each path parameter with one of the other tenant's resources. A new parameter name fails the test
 #: below until it is added here, so every new endpoint is tried across tenants.
-PATH_PARAMS = {"member_id": "member", "key_id": "key"}
+PATH_PARAMS = {"member_id": "member", "key_id": "key", "endpoint_id": "endpoint", "delivery_id": "delivery"}
 #: A valid body per operation, so the request reaches the lookup (a 422 would prove nothing).
-BODIES = {"adjustPoints": {"points": -1, "reason": "steal"}, "updateMember": {"name": "pwned"}}
+BODIES = {
+    "adjustPoints": {"points": -1, "reason": "steal"},
+    "updateMember": {"name": "pwned"},
+    "updateWebhookEndpoint": {"url": "https://attacker.example.com/hook", "status": "disabled"},
+    "rotateWebhookEndpointSecret": {"keep_previous_hours": 1},
+}
 #: Routes that take no tenant resource id (or are the platform's, which sees every tenant by design).
 SKIP_PREFIXES = ("/v1/platform/",)
 
@@ -30,7 +35,12 @@ async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]
     member = await victim.enrol("victim-1", name="Victim", email="victim@example.com")
     await victim.credit(member["id"], 700)
     key = (await victim.post("/v1/api-keys", json={"name": "victim key", "scopes": ["members:read"]})).json()
-    return victim, {"member": member["id"], "key": key["id"]}
+    # Port 9 (discard) on loopback: nothing listens, so the queued test delivery fails fast if a worker tries it.
+    endpoint = (
+        await victim.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/victim", "event_types": ["*"]})
+    ).json()
+    delivery = (await victim.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")).json()
+    return victim, {"member": member["id"], "key": key["id"], "endpoint": endpoint["id"], "delivery": delivery["id"]}
 
 
 async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppClient, make_tenant: MakeTenant) -> None:
@@ -38,6 +48,7 @@ async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppCli
     await attacker.enrol("attacker-1")
     victim, ids = await _victim(make_tenant)
     before = (await victim.get(f"/v1/members/{ids['member']}")).json()
+    endpoint_before = (await victim.get(f"/v1/webhook-endpoints/{ids['endpoint']}")).json()
     schema = (await client.get("/schema/openapi.json")).json()
     tried = 0
     for path, operations in schema["paths"].items():
@@ -60,6 +71,8 @@ async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppCli
     assert tried >= 8
     after = (await victim.get(f"/v1/members/{ids['member']}")).json()
     assert after == before
+    assert (await victim.get(f"/v1/webhook-endpoints/{ids['endpoint']}")).json() == endpoint_before
+    assert [d["id"] for d in (await victim.get("/v1/webhook-deliveries")).json()["items"]] == [ids["delivery"]]
     assert (await victim.balance(ids["member"]))["available"] == 700
     listing = (await attacker.get("/v1/members", params={"external_id": "victim-1"})).json()
     assert listing["items"] == []
