@@ -34,8 +34,10 @@ log = structlog.get_logger("fealty.webhooks")
 
 #: Outbox events turned into deliveries per transaction.
 DISPATCH_BATCH = 500
-#: Deliveries claimed per round, as a multiple of the concurrency.
-DELIVER_WAVES = 5
+#: Deliveries claimed per round, as a multiple of the concurrency. One wave: a round takes at most about one
+#: timeout however slow the tenant's endpoints are, so it never holds a worker (and the other tenants) for long;
+#: the job then goes back in the queue behind what else is due.
+DELIVER_WAVES = 1
 #: Margin on top of the time a round of POSTs may take, before a claimed delivery counts as abandoned.
 LEASE_MARGIN = timedelta(seconds=60)
 
@@ -45,12 +47,16 @@ async def dispatch(runtime: Runtime, job: ClaimedJob) -> bool:
     assert job.tenant_id is not None
     async with tenant_session(runtime.sessionmaker, job.tenant_id) as session:
         report = await service.dispatch_batch(session, job.tenant_id, now=utcnow(), limit=DISPATCH_BATCH)
-        more = report.events >= DISPATCH_BATCH
-        if not more:
+        if not report.events:
             await complete(session, job)
-    if report.events:
-        log.info("webhooks_dispatched", events=report.events, deliveries=report.deliveries)
-    return not more
+            return True
+    log.info("webhooks_dispatched", events=report.events, deliveries=report.deliveries)
+    if report.events >= DISPATCH_BATCH:
+        return False
+    # Events committed while this batch ran found this job running, so their wake changed nothing: look once more
+    # rather than leave them to the schedule.
+    async with tenant_session(runtime.sessionmaker, job.tenant_id, writes=False) as session:
+        return not await service.has_undispatched(session, job.tenant_id)
 
 
 def _lease(runtime: Runtime, batch: int) -> timedelta:

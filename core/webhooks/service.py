@@ -427,7 +427,7 @@ async def claim_due(
             )
             .select_from(d.join(e, and_(e.c.tenant_id == d.c.tenant_id, e.c.id == d.c.endpoint_id)))
             .where(d.c.tenant_id == tenant_id, d.c.status.in_(("pending", "sending")), d.c.next_attempt_at <= now)
-            .order_by(d.c.next_attempt_at)
+            .order_by(d.c.next_attempt_at, d.c.id)
             .limit(limit)
             .with_for_update(of=d, skip_locked=True)
         )
@@ -526,6 +526,11 @@ async def record_result(
         .values(values)
     )
     return str(values["status"]) if getattr(changed, "rowcount", 0) else "superseded"
+
+
+async def has_undispatched(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
+    query = select(outbox.c.id).where(outbox.c.tenant_id == tenant_id, outbox.c.dispatched_at.is_(None)).limit(1)
+    return (await session.execute(query)).first() is not None
 
 
 async def has_due(session: AsyncSession, tenant_id: uuid.UUID, now: datetime) -> bool:

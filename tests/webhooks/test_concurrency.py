@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import tenant_session
 from core.jobs.queue import ClaimedJob
 from core.outbox.service import DISPATCH_JOB
 from core.testing import AppClient, create_tenant
-from core.webhooks import jobs
+from core.webhooks import jobs, service
 from core.webhooks.models import WebhookDelivery, WebhookDeliveryAttempt
 from core.webhooks.service import DELIVER_JOB
 from tests.webhooks.helpers import Receiver, add_endpoint, emit_events, make_worker
@@ -81,3 +83,36 @@ async def test_two_workers_deliver_each_event_once_per_endpoint(
     finally:
         for worker in workers:
             await worker.close()
+
+
+async def test_an_event_committed_while_dispatch_runs_is_not_left_for_the_schedule(
+    pg_client: AppClient, postgres_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its wake found the dispatch job running (and so did nothing): the job itself must notice the event."""
+    tenant = await create_tenant(pg_client)
+    hook = receiver.hook()
+    await add_endpoint(tenant, receiver, hook, ["*"])
+    worker = make_worker(postgres_url)
+    original = service.dispatch_batch
+    emitted: list[int] = []
+
+    async def dispatch_while_a_request_commits(
+        session: AsyncSession, tenant_id: uuid.UUID, **kw: Any
+    ) -> service.DispatchReport:
+        report = await original(session, tenant_id, **kw)
+        if not emitted:
+            emitted.append(1)
+            await emit_events(worker, tenant, ("tier.changed", {"n": 2}))  # another transaction commits meanwhile
+        return report
+
+    monkeypatch.setattr(service, "dispatch_batch", dispatch_while_a_request_commits)
+    try:
+        await emit_events(worker, tenant, ("points.earned", {"n": 1}))
+        job = ClaimedJob(uuid.uuid4(), tenant.id, DISPATCH_JOB, {}, 1, 10, "worker")
+        assert await jobs.dispatch(worker, job) is False  # more is waiting: run again at once
+        assert await jobs.dispatch(worker, job) is True
+        deliver = ClaimedJob(uuid.uuid4(), tenant.id, DELIVER_JOB, {}, 1, 10, "worker")
+        assert await jobs.deliver(worker, deliver)
+    finally:
+        await worker.close()
+    assert sorted(r.json["data"]["n"] for r in hook.verified) == [1, 2]
