@@ -95,6 +95,16 @@ async def _send_and_record(runtime: Runtime, tenant_id: uuid.UUID, claimed: list
     async def one(sender: WebhookSender, delivery: ClaimedDelivery) -> str:
         request = OutboundRequest(delivery.url, delivery.body, lambda: delivery.headers(int(time.time())))
         result = await sender.post(request)
+        if not result.succeeded:
+            log.info(
+                "webhook_attempt_failed",
+                delivery_id=str(delivery.id),
+                endpoint_id=str(delivery.endpoint_id),
+                attempt=delivery.attempt,
+                status_code=result.status_code,
+                error=result.error,
+                duration_ms=result.duration_ms,
+            )
         async with tenant_session(runtime.sessionmaker, tenant_id) as session:
             return await service.record_result(
                 session,

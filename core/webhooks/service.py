@@ -433,7 +433,7 @@ async def claim_due(
         )
     ).all()
     cancel = [c.id for c in candidates if c.endpoint_status != "active"]
-    bury = [c.id for c in candidates if c.endpoint_status == "active" and c.attempts >= max_attempts]
+    bury = [c for c in candidates if c.endpoint_status == "active" and c.attempts >= max_attempts]
     take = [c for c in candidates if c.endpoint_status == "active" and c.attempts < max_attempts]
     final = {"next_attempt_at": None, "finished_at": now}
     if cancel:
@@ -442,12 +442,17 @@ async def claim_due(
             .where(d.c.tenant_id == tenant_id, d.c.id.in_(cancel))
             .values(status="cancelled", last_error="endpoint disabled", **final)
         )
-    if bury:
-        await session.execute(
-            update(d)
-            .where(d.c.tenant_id == tenant_id, d.c.id.in_(bury))
-            .values(status="dead", last_error="no answer recorded for the last attempt (its worker stopped)", **final)
-        )
+    for was, why in (
+        ("sending", "the last attempt's worker stopped before recording an answer; no attempts left"),
+        ("pending", "no attempts left (the maximum was lowered)"),
+    ):
+        ids = [c.id for c in bury if c.status == was]
+        if ids:
+            await session.execute(
+                update(d)
+                .where(d.c.tenant_id == tenant_id, d.c.id.in_(ids))
+                .values(status="dead", last_error=why, **final)
+            )
     if not take:
         return ClaimReport([], len(cancel) + len(bury))
     await session.execute(

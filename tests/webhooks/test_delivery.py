@@ -78,6 +78,16 @@ async def test_each_matching_endpoint_gets_one_signed_request(
     assert {d["id"] for d in log} == {r.headers["fealty-delivery-id"] for r in receiver.requests}
     assert [d["id"] for d in log] == sorted((d["id"] for d in log), reverse=True)  # newest first
     assert {d["event_type"] for d in await deliveries(tenant, event_type="tier.changed")} == {"tier.changed"}
+    assert await deliveries(tenant, created_after=_later(minutes=1).isoformat()) == []
+    assert len(await deliveries(tenant, created_before=_later(minutes=1).isoformat())) == 5
+    pages, cursor = [], None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = (await tenant.get("/v1/webhook-deliveries", params=params)).json()
+        pages.append([d["id"] for d in page["items"]])
+        if not (cursor := page["next_cursor"]):
+            break
+    assert [len(p) for p in pages] == [2, 2, 1] and [i for p in pages for i in p] == [d["id"] for d in log]
     # Running the worker again sends nothing twice, and every event is marked dispatched.
     await drain(worker, tenant)
     assert len(receiver.requests) == 5
@@ -375,3 +385,25 @@ async def test_a_delivery_whose_worker_died_mid_post_is_sent_again_with_the_same
     detail = await _detail(tenant, queued["id"])
     assert detail["delivery"]["status"] == "succeeded" and detail["delivery"]["attempt_count"] == 2
     assert [a["attempt"] for a in detail["attempts"]] == [2]  # the lost attempt left no record of an answer
+
+
+async def test_a_lost_last_attempt_is_a_dead_letter_not_one_more_try(
+    tenant: TenantHandle, database_url: str, receiver: Receiver
+) -> None:
+    worker = make_worker(database_url, webhook_max_attempts=1)
+    try:
+        hook = receiver.hook()
+        endpoint = await add_endpoint(tenant, receiver, hook, ["*"])
+        await tenant.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")
+        async with tenant_session(worker.sessionmaker, tenant.id) as session:
+            await service.claim_due(
+                session, tenant.id, now=datetime.now(UTC), limit=10, lease=timedelta(minutes=2), max_attempts=1
+            )
+        with time_machine.travel(_later(minutes=3), tick=True):
+            await drain(worker, tenant)
+    finally:
+        await worker.close()
+    assert hook.requests == []
+    [delivery] = await deliveries(tenant)
+    assert delivery["status"] == "dead" and delivery["attempt_count"] == 1
+    assert "worker stopped" in delivery["last_error"]
