@@ -98,6 +98,10 @@ async def test_update_validates_and_changes_only_what_is_given(tenant: TenantHan
     assert after["description"] == "first" and after["secret_hint"] == endpoint["secret_hint"]
     cleared = await tenant.patch(url, json={"description": None})
     assert cleared.json()["description"] is None
+    off = await tenant.patch(url, json={"status": "disabled"})
+    assert off.json()["status"] == "disabled" and off.json()["disabled_at"] is not None
+    on = await tenant.patch(url, json={"status": "active"})
+    assert on.json()["status"] == "active" and on.json()["disabled_at"] is None
     assert (await tenant.patch(f"/v1/webhook-endpoints/{uuid.uuid4()}", json={})).status_code == 404
 
 
@@ -174,3 +178,15 @@ async def test_webhook_routes_need_the_admin_scope(tenant: TenantHandle) -> None
         )
         assert response.status_code == 403, (method, path, response.text)
     assert (await tenant.get("/v1/webhook-endpoints")).json()["items"] == []
+
+
+async def test_a_rotated_secret_is_not_replayed_by_idempotency(tenant: TenantHandle) -> None:
+    endpoint = await _create(tenant)
+    url, headers = f"/v1/webhook-endpoints/{endpoint['id']}/rotate-secret", {"Idempotency-Key": f"rot-{uuid.uuid4()}"}
+    first = await tenant.post(url, json={}, headers=headers)
+    again = await tenant.post(url, json={}, headers=headers)
+    assert first.status_code == again.status_code == 200
+    secret = first.json()["secret"]
+    assert secret.startswith("whsec_") and secret != endpoint["secret"]
+    assert again.headers["idempotent-replayed"] == "true" and secret not in again.text
+    assert again.json()["secret_hint"] == first.json()["secret_hint"] == f"whsec_…{secret[-4:]}"
