@@ -80,10 +80,11 @@ async def deliver(runtime: Runtime, job: ClaimedJob) -> bool:
             lease=_lease(runtime, batch),
             max_attempts=settings.webhook_max_attempts,
         )
-    if not claim.claimed:
-        return True  # nothing due (or only finished off): done; anything later has its own wake or the schedule
-    statuses = await _send_and_record(runtime, tenant_id, claim.claimed)
-    log.info("webhooks_delivered", **{status: statuses.count(status) for status in set(statuses)})
+    if not claim.claimed and not claim.finished:
+        return True  # nothing due: anything later has its own wake, or the schedule
+    if claim.claimed:
+        statuses = await _send_and_record(runtime, tenant_id, claim.claimed)
+        log.info("webhooks_delivered", **{status: statuses.count(status) for status in set(statuses)})
     async with tenant_session(runtime.sessionmaker, tenant_id, writes=False) as session:
         more = await service.has_due(session, tenant_id, utcnow())
     return not more
