@@ -96,6 +96,8 @@ async def create_endpoint(
     now: datetime,
 ) -> tuple[WebhookEndpoint, str]:
     """A new active endpoint and its secret (returned here and never again)."""
+    # First: the version bump locks the tenant's program row, so concurrent endpoint changes queue and the limit holds.
+    await bump_config_version(session, tenant_id)
     await _check_room(session, tenant_id)
     secret = signing.new_secret()
     endpoint = WebhookEndpoint(
@@ -112,7 +114,6 @@ async def create_endpoint(
     )
     session.add(endpoint)
     await session.flush()
-    await bump_config_version(session, tenant_id)
     return endpoint, secret
 
 
@@ -133,6 +134,7 @@ async def update_endpoint(
     now: datetime,
 ) -> WebhookEndpoint:
     """Apply ``changes`` (url, description, event_types, status), already validated."""
+    await bump_config_version(session, endpoint.tenant_id)  # first, as in create_endpoint
     status = changes.pop("status", None)
     for name, value in changes.items():
         setattr(endpoint, name, value)
@@ -144,7 +146,6 @@ async def update_endpoint(
         endpoint.disabled_at = None
     endpoint.updated_at = now
     await session.flush()
-    await bump_config_version(session, endpoint.tenant_id)
     return endpoint
 
 
