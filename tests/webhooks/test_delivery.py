@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core.db.engine import tenant_session
 from core.outbox.models import OutboxEvent
@@ -119,6 +119,24 @@ async def test_the_recurring_schedule_alone_delivers(
     report = await tick(worker)
     assert report.failed == 0 and report.kinds["outbox.dispatch"] >= 1 and report.kinds["webhooks.deliver"] >= 1
     assert [r.json["data"] for r in hook.verified] == [{"points": 3}]
+
+
+async def test_an_event_dispatched_twice_is_still_delivered_once(
+    tenant: TenantHandle, worker: Runtime, receiver: Receiver
+) -> None:
+    """Say a dispatcher's mark was lost: the unique (event, endpoint) index keeps the second pass from duplicating."""
+    hook = receiver.hook()
+    await add_endpoint(tenant, receiver, hook, ["points.earned"])
+    await emit_events(worker, tenant, ("points.earned", {"points": 4}))
+    await drain(worker, tenant)
+    async with tenant_session(worker.sessionmaker, tenant.id) as session:
+        await session.execute(
+            update(OutboxEvent.__table__)
+            .where(OutboxEvent.__table__.c.tenant_id == tenant.id)
+            .values(dispatched_at=None)
+        )
+    await drain(worker, tenant)
+    assert len(hook.requests) == 1 and len(await deliveries(tenant)) == 1
 
 
 async def test_events_nobody_subscribed_to_are_only_marked_dispatched(
