@@ -32,6 +32,7 @@ from core.settings import Settings, get_settings
 from core.tenancy.api import ApiKeysController, PlatformTenantsController
 from core.tenancy.service import ensure_platform_key
 from core.tiers.api import MemberTierController, TiersController
+from core.webhooks.api import WebhookDeliveriesController, WebhookEndpointsController, WebhookEventTypesController
 from core.worker import run_forever
 
 CORE_ROUTES = [
@@ -49,6 +50,9 @@ CORE_ROUTES = [
     RewardsController,
     RedemptionsController,
     MemberRewardsController,
+    WebhookEndpointsController,
+    WebhookDeliveriesController,
+    WebhookEventTypesController,
 ]
 
 

@@ -37,5 +37,6 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
-    for noisy in ("uvicorn.access", "sqlalchemy.engine"):
+    # httpx logs every request's URL at INFO: webhook URLs often carry a token of the tenant's, and are not ours to log.
+    for noisy in ("uvicorn.access", "sqlalchemy.engine", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -71,6 +71,19 @@ class Settings:
     #: Events dated further ahead than this many minutes are refused.
     max_event_future_minutes: int = 15
 
+    #: Outbound webhooks: attempts before a delivery is dead-lettered (replay revives it).
+    webhook_max_attempts: int = 8
+    #: Retry delay after attempt n: about base x 2^(n-1) seconds (+-20% jitter), at most the cap.
+    webhook_backoff_base_seconds: float = 60.0
+    webhook_backoff_cap_seconds: float = 6 * 3600.0
+    #: Each POST to a receiver must finish within this many seconds.
+    webhook_timeout_seconds: float = 10.0
+    #: POSTs in flight at once per worker and tenant.
+    webhook_concurrency: int = 10
+    #: Accept endpoints on loopback addresses (http:// allowed there): local development and tests. Turn off in
+    #: production so that no tenant can make the workers call services on their own host.
+    webhook_allow_loopback: bool = True
+
     #: Stripe: secret key, API base (point at localstripe in tests), webhook signing secret.
     stripe_api_key: str = ""
     stripe_api_base: str = ""

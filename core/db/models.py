@@ -17,6 +17,7 @@ from core.rules.models import EarningRule
 from core.segments.models import Segment
 from core.tenancy.models import ApiKey, PlatformCredential, Tenant
 from core.tiers.models import Tier, TierChange
+from core.webhooks.models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -44,4 +45,7 @@ __all__ = [
     "Tenant",
     "Tier",
     "TierChange",
+    "WebhookDelivery",
+    "WebhookDeliveryAttempt",
+    "WebhookEndpoint",
 ]

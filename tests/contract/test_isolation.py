@@ -28,6 +28,8 @@ PATH_PARAMS = {
     "id": "event",
     "reward_id": "reward",
     "redemption_id": "redemption",
+    "endpoint_id": "endpoint",
+    "delivery_id": "delivery",
 }
 #: A valid body per operation, so the request reaches the lookup (a 422 would prove nothing).
 BODIES = {
@@ -44,6 +46,8 @@ BODIES = {
     "updateReward": {"name": "pwned", "stock": 1000},
     "useRedemption": {"location": "elsewhere"},
     "cancelRedemption": {"reason": "steal"},
+    "updateWebhookEndpoint": {"url": "https://attacker.example.com/hook", "status": "disabled"},
+    "rotateWebhookEndpointSecret": {"keep_previous_hours": 1},
 }
 #: Routes that take no tenant resource id (or are the platform's, which sees every tenant by design).
 SKIP_PREFIXES = ("/v1/platform/",)
@@ -96,7 +100,14 @@ async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]
     redemption = (
         await victim.post("/v1/redemptions", json={"member_id": member["id"], "reward_id": reward["id"]})
     ).json()
+    # Port 9 (discard) on loopback: nothing listens, so the queued test delivery fails fast if a worker tries it.
+    endpoint = (
+        await victim.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/victim", "event_types": ["*"]})
+    ).json()
+    delivery = (await victim.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")).json()
     return victim, {
+        "endpoint": endpoint["id"],
+        "delivery": delivery["id"],
         "reward": reward["id"],
         "redemption": redemption["id"],
         "member": member["id"],
@@ -115,6 +126,7 @@ async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppCli
     victim, ids = await _victim(make_tenant)
     before = (await victim.get(f"/v1/members/{ids['member']}")).json()
     balance_before = await victim.balance(ids["member"])
+    endpoint_before = (await victim.get(f"/v1/webhook-endpoints/{ids['endpoint']}")).json()
     schema = (await client.get("/schema/openapi.json")).json()
     tried = 0
     for path, operations in schema["paths"].items():
@@ -144,6 +156,8 @@ async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppCli
     reward = (await victim.get(f"/v1/rewards/{ids['reward']}")).json()
     assert (reward["name"], reward["active"], reward["stock"]) == ("Victim", True, None)
     assert (await victim.get(f"/v1/redemptions/{ids['redemption']}")).json()["status"] == "issued"
+    assert (await victim.get(f"/v1/webhook-endpoints/{ids['endpoint']}")).json() == endpoint_before
+    assert [d["id"] for d in (await victim.get("/v1/webhook-deliveries")).json()["items"]] == [ids["delivery"]]
     listing = (await attacker.get("/v1/members", params={"external_id": "victim-1"})).json()
     assert listing["items"] == []
     keys = (await attacker.get("/v1/api-keys")).json()["items"]

@@ -1,0 +1,39 @@
+"""The domain event types a webhook endpoint may subscribe to: the one list, shared by validation, docs and tests.
+
+Features emit these into the outbox (:func:`core.outbox.service.emit`); the dispatcher turns each into one delivery
+per active endpoint whose ``event_types`` names the type or ``"*"``.
+"""
+
+from __future__ import annotations
+
+#: Subscribes an endpoint to every event type, including types added later.
+ALL = "*"
+
+#: Every event type, with what it means (served by ``GET /v1/webhook-event-types``).
+EVENT_TYPES: dict[str, str] = {
+    "member.enrolled": "A member was enrolled.",
+    "member.updated": "A member's details or consents changed.",
+    "member.anonymized": "A member's personal data was erased (the ledger stays).",
+    "points.earned": "Points were credited for an activity event.",
+    "points.adjusted": "An admin credited or debited points by hand.",
+    "points.expired": "Points expired under the program's expiry policy.",
+    "event.processed": "An activity event was accepted and its awards posted.",
+    "event.held": "An activity event was held for review.",
+    "event.rejected": "An activity event was refused.",
+    "event.reversed": "An activity event was reversed (refund, cancellation): what it earned was taken back.",
+    "tier.changed": "A member moved up or down a tier.",
+    "reward.redeemed": "A member redeemed a reward (a redemption with a voucher code was created).",
+    "redemption.used": "A voucher was used.",
+    "redemption.cancelled": "A redemption was cancelled and its points returned.",
+    "redemption.expired": "A voucher expired unused.",
+    "billing.status_changed": "The tenant's billing status changed (active, past due, suspended).",
+    "care.requested": "A care notice is due for a member (for tenants who send their own messages).",
+    "webhook.test": "A test event sent on request to one endpoint (POST /v1/webhook-endpoints/{id}/test).",
+}
+
+TEST_EVENT = "webhook.test"
+
+
+def matches(subscribed: list[str] | tuple[str, ...], event_type: str) -> bool:
+    """Whether an endpoint subscribed to ``subscribed`` wants ``event_type``."""
+    return event_type in subscribed or ALL in subscribed
