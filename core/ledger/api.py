@@ -19,6 +19,7 @@ from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, 
 from core.ledger import queries, service
 from core.ledger.models import LedgerEntry
 from core.members.service import ensure_active, get_member
+from core.outbox.service import emit
 
 MAX_POINTS = 10**12
 
@@ -214,4 +215,17 @@ class LedgerController(Controller):
                 now=now,
             )
         entry = (await db.execute(select(LedgerEntry).where(LedgerEntry.id == posted.entry_id))).scalar_one()
+        await emit(
+            db,
+            principal.tenant_id,
+            "points.adjusted",
+            {
+                "member_id": str(member_id),
+                "points": data.points,
+                "reason": data.reason,
+                "entry_id": str(entry.id),
+                "available": posted.available,
+            },
+            member_id,
+        )
         return AdjustOut(EntryOut.of(entry), posted.available, posted.pending)

@@ -24,6 +24,7 @@ from core.errors import Conflict, InsufficientPoints, NotFound, ValidationFailed
 from core.ids import new_id
 from core.ledger import maths
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
+from core.outbox.service import emit_many
 
 balances = table_of(PointBalance)
 entries = table_of(LedgerEntry)
@@ -779,4 +780,18 @@ async def expire_due(
         await session.execute(insert(entries), entry_rows)
         await _write_takes_many(session, tenant_id, takes)
         await _write_balance_deltas(session, tenant_id, deltas, now)
+    if entry_rows:
+        await emit_many(
+            session,
+            tenant_id,
+            [
+                (
+                    "points.expired",
+                    {"member_id": str(row["member_id"]), "points": -int(row["points"]), "entry_id": str(row["id"])},
+                    row["member_id"],
+                )
+                for row in entry_rows
+            ],
+            now,
+        )
     return -sum(int(row["points"]) for row in entry_rows)

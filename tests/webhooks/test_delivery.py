@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import time_machine
 from sqlalchemy import select, update
 
@@ -111,12 +110,10 @@ async def test_the_recurring_schedule_alone_delivers(
     backend: str, tenant: TenantHandle, worker: Runtime, receiver: Receiver
 ) -> None:
     """No wake at all (as after a crash between a commit and its wake): the schedule dispatches and delivers."""
-    if backend != "sqlite":
-        pytest.skip("tick() runs every tenant's recurring jobs: once, on SQLite, is enough to prove the schedule")
     hook = receiver.hook()
     await add_endpoint(tenant, receiver, hook, ["points.earned"])
     await emit_events(worker, tenant, ("points.earned", {"points": 3}))
-    report = await tick(worker)
+    report = await tick(worker, tenant.id)
     assert report.failed == 0 and report.kinds["outbox.dispatch"] >= 1 and report.kinds["webhooks.deliver"] >= 1
     assert [r.json["data"] for r in hook.verified] == [{"points": 3}]
 
@@ -425,3 +422,30 @@ async def test_a_lost_last_attempt_is_a_dead_letter_not_one_more_try(
     [delivery] = await deliveries(tenant)
     assert delivery["status"] == "dead" and delivery["attempt_count"] == 1
     assert "worker stopped" in delivery["last_error"]
+
+
+async def test_domain_events_from_the_api_reach_the_tenants_endpoint(
+    tenant: TenantHandle, worker: Runtime, receiver: Receiver
+) -> None:
+    """End to end: an event through POST /v1/events and an admin adjustment become signed deliveries."""
+    hook = receiver.hook("domain")
+    await add_endpoint(tenant, receiver, hook, ["points.earned", "points.adjusted", "member.enrolled", "tier.changed"])
+    await tenant.post("/v1/earning-rules", json={"name": "base", "kind": "per_amount", "points": "2"})
+    member = await tenant.enrol("hooked")
+    await tenant.credit(member["id"], 5, "goodwill")
+    response = await tenant.post(
+        "/v1/events",
+        json={
+            "type": "purchase",
+            "event_id": "hook-1",
+            "member": {"external_id": "hooked"},
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "amount": "21.00",
+        },
+    )
+    assert response.status_code == 201
+    assert (await drain(worker, tenant)).failed == 0
+    received = {r.json["type"]: r.json["data"] for r in hook.verified}
+    assert set(received) == {"member.enrolled", "points.adjusted", "points.earned"}
+    assert received["points.earned"]["points"] == 42 and received["points.earned"]["event_id"] == "hook-1"
+    assert received["points.adjusted"]["points"] == 5
