@@ -25,14 +25,19 @@ def _free_port() -> int:
 
 def _env(db: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEALTY_")}
-    env |= {"FEALTY_DATABASE_URL": f"sqlite+aiosqlite:///{db}", "FEALTY_LOG_JSON": "true", "FEALTY_LOG_LEVEL": "INFO",
-            "FEALTY_WORKER_POLL_SECONDS": "0.2"}
+    env |= {
+        "FEALTY_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "FEALTY_LOG_JSON": "true",
+        "FEALTY_LOG_LEVEL": "INFO",
+        "FEALTY_WORKER_POLL_SECONDS": "0.2",
+    }
     return env | extra
 
 
 def _start(db: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([*FEALTY, "serve", "--port", str(port)], env=_env(db), stdout=log.open("wb"),
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [*FEALTY, "serve", "--port", str(port)], env=_env(db), stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
     for _ in range(150):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
@@ -60,15 +65,21 @@ def test_serve_on_sqlite_walkthrough_and_logs(tmp_path: Path) -> None:
         assert len(keys) == 1, output  # generated and printed once
         platform_key = keys[0]
         base = f"http://127.0.0.1:{port}"
-        created = httpx.post(f"{base}/v1/platform/tenants", headers={"Authorization": f"Bearer {platform_key}"},
-                             json={"name": "Demo", "slug": "demo", "timezone": "UTC", "currency": "EUR"})
+        created = httpx.post(
+            f"{base}/v1/platform/tenants",
+            headers={"Authorization": f"Bearer {platform_key}"},
+            json={"name": "Demo", "slug": "demo", "timezone": "UTC", "currency": "EUR"},
+        )
         assert created.status_code == 201, created.text
         secret = created.json()["api_key"]["secret"]
         auth = {"Authorization": f"Bearer {secret}"}
         member = httpx.post(f"{base}/v1/members", headers=auth, json={"external_id": "m-1"}).json()
         soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
-        credited = httpx.post(f"{base}/v1/members/{member['id']}/points/adjust", headers=auth,
-                              json={"points": 10, "reason": "hello", "available_at": soon})
+        credited = httpx.post(
+            f"{base}/v1/members/{member['id']}/points/adjust",
+            headers=auth,
+            json={"points": 10, "reason": "hello", "available_at": soon},
+        )
         assert credited.status_code == 201 and credited.json()["pending"] == 10
         for _ in range(50):  # the worker embedded in `fealty serve` releases the pending points
             balance = httpx.get(f"{base}/v1/members/{member['id']}/balance", headers=auth).json()
@@ -92,8 +103,12 @@ def test_serve_on_sqlite_walkthrough_and_logs(tmp_path: Path) -> None:
     process = _start(db, port, log2)
     try:
         assert "ftp_" not in log2.read_text()
-        assert httpx.get(f"http://127.0.0.1:{port}/v1/platform/tenants",
-                         headers={"Authorization": f"Bearer {platform_key}"}).status_code == 200
+        assert (
+            httpx.get(
+                f"http://127.0.0.1:{port}/v1/platform/tenants", headers={"Authorization": f"Bearer {platform_key}"}
+            ).status_code
+            == 200
+        )
     finally:
         _stop(process)
 

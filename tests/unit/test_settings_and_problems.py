@@ -10,8 +10,14 @@ from core.settings import Settings
 
 
 def test_settings_read_the_environment() -> None:
-    settings = Settings.from_env({"FEALTY_PORT": "9001", "FEALTY_EMBEDDED_WORKER": "no",
-                                  "FEALTY_DATABASE_URL": "postgresql+asyncpg://u@h/db", "FEALTY_PLUGINS": "hotel, fuel"})
+    settings = Settings.from_env(
+        {
+            "FEALTY_PORT": "9001",
+            "FEALTY_EMBEDDED_WORKER": "no",
+            "FEALTY_DATABASE_URL": "postgresql+asyncpg://u@h/db",
+            "FEALTY_PLUGINS": "hotel, fuel",
+        }
+    )
     assert settings.port == 9001 and settings.embedded_worker is False and settings.plugins == ("hotel", "fuel")
     assert settings.is_postgres and not settings.runs_embedded_worker and not settings.migrates_on_start
     default = Settings.from_env({})
