@@ -117,6 +117,29 @@ class TenantSuspended(FealtyError):
     title = "The tenant's account is suspended"
 
 
+class SubscriptionEnded(FealtyError):
+    status = 402
+    slug = "subscription-ended"
+    title = "The tenant's subscription has ended"
+
+
+class PaymentFailed(FealtyError):
+    status = 402
+    slug = "payment-failed"
+    title = "The payment was declined"
+
+
+class BillingDisabled(Conflict):
+    slug = "billing-disabled"
+    title = "Billing is not configured on this deployment"
+
+
+class InvalidWebhookSignature(FealtyError):
+    status = 400
+    slug = "invalid-webhook-signature"
+    title = "The webhook signature is missing or does not verify"
+
+
 class TenantDisabled(FealtyError):
     status = 403
     slug = "tenant-disabled"
@@ -139,6 +162,17 @@ class ServiceUnavailable(FealtyError):
     status = 503
     slug = "service-unavailable"
     title = "A dependency is unavailable"
+
+
+class BillingUnavailable(ServiceUnavailable):
+    slug = "billing-unavailable"
+    title = "The payment provider is unavailable"
+
+
+class BillingProviderError(FealtyError):
+    status = 502
+    slug = "billing-provider-error"
+    title = "The payment provider refused the request"
 
 
 class MissingTenantContext(RuntimeError):
