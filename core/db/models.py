@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.billing.models import ActiveMember, BillingEvent, BillingInvoice, BillingUsage, Plan, StripeEvent
 from core.db.base import Base
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
@@ -10,8 +11,12 @@ from core.program.models import Program
 from core.tenancy.models import ApiKey, PlatformCredential, Tenant
 
 __all__ = [
+    "ActiveMember",
     "ApiKey",
     "Base",
+    "BillingEvent",
+    "BillingInvoice",
+    "BillingUsage",
     "ConsentChange",
     "IdempotencyRecord",
     "LedgerEntry",
@@ -19,9 +24,11 @@ __all__ = [
     "LotConsumption",
     "Member",
     "MemberConsent",
+    "Plan",
     "PlatformCredential",
     "PlatformIdempotencyRecord",
     "PointBalance",
     "Program",
+    "StripeEvent",
     "Tenant",
 ]
