@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,8 @@ class Runtime:
     platform_key_hash: str | None = None
     rate_limits: TokenBuckets = field(default_factory=TokenBuckets)
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Called (newest first) when the runtime closes: clients that hold connections, e.g. the Stripe gateway.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
     def create(cls, settings: Settings, plugins: PluginManager) -> Runtime:
@@ -36,4 +39,7 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        for closer in reversed(self.closers):
+            await closer()
+        self.closers.clear()
         await self.engine.dispose()
