@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from core import __version__
+from core.billing.api import BillingController, PlatformBillingController, PlatformPlansController
 from core.db.migrate import upgrade_async
 from core.http.deps import DEPENDENCIES
 from core.http.middleware import ApiMiddleware
@@ -34,6 +35,9 @@ CORE_ROUTES = [
     ProgramController,
     MembersController,
     LedgerController,
+    BillingController,
+    PlatformPlansController,
+    PlatformBillingController,
 ]
 
 
