@@ -1,5 +1,6 @@
 """The background worker: runs the ledger's due work for every tenant (release pending points, expire lots,
-forget old idempotency keys). ``fealty worker`` runs it as a process; ``fealty serve`` on SQLite runs it in-process.
+forget old idempotency keys) and billing's (suspend past-due tenants whose grace period is over, close usage periods
+and bill their overage). ``fealty worker`` runs it as a process; ``fealty serve`` on SQLite runs it in-process.
 
 Every unit of work is one short transaction per tenant and batch, and every unit is idempotent (a lot released or
 expired is not due any more), so a worker killed mid-batch loses nothing and a restarted or second worker repeats
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy import select
 
+from core.billing.periods import close_billing_periods
+from core.billing.service import enforce_grace_periods
 from core.clock import utcnow
 from core.db.base import table_of
 from core.db.engine import tenant_session
@@ -36,6 +39,8 @@ class TickReport:
     released: int = 0
     expired_points: int = 0
     purged_keys: int = 0
+    suspended_tenants: int = 0
+    closed_periods: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -80,7 +85,24 @@ async def tick(runtime: Runtime) -> TickReport:
             report.errors.append(f"{tenant_id}: {type(exc).__name__}")
     async with tenant_session(runtime.sessionmaker, None) as session:
         report.purged_keys += await purge_expired(session, tenant_id=None, now=utcnow())
+    await run_billing(runtime, report)
     return report
+
+
+async def run_billing(runtime: Runtime, report: TickReport) -> None:
+    """Suspend tenants whose grace period is over, then close the usage periods that are due (both idempotent)."""
+    try:
+        report.suspended_tenants += await enforce_grace_periods(runtime, utcnow())
+    except Exception as exc:
+        log.exception("billing_grace_failed")
+        report.errors.append(f"billing grace: {type(exc).__name__}")
+    try:
+        closed = await close_billing_periods(runtime, utcnow())
+        report.closed_periods += closed.closed
+        report.errors += closed.errors
+    except Exception as exc:
+        log.exception("billing_close_failed")
+        report.errors.append(f"billing close: {type(exc).__name__}")
 
 
 async def run_forever(runtime: Runtime, stop: asyncio.Event) -> None:
