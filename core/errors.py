@@ -129,6 +129,12 @@ class PaymentFailed(FealtyError):
     title = "The payment was declined"
 
 
+class PlanLimitReached(FealtyError):
+    status = 403
+    slug = "plan-limit-reached"
+    title = "The tenant's plan does not allow more"
+
+
 class BillingDisabled(Conflict):
     slug = "billing-disabled"
     title = "Billing is not configured on this deployment"
