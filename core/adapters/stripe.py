@@ -216,6 +216,15 @@ class StripeGateway:
         await self._http.close_async()  # type: ignore[no-untyped-call]
 
     async def _call(self, what: str, call: Awaitable[T]) -> T:
+        found = await self._request(what, call, missing_ok=False)
+        assert found is not None
+        return found
+
+    async def _maybe(self, what: str, call: Awaitable[T]) -> T | None:
+        """``call``, or None when Stripe answers 404 (the object does not exist)."""
+        return await self._request(what, call, missing_ok=True)
+
+    async def _request(self, what: str, call: Awaitable[T], *, missing_ok: bool) -> T | None:
         try:
             return await call
         except stripe.CardError as exc:
@@ -233,19 +242,12 @@ class StripeGateway:
             log.error("stripe_authentication_failed", call=what)
             raise BillingUnavailable("The payment provider refused Fealty's credentials; tell the operator.") from None
         except stripe.StripeError as exc:
+            if missing_ok and exc.http_status == 404:
+                return None
             log.warning("stripe_refused", call=what, status=exc.http_status, error=str(exc.user_message))
             raise BillingProviderError(
                 f"Stripe refused {what}: {exc.user_message or type(exc).__name__}.", stripe_status=exc.http_status
             ) from None
-
-    async def _maybe(self, what: str, call: Awaitable[T]) -> T | None:
-        """``call``, or None when Stripe answers 404 (the object does not exist)."""
-        try:
-            return await self._call(what, call)
-        except BillingProviderError as exc:
-            if exc.extra.get("stripe_status") == 404:
-                return None
-            raise
 
     # customers and payment methods
 

@@ -112,7 +112,7 @@ class PlanOut(msgspec.Struct):
             plan.included_events,
             money(plan.overage_price_per_member),
             money(plan.overage_price_per_1000_events),
-            plan.rate_limit_per_second,
+            plan.rate_limit_per_second.quantize(Decimal("0.01")) if plan.rate_limit_per_second is not None else None,
             plan.max_members,
             plan.active,
             plan.stripe_product_id,

@@ -46,6 +46,8 @@ BATCH = 500
 class CloseReport:
     closed: int = 0
     billed: int = 0
+    #: Rows this run found closed, or being closed, by another worker.
+    skipped: int = 0
     #: Amount billed per currency.
     amounts: dict[str, Decimal] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -131,7 +133,8 @@ async def _close_one(
         )
     ).first()
     if row is None:
-        return  # closed already, or being closed by another worker right now
+        report.skipped += 1  # closed already, or being closed by another worker right now
+        return
     label = rules.period_label(period_start)
     tenant = await lock_tenant(session, tenant_id)
     plan = await session.get(Plan, tenant.plan_code) if tenant.plan_code else None

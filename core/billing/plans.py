@@ -65,6 +65,10 @@ def _check(plan: Plan) -> None:
         raise ValidationFailed("A per_block plan needs block_size (active members per block).", field="block_size")
     if plan.pricing == "flat":
         plan.block_size = None
+    if plan.rate_limit_per_second is not None and not Decimal(0) < plan.rate_limit_per_second < Decimal(100_000):
+        raise ValidationFailed(
+            "rate_limit_per_second: more than 0 and less than 100000.", field="rate_limit_per_second"
+        )
     for name in ("monthly_price", "overage_price_per_member", "overage_price_per_1000_events"):
         value: Decimal = getattr(plan, name)
         if value < 0 or rules.quantize(value, plan.currency) != value:

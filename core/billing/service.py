@@ -294,7 +294,8 @@ async def pay_open_invoices(
         try:
             paid = await gateway.pay_invoice(
                 invoice.id,
-                idempotency_key=f"fealty-pay-{invoice.id}-{tenant.payment_method or ''}-{now:%Y%m%d%H%M}",
+                # One attempt per invoice, payment method and minute: a retry replays, a new card pays afresh.
+                idempotency_key=f"fealty-pay-{_digest(invoice.id, tenant.payment_method, f'{now:%Y%m%d%H%M}')}",
             )
         except PaymentFailed as exc:
             failure = exc.detail

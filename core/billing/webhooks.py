@@ -103,7 +103,13 @@ async def _apply(
         snapshot = parse_subscription(event.object)
         subscription = await gateway.retrieve_subscription(snapshot.id) or snapshot
         outcome = await apply_subscription(
-            session, settings, tenant, subscription, now=now, reason=reason, stripe_event_id=event.id
+            session,
+            settings,
+            tenant,
+            subscription,
+            now=now,
+            reason=f"{reason}; subscription {subscription.status}",
+            stripe_event_id=event.id,
         )
         if outcome == "applied":
             tenant.subscription_state_at = max(event.created, tenant.subscription_state_at or event.created)
@@ -115,6 +121,7 @@ async def _apply(
     if invoice.subscription and tenant.stripe_subscription_id in (None, invoice.subscription):
         current = await gateway.retrieve_subscription(invoice.subscription)
     if current is not None:
+        reason = f"{reason} ({invoice.id}); subscription {current.status}"
         await apply_subscription(session, settings, tenant, current, now=now, reason=reason, stripe_event_id=event.id)
     else:
         await refresh_billing_status(session, settings, tenant, now=now, reason=reason, stripe_event_id=event.id)
