@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from litestar.exceptions import ValidationException
 
+from core.errors import ValidationFailed
 from core.http.pagination import decode_cursor, encode_cursor
 from core.http.problems import to_fealty_error
-from core.errors import ValidationFailed
 from core.settings import Settings
 
 
