@@ -12,7 +12,7 @@ queue, by hand (``fealty billing close-periods``), twice in a row or in several 
   before its commit leaves a period that the next run closes without billing it again.
 
 A period is closed ``FEALTY_BILLING_CLOSE_DELAY_MINUTES`` after it ends, when every transaction that counted
-activity into it has long committed.
+activity into it has long committed. Without a Stripe key nothing is closed (usage keeps counting).
 """
 
 from __future__ import annotations
@@ -90,6 +90,10 @@ async def close_billing_periods(runtime: Runtime, now: datetime) -> CloseReport:
     """Close every usage period that ended at least the close delay before ``now``: bill the overage, set the
     per-block quantity, record what was billed. Safe to run any number of times, anywhere, at once."""
     report = CloseReport()
+    if stripe_gateway(runtime) is None:
+        # Billing is off (no Stripe key): leave every period open, so that a worker started without its key by
+        # mistake never closes as "not billable" what a correctly configured one would bill.
+        return report
     delay = timedelta(minutes=runtime.settings.billing_close_delay_minutes)
     period = last_closable_period(now, delay)
     if runtime.extras.get("billing.rows_ensured_for") != period:  # once per period and process is enough

@@ -115,7 +115,8 @@ def billing_warning(status: str, deadline: datetime | None) -> str | None:
 
 
 def rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """``2026-11-29T12:00:00Z`` (whole seconds, UTC)."""
+    return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 # --- usage periods ----------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import time_machine
 
-from core.billing.rules import BillingState
+from core.billing.rules import BillingState, rfc3339
 from core.billing.service import apply_billing_status, lock_tenant
 from core.clock import utcnow
 from core.db.engine import tenant_session
@@ -30,7 +30,7 @@ async def test_past_due_writes_work_and_every_response_warns(
     tenant = await make_tenant(billing_client)
     since = utcnow() - timedelta(days=1)
     await _set(billing_runtime, tenant, "past_due", since)
-    deadline = (since + timedelta(days=7)).isoformat().replace("+00:00", "Z")
+    deadline = rfc3339(since + timedelta(days=7))
     written = await tenant.post("/v1/members", json={"external_id": "m-1"})
     assert written.status_code == 201
     assert written.headers["fealty-billing-warning"].startswith(f"past_due; suspends at {deadline}")

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 
 from core.billing.periods import close_billing_periods
 from core.billing.rules import usage_key, usage_period
@@ -149,3 +150,21 @@ async def test_trials_and_tenants_without_a_subscription_are_not_billed(
     assert [p["status"] for p in (await billing(trial))["closed_periods"]] == ["waived"]
     assert [p["status"] for p in (await billing(free))["closed_periods"]] == ["not_billable"]
     assert _usage_items(localstripe, await customer_of(billing_client, trial)) == []
+
+
+async def test_the_worker_closes_periods_on_its_own_and_only_with_billing_on(
+    billing_client: AppClient, billing_runtime: Runtime, runtime: Runtime, localstripe: LocalStripe
+) -> None:
+    """``tick`` (``fealty worker`` and the worker inside ``fealty serve``) closes due periods; a worker without a
+    Stripe key (the ``runtime`` fixture's app) leaves them open for one that has it."""
+    from core.worker import tick
+
+    tenant, customer = await _overaged(billing_client, billing_runtime)
+    with time_machine.travel(after_this_period(), tick=True):
+        keyless = await tick(runtime)
+        assert keyless.closed_periods == 0
+        assert (await billing(tenant))["closed_periods"] == []
+        report = await tick(billing_runtime)
+    assert report.closed_periods >= 1 and not report.errors
+    assert [i["amount"] for i in _usage_items(localstripe, customer)] == [OVERAGE_MINOR]
+    assert [p["status"] for p in (await billing(tenant))["closed_periods"]] == ["billed"]

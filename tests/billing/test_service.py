@@ -149,7 +149,9 @@ async def test_the_whole_lifecycle(billing_live: BillingLive, localstripe: Local
     assert (await tenant.post("/v1/members", json={"external_id": "back"})).status_code == 201
 
 
-async def test_the_platform_starts_a_tenants_subscription_with_a_trial(billing_live: BillingLive) -> None:
+async def test_the_platform_starts_a_tenants_subscription_with_a_trial(
+    billing_live: BillingLive, localstripe: LocalStripe
+) -> None:
     http = billing_live.client
     plan = await make_plan(http)
     tenant = await make_tenant(http)
@@ -169,6 +171,12 @@ async def test_the_platform_starts_a_tenants_subscription_with_a_trial(billing_l
     assert twice.status_code == 409 and twice.json()["type"].endswith("/subscription-exists")
     seen = await http.get(f"/v1/platform/tenants/{tenant.id}/billing", headers=PLATFORM)
     assert seen.json()["status"] == "trialing" and (await billing(tenant))["status"] == "trialing"
+    # The operator's plan change goes through Stripe (the subscription moves to the new plan).
+    other = await make_plan(http, monthly_price="19.00")
+    moved = await http.patch(f"/v1/platform/tenants/{tenant.id}", json={"plan": other["code"]}, headers=PLATFORM)
+    assert moved.status_code == 200 and moved.json()["plan"] == other["code"]
+    stripe_plan = localstripe.get(f"/v1/subscriptions/{body['subscription']['id']}")["plan"]["id"]
+    assert stripe_plan == f"fealty-{other['code']}-gbp-1900"
     missing = await http.post(
         f"/v1/platform/tenants/{uuid.uuid4()}/subscription", json={"plan": plan["code"]}, headers=PLATFORM
     )
