@@ -106,7 +106,12 @@ def worker(once: bool) -> None:
         try:
             if once:
                 report = await tick(runtime)
-                click.echo(f"released={report.released} expired_points={report.expired_points}")
+                click.echo(
+                    f"released={report.released} expired_points={report.expired_points} "
+                    f"suspended_tenants={report.suspended_tenants} closed_periods={report.closed_periods}"
+                )
+                for error in report.errors:
+                    click.secho(f"failed: {error}", fg="red")
                 return
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()

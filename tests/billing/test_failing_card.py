@@ -7,9 +7,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import time_machine
+from sqlalchemy import select
 
+from core.billing.models import StripeEvent
 from core.billing.service import enforce_grace_periods
 from core.clock import utcnow
+from core.db.engine import tenant_session
 from tests.billing.support import (
     BillingLive,
     LocalStripe,
@@ -134,3 +137,45 @@ async def test_paying_with_the_same_declining_card_is_a_402_and_changes_nothing(
     refused = await tenant.post("/v1/billing/pay")
     assert refused.status_code == 402 and refused.json()["type"].endswith("/payment-failed")
     assert (await billing(tenant))["status"] == "past_due"
+
+
+async def test_paying_on_stripes_side_resumes_a_suspended_tenant_by_webhook_alone(
+    billing_live: BillingLive, localstripe: LocalStripe
+) -> None:
+    """The admin pays the open invoice on Stripe (a hosted invoice page, the dashboard): Fealty hears of it only
+    through invoice.payment_succeeded, and that is enough to resume the tenant."""
+    http = billing_live.client
+    plan = await make_plan(http)
+    tenant = await make_tenant(http)
+    state = await subscribe(tenant, plan, card="pm_card_chargeCustomerFail")
+
+    async def first_webhooks_applied() -> bool:  # so that only the payment's events are left to come
+        async with tenant_session(billing_live.runtime.sessionmaker, None, writes=False) as session:
+            found = await session.execute(
+                select(StripeEvent.id).where(
+                    StripeEvent.tenant_id == tenant.id, StripeEvent.type == "customer.subscription.created"
+                )
+            )
+            return found.first() is not None
+
+    await eventually(first_webhooks_applied, what="customer.subscription.created")
+    deadline = datetime.fromisoformat(state["grace_ends_at"])
+    with time_machine.travel(deadline + timedelta(minutes=1), tick=True):
+        await enforce_grace_periods(billing_live.runtime, utcnow())
+    assert (await billing(tenant))["status"] == "suspended"
+    assert (await tenant.post("/v1/members", json={"external_id": "blocked"})).status_code == 402
+
+    customer = await customer_of(http, tenant)
+    localstripe.set_default_card(customer, "pm_card_visa")
+    paid = localstripe.post(f"/v1/invoices/{state['invoices'][0]['id']}/pay").json()
+    assert paid["status"] == "paid"
+
+    async def resumed() -> dict | None:
+        current = await billing(tenant)
+        return current if current["status"] == "active" else None
+
+    current = await eventually(resumed, what="invoice.payment_succeeded to resume the tenant")
+    assert current["invoices"][0]["status"] == "paid"
+    resumption = [h for h in current["history"] if (h["old_status"], h["new_status"]) == ("suspended", "active")]
+    assert len(resumption) == 1 and resumption[0]["reason"].startswith("Stripe invoice.payment_succeeded")
+    assert (await tenant.post("/v1/members", json={"external_id": "welcome-back"})).status_code == 201
