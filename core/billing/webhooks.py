@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.stripe import WebhookEvent, parse_invoice, parse_subscription, verify_webhook
 from core.billing.models import StripeEvent
+from core.billing.rules import ENDED_SUBSCRIPTION_STATUSES
 from core.billing.service import (
     apply_subscription,
     lock_tenant,
@@ -114,6 +115,14 @@ async def _apply(
         if outcome == "applied":
             tenant.subscription_state_at = max(event.created, tenant.subscription_state_at or event.created)
             await session.flush()
+        elif subscription.status not in ENDED_SUBSCRIPTION_STATUSES:
+            # Made outside Fealty (the dashboard?): Fealty keeps to the tenant's own; someone should look.
+            log.warning(
+                "stripe_second_live_subscription",
+                tenant_id=str(tenant.id),
+                subscription=subscription.id,
+                current=tenant.stripe_subscription_id,
+            )
         return outcome, tenant
     invoice = parse_invoice(event.object)
     await upsert_invoice(session, tenant.id, invoice)
