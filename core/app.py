@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from core import __version__
+from core.billing.api import BillingController, PlatformBillingController, PlatformPlansController
 from core.campaigns.api import CampaignsController
 from core.db.migrate import upgrade_async
 from core.events.api import EventsController
@@ -53,6 +54,9 @@ CORE_ROUTES = [
     WebhookEndpointsController,
     WebhookDeliveriesController,
     WebhookEventTypesController,
+    BillingController,
+    PlatformPlansController,
+    PlatformBillingController,
 ]
 
 

@@ -1,14 +1,19 @@
-"""The ``fealty`` command: serve, worker, migrate, platform-key."""
+"""The ``fealty`` command: serve, worker, migrate, platform-key, billing."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from core.settings import get_settings
+
+if TYPE_CHECKING:
+    from core.runtime import Runtime
 
 
 @click.group()
@@ -115,6 +120,90 @@ def worker(once: bool) -> None:
             await runtime.close()
 
     asyncio.run(run())
+
+
+@main.group()
+def billing() -> None:
+    """Billing through Stripe: plans, their synchronisation, closing usage periods."""
+
+
+def _run_with_runtime(work: Callable[[Runtime], Awaitable[None]]) -> None:
+    from core.logging import configure_logging
+    from core.plugins import PluginManager
+    from core.runtime import Runtime
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    async def run() -> None:
+        runtime = Runtime.create(settings, PluginManager())
+        try:
+            await work(runtime)
+        finally:
+            await runtime.close()
+
+    asyncio.run(run())
+
+
+@billing.command("plans")
+def billing_plans() -> None:
+    """List the plans (define them with POST /v1/platform/plans)."""
+    from core.billing.plans import list_plans
+    from core.db.engine import tenant_session
+
+    async def work(runtime: Runtime) -> None:
+        async with tenant_session(runtime.sessionmaker, None, writes=False) as session:
+            found = await list_plans(session)
+        if not found:
+            click.echo("No plans yet: define them with POST /v1/platform/plans.")
+        for plan in found:
+            price = f"{plan.monthly_price.normalize():f} {plan.currency}"
+            per = f" per {plan.block_size} active members" if plan.pricing == "per_block" else ""
+            state = "" if plan.active else " (not offered)"
+            click.echo(f"{plan.code}: {plan.name}, {price}/month{per}, Stripe plan {plan.stripe_plan_id or '-'}{state}")
+
+    _run_with_runtime(work)
+
+
+@billing.command("sync-plans")
+def billing_sync_plans() -> None:
+    """Create or update every offered plan's Stripe product and plan (idempotent: run it as often as you like)."""
+    from core.billing.plans import sync_plans
+    from core.billing.service import stripe_gateway
+    from core.clock import utcnow
+    from core.db.engine import tenant_session
+
+    async def work(runtime: Runtime) -> None:
+        gateway = stripe_gateway(runtime)
+        if gateway is None:
+            raise click.UsageError("Billing is disabled: set FEALTY_STRIPE_API_KEY (and FEALTY_STRIPE_API_BASE).")
+        async with tenant_session(runtime.sessionmaker, None) as session:
+            results = await sync_plans(session, gateway, utcnow())
+        if not results:
+            click.echo("No plans to synchronise.")
+        for r in results:
+            archived = f", archived {r.archived}" if r.archived else ""
+            click.echo(
+                f"{r.code}: product {r.stripe_product_id} {r.product}, plan {r.stripe_plan_id} {r.plan}{archived}"
+            )
+
+    _run_with_runtime(work)
+
+
+@billing.command("close-periods")
+def billing_close_periods() -> None:
+    """Close the usage periods that are due and bill their overage (the worker does this by itself; idempotent)."""
+    from core.billing.periods import close_billing_periods
+    from core.clock import utcnow
+
+    async def work(runtime: Runtime) -> None:
+        report = await close_billing_periods(runtime, utcnow())
+        amounts = ", ".join(f"{amount} {currency}" for currency, amount in report.amounts.items()) or "nothing"
+        click.echo(f"closed={report.closed} billed={report.billed} ({amounts})")
+        for error in report.errors:
+            click.secho(f"failed: {error}", fg="red")
+
+    _run_with_runtime(work)
 
 
 if __name__ == "__main__":

@@ -147,6 +147,35 @@ class TenantSuspended(FealtyError):
     title = "The tenant's account is suspended"
 
 
+class SubscriptionEnded(FealtyError):
+    status = 402
+    slug = "subscription-ended"
+    title = "The tenant's subscription has ended"
+
+
+class PaymentFailed(FealtyError):
+    status = 402
+    slug = "payment-failed"
+    title = "The payment was declined"
+
+
+class PlanLimitReached(FealtyError):
+    status = 403
+    slug = "plan-limit-reached"
+    title = "The tenant's plan does not allow more"
+
+
+class BillingDisabled(Conflict):
+    slug = "billing-disabled"
+    title = "Billing is not configured on this deployment"
+
+
+class InvalidWebhookSignature(FealtyError):
+    status = 400
+    slug = "invalid-webhook-signature"
+    title = "The webhook signature is missing or does not verify"
+
+
 class TenantDisabled(FealtyError):
     status = 403
     slug = "tenant-disabled"
@@ -179,6 +208,17 @@ def invalid(message: str, prefix: str = "") -> ValidationFailed:
     named = head.split("field `", 1)[1].split("`", 1)[0] if "field `" in head else ""
     field = ".".join(p for p in (prefix, path, named) if p).replace(".[", "[")
     return ValidationFailed(f"{field}: {head}" if field else head, field=field or None)
+
+
+class BillingUnavailable(ServiceUnavailable):
+    slug = "billing-unavailable"
+    title = "The payment provider is unavailable"
+
+
+class BillingProviderError(FealtyError):
+    status = 502
+    slug = "billing-provider-error"
+    title = "The payment provider refused the request"
 
 
 class MissingTenantContext(RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -29,6 +30,8 @@ class Runtime:
     configs: ConfigCache = field(default_factory=ConfigCache)
     extras: dict[str, Any] = field(default_factory=dict)
     _last_wake: dict[uuid.UUID, float] = field(default_factory=dict)
+    #: Called (newest first) when the runtime closes: clients that hold connections, e.g. the Stripe gateway.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
     def create(cls, settings: Settings, plugins: PluginManager) -> Runtime:
@@ -74,4 +77,7 @@ class Runtime:
                 )
 
     async def close(self) -> None:
+        for closer in reversed(self.closers):
+            await closer()
+        self.closers.clear()
         await self.engine.dispose()

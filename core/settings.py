@@ -85,10 +85,18 @@ class Settings:
     webhook_allow_loopback: bool = True
 
     #: Stripe: secret key, API base (point at localstripe in tests), webhook signing secret.
+    #: Stripe: secret key (empty: billing disabled), API base (point at localstripe in tests and local runs),
+    #: webhook signing secret, network retries and timeout of each Stripe call.
     stripe_api_key: str = ""
     stripe_api_base: str = ""
     stripe_webhook_secret: str = ""
+    stripe_max_network_retries: int = 2
+    stripe_timeout_seconds: float = 15.0
+    #: Days a past-due tenant keeps writing before it is suspended.
     billing_grace_days: int = 7
+    #: Minutes after a usage period (a calendar month, UTC) ends before the worker closes and bills it, so that
+    #: every transaction that counted into it has committed.
+    billing_close_delay_minutes: int = 60
 
     #: AWS (S3, SES, SNS) endpoint override, for moto in tests or local runs.
     aws_endpoint_url: str = ""
@@ -109,6 +117,11 @@ class Settings:
     @property
     def is_postgres(self) -> bool:
         return self.database_url.startswith("postgresql")
+
+    @property
+    def billing_enabled(self) -> bool:
+        """Billing runs only with a Stripe key; without one, tenants are never billed and Stripe is never called."""
+        return bool(self.stripe_api_key)
 
     @property
     def owner_database_url(self) -> str:

@@ -41,7 +41,12 @@ jobs_table = table_of(Job)
 tenants = table_of(Tenant)
 DONE_JOBS_KEPT = timedelta(days=1)
 #: Feature modules with a ``register(registry, runtime)`` adding their job kinds.
-FEATURE_JOB_MODULES: tuple[str, ...] = ("core.tiers.jobs", "core.rewards.jobs", "core.webhooks.jobs")
+FEATURE_JOB_MODULES: tuple[str, ...] = (
+    "core.tiers.jobs",
+    "core.rewards.jobs",
+    "core.webhooks.jobs",
+    "core.billing.jobs",
+)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.billing.models import ActiveMember, BillingEvent, BillingInvoice, BillingUsage, Plan, StripeEvent
 from core.campaigns.models import Campaign
 from core.db.base import Base
 from core.events.models import Event
@@ -20,8 +21,12 @@ from core.tiers.models import Tier, TierChange
 from core.webhooks.models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 
 __all__ = [
+    "ActiveMember",
     "ApiKey",
     "Base",
+    "BillingEvent",
+    "BillingInvoice",
+    "BillingUsage",
     "Campaign",
     "ConsentChange",
     "EarningRule",
@@ -35,6 +40,7 @@ __all__ = [
     "MemberConsent",
     "MemberMetric",
     "OutboxEvent",
+    "Plan",
     "PlatformCredential",
     "PlatformIdempotencyRecord",
     "PointBalance",
@@ -42,6 +48,7 @@ __all__ = [
     "Redemption",
     "Reward",
     "Segment",
+    "StripeEvent",
     "Tenant",
     "Tier",
     "TierChange",

@@ -2,7 +2,8 @@
 
 A tenant key names its tenant, so the tenant context (and PostgreSQL's ``app.tenant_id``) is set before the key is
 looked up: the lookup itself runs under row-level security, and the same query returns the tenant's status and
-program settings, so a request costs one round trip for authentication and configuration together.
+program settings, so a request costs one round trip for authentication and configuration together. It also brings
+the tenant's billing standing (status, start of a delinquency) and its plan's limits.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.billing.models import Plan
 from core.db.base import table_of
 from core.errors import AuthenticationRequired
 from core.program.models import Program
@@ -27,6 +29,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 api_keys = table_of(ApiKey)
 tenants = table_of(Tenant)
 programs = table_of(Program)
+plans = table_of(Plan)
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,12 @@ class Principal:
     scopes: frozenset[str] = field(default_factory=frozenset)
     tenant_status: str | None = None
     billing_status: str | None = None
+    #: When the tenant's current delinquency began (the grace period runs from here).
+    past_due_since: datetime | None = None
     plan_code: str | None = None
+    #: The plan's limits (None: no limit of the plan's own).
+    plan_rate_limit: float | None = None
+    plan_max_members: int | None = None
     program: ProgramSettings | None = None
     #: The key's last use was recorded long enough ago to record again (after the request).
     touch_last_used: bool = False
@@ -64,7 +72,10 @@ _AUTH_QUERY = select(
     api_keys.c.last_used_at,
     tenants.c.status.label("tenant_status"),
     tenants.c.billing_status,
+    tenants.c.past_due_since,
     tenants.c.plan_code,
+    plans.c.rate_limit_per_second.label("plan_rate_limit"),
+    plans.c.max_members.label("plan_max_members"),
     programs.c.timezone,
     programs.c.currency,
     programs.c.country,
@@ -76,9 +87,9 @@ _AUTH_QUERY = select(
     programs.c.config_version,
     programs.c.options,
 ).select_from(
-    api_keys.join(tenants, tenants.c.id == api_keys.c.tenant_id).join(
-        programs, programs.c.tenant_id == api_keys.c.tenant_id
-    )
+    api_keys.join(tenants, tenants.c.id == api_keys.c.tenant_id)
+    .join(programs, programs.c.tenant_id == api_keys.c.tenant_id)
+    .outerjoin(plans, plans.c.code == tenants.c.plan_code)
 )
 
 
@@ -109,7 +120,10 @@ async def authenticate_tenant_key(session: AsyncSession, parsed: ParsedTenantKey
         scopes=frozenset(row.scopes),
         tenant_status=row.tenant_status,
         billing_status=row.billing_status,
+        past_due_since=row.past_due_since,
         plan_code=row.plan_code,
+        plan_rate_limit=float(row.plan_rate_limit) if row.plan_rate_limit is not None else None,
+        plan_max_members=row.plan_max_members,
         program=ProgramSettings.from_mapping(m),
         touch_last_used=row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION,
     )

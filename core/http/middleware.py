@@ -9,13 +9,17 @@ change is durable, and any 4xx/5xx leaves nothing half-written. Route handlers d
 * ``scope``: the API key scope required (``admin`` grants all; ``x:write`` grants ``x:read``);
 * ``idempotency_redact``: response fields never stored for replay (secrets shown once);
 * ``allowed_when_suspended``: writes a billing-suspended tenant may still make (billing endpoints).
+
+A tenant not in good standing with billing hears about it on every response: ``Fealty-Billing-Warning`` says it is
+past due and when it will be suspended (or that it is suspended, or its subscription has ended), and once suspended
+its writes are refused with a 402 problem that says how to resume.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
@@ -23,6 +27,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from core.billing import rules as billing_rules
 from core.clock import utcnow
 from core.db.engine import set_write_intent
 from core.db.tenancy import set_current_tenant
@@ -33,6 +38,7 @@ from core.errors import (
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    SubscriptionEnded,
     TenantDisabled,
     TenantSuspended,
 )
@@ -48,6 +54,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STATE_SESSION = "fealty.session"
 STATE_PRINCIPAL = "fealty.principal"
 STATE_AFTER_COMMIT = "fealty.after_commit"
+BILLING_WARNING_HEADER = b"fealty-billing-warning"
 
 log = structlog.get_logger("fealty.http")
 
@@ -133,14 +140,18 @@ class ApiMiddleware(ASGIMiddleware):
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status_holder = {"status": 500}
+        #: Headers every response to this request carries, whatever its status (the billing warning).
+        extra_headers: list[tuple[bytes, bytes]] = []
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                if extra_headers:
+                    message = {**message, "headers": [*message.get("headers", []), *extra_headers]}
             await send(cast(Any, _with_request_id(message, request_id)))
 
         try:
-            await self._handle(scope, receive, cast(Send, send_with_id), next_app, request_id)
+            await self._handle(scope, receive, cast(Send, send_with_id), next_app, request_id, extra_headers)
         except FealtyError as error:
             for message in problem_messages(error, instance=scope["path"]):
                 await send_with_id(message)
@@ -153,7 +164,15 @@ class ApiMiddleware(ASGIMiddleware):
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp, request_id: str) -> None:
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        next_app: ASGIApp,
+        request_id: str,
+        extra_headers: list[tuple[bytes, bytes]],
+    ) -> None:
         runtime = self.runtime
         settings = runtime.settings
         opt = scope["route_handler"].opt
@@ -178,7 +197,7 @@ class ApiMiddleware(ASGIMiddleware):
                     if parsed_key is not None:
                         principal = await authenticate_tenant_key(session, parsed_key, now)
                         structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))
-                        self._admit(principal, opt, writes)
+                        self._admit(principal, opt, writes, now, extra_headers)
                     state[STATE_PRINCIPAL] = principal
                     tenant_scope = principal.tenant_id if principal.kind == "tenant" else None
                     if idempotency_key is not None and principal.kind != "anonymous":
@@ -246,7 +265,14 @@ class ApiMiddleware(ASGIMiddleware):
             raise AuthenticationRequired("The API key is not valid.")
         return ANONYMOUS, parsed
 
-    def _admit(self, principal: Principal, opt: dict[str, Any], writes: bool) -> None:
+    def _admit(
+        self,
+        principal: Principal,
+        opt: dict[str, Any],
+        writes: bool,
+        now: datetime,
+        extra_headers: list[tuple[bytes, bytes]],
+    ) -> None:
         plugin = opt.get("plugin")
         if plugin is not None and (principal.program is None or plugin not in principal.program.enabled_plugins):
             # A plugin's routes do not exist for tenants that have not enabled it.
@@ -256,13 +282,29 @@ class ApiMiddleware(ASGIMiddleware):
         required = opt.get("scope", "admin")
         if not scope_allows(principal.scopes, required):
             raise PermissionDenied(f"This API key lacks the '{required}' scope.", required_scope=required)
-        if writes and principal.billing_status == "suspended" and not opt.get("allowed_when_suspended"):
+        settings = self.runtime.settings
+        grace = timedelta(days=settings.billing_grace_days)
+        billing = billing_rules.effective_status(
+            principal.billing_status or "none", principal.past_due_since, now, grace
+        )
+        deadline = billing_rules.grace_ends_at(principal.past_due_since, grace) if billing == "past_due" else None
+        warning = billing_rules.billing_warning(billing, deadline)
+        if warning:
+            extra_headers.append((BILLING_WARNING_HEADER, warning.encode()))
+        if writes and billing in billing_rules.WRITES_REFUSED and not opt.get("allowed_when_suspended"):
+            if billing == "canceled":
+                raise SubscriptionEnded(
+                    "Writes are refused because the subscription has ended. Reads, exports and billing keep working; "
+                    "start a subscription (POST /v1/billing/subscription) to resume. Nothing was deleted.",
+                )
             raise TenantSuspended(
                 "Writes are suspended because the subscription is unpaid. Reads, exports and billing keep working; "
-                "pay the open invoice (GET /v1/billing) or attach a new payment method to resume at once.",
+                "pay the open invoice (POST /v1/billing/pay) or attach a new payment method "
+                "(POST /v1/billing/payment-method) to resume at once. Nothing was deleted.",
             )
         assert principal.tenant_id is not None
-        wait = self.runtime.rate_limits.take(principal.tenant_id, self.runtime.settings.rate_limit_per_second)
+        rate = principal.plan_rate_limit if principal.plan_rate_limit is not None else settings.rate_limit_per_second
+        wait = self.runtime.rate_limits.take(principal.tenant_id, rate)
         if wait:
             raise RateLimited(f"Slow down: retry in {wait:.3f} s.", headers={"Retry-After": str(max(1, round(wait)))})
 

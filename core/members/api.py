@@ -13,6 +13,7 @@ from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import select
 
 from core import validation
+from core.billing.limits import check_member_limit
 from core.clock import utcnow
 from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
@@ -186,8 +187,10 @@ class MembersController(Controller):
         runtime: CurrentRuntime,
         data: JSONBody[MemberCreate],
     ) -> MemberOut:
-        """Enrol a member. ``external_id`` (and ``card``) are unique within the tenant."""
+        """Enrol a member. ``external_id`` (and ``card``) are unique within the tenant; the plan may cap the number
+        of members (403 ``plan-limit-reached``)."""
         assert principal.tenant_id is not None
+        await check_member_limit(db, principal)
         now = utcnow()
         fields = service.normalise(
             {name: getattr(data, name) for name in PERSONAL_FIELDS if name != "external_id"}, program, now.date()

@@ -14,6 +14,9 @@ from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import select
 
 from core import validation
+from core.billing import service as billing
+from core.billing.rules import usage_period
+from core.billing.usage import Usage, usage_of, usage_of_tenants
 from core.clock import utcnow
 from core.errors import NotFound, ValidationFailed
 from core.http.deps import CurrentPrincipal, CurrentRuntime, Db
@@ -45,6 +48,15 @@ class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
     plan: str | UnsetType | None = UNSET
 
 
+class TenantUsageOut(msgspec.Struct):
+    """Usage in the current period (a calendar month, UTC)."""
+
+    period_start: datetime
+    period_end: datetime
+    active_members: int
+    events: int
+
+
 class TenantOut(msgspec.Struct):
     id: uuid.UUID
     name: str
@@ -53,9 +65,14 @@ class TenantOut(msgspec.Struct):
     plan: str | None
     billing_status: str
     created_at: datetime
+    stripe_customer_id: str | None = None
+    #: Stripe's status of the tenant's subscription.
+    subscription_status: str | None = None
+    current_period_end: datetime | None = None
+    usage: TenantUsageOut | None = None
 
     @classmethod
-    def of(cls, tenant: Tenant) -> TenantOut:
+    def of(cls, tenant: Tenant, usage: Usage | None = None) -> TenantOut:
         return cls(
             tenant.id,
             tenant.name,
@@ -64,6 +81,10 @@ class TenantOut(msgspec.Struct):
             tenant.plan_code,
             tenant.billing_status,
             tenant.created_at,
+            tenant.stripe_customer_id,
+            tenant.subscription_status,
+            tenant.current_period_end,
+            TenantUsageOut(usage.period_start, usage.period_end, usage.active_members, usage.events) if usage else None,
         )
 
 
@@ -125,6 +146,11 @@ class PlatformTenantsController(Controller):
         timezone = validation.time_zone(data.timezone)
         currency = validation.currency(data.currency)
         country = validation.country(data.country) if data.country else None
+        unknown = sorted(set(data.plugins) - set(runtime.plugins.available()))
+        if unknown:  # checked before Stripe is called, so a bad request never reaches Stripe
+            raise ValidationFailed(
+                f"Unknown plugin(s) {unknown}; installed: {sorted(runtime.plugins.available())}.", field="plugins"
+            )
         tenant, issued = await service.create_tenant(
             db,
             name=data.name,
@@ -133,6 +159,7 @@ class PlatformTenantsController(Controller):
             currency=currency,
             country=country,
             plan_code=data.plan,
+            stripe=billing.stripe_gateway(runtime),
         )
         if data.plugins:
             await set_enabled_plugins(db, runtime, data.plugins)
@@ -146,7 +173,7 @@ class PlatformTenantsController(Controller):
         limit: FromQuery[int] = 50,
         status: FromQuery[Literal["active", "suspended"] | None] = None,
     ) -> Page[TenantOut]:
-        """Every tenant with its status and plan, oldest first."""
+        """Every tenant with its status, plan, billing standing and usage this period, oldest first."""
         check_limit(limit)
         query = select(Tenant).order_by(Tenant.id).limit(limit + 1)
         if cursor:
@@ -155,22 +182,34 @@ class PlatformTenantsController(Controller):
             query = query.where(Tenant.status == status)
         rows = (await db.execute(query)).scalars().all()
         items, next_cursor = page_of(rows, limit, lambda t: encode_cursor(t.id))
-        return Page([TenantOut.of(t) for t in items], next_cursor)
+        usage = await usage_of_tenants(db, [t.id for t in items], utcnow())
+        return Page([TenantOut.of(t, usage.get(t.id) or Usage(*usage_period(utcnow()))) for t in items], next_cursor)
 
     @get("/{tenant_id:uuid}", operation_id="getTenant")
     async def get_tenant(self, db: Db, tenant_id: FromPath[uuid.UUID]) -> TenantOut:
-        return TenantOut.of(await _tenant(db, tenant_id))
+        return TenantOut.of(await _tenant(db, tenant_id), await usage_of(db, tenant_id, utcnow()))
 
     @patch("/{tenant_id:uuid}", operation_id="updateTenant")
-    async def update_tenant(self, db: Db, tenant_id: FromPath[uuid.UUID], data: JSONBody[TenantUpdate]) -> TenantOut:
-        """Rename, suspend or resume (a suspended tenant's every call is refused; nothing is deleted), change plan."""
+    async def update_tenant(
+        self, db: Db, runtime: CurrentRuntime, tenant_id: FromPath[uuid.UUID], data: JSONBody[TenantUpdate]
+    ) -> TenantOut:
+        """Rename, suspend or resume (a suspended tenant's every call is refused; nothing is deleted), change plan
+        (through Stripe, prorated, when the tenant has a subscription)."""
         tenant = await _tenant(db, tenant_id)
+        if (
+            data.plan is not UNSET
+            and data.plan
+            and billing.has_live_subscription(tenant)
+            and runtime.settings.billing_enabled
+        ):
+            await billing.change_subscription(db, runtime, tenant_id, plan_code=data.plan, now=utcnow())
+            tenant = await _tenant(db, tenant_id)
+        elif data.plan is not UNSET:
+            tenant.plan_code = data.plan
         if data.name is not UNSET:
             tenant.name = data.name
         if data.status is not UNSET:
             tenant.status = data.status
-        if data.plan is not UNSET:
-            tenant.plan_code = data.plan
         tenant.updated_at = utcnow()
         await db.flush()
         return TenantOut.of(tenant)

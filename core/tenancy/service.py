@@ -9,6 +9,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.adapters.stripe import StripeGateway
+from core.billing.customers import ensure_customer
 from core.clock import utcnow
 from core.db.engine import tenant_session
 from core.db.tenancy import apply_database_tenant, set_current_tenant
@@ -41,8 +43,15 @@ async def create_tenant(
     currency: str,
     country: str | None = None,
     plan_code: str | None = None,
+    stripe: StripeGateway | None = None,
 ) -> tuple[Tenant, IssuedKey]:
-    """A tenant, its program settings and its first admin key (the only time the secret is visible)."""
+    """A tenant, its program settings and its first admin key (the only time the secret is visible).
+
+    With billing enabled (``stripe`` given) the tenant's Stripe customer is created last, in the same transaction:
+    when Stripe cannot be reached this raises ``BillingUnavailable`` and the caller's transaction rolls back, so a
+    tenant never exists without its customer, and any retry (same slug and name) gets the same customer back
+    (see :mod:`core.billing.customers`).
+    """
     if (await session.execute(select(Tenant.id).where(Tenant.slug == slug))).first() is not None:
         raise AlreadyExists(f"A tenant with slug '{slug}' already exists.", field="slug")
     tenant = Tenant(id=new_id(), name=name, slug=slug, status="active", plan_code=plan_code, billing_status="none")
@@ -51,6 +60,8 @@ async def create_tenant(
     await enter_tenant(session, tenant.id)
     session.add(Program(tenant_id=tenant.id, timezone=timezone, currency=currency, country=country))
     issued = await issue_api_key(session, tenant.id, name="admin (created with the tenant)", scopes=["admin"])
+    if stripe is not None:
+        await ensure_customer(session, stripe, tenant)
     return tenant, issued
 
 
