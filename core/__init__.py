@@ -56,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "utcnow": "core.clock",
     "new_id": "core.ids",
     "emit": "core.outbox.service",
+    "request_care": "core.care.service",
     "approve_held": "core.events.api",
     "reject_held": "core.events.api",
     "get_member": "core.members.service",
@@ -80,6 +81,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from core.care.service import request_care
     from core.clock import utcnow
     from core.db import rls
     from core.db.base import Base, TenantScoped, id_column, table_of

@@ -14,6 +14,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from core import __version__
 from core.billing.api import BillingController, PlatformBillingController, PlatformPlansController
 from core.campaigns.api import CampaignsController
+from core.care.api import CareRequestsController
 from core.db.migrate import upgrade_async
 from core.events.api import EventsController
 from core.http.deps import DEPENDENCIES
@@ -48,6 +49,7 @@ CORE_ROUTES = [
     MemberTierController,
     SegmentsController,
     CampaignsController,
+    CareRequestsController,
     RewardsController,
     RedemptionsController,
     MemberRewardsController,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.billing.models import ActiveMember, BillingEvent, BillingInvoice, BillingUsage, Plan, StripeEvent
 from core.campaigns.models import Campaign
+from core.care.models import CareRequest
 from core.db.base import Base
 from core.events.models import Event
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
@@ -28,6 +29,7 @@ __all__ = [
     "BillingInvoice",
     "BillingUsage",
     "Campaign",
+    "CareRequest",
     "ConsentChange",
     "EarningRule",
     "Event",
