@@ -57,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "new_id": "core.ids",
     "emit": "core.outbox.service",
     "request_care": "core.care.service",
+    "assign_tier": "core.tiers.service",
     "approve_held": "core.events.api",
     "reject_held": "core.events.api",
     "get_member": "core.members.service",
@@ -113,3 +114,4 @@ if TYPE_CHECKING:
         TierChange,
     )
     from core.plugins import hookimpl
+    from core.tiers.service import assign_tier

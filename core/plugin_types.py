@@ -105,6 +105,10 @@ class EventContext:
     simulate: bool = False
     #: The same member's earlier events in this batch (not yet stored when the hooks run).
     earlier: tuple[EventView, ...] = ()
+    #: ``await ctx.reverse_event(event_id, fraction, reason)`` takes back (a share of) what an earlier event of the
+    #: same member earned, in this transaction (a cancelled stay, a failed payment). Returns the points removed.
+    #: Available from ``fealty_event_processed``; None when simulating.
+    reverse_event: Callable[[str, Decimal, str], Awaitable[int]] | None = None
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -633,10 +633,32 @@ async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemRes
                 )
     await emit_many(session, ctx.tenant_id, [ev for i in items for ev in _domain_events(ctx, i)], now)
     for item in items:
-        assert item.context is not None
+        assert item.context is not None and item.member is not None
         awards = _all_awards(item, now)
-        await ctx.hooks.event_processed(item.context, item.status, awards, item.credits)
+        context = replace(item.context, reverse_event=_reverser(ctx, item.member.id))
+        await ctx.hooks.event_processed(context, item.status, awards, item.credits)
     return items
+
+
+def _reverser(ctx: PipelineContext, member_id: uuid.UUID) -> Callable[[str, Decimal, str], Awaitable[int]]:
+    """What a plugin's ``ctx.reverse_event`` does: reverse one of this member's earlier events, by its event_id."""
+
+    async def reverse_event(event_id: str, fraction: Decimal, reason: str) -> int:
+        row = (
+            await ctx.session.execute(
+                select(events_table).where(
+                    events_table.c.tenant_id == ctx.tenant_id, events_table.c.event_id == event_id
+                )
+            )
+        ).first()
+        if row is None or row.member_id != member_id:
+            raise NotFound("No event of this member has that event_id.", field="event_id")
+        if row.status != "awarded" or row.reversed_fraction >= 1:
+            return 0
+        result = await reverse(ctx, row, min(Decimal(fraction), Decimal(1) - row.reversed_fraction), reason=reason)
+        return result.points_removed
+
+    return reverse_event
 
 
 def _metric_rows(item: _Item) -> dict[str, Decimal]:

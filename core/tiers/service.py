@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -156,3 +157,42 @@ async def apply_moves(
                 ),
                 session,
             )
+
+
+async def assign_tier(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    member_id: uuid.UUID,
+    tier_code: str,
+    *,
+    until: datetime | None,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Put a member in a tier now, as a floor until ``until`` (a status match, a welcome level for new members).
+
+    For plugins and admins alike; the member moves on normally once the floor ends.
+    """
+    from core.errors import ValidationFailed
+    from core.program.config import load_config
+    from core.program.models import Program
+
+    version = (await session.execute(select(Program.config_version))).scalar_one()
+    config = await load_config(session, version)
+    target = config.tiers_by_code.get(tier_code)
+    if target is None:
+        raise ValidationFailed(f"Unknown tier '{tier_code}'.", field="tier")
+    member = (await session.execute(select(Member).where(Member.id == member_id).with_for_update())).scalar_one()
+    current = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
+    valid = until or rules.valid_until(target, now, ZoneInfo("UTC"))
+    reason_kind = "upgrade" if current is None or target.rank > current.rank else "downgrade"
+    move = rules.Move(target, valid, reason_kind)  # type: ignore[arg-type]
+    await apply_moves(
+        session,
+        tenant_id,
+        [PlannedMove(member.id, member.external_id, current, move)],
+        now,
+        reason_prefix=f"{reason[:20]}:" if reason else "",
+    )
+    member.tier_floor_id, member.tier_floor_until = target.id, until  # type: ignore[assignment]
+    await session.flush()

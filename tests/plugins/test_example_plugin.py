@@ -226,3 +226,40 @@ def test_plugin_names_are_plain(tmp_path) -> None:
     with pytest.raises(ValueError):
         PluginManager().register(PluginInfo("Bad Name", "x", "0", object()))
     assert uuid
+
+
+async def test_a_plugin_can_reverse_an_earlier_event_from_its_hook(example_tenant: TenantHandle) -> None:
+    member = await example_tenant.enrol("m-r")
+    await example_tenant.post("/v1/events", json=visit("first", "m-r"))
+    assert (await example_tenant.balance(member["id"]))["available"] == 40
+    cancel = await example_tenant.post("/v1/events", json=visit("cancel-first", "m-r", site="cancel:first"))
+    assert cancel.status_code == 201
+    assert ("cancel-first", 40) in calls("reversed_by_plugin")
+    # The cancellation message itself earns its visit bonus; the first visit's 40 are gone.
+    assert (await example_tenant.balance(member["id"]))["available"] == 40
+    first = (await example_tenant.get("/v1/events", params={"event_id": "first"})).json()["items"][0]
+    assert first["reversed_points"] == 40
+
+
+async def test_assign_tier_sets_a_floor(example_tenant: TenantHandle, runtime) -> None:
+    import uuid
+    from datetime import timedelta
+
+    from core import assign_tier, utcnow
+    from core.db.engine import tenant_session
+
+    await example_tenant.post("/v1/tiers", json={"code": "base", "name": "Base", "rank": 0})
+    await example_tenant.post("/v1/tiers", json={"code": "gold", "name": "Gold", "rank": 1})
+    member = await example_tenant.enrol("m-gold")
+    async with tenant_session(runtime.sessionmaker, example_tenant.id) as session:
+        await assign_tier(
+            session,
+            example_tenant.id,
+            uuid.UUID(member["id"]),
+            "gold",
+            until=utcnow() + timedelta(days=180),
+            reason="welcome",
+            now=utcnow(),
+        )
+    state = (await example_tenant.get(f"/v1/members/{member['id']}/tier")).json()
+    assert state["tier"]["code"] == "gold" and state["floor"]["code"] == "gold"

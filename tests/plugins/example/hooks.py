@@ -102,8 +102,15 @@ def fealty_qualifying_credits(ctx: EventContext, awards: list[Award]) -> dict[st
 
 
 @hookimpl
-def fealty_event_processed(ctx: EventContext, status: str, awards: list[Award], credits: dict[str, Decimal]) -> None:
+async def fealty_event_processed(
+    ctx: EventContext, status: str, awards: list[Award], credits: dict[str, Decimal]
+) -> None:
     CALLS.append(("event_processed", (ctx.tenant.id, ctx.event.event_id, status, sum(a.points for a in awards))))
+    site = getattr(ctx.event.attributes, "site", "")
+    if site.startswith("cancel:") and ctx.reverse_event is not None:
+        # A cancellation message: take back what the earlier visit earned, in this same transaction.
+        removed = await ctx.reverse_event(site.removeprefix("cancel:"), Decimal(1), "visit cancelled")
+        CALLS.append(("reversed_by_plugin", (ctx.event.event_id, removed)))
 
 
 @hookimpl
