@@ -273,10 +273,13 @@ def run_wrk(
 async def sql_baseline(tenant_id: uuid.UUID, members: int, seconds: int, concurrency: int) -> dict[str, Any]:
     """The writes of one event as hand-written SQL on asyncpg, as the app role under row-level security: the event
     row, the balance update, the ledger entry, the lot, the metric upserts, in one transaction each."""
+    # Member ids are read as the owner: the app role sees nothing without a tenant set (row-level security).
+    owner = await asyncpg.connect(db_url())
+    ids = [r["id"] for r in await owner.fetch("SELECT id FROM members WHERE tenant_id = $1 LIMIT 20000", tenant_id)]
+    await owner.close()
     pool = await asyncpg.create_pool(
         db_url(), min_size=concurrency, max_size=concurrency, server_settings={"role": "fealty_app", "jit": "off"}
     )
-    ids = [r["id"] for r in await pool.fetch("SELECT id FROM members WHERE tenant_id = $1 LIMIT 20000", tenant_id)]
     deadline = time.monotonic() + seconds
     latencies: list[float] = []
     prefix = uuid.uuid4().hex[:8]
@@ -319,12 +322,14 @@ async def sql_baseline(tenant_id: uuid.UUID, members: int, seconds: int, concurr
                 started = time.perf_counter()
                 async with conn.transaction():
                     await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
-                    event_uuid = await insert_event.fetchval(f"sql-{prefix}-{counter}", member, points / 10, points)
+                    event_uuid = await insert_event.fetchval(
+                        tenant_id, f"sql-{prefix}-{counter}", member, points / 10, points
+                    )
                     await update_balance.fetchval(tenant_id, member, points)
                     entry = uuid.uuid4()
-                    await insert_entry.execute(tenant_id, entry, member, points, str(event_uuid))
-                    await insert_lot.execute(tenant_id, entry, member, points)
-                    await upsert_metric.execute(
+                    await insert_entry.fetchval(tenant_id, entry, member, points, str(event_uuid))
+                    await insert_lot.fetchval(tenant_id, entry, member, points)
+                    await upsert_metric.fetchval(
                         tenant_id, member, ["points", "spend", "events"], [points, points / 10, 1]
                     )
                 latencies.append((time.perf_counter() - started) * 1000)

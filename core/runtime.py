@@ -39,7 +39,7 @@ class Runtime:
         return cls(
             settings=settings,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=create_sessionmaker(engine, strict=settings.strict_tenant_checks),
             plugins=plugins,
             platform_key_hash=hash_key(settings.platform_key) if settings.platform_key else None,
         )

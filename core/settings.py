@@ -37,6 +37,9 @@ class Settings:
     database_pool_size: int = 10
     database_max_overflow: int = 10
     database_echo: bool = False
+    #: Refuse any Core statement on a tenant table without a tenant_id criterion. Default: on for SQLite; off for
+    #: PostgreSQL, where row-level security enforces it (the test suite turns it on for both).
+    strict_tenant_checks: bool | None = None
 
     #: The platform operator key. When unset, ``fealty serve`` generates one on first start and prints it once.
     platform_key: str = ""

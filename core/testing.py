@@ -143,6 +143,7 @@ def settings_for_tests(database_url: str, **overrides: Any) -> Settings:
         "migrate_on_start": False,
         "log_level": "WARNING",
         "rate_limit_per_second": 0.0,
+        "strict_tenant_checks": True,
         "database_pool_size": 20,
         "database_max_overflow": 40,
     }

@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from typing import Any
 
+import msgspec
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from core.db.tenancy import TenantSession, tenant_context
+from core.db.tenancy import STRICT_KEY, TenantSession, tenant_context
 from core.settings import Settings
 
 #: Whether the transaction about to begin will write (SQLite takes the write lock up front when it will).
@@ -27,6 +28,10 @@ _sqlite_write_intent: ContextVar[bool] = ContextVar("fealty_sqlite_write_intent"
 
 def set_write_intent(writes: bool) -> None:
     _sqlite_write_intent.set(writes)
+
+
+def _json_dumps(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
 
 
 def _checked_role(name: str) -> str:
@@ -38,7 +43,12 @@ def _checked_role(name: str) -> str:
 def create_engine(settings: Settings, *, url: str | None = None, app_role: str | None = None) -> AsyncEngine:
     """The engine for ``url`` (default: the application URL). ``app_role`` '' disables the role switch."""
     url = url or settings.database_url
-    kwargs: dict[str, Any] = {"echo": settings.database_echo}
+    kwargs: dict[str, Any] = {
+        "echo": settings.database_echo,
+        # JSON columns through msgspec: several times faster than the standard library on the event path.
+        "json_serializer": _json_dumps,
+        "json_deserializer": msgspec.json.decode,
+    }
     if url.startswith("sqlite"):
         if ":memory:" in url or url.endswith("://"):
             raise ValueError("use a SQLite file, not an in-memory database (every connection would see its own)")
@@ -81,8 +91,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if _sqlite_write_intent.get() else "BEGIN")
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=TenantSession, autoflush=False)
+def create_sessionmaker(engine: AsyncEngine, *, strict: bool | None = None) -> async_sessionmaker[AsyncSession]:
+    """Sessions for ``engine``. ``strict`` checks every Core statement for a tenant criterion (default: on SQLite,
+    where no row-level security stands behind the application's own scoping)."""
+    if strict is None:
+        strict = engine.dialect.name == "sqlite"
+    return async_sessionmaker(
+        engine, expire_on_commit=False, sync_session_class=TenantSession, autoflush=False, info={STRICT_KEY: strict}
+    )
 
 
 @contextlib.asynccontextmanager

@@ -52,6 +52,10 @@ def set_current_tenant(tenant_id: uuid.UUID | None) -> None:
     _current_tenant.set(tenant_id)
 
 
+#: Session info key: check every Core statement for a tenant_id criterion (on for SQLite and in tests).
+STRICT_KEY = "fealty.strict_tenant_checks"
+
+
 class TenantSession(Session):
     """The sync session behind every AsyncSession: carries the tenant-scoping events below."""
 
@@ -80,33 +84,29 @@ def _is_tenant_table(table: Any) -> bool:
     return isinstance(table, Table) and "tenant_id" in table.c and table.info.get("tenant_owned", True)
 
 
-def _from_tables(from_: Any, tables: set[Table], criteria: list[Any]) -> None:
-    if isinstance(from_, Join):
-        _from_tables(from_.left, tables, criteria)
-        _from_tables(from_.right, tables, criteria)
-        criteria.append(from_.onclause)
-    elif isinstance(from_, Table):
-        tables.add(from_)
-
-
 def unscoped_tenant_tables(statement: Any) -> set[str]:
     """Tenant tables a Core statement reads or changes without naming their ``tenant_id`` in its criteria.
 
     Core statements (the ledger's hot path) bypass the ORM's automatic criteria, so each must filter on
-    ``tenant_id`` itself; this check makes forgetting it fail loudly on SQLite too, where no row-level security
-    stands behind it.
+    ``tenant_id`` itself; this check makes forgetting it fail loudly. It walks the statement's tree (no compilation):
+    every tenant table met must have its ``tenant_id`` column in a WHERE or JOIN ... ON criterion.
     """
-    tables: set[Table] = set()
-    criteria: list[Any] = []
-    if isinstance(statement, Select):
-        for from_ in statement.get_final_froms():
-            _from_tables(from_, tables, criteria)
-        criteria.append(statement.whereclause)
-    elif isinstance(statement, Update | Delete):
-        tables.add(statement.table)  # type: ignore[arg-type]
-        criteria.append(statement.whereclause)
-    else:
+    if not isinstance(statement, Select | Update | Delete):
         return set()
+    tables: set[Table] = set()
+    criteria: list[Any] = [statement.whereclause]
+    if isinstance(statement, Update | Delete):
+        tables.add(statement.table)  # type: ignore[arg-type]
+    for element in visitors.iterate(statement):
+        if isinstance(element, Table):
+            tables.add(element)
+        elif isinstance(element, Join):
+            criteria.append(element.onclause)
+        elif isinstance(element, Select):
+            if element is not statement:
+                criteria.append(element.whereclause)
+            # select(...).join(target, onclause) keeps its joins aside until compilation.
+            criteria.extend(join[1] for join in getattr(element, "_setup_joins", ()) if join[1] is not None)
     tenant_tables = {t for t in tables if _is_tenant_table(t)}
     if not tenant_tables:
         return set()
@@ -125,6 +125,8 @@ def _scope_orm_statement(state: ORMExecuteState) -> None:
     if state.is_column_load or state.is_relationship_load:
         return  # the parent query was already scoped; loader criteria propagate to these loads
     if not any(_is_tenant_scoped(m) for m in state.all_mappers):
+        if not state.session.info.get(STRICT_KEY, True):
+            return  # PostgreSQL in production: row-level security holds the line, without a per-statement cost
         missing = unscoped_tenant_tables(state.statement)
         if missing:
             raise MissingTenantContext(f"Core statement on {sorted(missing)} without a tenant_id criterion")

@@ -60,6 +60,21 @@ balances_table = table_of(PointBalance)
 tier_changes_table = table_of(TierChangeRow)
 
 MAX_AMOUNT = Decimal("1e13")
+#: What the pipeline reads of a member (plain rows: no ORM identity map on the hot path).
+MEMBER_COLUMNS = (
+    "id",
+    "external_id",
+    "card",
+    "phone",
+    "status",
+    "attributes",
+    "created_at",
+    "timezone",
+    "locale",
+    "birthday",
+    "tier_id",
+    "tier_valid_until",
+)
 CORE_METRICS = ("points", "base_points", "spend", "events")
 
 
@@ -130,13 +145,18 @@ class _Item:
     currency: str | None
     quantity: Decimal | None
     existing_id: uuid.UUID | None = None
-    member: Member | None = None
+    #: The member as a row of MEMBER_COLUMNS (or a Member just enrolled).
+    member: Any = None
     last_activity_at: datetime | None = None
     event_uuid: uuid.UUID = field(default_factory=new_id)
     status: str = "awarded"
     reason: str | None = None
     lines: list[engine.AwardLine] = field(default_factory=list)
     plugin_awards: list[Award] = field(default_factory=list)
+    #: The program-local day the event happened on (its metrics are counted on that day).
+    local_day: date = date.min
+    #: Every award (rule lines as awards, then the plugins'), computed once.
+    awards: list[Award] = field(default_factory=list)
     credits: dict[str, Decimal] = field(default_factory=dict)
     tier_move: tier_rules.Move | None = None
     tier_before: tier_rules.TierSpec | None = None
@@ -249,7 +269,8 @@ async def _drop_stored(
 ) -> list[_Item]:
     """Events already stored under these ids: a retry answers the first outcome; other content is a conflict."""
     fresh = [i for i in items if i.existing_id is None]
-    if not fresh or simulate:
+    if not fresh or simulate or len(items) == 1:
+        # A single event needs no read first: its insert's unique index answers a retry (see _write).
         return items
     rows = await ctx.session.execute(
         select(events_table.c.event_id, events_table.c.request_hash, events_table.c.outcome).where(
@@ -290,19 +311,24 @@ async def _resolve_members(ctx: PipelineContext, items: list[_Item], results: li
             if value is not None:
                 refs[name].add(value)
     items = [i for i in items if results[i.index].error is None]
-    clauses = [
-        getattr(Member, "id" if name == "member_id" else name).in_(sorted(values, key=str))
-        for name, values in refs.items()
-    ]
-    found: list[tuple[Member, datetime | None]] = []
+    clauses = []
+    for name, values in refs.items():
+        column = members_table.c["id" if name == "member_id" else name]
+        # One identifier (a single event) compares with =, which caches better than an expanding IN.
+        clauses.append(column == next(iter(values)) if len(values) == 1 else column.in_(sorted(values, key=str)))
+    found: list[tuple[Any, datetime | None]] = []
     if clauses:
         query = (
-            select(Member, PointBalance.last_activity_at)
-            .join(PointBalance, PointBalance.member_id == Member.id)
-            .where(or_(*clauses))
+            select(*(members_table.c[c] for c in MEMBER_COLUMNS), balances_table.c.last_activity_at)
+            .join(
+                balances_table,
+                (balances_table.c.tenant_id == members_table.c.tenant_id)
+                & (balances_table.c.member_id == members_table.c.id),
+            )
+            .where(members_table.c.tenant_id == ctx.tenant_id, or_(*clauses))
         )
-        found = [(m, last) for m, last in (await ctx.session.execute(query)).all()]
-    index: dict[tuple[str, Any], tuple[Member, datetime | None]] = {}
+        found = [(row, row.last_activity_at) for row in await ctx.session.execute(query)]
+    index: dict[tuple[str, Any], tuple[Any, datetime | None]] = {}
     for member, last in found:
         index[("member_id", member.id)] = (member, last)
         for name in ("external_id", "card", "phone"):
@@ -347,6 +373,7 @@ async def _compute(ctx: PipelineContext, items: list[_Item], results: list[ItemR
     if not items:
         return
     config, tz, hooks = ctx.config, ctx.program.tz, ctx.hooks
+    plugin_hooks = bool(ctx.program.enabled_plugins)  # core's own types implement no per-event hook
     today = metrics.local_day(ctx.now, tz)
     member_ids = sorted({i.member.id for i in items if i.member}, key=str)
     wanted: set[tuple[str, Window]] = set(tier_rules.metric_windows(config.tiers))
@@ -379,8 +406,10 @@ async def _compute(ctx: PipelineContext, items: list[_Item], results: list[ItemR
             sums=member_sums,
         )
         segments: set[str] = segments_of(config.segments, facts) if config.needs_segments else set()
-        facts["member"]["segments"] = sorted(segments)
+        if segments:
+            facts["member"]["segments"] = sorted(segments)
         local = item.data.occurred_at.astimezone(tz)
+        item.local_day = local.date()
         event_facts = {
             "type": item.data.type,
             "amount": item.amount,
@@ -417,7 +446,7 @@ async def _compute(ctx: PipelineContext, items: list[_Item], results: list[ItemR
         )
         item.context = context
         try:
-            issues = await hooks.validate_event(context)
+            issues = await hooks.validate_event(context) if plugin_hooks else []
             if issues:
                 raise ValidationFailed(
                     f"{issues[0].field}: {issues[0].detail}",
@@ -429,7 +458,7 @@ async def _compute(ctx: PipelineContext, items: list[_Item], results: list[ItemR
         except FealtyError as error:
             results[item.index].error = error
             continue
-        if item.existing_id is None and item.data.type != "return":
+        if plugin_hooks and item.existing_id is None and item.data.type != "return":
             screening = await hooks.screen_event(context)
             if screening is not None:
                 item.status = "held" if screening.action == "hold" else "rejected"
@@ -452,13 +481,14 @@ async def _compute(ctx: PipelineContext, items: list[_Item], results: list[ItemR
             usage=usage,
         )
         rule_awards = [_award_of(line, ctx.now) for line in item.lines]
-        item.plugin_awards = await hooks.compute_awards(context, rule_awards)
-        plugin_credits = await hooks.qualifying_credits(context, [*rule_awards, *item.plugin_awards])
+        item.plugin_awards = await hooks.compute_awards(context, rule_awards) if plugin_hooks else []
+        item.awards = [*rule_awards, *item.plugin_awards]
+        plugin_credits = await hooks.qualifying_credits(context, item.awards) if plugin_hooks else {}
         item.credits = _credits(item, plugin_credits, ctx.program.currency)
         for key, value in item.credits.items():  # this batch's later items and the tier check see them
             for window_key in {w.key for metric, w in wanted if metric == key}:
                 member_sums[(key, window_key)] = member_sums.get((key, window_key), Decimal(0)) + value
-        for line in item.lines:
+        for line in item.lines if config.capped else ():
             if line.rule_id is not None and any(r.id == line.rule_id for r in config.capped):
                 for window_key in ("1d", "month"):
                     k = (f"rule:{line.rule_id}", window_key)
@@ -490,7 +520,7 @@ def _award_of(line: engine.AwardLine, now: datetime) -> Award:
 
 
 def _all_awards(item: _Item, now: datetime) -> list[Award]:
-    return [*(_award_of(line, now) for line in item.lines), *item.plugin_awards]
+    return item.awards
 
 
 def _credits(item: _Item, plugin_credits: dict[str, Decimal], currency: str) -> dict[str, Decimal]:
@@ -536,7 +566,7 @@ async def _plan_return(ctx: PipelineContext, item: _Item) -> None:
 
 async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemResult]) -> list[_Item]:
     """Every write, in a fixed number of statements. Returns the items actually applied."""
-    session, now, tz = ctx.session, ctx.now, ctx.program.tz
+    session, now = ctx.session, ctx.now
     new = [i for i in items if i.existing_id is None]
     if new:
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
@@ -603,7 +633,7 @@ async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemRes
         session,
         ctx.tenant_id,
         [
-            (i.member.id, name, metrics.local_day(i.data.occurred_at, tz), value)
+            (i.member.id, name, i.local_day, value)
             for i in awarded
             if i.member
             for name, value in _metric_rows(i).items()
@@ -631,7 +661,12 @@ async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemRes
                         decided_at=now,
                     )
                 )
-    await emit_many(session, ctx.tenant_id, [ev for i in items for ev in _domain_events(ctx, i)], now)
+    await emit_many(
+        session,
+        ctx.tenant_id,
+        [ev for i in items for ev in _domain_events(ctx, i) if ctx.config.wants_outbox(ev[0])],
+        now,
+    )
     for item in items:
         assert item.context is not None and item.member is not None
         awards = _all_awards(item, now)
@@ -693,7 +728,7 @@ async def _write_tier_moves(ctx: PipelineContext, items: list[_Item]) -> None:
             {
                 "tenant_id": ctx.tenant_id,
                 "id": new_id(),
-                "member_id": i.member.id,  # type: ignore[union-attr]
+                "member_id": i.member.id,
                 "from_tier_id": i.tier_before.id if i.tier_before else None,
                 "to_tier_id": i.tier_move.to.id if i.tier_move and i.tier_move.to else None,
                 "reason": i.tier_move.reason if i.tier_move else "upgrade",
@@ -728,7 +763,7 @@ def _event_row(ctx: PipelineContext, item: _Item) -> dict[str, Any]:
         "member_id": item.member.id,
         "occurred_at": item.data.occurred_at,
         "received_at": ctx.now,
-        "local_day": metrics.local_day(item.data.occurred_at, ctx.program.tz),
+        "local_day": item.local_day,
         "amount": item.amount,
         "currency": item.currency,
         "quantity": item.quantity,
@@ -935,7 +970,3 @@ def _split(total: int, weights: list[int]) -> list[int]:
 
 def member_view_of(member: Member, config: TenantConfig) -> MemberView:
     return member_view(member, config.tiers_by_id.get(member.tier_id) if member.tier_id else None)
-
-
-def local_day(at: datetime, ctx: PipelineContext) -> date:
-    return metrics.local_day(at, ctx.program.tz)

@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, bindparam, func, insert, or_, select, update
+import msgspec
+from sqlalchemy import Row, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.base import table_of
@@ -340,6 +341,8 @@ async def credit_many(
         deltas[c.member_id] = deltas[c.member_id].plus(
             maths.credit(maths.Balance(), c.points, kind=c.kind, pending=pending).balance
         )
+    if len(credits) == 1 and session.get_bind().dialect.name == "postgresql":
+        return [await _credit_one_postgres(session, tenant_id, credits[0], pending_flags[0], policy, now, active)]
     if len(members) == 1:
         member_id = members[0]
         values = _delta_values(deltas[member_id]) | {"updated_at": now}
@@ -421,6 +424,100 @@ async def credit_many(
     if len(members) > 1:
         await _write_balance_deltas(session, tenant_id, {m: deltas[m] for m in members}, now, active=active)
     return posted
+
+
+_CREDIT_ONE_SQL = text(
+    """
+    WITH b AS (
+        UPDATE point_balances
+        SET available = available + :d_available, pending = pending + :d_pending,
+            lifetime_earned = lifetime_earned + :d_earned, lifetime_adjusted = lifetime_adjusted + :d_adjusted,
+            updated_at = :now, last_activity_at = CASE WHEN :active THEN :now ELSE last_activity_at END
+        WHERE tenant_id = :tenant AND member_id = :member
+        RETURNING available, pending
+    ), e AS (
+        INSERT INTO ledger_entries (tenant_id, id, member_id, kind, points, status, cause_type, cause_id, reason,
+                                    actor, reverses_entry_id, created_at, available_at, expires_at, details)
+        SELECT :tenant, :entry, :member, :kind, :points, :status, :cause_type, :cause_id, :reason, :actor, NULL,
+               :now, :available_at, :expires_at, CAST(:details AS jsonb)
+        FROM b
+        RETURNING id
+    ), l AS (
+        INSERT INTO lots (tenant_id, id, member_id, points, remaining, reversed, status, kind, earned_at,
+                          available_at, expires_at)
+        SELECT :tenant, e.id, :member, :points,
+               CASE WHEN :pending THEN :points ELSE LEAST(:points, GREATEST(b.available, 0)) END,
+               0, :status, :kind, :now, :available_at, :expires_at
+        FROM b, e
+        RETURNING id, points - remaining AS settled
+    ), c AS (
+        INSERT INTO lot_consumptions (tenant_id, id, entry_id, lot_id, points)
+        SELECT :tenant, :consumption, l.id, l.id, l.settled FROM l WHERE l.settled > 0
+    )
+    SELECT b.available, b.pending, l.settled FROM b, l
+    """
+)
+
+
+async def _credit_one_postgres(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    c: CreditRequest,
+    pending: bool,
+    policy: LedgerPolicy,
+    now: datetime,
+    active: set[uuid.UUID],
+) -> Posted:
+    """The single-credit hot path on PostgreSQL: the balance update (which takes the member's row lock), the entry,
+    the lot and any settlement of a negative balance in ONE statement (a data-modifying CTE), with exactly the
+    arithmetic of :func:`core.ledger.maths.credit` (``settle``)."""
+    delta = maths.credit(maths.Balance(), c.points, kind=c.kind, pending=pending).balance
+    expires_at = c.expires_at or policy.expiry.lot_expiry(now, policy.timezone)
+    available_at = c.available_at if pending else None
+    entry_id = new_id()
+    row = (
+        await session.execute(
+            _CREDIT_ONE_SQL,
+            {
+                "tenant": tenant_id,
+                "member": c.member_id,
+                "entry": entry_id,
+                "consumption": new_id(),
+                "d_available": delta.available,
+                "d_pending": delta.pending,
+                "d_earned": delta.earned,
+                "d_adjusted": delta.adjusted,
+                "now": now,
+                "active": c.member_id in active,
+                "kind": c.kind,
+                "points": c.points,
+                "status": "pending" if pending else "posted",
+                "pending": pending,
+                "cause_type": c.cause.type,
+                "cause_id": c.cause.id,
+                "reason": c.cause.reason,
+                "actor": c.cause.actor,
+                "available_at": available_at,
+                "expires_at": expires_at,
+                "details": msgspec.json.encode(c.details or {}).decode(),
+            },
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such member.", field="member_id")
+    return Posted(
+        entry_id,
+        c.member_id,
+        c.kind,
+        c.points,
+        "pending" if pending else "posted",
+        now,
+        row.available,
+        row.pending,
+        available_at,
+        expires_at,
+        int(row.settled),
+    )
 
 
 def _negate(balance: maths.Balance) -> maths.Balance:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.members.models import Member
 from core.plugin_types import MemberView
@@ -17,7 +17,8 @@ class HasCodeAndRank(Protocol):
     def rank(self) -> int: ...
 
 
-def member_view(member: Member, tier: HasCodeAndRank | None = None, segments: Iterable[str] = ()) -> MemberView:
+def member_view(member: Member | Any, tier: HasCodeAndRank | None = None, segments: Iterable[str] = ()) -> MemberView:
+    """``member``: a Member, or any row with its columns (the event pipeline reads plain rows)."""
     return MemberView(
         id=member.id,
         external_id=member.external_id,

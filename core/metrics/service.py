@@ -85,7 +85,7 @@ async def add(
         statement,
         [
             {"tenant_id": tenant_id, "member_id": m, "metric": metric, "day": day, "value": value}
-            for (m, metric, day), value in sorted(totals.items(), key=lambda kv: (str(kv[0][0]), kv[0][1], kv[0][2]))
+            for (m, metric, day), value in sorted(totals.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2]))
         ],
     )
 

@@ -23,6 +23,7 @@ from core.rules.models import EarningRule
 from core.segments.models import Segment
 from core.tiers.models import Tier
 from core.tiers.rules import Benefits, Qualification, TierSpec, Validity
+from core.webhooks.models import WebhookEndpoint
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,17 @@ class TenantConfig:
     capped: tuple[Rule, ...] = ()
     tiers_by_id: dict[uuid.UUID, TierSpec] = field(default_factory=dict)
     tiers_by_code: dict[str, TierSpec] = field(default_factory=dict)
+    #: Event types some active webhook endpoint of the tenant listens to ("*": all).
+    webhook_types: frozenset[str] = frozenset()
+
+    def wants_outbox(self, kind: str) -> bool:
+        """Whether a domain event of ``kind`` needs an outbox row. High-volume kinds (an event processed, points
+        earned) are written only when an endpoint listens; rare ones always (care will read them too)."""
+        return kind in ALWAYS_IN_OUTBOX or "*" in self.webhook_types or kind in self.webhook_types
+
+
+#: Domain events written to the outbox whether or not an endpoint listens (rare, and care-relevant).
+ALWAYS_IN_OUTBOX = frozenset({"tier.changed", "member.enrolled", "event.held", "event.reversed"})
 
 
 def tier_spec(tier: Tier) -> TierSpec:
@@ -89,6 +101,11 @@ async def load_config(session: AsyncSession, version: int) -> TenantConfig:
         SegmentSpec(s.id, s.code, tuple(msgspec.convert(s.conditions or [], list[Condition])), s.match)
         for s in (await session.execute(select(Segment).where(Segment.active.is_(True)))).scalars().all()
     )
+    endpoint_types: set[str] = set()
+    for types in (
+        await session.execute(select(WebhookEndpoint.event_types).where(WebhookEndpoint.status == "active"))
+    ).scalars():
+        endpoint_types.update(types or [])
     needs_segments = any(
         c.field == "member.segments" for r in rules for c in (*r.definition.conditions, *r.extra_conditions)
     )
@@ -101,6 +118,7 @@ async def load_config(session: AsyncSession, version: int) -> TenantConfig:
         capped=tuple(capped_rules(rules)),
         tiers_by_id={t.id: t for t in tiers},  # type: ignore[misc]
         tiers_by_code={t.code: t for t in tiers},
+        webhook_types=frozenset(endpoint_types),
     )
 
 
