@@ -23,7 +23,7 @@ from core.http.problems import handle_exception
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
 from core.members.api import MembersController
-from core.ops import MetricsController, healthz, prometheus, readyz
+from core.ops import MetricsController, healthz, readyz
 from core.plugins import PluginManager
 from core.program.api import ProgramController
 from core.rewards.api import MemberRewardsController, RedemptionsController, RewardsController
@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginManager | Non
     ]
     return Litestar(
         route_handlers=[*CORE_ROUTES, *plugin_routers, healthz, readyz, MetricsController],
-        middleware=[prometheus.middleware, ApiMiddleware(runtime)],
+        middleware=[ApiMiddleware(runtime)],
         dependencies=DEPENDENCIES,
         exception_handlers={Exception: handle_exception},
         lifespan=[lifespan],

@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Response, get
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from sqlalchemy import text
 
 from core.db.migrate import is_current
 from core.errors import ServiceUnavailable
 from core.http.deps import CurrentRuntime
 from core.http.problems import problem_response
-
-prometheus = PrometheusConfig(app_name="fealty", group_path=True, exclude=["/metrics", "/healthz", "/readyz"])
 
 
 class MetricsController(PrometheusController):

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -98,6 +98,19 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     quantity: Decimal | None = None
     unit: Annotated[str, Meta(min_length=1, max_length=16)] | None = None
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_MEMBERS = select(*(members_table.c[c] for c in MEMBER_COLUMNS), balances_table.c.last_activity_at).join(
+    balances_table,
+    (balances_table.c.tenant_id == members_table.c.tenant_id) & (balances_table.c.member_id == members_table.c.id),
+)
+_MEMBER_BY = {
+    name: _MEMBERS.where(
+        members_table.c.tenant_id == bindparam("m_tenant"),
+        members_table.c["id" if name == "member_id" else name] == bindparam("m_value"),
+    )
+    for name in ("member_id", "external_id", "card", "phone")
+}
 
 
 @dataclass
@@ -311,22 +324,18 @@ async def _resolve_members(ctx: PipelineContext, items: list[_Item], results: li
             if value is not None:
                 refs[name].add(value)
     items = [i for i in items if results[i.index].error is None]
-    clauses = []
-    for name, values in refs.items():
-        column = members_table.c["id" if name == "member_id" else name]
-        # One identifier (a single event) compares with =, which caches better than an expanding IN.
-        clauses.append(column == next(iter(values)) if len(values) == 1 else column.in_(sorted(values, key=str)))
     found: list[tuple[Any, datetime | None]] = []
-    if clauses:
-        query = (
-            select(*(members_table.c[c] for c in MEMBER_COLUMNS), balances_table.c.last_activity_at)
-            .join(
-                balances_table,
-                (balances_table.c.tenant_id == members_table.c.tenant_id)
-                & (balances_table.c.member_id == members_table.c.id),
-            )
-            .where(members_table.c.tenant_id == ctx.tenant_id, or_(*clauses))
-        )
+    if len(refs) == 1 and len(next(iter(refs.values()))) == 1:
+        # One member (a single event): a statement built once, executed with parameters.
+        name, values = next(iter(refs.items()))
+        rows = await ctx.session.execute(_MEMBER_BY[name], {"m_tenant": ctx.tenant_id, "m_value": next(iter(values))})
+        found = [(row, row.last_activity_at) for row in rows]
+    elif refs:
+        clauses = [
+            members_table.c["id" if name == "member_id" else name].in_(sorted(values, key=str))
+            for name, values in refs.items()
+        ]
+        query = _MEMBERS.where(members_table.c.tenant_id == ctx.tenant_id, or_(*clauses))
         found = [(row, row.last_activity_at) for row in await ctx.session.execute(query)]
     index: dict[tuple[str, Any], tuple[Any, datetime | None]] = {}
     for member, last in found:

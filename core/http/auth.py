@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.billing.models import Plan
@@ -93,6 +93,12 @@ _AUTH_QUERY = select(
 )
 
 
+#: Built once: SQLAlchemy memoises the cache key of a statement object, so every request reuses the compiled form.
+_AUTH_BY_KEY = _AUTH_QUERY.where(
+    api_keys.c.tenant_id == bindparam("auth_tenant"), api_keys.c.id == bindparam("auth_key")
+)
+
+
 def bearer_token(authorization: str | None) -> str | None:
     if not authorization:
         return None
@@ -103,11 +109,7 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 async def authenticate_tenant_key(session: AsyncSession, parsed: ParsedTenantKey, now: datetime) -> Principal:
-    row = (
-        await session.execute(
-            _AUTH_QUERY.where(api_keys.c.tenant_id == parsed.tenant_id, api_keys.c.id == parsed.key_id)
-        )
-    ).first()
+    row = (await session.execute(_AUTH_BY_KEY, {"auth_tenant": parsed.tenant_id, "auth_key": parsed.key_id})).first()
     if row is None or not keys_match(parsed.raw, row.key_hash):
         raise AuthenticationRequired("The API key is not valid.")
     if row.revoked_at is not None:

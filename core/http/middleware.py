@@ -43,6 +43,7 @@ from core.errors import (
     TenantSuspended,
 )
 from core.http.auth import ANONYMOUS, PLATFORM, Principal, authenticate_tenant_key, bearer_token
+from core.http.metrics import LATENCY, REQUESTS
 from core.http.problems import problem_messages
 from core.idempotency import service as idempotency
 from core.ids import new_id
@@ -156,12 +157,17 @@ class ApiMiddleware(ASGIMiddleware):
             for message in problem_messages(error, instance=scope["path"]):
                 await send_with_id(message)
         finally:
+            elapsed = time.perf_counter() - started
+            route = scope["route_handler"].paths
+            route_name = next(iter(route)) if route else scope["path"]
+            REQUESTS.labels(http_scope["method"], route_name, status_holder["status"]).inc()
+            LATENCY.labels(http_scope["method"], route_name).observe(elapsed)
             log.info(
                 "request",
                 method=http_scope["method"],
                 path=scope["path"],
                 status=status_holder["status"],
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(elapsed * 1000, 2),
             )
 
     async def _handle(
