@@ -144,8 +144,8 @@ def settings_for_tests(database_url: str, **overrides: Any) -> Settings:
         "log_level": "WARNING",
         "rate_limit_per_second": 0.0,
         "strict_tenant_checks": True,
-        "database_pool_size": 20,
-        "database_max_overflow": 40,
+        "database_pool_size": 5,
+        "database_max_overflow": 15,
     }
     values.update(overrides)
     return Settings.from_env({}, **values)
