@@ -346,7 +346,15 @@ class EventsController(Controller):
             )
             hook_ctx = EventContext(ctx.tenant_view(), event_view, view, db, ctx.now)
             await ctx.hooks.event_reversed(
-                hook_ctx, ReversalView(event_view, view, result.points_removed, result.fraction, result.credits_removed)
+                hook_ctx,
+                ReversalView(
+                    event_view,
+                    view,
+                    result.points_removed,
+                    result.fraction,
+                    result.credits_removed,
+                    Decimal(event.reversed_fraction),
+                ),
             )
         return ReverseOut(
             _stored_outcome(event),
