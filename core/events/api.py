@@ -40,6 +40,8 @@ class AwardOut(msgspec.Struct, omit_defaults=False):
     kind: str | None = None
     capped_from: int | None = None
     campaign_id: str | None = None
+    #: What a plugin says of its award (e.g. the hotel's eligible amount and rate).
+    detail: dict[str, Any] | None = None
 
 
 class TierMoveOut(msgspec.Struct):
