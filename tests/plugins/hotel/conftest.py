@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 
 from core.plugins import PluginManager
 from core.testing import MakeTenant, TenantHandle
@@ -26,6 +27,16 @@ def fealty_plugins() -> Callable[[], PluginManager]:
         return manager
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def late_in_the_year() -> Iterator[None]:
+    """Stays a few months back fall in this calendar year whatever the day the suite runs: the clock is moved
+    forward (never back: ids are time-ordered) to mid-November when it is earlier in the year."""
+    now = datetime.now(UTC)
+    target = max(now, datetime(now.year, 11, 15, 12, tzinfo=UTC))
+    with time_machine.travel(target, tick=True):
+        yield
 
 
 async def enable_hotel(tenant: TenantHandle, **settings: Any) -> TenantHandle:

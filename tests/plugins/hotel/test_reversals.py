@@ -26,6 +26,7 @@ async def test_an_update_reverses_pending_points(hotel_tenant: TenantHandle, upd
     member = await t.enrol("g-1")
     earned = await send(t, stay("g-1", reservation="R-1", nights=3))
     assert (await t.balance(member["id"]))["pending"] == 3000
+    update = dict(update)
     status = update.pop("status")
     out = await send(t, stay("g-1", reservation="R-1", nights=3, status=status, **update))
     assert out["status"] == "rejected" and out["points"] == 0
