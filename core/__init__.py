@@ -62,6 +62,10 @@ _EXPORTS: dict[str, str] = {
     "reject_held": "core.events.api",
     "get_member": "core.members.service",
     "member_view": "core.members.views",
+    "load_member_view": "core.members.views",
+    "credit_points": "core.ledger.plugin_points",
+    "debit_points": "core.ledger.plugin_points",
+    "PointsMoved": "core.ledger.plugin_points",
     "local_day": "core.metrics.service",
     "metric_sums": "core.metrics.service",
     "Window": "core.metrics.service",
@@ -69,14 +73,72 @@ _EXPORTS: dict[str, str] = {
 
 _RENAMED = {"metric_sums": "sums"}
 
-__all__ = ["__version__", *_EXPORTS]
+# Spelt out (not derived from _EXPORTS) so that type checkers see what plugins may import; a test keeps the two
+# equal.
+__all__ = [
+    "Award",
+    "Base",
+    "Conflict",
+    "CurrentPrincipal",
+    "CurrentProgram",
+    "CurrentRuntime",
+    "Db",
+    "EventContext",
+    "EventType",
+    "EventView",
+    "FealtyError",
+    "FieldIssue",
+    "JobContext",
+    "MemberView",
+    "NotFound",
+    "Page",
+    "PermissionDenied",
+    "PluginInfo",
+    "PointsMoved",
+    "RedemptionView",
+    "ReversalView",
+    "RewardView",
+    "ScheduledJob",
+    "Screening",
+    "TenantScoped",
+    "TenantView",
+    "TierChange",
+    "ValidationFailed",
+    "Window",
+    "__version__",
+    "approve_held",
+    "assign_tier",
+    "check_limit",
+    "credit_points",
+    "cursor_uuid",
+    "debit_points",
+    "decode_cursor",
+    "emit",
+    "encode_cursor",
+    "get_member",
+    "hookimpl",
+    "id_column",
+    "load_member_view",
+    "local_day",
+    "member_view",
+    "metric_sums",
+    "new_id",
+    "page_of",
+    "reject_held",
+    "request_care",
+    "rls",
+    "table_of",
+    "utcnow",
+]
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), _RENAMED.get(name, name))
+    target = importlib.import_module(module)
+    # A module exported by its own name (``rls``) is the export itself.
+    value = target if module.rsplit(".", 1)[-1] == name else getattr(target, _RENAMED.get(name, name))
     globals()[name] = value
     return value
 
@@ -91,8 +153,9 @@ if TYPE_CHECKING:
     from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
     from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
     from core.ids import new_id
+    from core.ledger.plugin_points import PointsMoved, credit_points, debit_points
     from core.members.service import get_member
-    from core.members.views import member_view
+    from core.members.views import load_member_view, member_view
     from core.metrics.service import Window, local_day
     from core.metrics.service import sums as metric_sums
     from core.outbox.service import emit

@@ -193,8 +193,11 @@ class ReversalView:
     event: EventView
     member: MemberView
     points_removed: int
+    #: The share this reversal took back.
     fraction: Decimal
     credits_removed: dict[str, Decimal]
+    #: The event's whole reversed share after this reversal (1: nothing of it counts any more).
+    reversed_fraction: Decimal = Decimal(1)
 
 
 Credits = dict[str, Decimal]

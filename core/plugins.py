@@ -50,6 +50,11 @@ def _entry_point_plugins() -> dict[str, PluginInfo]:
     return found
 
 
+def installed_plugins() -> dict[str, PluginInfo]:
+    """Every installed plugin (entry points ``fealty.plugins``), imported: their models join ``Base.metadata``."""
+    return _entry_point_plugins()
+
+
 def installed_migration_dirs() -> list[Path]:
     """Every installed plugin's Alembic version directory (its own branch)."""
     return [p.migrations for p in _entry_point_plugins().values() if p.migrations and p.migrations.is_dir()]

@@ -40,6 +40,8 @@ class AwardOut(msgspec.Struct, omit_defaults=False):
     kind: str | None = None
     capped_from: int | None = None
     campaign_id: str | None = None
+    #: What a plugin says of its award (e.g. the hotel's eligible amount and rate).
+    detail: dict[str, Any] | None = None
 
 
 class TierMoveOut(msgspec.Struct):
@@ -346,7 +348,15 @@ class EventsController(Controller):
             )
             hook_ctx = EventContext(ctx.tenant_view(), event_view, view, db, ctx.now)
             await ctx.hooks.event_reversed(
-                hook_ctx, ReversalView(event_view, view, result.points_removed, result.fraction, result.credits_removed)
+                hook_ctx,
+                ReversalView(
+                    event_view,
+                    view,
+                    result.points_removed,
+                    result.fraction,
+                    result.credits_removed,
+                    Decimal(event.reversed_fraction),
+                ),
             )
         return ReverseOut(
             _stored_outcome(event),

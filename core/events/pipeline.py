@@ -802,7 +802,8 @@ def _outcome(ctx: PipelineContext, item: _Item, simulate: bool) -> dict[str, Any
             "base": a.base,
             "available_at": a.available_at.isoformat() if a.available_at else None,
         }
-        | {k: v for k, v in a.detail.items() if v is not None}
+        | {k: v for k, v in a.detail.items() if v is not None and k in RULE_AWARD_FIELDS}
+        | _plugin_detail(a)
         for a in _all_awards(item, ctx.now)
     ]
     points = sum(a.points for a in _all_awards(item, ctx.now))
@@ -834,6 +835,16 @@ def _outcome(ctx: PipelineContext, item: _Item, simulate: bool) -> dict[str, Any
         },
         "simulated": simulate,
     }
+
+
+#: What a rule's award says of itself (listed as fields of each award); anything else an award carries is the
+#: plugin's own ``detail`` (eligible amount, rate...), answered under ``detail``.
+RULE_AWARD_FIELDS = frozenset({"rule_id", "kind", "capped_from", "campaign_id"})
+
+
+def _plugin_detail(award: Award) -> dict[str, Any]:
+    extra = {k: v for k, v in award.detail.items() if v is not None and k not in RULE_AWARD_FIELDS}
+    return {"detail": extra} if extra else {}
 
 
 def _domain_events(ctx: PipelineContext, item: _Item) -> list[tuple[str, dict[str, Any], uuid.UUID | None]]:

@@ -10,11 +10,18 @@ from sqlalchemy import inspect, text
 import core.db.models  # noqa: F401  (registers every model)
 from core.db.base import Base, tenant_tables
 from core.db.engine import create_engine
+from core.plugins import installed_plugins
 from core.testing import settings_for_tests
+
+# Installed plugins' tables obey the same rules, and their migrations (applied to the test databases) must match
+# their models: importing each plugin registers its models.
+INSTALLED = installed_plugins()
 
 
 def test_there_are_tenant_tables() -> None:
     assert {"members", "ledger_entries", "lots", "point_balances", "api_keys"} <= set(tenant_tables())
+    if "hotel" in INSTALLED:
+        assert {"hotel_stays", "hotel_milestones"} <= set(tenant_tables())
 
 
 @pytest.mark.parametrize("table_name", tenant_tables())

@@ -49,6 +49,7 @@ async def test_an_event_answers_what_it_earned_and_why(shop: TenantHandle) -> No
             "kind": "per_amount",
             "capped_from": None,
             "campaign_id": None,
+            "detail": None,
         }
     ]
     assert outcome["credits"] == {

@@ -9,9 +9,12 @@ from sqlalchemy.engine import Connection
 
 from core.db.engine import create_engine
 from core.db.models import Base
+from core.plugins import installed_plugins
 from core.settings import get_settings
 
 config = context.config
+# Installed plugins' models join the metadata too (autogenerate and comparisons see their tables).
+installed_plugins()
 target_metadata = Base.metadata
 
 

@@ -1,0 +1,261 @@
+"""HTTP under ``/v1/hotel``: a member's perks, stays and milestones, choosing a milestone, points-stay quotes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
+from msgspec import Meta
+from sqlalchemy import select
+
+from core import (
+    CurrentPrincipal,
+    CurrentProgram,
+    CurrentRuntime,
+    Db,
+    Page,
+    TenantView,
+    ValidationFailed,
+    check_limit,
+    cursor_uuid,
+    decode_cursor,
+    encode_cursor,
+    get_member,
+    load_member_view,
+    page_of,
+    utcnow,
+)
+from plugins.hotel import rules, service
+from plugins.hotel.models import HotelMilestone, HotelStay
+from plugins.hotel.settings import MilestoneChoice
+
+
+def _tenant(principal: Any, program: Any, runtime: Any) -> TenantView:
+    view: TenantView = program.tenant_view(principal.tenant_id, runtime.plugins)
+    return view
+
+
+class PerksOut(msgspec.Struct):
+    member_id: uuid.UUID
+    tier: str | None
+    priority_check_in: bool
+    late_checkout: str | None
+    #: The welcome gift drawn from the member's stated preferences (null when the tier has no welcome gift).
+    welcome_gift: str | None
+    butler: bool
+    tier_bonus_percent: int
+    pre_arrival_notice: bool
+
+
+class StayOut(msgspec.Struct):
+    id: uuid.UUID
+    reservation_id: str
+    property: str
+    brand: str | None
+    property_category: str | None
+    check_in: date
+    check_out: date
+    nights: int
+    rooms: int
+    rate_type: str
+    booking_channel: str
+    status: str
+    payment_status: str
+    last_event_id: str
+    earning_event_id: str | None
+    base_points: int
+    bonus_points: int
+    qualifying_nights: int
+    stay_credit: int
+    credit_year: int | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, r: HotelStay) -> StayOut:
+        return cls(
+            r.id,
+            r.reservation_id,
+            r.property,
+            r.brand,
+            r.property_category,
+            r.check_in,
+            r.check_out,
+            r.nights,
+            r.rooms,
+            r.rate_type,
+            r.booking_channel,
+            r.status,
+            r.payment_status,
+            r.last_event_id,
+            r.earning_event_id,
+            r.base_points,
+            r.bonus_points,
+            r.qualifying_nights,
+            r.stay_credit,
+            r.credit_year,
+            r.updated_at,
+        )
+
+
+class MilestoneOut(msgspec.Struct):
+    id: uuid.UUID
+    member_id: uuid.UUID
+    year: int
+    nights: int
+    status: str
+    options: list[dict[str, Any]]
+    choice: str | None
+    fulfilment: dict[str, Any]
+    event_id: str
+    offered_at: datetime
+    decided_at: datetime | None
+
+    @classmethod
+    def of(cls, m: HotelMilestone) -> MilestoneOut:
+        return cls(
+            m.id,
+            m.member_id,
+            m.year,
+            m.nights,
+            m.status,
+            list(m.options),
+            m.choice,
+            dict(m.fulfilment or {}),
+            m.event_id,
+            m.offered_at,
+            m.decided_at,
+        )
+
+
+class MilestonesOut(msgspec.Struct):
+    year: int
+    #: Qualifying nights this calendar year (program time zone) and the next milestone, if any is left.
+    nights_this_year: int
+    next_milestone: int | None
+    items: list[MilestoneOut]
+
+
+class ChoiceIn(msgspec.Struct, forbid_unknown_fields=True):
+    choice: MilestoneChoice
+
+
+class QuoteIn(msgspec.Struct, forbid_unknown_fields=True):
+    category: Annotated[str, Meta(min_length=1, max_length=16)]
+    nights: Annotated[int, Meta(ge=1, le=365)]
+
+
+class QuoteOut(msgspec.Struct):
+    category: str
+    nights: int
+    nightly_points: int
+    free_nights: int
+    paid_nights: int
+    points: int
+
+
+class HotelController(Controller):
+    path = "/"
+
+    @get("/members/{member_id:uuid}/perks", operation_id="hotelMemberPerks", opt={"scope": "members:read"})
+    async def perks(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        runtime: CurrentRuntime,
+        member_id: FromPath[uuid.UUID],
+    ) -> PerksOut:
+        """What the member's tier gets at the hotel, with the welcome gift drawn from their stated preferences
+        (``attributes.preferences``)."""
+        member = await load_member_view(db, member_id)
+        settings = service.settings_of(_tenant(principal, program, runtime))
+        return msgspec.convert(service.perks_of(member, settings), PerksOut)
+
+    @get("/members/{member_id:uuid}/stays", operation_id="hotelListStays", opt={"scope": "members:read"})
+    async def stays(
+        self,
+        db: Db,
+        member_id: FromPath[uuid.UUID],
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
+    ) -> Page[StayOut]:
+        """The member's reservations as last reported, newest first, with what each earned and counted."""
+        check_limit(limit)
+        await get_member(db, member_id)
+        query = select(HotelStay).where(HotelStay.member_id == member_id).order_by(HotelStay.id.desc()).limit(limit + 1)
+        if cursor:
+            query = query.where(HotelStay.id < cursor_uuid(decode_cursor(cursor, 1)[0]))
+        rows = (await db.execute(query)).scalars().all()
+        items, next_cursor = page_of(rows, limit, lambda r: encode_cursor(r.id))
+        return Page([StayOut.of(r) for r in items], next_cursor)
+
+    @get("/members/{member_id:uuid}/milestones", operation_id="hotelListMilestones", opt={"scope": "members:read"})
+    async def milestones(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        runtime: CurrentRuntime,
+        member_id: FromPath[uuid.UUID],
+    ) -> MilestonesOut:
+        """The member's milestone choices (offered, chosen, withdrawn) and this year's nights."""
+        items = await service.member_milestones(db, member_id)
+        settings = service.settings_of(_tenant(principal, program, runtime))
+        year = utcnow().astimezone(program.tz).year
+        nights = await service.year_nights(db, member_id, year)
+        upcoming = [m for m in rules.milestones(settings) if m > nights]
+        return MilestonesOut(year, nights, upcoming[0] if upcoming else None, [MilestoneOut.of(m) for m in items])
+
+    @post(
+        "/members/{member_id:uuid}/milestones/{milestone_id:uuid}/choose",
+        operation_id="hotelChooseMilestone",
+        opt={"scope": "members:write"},
+        status_code=200,
+    )
+    async def choose(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        runtime: CurrentRuntime,
+        member_id: FromPath[uuid.UUID],
+        milestone_id: FromPath[uuid.UUID],
+        data: JSONBody[ChoiceIn],
+    ) -> MilestoneOut:
+        """Take one of the milestone's choices: points are credited at once; vouchers and suite upgrades become a
+        service request for the hotel (``hotel.milestone_choice``)."""
+        await get_member(db, member_id)
+        tenant = _tenant(principal, program, runtime)
+        milestone = await service.choose_milestone(db, tenant, member_id, milestone_id, data.choice, utcnow())
+        return MilestoneOut.of(milestone)
+
+    @post("/quotes/points-stay", operation_id="hotelQuotePointsStay", opt={"scope": "members:read"}, status_code=200)
+    async def quote(
+        self,
+        principal: CurrentPrincipal,
+        program: CurrentProgram,
+        runtime: CurrentRuntime,
+        data: JSONBody[QuoteIn],
+    ) -> QuoteOut:
+        """The points price of a points stay: the category's nightly points, every 5th night free (at most 4 free
+        nights a stay), all by the program's settings. Nothing is written."""
+        settings = service.settings_of(_tenant(principal, program, runtime))
+        try:
+            quote = rules.quote_points_stay(data.category, data.nights, settings)
+        except KeyError:
+            raise ValidationFailed(
+                f"No free-night price for category {data.category} (known: {sorted(settings.free_night_points)}).",
+                field="category",
+            ) from None
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), field="nights") from None
+        return QuoteOut(
+            quote.category, quote.nights, quote.nightly_points, quote.free_nights, quote.paid_nights, quote.points
+        )
+
+
+ROUTES: list[Any] = [HotelController]

@@ -1,0 +1,75 @@
+"""The hotel plugin's hook implementations: thin, each hands over to :mod:`plugins.hotel.service`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from core import (
+    Award,
+    EventContext,
+    EventType,
+    FieldIssue,
+    RedemptionView,
+    ReversalView,
+    ScheduledJob,
+    Screening,
+    TenantView,
+    hookimpl,
+)
+from plugins.hotel import api, fulfilment, service
+from plugins.hotel.events import EVENT_TYPES
+
+PRE_ARRIVAL_EVERY_SECONDS = 6 * 3600
+
+
+@hookimpl
+def fealty_register_event_types() -> list[EventType]:
+    return list(EVENT_TYPES)
+
+
+@hookimpl
+def fealty_routes() -> list[Any]:
+    return api.ROUTES
+
+
+@hookimpl
+async def fealty_validate_event(ctx: EventContext) -> list[FieldIssue] | None:
+    return await service.validate(ctx) or None
+
+
+@hookimpl
+async def fealty_screen_event(ctx: EventContext) -> Screening | None:
+    return await service.screen(ctx)
+
+
+@hookimpl
+async def fealty_compute_awards(ctx: EventContext, rule_awards: list[Award]) -> list[Award] | None:
+    return await service.compute_awards(ctx)
+
+
+@hookimpl
+async def fealty_qualifying_credits(ctx: EventContext, awards: list[Award]) -> dict[str, Decimal] | None:
+    return await service.qualifying_credits(ctx)
+
+
+@hookimpl
+async def fealty_event_processed(
+    ctx: EventContext, status: str, awards: list[Award], credits: dict[str, Decimal]
+) -> None:
+    await service.record(ctx, status, awards, credits)
+
+
+@hookimpl
+async def fealty_event_reversed(ctx: EventContext, reversal: ReversalView) -> None:
+    await service.on_event_reversed(ctx, reversal)
+
+
+@hookimpl
+async def fealty_fulfil_reward(tenant: TenantView, redemption: RedemptionView, session: Any) -> dict[str, Any] | None:
+    return fulfilment.fulfil(tenant, redemption)
+
+
+@hookimpl
+def fealty_scheduled_jobs() -> list[ScheduledJob]:
+    return [ScheduledJob("pre_arrival", PRE_ARRIVAL_EVERY_SECONDS, service.pre_arrival_job)]
