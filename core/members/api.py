@@ -24,6 +24,8 @@ from core.members.views import member_view
 from core.outbox.service import emit
 from core.program.settings import ProgramSettings
 from core.runtime import Runtime
+from core.segments.service import scan_segment, segment_spec
+from core.tiers.models import Tier
 
 ExternalId = Annotated[str, Meta(min_length=1, max_length=128)]
 Card = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -105,6 +107,8 @@ class MemberOut(msgspec.Struct):
     created_at: datetime
     updated_at: datetime
     anonymized_at: datetime | None = None
+    #: The member's tier (its code), if the program has tiers.
+    tier: str | None = None
 
 
 class ConsentHistoryOut(msgspec.Struct):
@@ -128,6 +132,8 @@ async def members_out(db: Db, tenant_id: FromPath[uuid.UUID], members: list[Memb
     ids = [m.id for m in members]
     consents = await service.consents_of(db, ids)
     balances = await balances_of(db, tenant_id, ids)
+    tier_ids = {m.tier_id for m in members if m.tier_id}
+    codes = dict((await db.execute(select(Tier.id, Tier.code).where(Tier.id.in_(tier_ids)))).all()) if tier_ids else {}
     out = []
     for m in members:
         b = balances.get(m.id)
@@ -149,6 +155,7 @@ async def members_out(db: Db, tenant_id: FromPath[uuid.UUID], members: list[Memb
                 created_at=m.created_at,
                 updated_at=m.updated_at,
                 anonymized_at=m.anonymized_at,
+                tier=codes.get(m.tier_id) if m.tier_id else None,
             )
         )
     return out
@@ -213,6 +220,7 @@ class MembersController(Controller):
         db: Db,
         principal: CurrentPrincipal,
         program: CurrentProgram,
+        runtime: CurrentRuntime,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
         external_id: FromQuery[str | None] = None,
@@ -222,27 +230,41 @@ class MembersController(Controller):
         status: FromQuery[Literal["active", "anonymized"] | None] = None,
         created_after: FromQuery[datetime | None] = None,
         created_before: FromQuery[datetime | None] = None,
+        tier: FromQuery[str | None] = None,
+        segment: FromQuery[str | None] = None,
     ) -> Page[MemberOut]:
-        """Members, oldest first, filtered by identity or enrolment time."""
+        """Members, oldest first, filtered by identity, enrolment time, tier (its code) or segment (its code: evaluated
+        on the spot, at most 5,000 members examined per page — follow ``next_cursor``)."""
         assert principal.tenant_id is not None
         check_limit(limit)
-        query = select(Member).order_by(Member.id).limit(limit + 1)
-        if cursor:
-            query = query.where(Member.id > cursor_uuid(decode_cursor(cursor, 1)[0]))
+        filters: list[Any] = []
         if external_id is not None:
-            query = query.where(Member.external_id == external_id)
+            filters.append(Member.external_id == external_id)
         if email is not None:
-            query = query.where(Member.email == validation.email(email))
+            filters.append(Member.email == validation.email(email))
         if phone is not None:
-            query = query.where(Member.phone == validation.phone(phone, program.country))
+            filters.append(Member.phone == validation.phone(phone, program.country))
         if card is not None:
-            query = query.where(Member.card == card)
+            filters.append(Member.card == card)
         if status is not None:
-            query = query.where(Member.status == status)
+            filters.append(Member.status == status)
         if created_after is not None:
-            query = query.where(Member.created_at >= created_after)
+            filters.append(Member.created_at >= created_after)
         if created_before is not None:
-            query = query.where(Member.created_at < created_before)
+            filters.append(Member.created_at < created_before)
+        if tier is not None:
+            filters.append(Member.tier_id.in_(select(Tier.id).where(Tier.code == tier)))
+        after = cursor_uuid(decode_cursor(cursor, 1)[0]) if cursor else None
+        if segment is not None:
+            config = await runtime.configs.get(db, principal.tenant_id, program.config_version)
+            spec = await segment_spec(db, code=segment)
+            found, next_cursor = await scan_segment(
+                db, principal.tenant_id, program, config, spec, after=after, limit=limit, where=filters
+            )
+            return Page(await members_out(db, principal.tenant_id, found), next_cursor)
+        query = select(Member).where(*filters).order_by(Member.id).limit(limit + 1)
+        if after is not None:
+            query = query.where(Member.id > after)
         rows = (await db.execute(query)).scalars().all()
         items, next_cursor = page_of(rows, limit, lambda m: encode_cursor(m.id))
         return Page(await members_out(db, principal.tenant_id, items), next_cursor)

@@ -17,15 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.http.deps import CurrentPrincipal, CurrentProgram, Db
-from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor
-from core.ledger.models import PointBalance
+from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor
 from core.members.models import Member
-from core.metrics import service as metrics
 from core.metrics.service import Window
-from core.program.config import SegmentSpec, bump_config_version, load_config
+from core.program.config import bump_config_version, load_config
 from core.rules.conditions import Condition, ConditionError, check, metric_fields
 from core.segments.models import Segment
-from core.segments.service import member_facts, segments_of
+from core.segments.service import scan_segment, segment_spec
 
 CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 #: Members examined per page of GET /segments/{id}/members at most (the cursor continues from there).
@@ -182,50 +180,12 @@ class SegmentsController(Controller):
         members; follow ``next_cursor`` until it is null."""
         assert principal.tenant_id is not None
         check_limit(limit)
-        row = await _segment(db, segment_id)
-        spec = SegmentSpec(row.id, row.code, tuple(msgspec.convert(row.conditions, list[Condition])), row.match)
+        spec = await segment_spec(db, segment_id=segment_id)
         config = await load_config(db, program.config_version)
-        windows = {(metric, Window.parse(w)) for metric, w in spec.metric_fields}
-        now = utcnow()
-        today = metrics.local_day(now, program.tz)
         after = cursor_uuid(decode_cursor(cursor, 1)[0]) if cursor else None
-        found: list[SegmentMember] = []
-        scanned = 0
-        last: uuid.UUID | None = after
-        exhausted = False
-        while len(found) < limit and scanned < SCAN_LIMIT:
-            query = (
-                select(Member, PointBalance.last_activity_at)
-                .join(PointBalance, PointBalance.member_id == Member.id)
-                .where(Member.status == "active")
-                .order_by(Member.id)
-                .limit(min(500, SCAN_LIMIT - scanned))
-            )
-            if last is not None:
-                query = query.where(Member.id > last)
-            chunk = (await db.execute(query)).all()
-            if not chunk:
-                exhausted = True
-                break
-            sums = await metrics.sums(db, principal.tenant_id, [m.id for m, _ in chunk], windows, today)
-            for member, last_activity in chunk:
-                scanned += 1
-                last = member.id
-                tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
-                facts = member_facts(
-                    tier=tier,
-                    attributes=member.attributes or {},
-                    locale=member.locale,
-                    timezone=member.timezone,
-                    enrolled_at=member.created_at,
-                    last_activity_at=last_activity,
-                    birthday=member.birthday,
-                    now=now,
-                    sums=sums.get(member.id, {}),
-                )
-                if segments_of([spec], facts):
-                    found.append(SegmentMember(member.id, member.external_id, tier.code if tier else None))
-                    if len(found) == limit:
-                        break
-        next_cursor = None if exhausted or last is None else encode_cursor(last)
+        members, next_cursor = await scan_segment(
+            db, principal.tenant_id, program, config, spec, after=after, limit=limit, where=[Member.status == "active"]
+        )
+        codes = {t.id: t.code for t in config.tiers}
+        found = [SegmentMember(m.id, m.external_id, codes.get(m.tier_id) if m.tier_id else None) for m in members]
         return Page(found, next_cursor)

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.clock import utcnow
+from core.errors import NotFound
+from core.http.pagination import encode_cursor
+from core.ledger.models import PointBalance
+from core.members.models import Member
+from core.metrics import service as metrics
 from core.metrics.service import Window, flatten
-from core.program.config import SegmentSpec
-from core.rules.conditions import all_hold
+from core.program.config import SegmentSpec, TenantConfig
+from core.program.settings import ProgramSettings
+from core.rules.conditions import Condition, all_hold
+from core.segments.models import Segment
 from core.tiers.rules import TierSpec
 
 
@@ -49,3 +62,78 @@ def metric_windows(segments: Iterable[SegmentSpec]) -> set[tuple[str, Window]]:
 
 def segments_of(segments: Iterable[SegmentSpec], facts: Mapping[str, Any]) -> set[str]:
     return {s.code for s in segments if all_hold(s.conditions, facts, s.match)}  # type: ignore[arg-type]
+
+
+#: Members examined per page of a segment listing at most (the cursor continues from there).
+SCAN_LIMIT = 5000
+
+
+async def scan_segment(
+    db: AsyncSession,
+    tenant_id: uuid.UUID,
+    program: ProgramSettings,
+    config: TenantConfig,
+    spec: SegmentSpec,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+    where: Sequence[Any] = (),
+) -> tuple[list[Member], str | None]:
+    """Members in ``spec`` now, in id order after ``after`` (and matching ``where``), evaluated on the spot.
+
+    Examines at most ``SCAN_LIMIT`` members per call; the returned cursor continues the scan (None at the end).
+    """
+    windows = {(metric, Window.parse(w)) for metric, w in spec.metric_fields}
+    now = utcnow()
+    today = metrics.local_day(now, program.tz)
+    found: list[Member] = []
+    scanned = 0
+    last = after
+    exhausted = False
+    while len(found) < limit and scanned < SCAN_LIMIT:
+        query = (
+            select(Member, PointBalance.last_activity_at)
+            .join(PointBalance, PointBalance.member_id == Member.id)
+            .where(*where)
+            .order_by(Member.id)
+            .limit(min(500, SCAN_LIMIT - scanned))
+        )
+        if last is not None:
+            query = query.where(Member.id > last)
+        chunk = (await db.execute(query)).all()
+        if not chunk:
+            exhausted = True
+            break
+        sums = await metrics.sums(db, tenant_id, [m.id for m, _ in chunk], windows, today)
+        for member, last_activity in chunk:
+            scanned += 1
+            last = member.id
+            tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
+            facts = member_facts(
+                tier=tier,
+                attributes=member.attributes or {},
+                locale=member.locale,
+                timezone=member.timezone,
+                enrolled_at=member.created_at,
+                last_activity_at=last_activity,
+                birthday=member.birthday,
+                now=now,
+                sums=sums.get(member.id, {}),
+            )
+            if segments_of([spec], facts):
+                found.append(member)
+                if len(found) == limit:
+                    break
+    return found, None if exhausted or last is None else encode_cursor(last)
+
+
+async def segment_spec(
+    db: AsyncSession, *, segment_id: uuid.UUID | None = None, code: str | None = None
+) -> SegmentSpec:
+    query = (
+        select(Segment).where(Segment.id == segment_id) if segment_id else select(Segment).where(Segment.code == code)
+    )
+    row = (await db.execute(query)).scalar_one_or_none()
+    if row is None:
+        raise NotFound("No such segment.", field="segment_id" if segment_id else "segment")
+    return SegmentSpec(row.id, row.code, tuple(msgspec.convert(row.conditions, list[Condition])), row.match)

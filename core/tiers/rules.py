@@ -75,9 +75,11 @@ def metric_windows(tiers: Sequence[TierSpec]) -> set[tuple[str, Window]]:
 
 
 def qualifies(tier: TierSpec, sums: Mapping[tuple[str, str], Decimal]) -> bool:
+    """Whether ``sums`` meet the tier's criteria. A tier without criteria is the entry level when its rank is 0
+    (everyone qualifies), and a by-hand-only tier above that (a VIP list, a status match): nobody qualifies for it."""
     q = tier.qualification
     if not q.criteria:
-        return True
+        return tier.rank == 0
     key = q.window.window().key
     met = [sums.get((c.metric, key), Decimal(0)) >= c.min for c in q.criteria]
     return all(met) if q.mode == "all" else any(met)

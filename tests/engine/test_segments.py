@@ -105,3 +105,29 @@ async def test_bad_segments_are_refused(tenant: TenantHandle) -> None:
         },
     )
     assert unknown.status_code == 422 and unknown.json()["field"] == "segments"
+
+
+async def test_members_list_filters_by_tier_and_segment(tenant: TenantHandle) -> None:
+    await tenant.post("/v1/tiers", json={"code": "base", "name": "Base", "rank": 0})
+    await tenant.post("/v1/tiers", json={"code": "vip", "name": "VIP", "rank": 1})
+    await tenant.post(
+        "/v1/segments",
+        json={
+            "code": "londoners",
+            "name": "Londoners",
+            "conditions": [{"field": "member.attributes.city", "op": "eq", "value": "London"}],
+        },
+    )
+    a = await tenant.enrol("a", attributes={"city": "London"})
+    await tenant.enrol("b", attributes={"city": "Paris"})
+    c = await tenant.enrol("c", attributes={"city": "London"})
+    await tenant.put(f"/v1/members/{c['id']}/tier", json={"tier": "vip", "reason": "status match"})
+    vips = (await tenant.get("/v1/members", params={"tier": "vip"})).json()["items"]
+    assert [m["external_id"] for m in vips] == ["c"] and vips[0]["tier"] == "vip"
+    bases = (await tenant.get("/v1/members", params={"tier": "base"})).json()["items"]
+    assert [m["external_id"] for m in bases] == ["a", "b"]
+    londoners = (await tenant.get("/v1/members", params={"segment": "londoners"})).json()["items"]
+    assert [m["id"] for m in londoners] == [a["id"], c["id"]]
+    both = (await tenant.get("/v1/members", params={"segment": "londoners", "tier": "vip"})).json()["items"]
+    assert [m["external_id"] for m in both] == ["c"]
+    assert (await tenant.get("/v1/members", params={"segment": "nope"})).status_code == 404
