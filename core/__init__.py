@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "EventType": "core.plugin_types",
     "EventContext": "core.plugin_types",
     "EventView": "core.plugin_types",
+    "EarlierResult": "core.plugin_types",
     "MemberView": "core.plugin_types",
     "TenantView": "core.plugin_types",
     "Award": "core.plugin_types",
@@ -61,13 +62,15 @@ _EXPORTS: dict[str, str] = {
     "approve_held": "core.events.api",
     "reject_held": "core.events.api",
     "get_member": "core.members.service",
+    "get_redemption": "core.rewards.service",
+    "use_redemption": "core.rewards.service",
     "member_view": "core.members.views",
     "local_day": "core.metrics.service",
     "metric_sums": "core.metrics.service",
     "Window": "core.metrics.service",
 }
 
-_RENAMED = {"metric_sums": "sums"}
+_RENAMED = {"metric_sums": "sums", "use_redemption": "use"}
 
 __all__ = ["__version__", *_EXPORTS]
 
@@ -98,6 +101,7 @@ if TYPE_CHECKING:
     from core.outbox.service import emit
     from core.plugin_types import (
         Award,
+        EarlierResult,
         EventContext,
         EventType,
         EventView,
@@ -114,4 +118,6 @@ if TYPE_CHECKING:
         TierChange,
     )
     from core.plugins import hookimpl
+    from core.rewards.service import get_redemption
+    from core.rewards.service import use as use_redemption
     from core.tiers.service import assign_tier

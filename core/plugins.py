@@ -50,6 +50,11 @@ def _entry_point_plugins() -> dict[str, PluginInfo]:
     return found
 
 
+def load_installed_plugins() -> dict[str, PluginInfo]:
+    """Import every installed plugin, so that its models join ``Base.metadata`` (migrations, schema checks)."""
+    return _entry_point_plugins()
+
+
 def installed_migration_dirs() -> list[Path]:
     """Every installed plugin's Alembic version directory (its own branch)."""
     return [p.migrations for p in _entry_point_plugins().values() if p.migrations and p.migrations.is_dir()]

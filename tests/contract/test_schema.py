@@ -10,7 +10,10 @@ from sqlalchemy import inspect, text
 import core.db.models  # noqa: F401  (registers every model)
 from core.db.base import Base, tenant_tables
 from core.db.engine import create_engine
+from core.plugins import load_installed_plugins
 from core.testing import settings_for_tests
+
+load_installed_plugins()  # installed plugins' tables are checked like core's (their migrations run in the tests)
 
 
 def test_there_are_tenant_tables() -> None:

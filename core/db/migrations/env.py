@@ -9,7 +9,10 @@ from sqlalchemy.engine import Connection
 
 from core.db.engine import create_engine
 from core.db.models import Base
+from core.plugins import load_installed_plugins
 from core.settings import get_settings
+
+load_installed_plugins()  # installed plugins' models join Base.metadata (core never imports plugins by name)
 
 config = context.config
 target_metadata = Base.metadata
