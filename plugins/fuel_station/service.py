@@ -73,6 +73,8 @@ async def fraud_flags(ctx: EventContext, site: FuelSite, tz: ZoneInfo) -> list[r
             .where(
                 FuelTransaction.member_id == ctx.member.id,
                 FuelTransaction.kind == "fill_up",
+                # fill-ups refused at non-participating sites are outside the programme; a rejected review counts
+                or_(FuelTransaction.status != "rejected", FuelTransaction.flagged.is_(True)),
                 FuelTransaction.id.not_in(_excluded(ctx)),
                 or_(
                     FuelTransaction.local_day == day,
@@ -83,9 +85,12 @@ async def fraud_flags(ctx: EventContext, site: FuelSite, tz: ZoneInfo) -> list[r
     ).all()
     stored = [(rules.FillUp(r.code, r.occurred_at, r.litres or Decimal(0)), r.local_day) for r in rows]
     batch = [
-        (rules.FillUp(e.attributes.site, e.occurred_at, e.quantity or Decimal(0)), local_day(e.occurred_at, tz))
-        for e in ctx.earlier
-        if e.type == FILL_UP
+        (
+            rules.FillUp(e.event.attributes.site, e.event.occurred_at, e.event.quantity or Decimal(0)),
+            local_day(e.event.occurred_at, tz),
+        )
+        for e in ctx.earlier_results
+        if e.event.type == FILL_UP and e.status != "rejected"
     ]
     others = stored + batch
     this = rules.FillUp(site.code, event.occurred_at, event.quantity)

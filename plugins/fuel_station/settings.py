@@ -6,6 +6,7 @@ field or a value out of range is a 422 naming ``plugin_settings.fuel.<field>``.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -13,6 +14,7 @@ import msgspec
 from msgspec import Meta
 
 Code = Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+GRADE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
 class GradeSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -39,7 +41,7 @@ class FuelSettings(msgspec.Struct, forbid_unknown_fields=True):
     #: ``per_litre``: points per whole litre (part litres don't count); ``per_amount``: per currency unit, by grade.
     earn_mode: Literal["per_litre", "per_amount"] = "per_litre"
     #: The grades a fill-up may name, and how each earns.
-    grades: dict[Code, GradeSettings] = msgspec.field(default_factory=default_grades)
+    grades: dict[str, GradeSettings] = msgspec.field(default_factory=default_grades)
     #: Shop purchases earn per currency unit.
     shop_points_per_unit: Decimal = Decimal(2)
     #: Litres counted per fill-up (20 US gallons, about 75 L).
@@ -103,6 +105,8 @@ class FuelSettings(msgspec.Struct, forbid_unknown_fields=True):
             ("discount_max_litres", self.discount_max_litres, Decimal(0), Decimal(10000), False),
         ]
         for name, grade in self.grades.items():
+            if not GRADE_CODE.match(name):
+                raise ValueError(f"field `grades.{name}` is not a grade code (lower-case letters, digits, - and _)")
             checks += [
                 (f"grades.{name}.points_per_litre", grade.points_per_litre, Decimal(0), Decimal(1000), True),
                 (f"grades.{name}.amount_per_point", grade.amount_per_point, Decimal(0), Decimal(10000), False),

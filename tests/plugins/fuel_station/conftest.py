@@ -95,9 +95,10 @@ class Fuel:
 
 @pytest.fixture
 async def fuel(make_tenant: MakeTenant) -> Fuel:
-    """A tenant (CNY, Asia/Shanghai) with the plugin enabled on its defaults and one participating site, S1."""
+    """A tenant (CNY, Asia/Shanghai) with the plugin enabled on its defaults and three participating sites."""
     tenant = await make_tenant(plugins=["fuel"], timezone="Asia/Shanghai", currency="CNY", country="CN")
     helper = Fuel(tenant)
     await helper.settings()
-    await helper.site("S1")
+    for code in ("S1", "S2", "S3"):
+        await helper.site(code)
     return helper
