@@ -197,6 +197,7 @@ class FlagOut(msgspec.Struct):
 
 
 class DecisionOut(msgspec.Struct):
+    #: approved or rejected; ``points`` is everything the approval awarded (0 for a rejection).
     decision: str
     reason: str
     decided_by: str
@@ -219,6 +220,7 @@ class ReviewOut(msgspec.Struct):
     #: held (waiting for a decision), awarded (approved) or rejected.
     status: str
     flags: list[FlagOut]
+    #: Fuel and shop points it earned (what counts toward the monthly cap); the decision says all it earned.
     points: int
     decision: DecisionOut | None = None
 
