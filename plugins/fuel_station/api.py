@@ -504,10 +504,12 @@ class RedemptionsController(Controller):
         principal: CurrentPrincipal,
         program: CurrentProgram,
         runtime: CurrentRuntime,
-        points: FromQuery[Annotated[int, Meta(ge=0)] | None] = None,
+        points: FromQuery[int | None] = None,
     ) -> StepsOut:
         """The amounts points can be redeemed in and what each takes off a litre (up to ``points`` when given):
         the points costs a ``fuel.cents_off`` reward may have."""
+        if points is not None and points < 0:
+            raise ValidationFailed("points must not be negative.", field="points")
         settings = _settings(principal, program, runtime)
         ceiling = points if points is not None else 10**12
         steps = rules.redemption_steps(ceiling, settings)
@@ -568,7 +570,7 @@ class ReportsController(Controller):
         self,
         db: Db,
         principal: CurrentPrincipal,
-        days: FromQuery[Annotated[int, Meta(ge=1, le=366)]] = 30,
+        days: FromQuery[int] = 30,
         as_of: FromQuery[datetime | None] = None,
     ) -> RetentionOut:
         """Return rate and churn rate per site and for the network: the cohort is who filled up or shopped in the
@@ -577,6 +579,8 @@ class ReportsController(Controller):
         from plugins.fuel_station import service
 
         assert principal.tenant_id is not None
+        if not 1 <= days <= 366:
+            raise ValidationFailed("days must be between 1 and 366.", field="days")
         end = as_of or utcnow()
         if end.tzinfo is None:
             raise ValidationFailed("as_of needs a time zone offset.", field="as_of")
