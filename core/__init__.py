@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "EventType": "core.plugin_types",
     "EventContext": "core.plugin_types",
     "EventView": "core.plugin_types",
+    "EarlierResult": "core.plugin_types",
     "MemberView": "core.plugin_types",
     "TenantView": "core.plugin_types",
     "Award": "core.plugin_types",
@@ -61,6 +62,8 @@ _EXPORTS: dict[str, str] = {
     "approve_held": "core.events.api",
     "reject_held": "core.events.api",
     "get_member": "core.members.service",
+    "get_redemption": "core.rewards.service",
+    "use_redemption": "core.rewards.service",
     "member_view": "core.members.views",
     "load_member_view": "core.members.views",
     "credit_points": "core.ledger.plugin_points",
@@ -83,6 +86,7 @@ __all__ = [
     "CurrentProgram",
     "CurrentRuntime",
     "Db",
+    "EarlierResult",
     "EventContext",
     "EventType",
     "EventView",
@@ -116,6 +120,7 @@ __all__ = [
     "emit",
     "encode_cursor",
     "get_member",
+    "get_redemption",
     "hookimpl",
     "id_column",
     "load_member_view",
@@ -128,6 +133,7 @@ __all__ = [
     "request_care",
     "rls",
     "table_of",
+    "use_redemption",
     "utcnow",
 ]
 
@@ -137,44 +143,69 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'core' has no attribute {name!r}")
     target = importlib.import_module(module)
-    # A module exported by its own name (``rls``) is the export itself.
-    value = target if module.rsplit(".", 1)[-1] == name else getattr(target, _RENAMED.get(name, name))
+    attribute = _RENAMED.get(name, name)
+    # ``rls`` is a module itself (migrations call ``rls.tenant_table``): export the module when it has no such name.
+    value = (
+        target if module.rsplit(".", 1)[-1] == name and not hasattr(target, attribute) else getattr(target, attribute)
+    )
     globals()[name] = value
     return value
 
 
 if TYPE_CHECKING:
-    from core.care.service import request_care
-    from core.clock import utcnow
-    from core.db import rls
-    from core.db.base import Base, TenantScoped, id_column, table_of
-    from core.errors import Conflict, FealtyError, NotFound, PermissionDenied, ValidationFailed
-    from core.events.api import approve_held, reject_held
-    from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
-    from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
-    from core.ids import new_id
-    from core.ledger.plugin_points import PointsMoved, credit_points, debit_points
-    from core.members.service import get_member
-    from core.members.views import load_member_view, member_view
-    from core.metrics.service import Window, local_day
+    # ``X as X``: explicit re-exports, so that mypy --strict accepts ``from core import X`` in plugins.
+    from core.care.service import request_care as request_care
+    from core.clock import utcnow as utcnow
+    from core.db import rls as rls
+    from core.db.base import Base as Base
+    from core.db.base import TenantScoped as TenantScoped
+    from core.db.base import id_column as id_column
+    from core.db.base import table_of as table_of
+    from core.errors import Conflict as Conflict
+    from core.errors import FealtyError as FealtyError
+    from core.errors import NotFound as NotFound
+    from core.errors import PermissionDenied as PermissionDenied
+    from core.errors import ValidationFailed as ValidationFailed
+    from core.events.api import approve_held as approve_held
+    from core.events.api import reject_held as reject_held
+    from core.http.deps import CurrentPrincipal as CurrentPrincipal
+    from core.http.deps import CurrentProgram as CurrentProgram
+    from core.http.deps import CurrentRuntime as CurrentRuntime
+    from core.http.deps import Db as Db
+    from core.http.pagination import Page as Page
+    from core.http.pagination import check_limit as check_limit
+    from core.http.pagination import cursor_uuid as cursor_uuid
+    from core.http.pagination import decode_cursor as decode_cursor
+    from core.http.pagination import encode_cursor as encode_cursor
+    from core.http.pagination import page_of as page_of
+    from core.ids import new_id as new_id
+    from core.ledger.plugin_points import PointsMoved as PointsMoved
+    from core.ledger.plugin_points import credit_points as credit_points
+    from core.ledger.plugin_points import debit_points as debit_points
+    from core.members.service import get_member as get_member
+    from core.members.views import load_member_view as load_member_view
+    from core.members.views import member_view as member_view
+    from core.metrics.service import Window as Window
+    from core.metrics.service import local_day as local_day
     from core.metrics.service import sums as metric_sums
-    from core.outbox.service import emit
-    from core.plugin_types import (
-        Award,
-        EventContext,
-        EventType,
-        EventView,
-        FieldIssue,
-        JobContext,
-        MemberView,
-        PluginInfo,
-        RedemptionView,
-        ReversalView,
-        RewardView,
-        ScheduledJob,
-        Screening,
-        TenantView,
-        TierChange,
-    )
-    from core.plugins import hookimpl
-    from core.tiers.service import assign_tier
+    from core.outbox.service import emit as emit
+    from core.plugin_types import Award as Award
+    from core.plugin_types import EarlierResult as EarlierResult
+    from core.plugin_types import EventContext as EventContext
+    from core.plugin_types import EventType as EventType
+    from core.plugin_types import EventView as EventView
+    from core.plugin_types import FieldIssue as FieldIssue
+    from core.plugin_types import JobContext as JobContext
+    from core.plugin_types import MemberView as MemberView
+    from core.plugin_types import PluginInfo as PluginInfo
+    from core.plugin_types import RedemptionView as RedemptionView
+    from core.plugin_types import ReversalView as ReversalView
+    from core.plugin_types import RewardView as RewardView
+    from core.plugin_types import ScheduledJob as ScheduledJob
+    from core.plugin_types import Screening as Screening
+    from core.plugin_types import TenantView as TenantView
+    from core.plugin_types import TierChange as TierChange
+    from core.plugins import hookimpl as hookimpl
+    from core.rewards.service import get_redemption as get_redemption
+    from core.rewards.service import use_redemption as use_redemption
+    from core.tiers.service import assign_tier as assign_tier

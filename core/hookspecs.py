@@ -94,7 +94,8 @@ def fealty_qualifying_credits(ctx: EventContext, awards: list[Award]) -> Credits
 @_hookspec
 def fealty_event_processed(ctx: EventContext, status: str, awards: list[Award], credits: Credits) -> None:
     """Notification: an event was stored with ``status`` (awarded, held, rejected). Fires inside the transaction,
-    so a plugin may record its own rows (visits, fill-ups) atomically with the event. Not called when simulating."""
+    so a plugin may record its own rows (visits, fill-ups) atomically with the event. Not called when simulating.
+    A held event is announced again when decided: ``awarded`` when approved, ``rejected`` when rejected."""
     raise NotImplementedError
 
 

@@ -105,10 +105,23 @@ class EventContext:
     simulate: bool = False
     #: The same member's earlier events in this batch (not yet stored when the hooks run).
     earlier: tuple[EventView, ...] = ()
+    #: The same events with what became of them (awarded, held, rejected) and their awards: for caps and counts
+    #: that must only see what was awarded (velocity rules count every attempt in ``earlier``).
+    earlier_results: tuple[EarlierResult, ...] = ()
     #: ``await ctx.reverse_event(event_id, fraction, reason)`` takes back (a share of) what an earlier event of the
     #: same member earned, in this transaction (a cancelled stay, a failed payment). Returns the points removed.
     #: Available from ``fealty_event_processed``; None when simulating.
     reverse_event: Callable[[str, Decimal, str], Awaitable[int]] | None = None
+
+
+@dataclass(frozen=True)
+class EarlierResult:
+    """An earlier event of the same member in the same batch, as the pipeline decided it."""
+
+    event: EventView
+    status: Literal["awarded", "held", "rejected"]
+    #: Every award it got (core rules' and every plugin's); empty unless awarded.
+    awards: tuple[Award, ...] = ()
 
 
 @dataclass(frozen=True)

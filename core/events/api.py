@@ -23,7 +23,7 @@ from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.members.models import Member
 from core.outbox.service import emit
-from core.plugin_types import ReversalView
+from core.plugin_types import EventContext, EventView, ReversalView
 from core.program.settings import ProgramSettings
 from core.runtime import Runtime
 
@@ -329,29 +329,13 @@ class EventsController(Controller):
         ctx = await context_for(db, principal, program, runtime)
         result = await pipeline.reverse(ctx, event, fraction, reason=data.reason)
         await db.refresh(event)
-        member = (await db.execute(select(Member).where(Member.id == event.member_id))).scalar_one()
-        view = pipeline.member_view_of(member, ctx.config)
         if program.enabled_plugins:
-            from core.plugin_types import EventContext, EventView
-
-            event_view = EventView(
-                event.id,
-                event.event_id,
-                event.type,
-                event.occurred_at,
-                event.amount,
-                event.currency,
-                event.quantity,
-                event.unit,
-                dict(event.attributes),
-                dict(event.attributes),
-            )
-            hook_ctx = EventContext(ctx.tenant_view(), event_view, view, db, ctx.now)
+            hook_ctx = await _hook_context(ctx, event)
             await ctx.hooks.event_reversed(
                 hook_ctx,
                 ReversalView(
-                    event_view,
-                    view,
+                    hook_ctx.event,
+                    hook_ctx.member,
                     result.points_removed,
                     result.fraction,
                     result.credits_removed,
@@ -390,7 +374,7 @@ class EventsController(Controller):
         data: JSONBody[DecisionIn],
     ) -> EventOutcome:
         """Reject an event held for review: it never earns."""
-        return await reject_held(db, principal, id, data.reason)
+        return await reject_held(db, principal, id, data.reason, program=program, runtime=runtime)
 
 
 async def _claim_held(db: AsyncSession, event_id: uuid.UUID) -> Event:
@@ -434,7 +418,17 @@ async def approve_held(
     return _stored_outcome(await _refreshed(db, event))
 
 
-async def reject_held(db: AsyncSession, principal: Principal, event_id: uuid.UUID, reason: str) -> EventOutcome:
+async def reject_held(
+    db: AsyncSession,
+    principal: Principal,
+    event_id: uuid.UUID,
+    reason: str,
+    *,
+    program: ProgramSettings | None = None,
+    runtime: Runtime | None = None,
+) -> EventOutcome:
+    """Reject a held event. With ``program`` and ``runtime`` the enabled plugins' ``fealty_event_processed`` hears
+    of it (status ``rejected``), in this transaction, as it heard of the hold."""
     event = await _claim_held(db, event_id)
     await db.execute(
         update(Event)
@@ -442,6 +436,9 @@ async def reject_held(db: AsyncSession, principal: Principal, event_id: uuid.UUI
         .values(status="rejected", status_reason=f"rejected: {reason}", decided_by=principal.actor, decided_at=utcnow())
     )
     assert principal.tenant_id is not None
+    if program is not None and runtime is not None and program.enabled_plugins:
+        ctx = await context_for(db, principal, program, runtime)
+        await ctx.hooks.event_processed(await _hook_context(ctx, event), "rejected", [], {})
     await emit(
         db,
         principal.tenant_id,
@@ -450,6 +447,28 @@ async def reject_held(db: AsyncSession, principal: Principal, event_id: uuid.UUI
         event.member_id,
     )
     return _stored_outcome(await _refreshed(db, event))
+
+
+async def _hook_context(ctx: pipeline.PipelineContext, event: Event) -> EventContext:
+    """What plugin hooks about a stored event receive (its attributes decoded by its type's schema when it has one)."""
+    member = (await ctx.session.execute(select(Member).where(Member.id == event.member_id))).scalar_one()
+    event_type = ctx.plugins.event_types().get(event.type)
+    attributes: Any = dict(event.attributes)
+    if event_type is not None and event_type.attributes is not None:
+        attributes = msgspec.convert(attributes, event_type.attributes)
+    view = EventView(
+        event.id,
+        event.event_id,
+        event.type,
+        event.occurred_at,
+        event.amount,
+        event.currency,
+        event.quantity,
+        event.unit,
+        attributes,
+        dict(event.attributes),
+    )
+    return EventContext(ctx.tenant_view(), view, pipeline.member_view_of(member, ctx.config), ctx.session, ctx.now)
 
 
 async def _refreshed(db: AsyncSession, event: Event) -> Event:

@@ -45,7 +45,16 @@ from core.members.views import member_view
 from core.metrics import service as metrics
 from core.metrics.service import Window
 from core.outbox.service import emit_many
-from core.plugin_types import Award, EventContext, EventType, EventView, MemberView, TenantView, TierChange
+from core.plugin_types import (
+    Award,
+    EarlierResult,
+    EventContext,
+    EventType,
+    EventView,
+    MemberView,
+    TenantView,
+    TierChange,
+)
 from core.plugins import PluginManager, TenantHooks
 from core.program.config import TenantConfig
 from core.program.settings import ProgramSettings
@@ -394,7 +403,7 @@ async def _compute(ctx: PipelineContext, items: list[_Item], results: list[ItemR
     tenant = ctx.tenant_view()
     tier_of: dict[uuid.UUID, tier_rules.TierSpec | None] = {}
     valid_until: dict[uuid.UUID, datetime | None] = {}
-    earlier: dict[uuid.UUID, list[EventView]] = defaultdict(list)
+    earlier: dict[uuid.UUID, list[_Item]] = defaultdict(list)
     for item in items:
         assert item.member is not None
         member = item.member
@@ -451,7 +460,16 @@ async def _compute(ctx: PipelineContext, items: list[_Item], results: list[ItemR
             session=ctx.session,
             now=ctx.now,
             simulate=simulate,
-            earlier=tuple(earlier[member.id]),
+            earlier=tuple(e.context.event for e in earlier[member.id] if e.context is not None),
+            earlier_results=tuple(
+                EarlierResult(
+                    e.context.event,
+                    e.status,  # type: ignore[arg-type]
+                    tuple(_all_awards(e, ctx.now)) if e.status == "awarded" else (),
+                )
+                for e in earlier[member.id]
+                if e.context is not None
+            ),
         )
         item.context = context
         try:
@@ -472,7 +490,7 @@ async def _compute(ctx: PipelineContext, items: list[_Item], results: list[ItemR
             if screening is not None:
                 item.status = "held" if screening.action == "hold" else "rejected"
                 item.reason = f"{screening.code}: {screening.reason}"
-        earlier[member.id].append(view)
+        earlier[member.id].append(item)
         if item.status != "awarded" or item.data.type == "return":
             continue
         usage = engine.CapUsage(

@@ -437,6 +437,10 @@ async def cancel(
     return Outcome(row, reward)
 
 
+#: The name plugins know it by (``from core import use_redemption``).
+use_redemption = use
+
+
 async def _return_stock(session: AsyncSession, tenant_id: uuid.UUID, units: dict[uuid.UUID, int]) -> None:
     if not units:
         return

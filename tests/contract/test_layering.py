@@ -42,9 +42,10 @@ def test_core_never_imports_plugins(graph: grimp.ImportGraph) -> None:
     assert wrong == []
 
 
-def test_the_hotel_plugin_is_seen(graph: grimp.ImportGraph) -> None:
-    assert "plugins.hotel.hooks" in graph.modules
-    assert "core" in graph.find_modules_directly_imported_by("plugins.hotel.hooks")
+@pytest.mark.parametrize("hooks", ["plugins.hotel.hooks", "plugins.fuel_station.hooks"])
+def test_each_plugin_is_seen(graph: grimp.ImportGraph, hooks: str) -> None:
+    assert hooks in graph.modules
+    assert "core" in graph.find_modules_directly_imported_by(hooks)
 
 
 def test_the_public_api_lists_every_export() -> None:

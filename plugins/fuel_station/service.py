@@ -1,0 +1,308 @@
+"""The fuel plugin's reads and writes (the hooks and routes stay thin; the rules stay pure in ``rules.py``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import Award, EventContext, JobContext, request_care
+from plugins.fuel_station import rules
+from plugins.fuel_station.models import FuelSite, FuelTransaction
+from plugins.fuel_station.settings import FuelSettings
+
+FILL_UP, SHOP = "fuel.fill_up", "fuel.shop_purchase"
+KIND_OF = {FILL_UP: "fill_up", SHOP: "shop"}
+#: How far back the daily win-back job looks for lapses that began (so a worker that was down catches up).
+WIN_BACK_LOOKBACK_DAYS = 30
+
+
+def settings_of(ctx: EventContext | JobContext) -> FuelSettings:
+    settings: FuelSettings = ctx.tenant.settings_for("fuel")
+    return settings
+
+
+def local_day(at: datetime, tz: ZoneInfo) -> date:
+    return at.astimezone(tz).date()
+
+
+def local_month(at: datetime, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%Y-%m")
+
+
+async def site_by_code(session: AsyncSession, code: str) -> FuelSite | None:
+    site: FuelSite | None = (await session.execute(select(FuelSite).where(FuelSite.code == code))).scalar_one_or_none()
+    return site
+
+
+async def sites_by_code(session: AsyncSession, codes: Iterable[str]) -> dict[str, FuelSite]:
+    wanted = sorted(set(codes))
+    if not wanted:
+        return {}
+    rows = (await session.execute(select(FuelSite).where(FuelSite.code.in_(wanted)))).scalars()
+    return {site.code: site for site in rows}
+
+
+def _excluded(ctx: EventContext) -> list[uuid.UUID]:
+    """The event itself and the batch's earlier items: they are counted from the batch, never twice."""
+    return [ctx.event.id, *(e.id for e in ctx.earlier)]
+
+
+# --- fraud ----------------------------------------------------------------------------------------------------------
+
+
+async def fraud_flags(ctx: EventContext, site: FuelSite, tz: ZoneInfo) -> list[rules.Flag]:
+    """The fraud rules for a fill-up, over the member's stored fill-ups (one query) and the batch's earlier ones."""
+    settings = settings_of(ctx)
+    event = ctx.event
+    assert event.quantity is not None
+    day = local_day(event.occurred_at, tz)
+    window = timedelta(minutes=max(settings.repeat_fill_minutes, 1))
+    rows = (
+        await ctx.session.execute(
+            select(FuelTransaction.occurred_at, FuelTransaction.litres, FuelTransaction.local_day, FuelSite.code)
+            .join(
+                FuelSite, and_(FuelSite.tenant_id == FuelTransaction.tenant_id, FuelSite.id == FuelTransaction.site_id)
+            )
+            .where(
+                FuelTransaction.member_id == ctx.member.id,
+                FuelTransaction.kind == "fill_up",
+                # fill-ups refused at non-participating sites are outside the programme; a rejected review counts
+                or_(FuelTransaction.status != "rejected", FuelTransaction.flagged.is_(True)),
+                FuelTransaction.id.not_in(_excluded(ctx)),
+                or_(
+                    FuelTransaction.local_day == day,
+                    FuelTransaction.occurred_at.between(event.occurred_at - window, event.occurred_at + window),
+                ),
+            )
+        )
+    ).all()
+    stored = [(rules.FillUp(r.code, r.occurred_at, r.litres or Decimal(0)), r.local_day) for r in rows]
+    batch = [
+        (
+            rules.FillUp(e.event.attributes.site, e.event.occurred_at, e.event.quantity or Decimal(0)),
+            local_day(e.event.occurred_at, tz),
+        )
+        for e in ctx.earlier_results
+        if e.event.type == FILL_UP and e.status != "rejected"
+    ]
+    others = stored + batch
+    this = rules.FillUp(site.code, event.occurred_at, event.quantity)
+    same_day = [f for f, d in others if d == day]
+    nearby = [f for f, _ in others if abs(f.at - event.occurred_at) <= window]
+    limits = rules.site_limits(settings, site.tank_size_litres, site.daily_max_fill_ups, site.daily_max_litres)
+    return rules.fraud_flags(this, same_day, nearby, limits, settings)
+
+
+# --- awards ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the member already has this month (capped points) and in all (visits), before this event."""
+
+    month_points: int
+    visits: int
+
+
+async def usage(ctx: EventContext, tz: ZoneInfo) -> Usage:
+    """Stored awarded transactions (one query) plus the batch's earlier items that were awarded."""
+    month = local_month(ctx.event.occurred_at, tz)
+    row = (
+        await ctx.session.execute(
+            select(
+                func.coalesce(
+                    func.sum(case((FuelTransaction.local_month == month, FuelTransaction.points), else_=0)), 0
+                ),
+                func.coalesce(func.sum(case((FuelTransaction.visit.is_(True), 1), else_=0)), 0),
+            ).where(
+                FuelTransaction.member_id == ctx.member.id,
+                FuelTransaction.status == "awarded",
+                FuelTransaction.id.not_in(_excluded(ctx)),
+            )
+        )
+    ).one()
+    month_points, visits = int(row[0]), int(row[1])
+    settings = settings_of(ctx)
+    for earlier in ctx.earlier_results:
+        if earlier.status != "awarded" or earlier.event.type not in KIND_OF:
+            continue
+        if local_month(earlier.event.occurred_at, tz) == month:
+            month_points += rules.capped_points([(a.source, a.points) for a in earlier.awards])
+        visits += rules.is_visit(KIND_OF[earlier.event.type], earlier.event.amount, settings)
+    return Usage(month_points, visits)
+
+
+def to_awards(lines: Sequence[rules.Line]) -> list[Award]:
+    return [
+        Award(line.points, line.reason, line.source, base=line.base, detail={"capped_from": line.capped_from})
+        for line in lines
+    ]
+
+
+# --- recording ------------------------------------------------------------------------------------------------------
+
+
+async def record(
+    ctx: EventContext, status: str, awards: Sequence[Award], flags: Sequence[rules.Flag] | None
+) -> FuelTransaction | None:
+    """Keep the plugin's row of this event in step with its status (inserted when first seen, updated when a held
+    event is decided). Returns the row."""
+    event = ctx.event
+    kind = KIND_OF.get(event.type)
+    if kind is None:
+        return None
+    settings = settings_of(ctx)
+    tz = ZoneInfo(ctx.tenant.timezone)
+    row: FuelTransaction | None = await ctx.session.get(FuelTransaction, (ctx.tenant.id, event.id))
+    points = rules.capped_points([(a.source, a.points) for a in awards]) if status == "awarded" else 0
+    visit = status == "awarded" and rules.is_visit(kind, event.amount, settings)
+    if row is None:
+        site = await site_by_code(ctx.session, event.attributes.site)
+        if site is None:  # the site was removed since validation: nothing to attach the row to
+            return None
+        attrs = event.attributes
+        row = FuelTransaction(
+            tenant_id=ctx.tenant.id,
+            id=event.id,
+            event_id=event.event_id,
+            kind=kind,
+            member_id=ctx.member.id,
+            site_id=site.id,
+            occurred_at=event.occurred_at,
+            local_day=local_day(event.occurred_at, tz),
+            local_month=local_month(event.occurred_at, tz),
+            litres=event.quantity if kind == "fill_up" else None,
+            grade=getattr(attrs, "grade", None),
+            pump=getattr(attrs, "pump", None),
+            payment_method=getattr(attrs, "payment_method", None),
+            category=getattr(attrs, "category", None),
+            amount=event.amount or Decimal(0),
+            currency=event.currency or ctx.tenant.currency,
+            status=status,
+            points=points,
+            visit=visit,
+            flagged=bool(flags),
+            flags=[{"code": f.code, "detail": f.detail} for f in flags or ()],
+            created_at=ctx.now,
+            updated_at=ctx.now,
+        )
+        ctx.session.add(row)
+    else:
+        row.status, row.points, row.visit, row.updated_at = status, points, visit, ctx.now
+        if flags:
+            row.flagged, row.flags = True, [{"code": f.code, "detail": f.detail} for f in flags]
+    await ctx.session.flush()
+    return row
+
+
+# --- measures -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetentionRow:
+    site_id: uuid.UUID | None
+    cohort: int
+    returned: int
+    churned: int
+
+
+async def retention(
+    session: AsyncSession, tenant_id: uuid.UUID, as_of: datetime, days: int
+) -> tuple[RetentionRow, list[RetentionRow]]:
+    """Return and churn over two back-to-back windows of ``days``: the cohort is who had awarded activity in the
+    earlier window; *returned* came back in the later one (to the same site, for a site's row; anywhere, for the
+    network), *churned* had no activity anywhere in the network in the later one. Set-based: three statements."""
+    recent_start = as_of - timedelta(days=days)
+    base_start = recent_start - timedelta(days=days)
+    tx = FuelTransaction
+    awarded = and_(tx.tenant_id == tenant_id, tx.status == "awarded")
+    cohort = (
+        select(tx.site_id, tx.member_id)
+        .where(awarded, tx.occurred_at >= base_start, tx.occurred_at < recent_start)
+        .distinct()
+        .subquery("cohort")
+    )
+    recent_site = (
+        select(tx.site_id, tx.member_id)
+        .where(awarded, tx.occurred_at >= recent_start, tx.occurred_at < as_of)
+        .distinct()
+        .subquery("recent_site")
+    )
+    recent_any = (
+        select(tx.member_id).where(awarded, tx.occurred_at >= recent_start, tx.occurred_at < as_of).distinct()
+    ).subquery("recent_any")
+    per_site = (
+        select(
+            cohort.c.site_id,
+            func.count(),
+            func.count(recent_site.c.member_id),
+            func.sum(case((recent_any.c.member_id.is_(None), 1), else_=0)),
+        )
+        .select_from(cohort)
+        .outerjoin(
+            recent_site,
+            and_(recent_site.c.site_id == cohort.c.site_id, recent_site.c.member_id == cohort.c.member_id),
+        )
+        .outerjoin(recent_any, recent_any.c.member_id == cohort.c.member_id)
+        .group_by(cohort.c.site_id)
+    )
+    sites = [
+        RetentionRow(site_id, int(n), int(back), int(lost or 0))
+        for site_id, n, back, lost in (await session.execute(per_site)).all()
+    ]
+    members = select(cohort.c.member_id).distinct().subquery("members")
+    network_query = (
+        select(func.count(), func.count(recent_any.c.member_id))
+        .select_from(members)
+        .outerjoin(recent_any, recent_any.c.member_id == members.c.member_id)
+    )
+    n, back = (await session.execute(network_query)).one()
+    network = RetentionRow(None, int(n), int(back), int(n) - int(back))
+    return network, sites
+
+
+# --- win-back -------------------------------------------------------------------------------------------------------
+
+
+async def request_win_backs(ctx: JobContext) -> int:
+    """Members whose last fill-up or shop purchase began a lapse of ``win_back_after_days``: one care request per
+    member and lapse (its dedupe key names the last activity's day), however often the job runs."""
+    settings = settings_of(ctx)
+    tz = ZoneInfo(ctx.tenant.timezone)
+    lapse_start = ctx.now - timedelta(days=settings.win_back_after_days)
+    last = func.max(FuelTransaction.occurred_at)
+    rows = (
+        await ctx.session.execute(
+            select(FuelTransaction.member_id, last.label("last_at"), func.count().label("transactions"))
+            .where(FuelTransaction.tenant_id == ctx.tenant.id, FuelTransaction.status == "awarded")
+            .group_by(FuelTransaction.member_id)
+            .having(last <= lapse_start, last > lapse_start - timedelta(days=WIN_BACK_LOOKBACK_DAYS))
+            .order_by(FuelTransaction.member_id)
+        )
+    ).all()
+    recorded = 0
+    for member_id, last_at, transactions in rows:
+        last_day = local_day(last_at, tz)
+        recorded += await request_care(
+            ctx.session,
+            tenant_id=ctx.tenant.id,
+            member_id=member_id,
+            kind="fuel.win_back",
+            purpose="marketing",
+            source="fuel",
+            dedupe_key=f"win-back:{member_id}:{last_day.isoformat()}",
+            payload={
+                "last_activity_at": last_at.isoformat(),
+                "days_inactive": (ctx.now - last_at).days,
+                "transactions": int(transactions),
+            },
+            now=ctx.now,
+        )
+    return recorded
