@@ -29,10 +29,10 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 from sqlalchemy import bindparam, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import validation
+from core.db import bulk
 from core.db.base import table_of
 from core.errors import Conflict, FealtyError, NotFound, ValidationFailed, invalid
 from core.events.models import Event
@@ -64,6 +64,12 @@ from core.tiers import rules as tier_rules
 from core.tiers.models import TierChange as TierChangeRow
 
 events_table = table_of(Event)
+#: What storing an event writes (see ``_event_row``).
+EVENT_COLUMNS = (
+    "tenant_id", "id", "event_id", "type", "member_id", "occurred_at", "received_at", "local_day", "amount",
+    "currency", "quantity", "unit", "attributes", "status", "status_reason", "points", "reversed_points",
+    "reversed_fraction", "request_hash", "outcome", "original_event_id", "decided_by", "decided_at",
+)  # fmt: skip
 members_table = table_of(Member)
 balances_table = table_of(PointBalance)
 tier_changes_table = table_of(TierChangeRow)
@@ -596,12 +602,14 @@ async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemRes
     session, now = ctx.session, ctx.now
     new = [i for i in items if i.existing_id is None]
     if new:
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(events_table).on_conflict_do_nothing(index_elements=["tenant_id", "event_id"])
+        statement = (
+            bulk.insert(session, events_table, EVENT_COLUMNS)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "event_id"])
+            .returning(events_table.c.event_id)
+        )
+        event_rows = [_event_row(ctx, i) for i in new]
         inserted = set(
-            (
-                await session.execute(statement.returning(events_table.c.event_id), [_event_row(ctx, i) for i in new])
-            ).scalars()
+            (await session.execute(statement, bulk.params(session, events_table, EVENT_COLUMNS, event_rows))).scalars()
         )
         raced = [i for i in new if i.data.event_id not in inserted]
         if raced:

@@ -17,9 +17,25 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import Row, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    MetaData,
+    Row,
+    Table,
+    Uuid,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import bulk
 from core.db.base import table_of
 from core.errors import Conflict, InsufficientPoints, NotFound, ValidationFailed
 from core.ids import new_id
@@ -30,6 +46,15 @@ from core.outbox.service import emit_many
 balances = table_of(PointBalance)
 entries = table_of(LedgerEntry)
 lots = table_of(Lot)
+#: What a credit writes (every row of a batch carries each of them).
+ENTRY_COLUMNS = (
+    "tenant_id", "id", "member_id", "kind", "points", "status", "cause_type", "cause_id", "reason", "actor",
+    "reverses_entry_id", "created_at", "available_at", "expires_at", "details",
+)  # fmt: skip
+LOT_COLUMNS = (
+    "tenant_id", "id", "member_id", "points", "remaining", "reversed", "status", "kind", "earned_at", "available_at",
+    "expires_at",
+)  # fmt: skip
 consumptions = table_of(LotConsumption)
 
 BALANCE_FIELDS = {
@@ -125,6 +150,23 @@ _BALANCE_MANY = (
 )
 
 _BALANCE_MANY_ACTIVE = _BALANCE_MANY.values(last_activity_at=bindparam("b_now"))
+
+#: The shape of a batch of balance changes, for :func:`core.db.bulk.array_source` (never created in the database).
+_DELTAS = Table(
+    "balance_deltas",
+    MetaData(),
+    Column("member_id", Uuid),
+    Column("active", Boolean),
+    *(Column(name, BigInteger) for name in BALANCE_FIELDS),
+)
+_DELTA_COLUMNS = tuple(_DELTAS.c.keys())
+_BALANCE_FROM_ARRAYS = text(
+    "UPDATE point_balances AS b SET "  # noqa: S608 (constants only)
+    + ", ".join(f"{column} = b.{column} + u.{name}" for name, column in BALANCE_FIELDS.items())
+    + ", updated_at = :now, last_activity_at = CASE WHEN u.active THEN :now ELSE b.last_activity_at END"
+    + f" FROM {bulk.array_source(_DELTAS, _DELTA_COLUMNS).text}"
+    + " WHERE b.tenant_id = :tenant AND b.member_id = u.member_id"
+)
 
 _TAKE_MANY = (
     update(lots)
@@ -417,8 +459,8 @@ async def credit_many(
             )
         )
     if entry_rows:
-        await session.execute(insert(entries), entry_rows)
-        await session.execute(insert(lots), lot_rows)
+        for table, columns, rows in ((entries, ENTRY_COLUMNS, entry_rows), (lots, LOT_COLUMNS, lot_rows)):
+            await session.execute(bulk.insert(session, table, columns), bulk.params(session, table, columns, rows))
     if settlements:
         await _record_consumptions(session, tenant_id, settlements)
     if len(members) > 1:
@@ -742,6 +784,18 @@ async def _write_balance_deltas(
         for member_id, delta in deltas.items()
         if member_id in active
     ]
+    if bulk.is_postgres(session):
+        # One UPDATE ... FROM arrays (the rows are locked already, in member order).
+        rows = [
+            {"member_id": member_id, "active": member_id in active}
+            | {name: getattr(delta, name) for name in BALANCE_FIELDS}
+            for member_id, delta in deltas.items()
+        ]
+        await session.execute(
+            _BALANCE_FROM_ARRAYS,
+            {"tenant": tenant_id, "now": now} | bulk.params(session, _DELTAS, _DELTA_COLUMNS, rows),
+        )
+        return
     if plain:
         await session.execute(_BALANCE_MANY, plain)
     if with_activity:

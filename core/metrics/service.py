@@ -12,13 +12,14 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import bulk
 from core.db.base import table_of
 from core.metrics.models import MemberMetric
 
 metrics = table_of(MemberMetric)
+METRIC_COLUMNS = ("tenant_id", "member_id", "metric", "day", "value")
 
 WindowKind = Literal["lifetime", "calendar_year", "rolling_days", "calendar_month"]
 
@@ -62,10 +63,6 @@ class Window:
         )
 
 
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(metrics)
-
-
 async def add(
     session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[tuple[uuid.UUID, str, date, Decimal]]
 ) -> None:
@@ -76,18 +73,17 @@ async def add(
             totals[(member_id, metric, day)] += Decimal(value)
     if not totals:
         return
-    statement = _insert(session)
+    statement = bulk.insert(session, metrics, METRIC_COLUMNS)
     statement = statement.on_conflict_do_update(
         index_elements=["tenant_id", "member_id", "metric", "day"],
         set_={"value": metrics.c.value + statement.excluded.value},
     )
-    await session.execute(
-        statement,
-        [
-            {"tenant_id": tenant_id, "member_id": m, "metric": metric, "day": day, "value": value}
-            for (m, metric, day), value in sorted(totals.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2]))
-        ],
-    )
+    buckets = [
+        {"tenant_id": tenant_id, "member_id": m, "metric": metric, "day": day, "value": value}
+        # in key order: two batches touching the same buckets lock them in the same order (no deadlock)
+        for (m, metric, day), value in sorted(totals.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2]))
+    ]
+    await session.execute(statement, bulk.params(session, metrics, METRIC_COLUMNS, buckets))
 
 
 async def sums(

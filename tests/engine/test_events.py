@@ -160,6 +160,53 @@ async def test_a_batch_of_one_member_settles_in_order(shop: TenantHandle) -> Non
     assert (await shop.balance(member["id"]))["available"] == 500
 
 
+async def test_a_batch_over_many_members_writes_each_members_rows(shop: TenantHandle) -> None:
+    """The set-based writes (one statement per table for the whole batch, from arrays on PostgreSQL) keep each
+    member's balance, activity, ledger entries, metrics and the stored event exactly as single events would."""
+    tier = await shop.post(
+        "/v1/tiers",
+        json={
+            "code": "spender",
+            "name": "Spender",
+            "rank": 1,
+            "qualification": {
+                "window": {"kind": "lifetime"},
+                "mode": "any",
+                "criteria": [{"metric": "spend", "min": "15"}],
+            },
+        },
+    )
+    assert tier.status_code == 201, tier.text
+    ids = {name: (await shop.enrol(name))["id"] for name in ("bob", "cy")}
+    ids["ada"] = (await shop.get("/v1/members", params={"external_id": "ada"})).json()["items"][0]["id"]
+    before = {name: (await shop.balance(member))["last_activity_at"] for name, member in ids.items()}
+    batch = [
+        event("m-1", "ada", "10.00") | {"attributes": {"till": "T-7", "basket": ["tea", "milk"]}},
+        event("m-2", "bob", "3.00"),
+        event("m-3", "ada", "5.50"),
+    ]
+    response = await shop.post("/v1/events/batch", json={"events": batch})
+    assert response.status_code == 200 and response.json()["created"] == 3, response.text
+    results = response.json()["results"]
+    balances = {name: await shop.balance(member) for name, member in ids.items()}
+    assert {name: b["available"] for name, b in balances.items()} == {"ada": 155, "bob": 30, "cy": 0}
+    assert {name: b["lifetime"]["earned"] for name, b in balances.items()} == {"ada": 155, "bob": 30, "cy": 0}
+    assert balances["cy"]["last_activity_at"] == before["cy"]
+    assert all(balances[n]["last_activity_at"] > before[n] for n in ("ada", "bob"))
+    entries = (await shop.get(f"/v1/members/{ids['ada']}/ledger")).json()["items"]
+    assert sorted(e["points"] for e in entries) == [55, 100]
+    assert all(e["details"]["awards"][0]["points"] == e["points"] for e in entries), entries
+    stored = (await shop.get(f"/v1/events/{results[0]['outcome']['id']}")).json()
+    assert stored["points"] == 100 and stored["awards"] == results[0]["outcome"]["awards"]
+    assert stored["credits"] == results[0]["outcome"]["credits"]
+    tiers = {name: (await shop.get(f"/v1/members/{member}/tier")).json() for name, member in ids.items()}
+    assert {name: (t["tier"] or {}).get("code") for name, t in tiers.items()} == {
+        "ada": "spender",
+        "bob": None,
+        "cy": None,
+    }, tiers
+
+
 async def test_simulate_writes_nothing(shop: TenantHandle) -> None:
     response = await shop.post("/v1/events/simulate", json=event("sim-1", "ada", "5"))
     assert response.status_code == 200 and response.json()["points"] == 50 and response.json()["simulated"]
