@@ -5,11 +5,13 @@ array form is one execution with one parameter per column, whatever N (measured 
 events writes about 6,000 rows). Values are passed to the driver as they are, so they must already be what the
 column stores: aware datetimes, UUIDs, Decimals; JSON columns are encoded here.
 
-Usage::
+Usage (statements are built once per dialect and cached: building one costs more than running it)::
 
-    statement = bulk.insert(session, lots_table, columns)            # the dialect's INSERT
-    statement = statement.on_conflict_do_nothing(...)                 # optional, on either dialect
-    await session.execute(statement, bulk.params(session, lots_table, columns, rows))
+    @functools.cache
+    def _insert_lots(postgres: bool) -> Any:
+        return bulk.insert(postgres, lots_table, COLUMNS).on_conflict_do_nothing(...)  # ON CONFLICT optional
+
+    await session.execute(_insert_lots(bulk.is_postgres(session)), bulk.params(session, lots_table, COLUMNS, rows))
 """
 
 from __future__ import annotations
@@ -54,10 +56,11 @@ def array_columns(table: Table, columns: Sequence[str], alias: str = "u") -> lis
     ]
 
 
-def insert(session: AsyncSession, table: Table, columns: Sequence[str]) -> Any:
+@cache
+def insert(postgres: bool, table: Table, columns: tuple[str, ...]) -> Any:
     """The dialect's INSERT of ``columns``: from arrays on PostgreSQL, of values elsewhere (execute with
-    :func:`params`). ON CONFLICT and RETURNING are added by the caller, the same on both dialects."""
-    if is_postgres(session):
+    :func:`params`); cached. ON CONFLICT and RETURNING are added by the caller, the same on both dialects."""
+    if postgres:
         return postgresql.insert(table).from_select(
             list(columns), select(*array_columns(table, columns)).select_from(array_source(table, columns))
         )

@@ -17,6 +17,7 @@ Simulation stops after step 3 and writes nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections import defaultdict
@@ -597,16 +598,22 @@ async def _plan_return(ctx: PipelineContext, item: _Item) -> None:
     item.reverse_fraction = min(left, item.amount / row.amount)
 
 
+@functools.cache
+def _insert_events(postgres: bool) -> Any:
+    """Store new events; an event_id stored meanwhile by another request is skipped (and answered as a race)."""
+    return (
+        bulk.insert(postgres, events_table, EVENT_COLUMNS)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "event_id"])
+        .returning(events_table.c.event_id)
+    )
+
+
 async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemResult]) -> list[_Item]:
     """Every write, in a fixed number of statements. Returns the items actually applied."""
     session, now = ctx.session, ctx.now
     new = [i for i in items if i.existing_id is None]
     if new:
-        statement = (
-            bulk.insert(session, events_table, EVENT_COLUMNS)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "event_id"])
-            .returning(events_table.c.event_id)
-        )
+        statement = _insert_events(bulk.is_postgres(session))
         event_rows = [_event_row(ctx, i) for i in new]
         inserted = set(
             (await session.execute(statement, bulk.params(session, events_table, EVENT_COLUMNS, event_rows))).scalars()

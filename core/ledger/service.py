@@ -459,8 +459,9 @@ async def credit_many(
             )
         )
     if entry_rows:
+        postgres = bulk.is_postgres(session)
         for table, columns, rows in ((entries, ENTRY_COLUMNS, entry_rows), (lots, LOT_COLUMNS, lot_rows)):
-            await session.execute(bulk.insert(session, table, columns), bulk.params(session, table, columns, rows))
+            await session.execute(bulk.insert(postgres, table, columns), bulk.params(session, table, columns, rows))
     if settlements:
         await _record_consumptions(session, tenant_id, settlements)
     if len(members) > 1:

@@ -8,7 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from functools import cache
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, or_, select
@@ -63,6 +64,15 @@ class Window:
         )
 
 
+@cache
+def _add_statement(postgres: bool) -> Any:
+    statement = bulk.insert(postgres, metrics, METRIC_COLUMNS)
+    return statement.on_conflict_do_update(
+        index_elements=["tenant_id", "member_id", "metric", "day"],
+        set_={"value": metrics.c.value + statement.excluded.value},
+    )
+
+
 async def add(
     session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[tuple[uuid.UUID, str, date, Decimal]]
 ) -> None:
@@ -73,17 +83,14 @@ async def add(
             totals[(member_id, metric, day)] += Decimal(value)
     if not totals:
         return
-    statement = bulk.insert(session, metrics, METRIC_COLUMNS)
-    statement = statement.on_conflict_do_update(
-        index_elements=["tenant_id", "member_id", "metric", "day"],
-        set_={"value": metrics.c.value + statement.excluded.value},
-    )
     buckets = [
         {"tenant_id": tenant_id, "member_id": m, "metric": metric, "day": day, "value": value}
         # in key order: two batches touching the same buckets lock them in the same order (no deadlock)
         for (m, metric, day), value in sorted(totals.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2]))
     ]
-    await session.execute(statement, bulk.params(session, metrics, METRIC_COLUMNS, buckets))
+    await session.execute(
+        _add_statement(bulk.is_postgres(session)), bulk.params(session, metrics, METRIC_COLUMNS, buckets)
+    )
 
 
 async def sums(
