@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -20,6 +21,7 @@ from core.events import pipeline
 from core.events.models import Event
 from core.http.auth import Principal
 from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
+from core.http.group_commit import Answer
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.members.models import Member
 from core.outbox.service import emit
@@ -171,11 +173,35 @@ def _stored_outcome(event: Event) -> EventOutcome:
     return outcome_of(outcome)
 
 
+class _SingleEvents:
+    """Single events of one API key arriving together are written in one transaction (see core.http.group_commit)."""
+
+    def decode(self, body: bytes) -> pipeline.EventIn | None:
+        try:
+            return msgspec.json.decode(body, type=pipeline.EventIn)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None  # the ordinary path answers with the problem
+
+    async def process(
+        self, session: Any, principal: Principal, runtime: Runtime, payloads: Sequence[pipeline.EventIn]
+    ) -> list[Answer | FealtyError]:
+        ctx = await context_for(session, principal, principal.require_program(), runtime)
+        answers: list[Answer | FealtyError] = []
+        for result in await pipeline.process(ctx, payloads):
+            if result.error is not None:
+                answers.append(result.error)
+                continue
+            assert result.outcome is not None
+            body = msgspec.json.encode(outcome_of(result.outcome))
+            answers.append(Answer(result.status_code, body, {"Fealty-Duplicate": "true"} if result.duplicate else {}))
+        return answers
+
+
 class EventsController(Controller):
     path = "/v1/events"
     tags = ["events"]
 
-    @post(operation_id="sendEvent", opt={"scope": "events:write"})
+    @post(operation_id="sendEvent", opt={"scope": "events:write", "group_commit": _SingleEvents()})
     async def send(
         self,
         db: Db,

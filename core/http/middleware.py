@@ -8,7 +8,10 @@ change is durable, and any 4xx/5xx leaves nothing half-written. Route handlers d
 * ``auth``: ``"tenant"`` (default), ``"platform"`` or ``"none"`` (e.g. Stripe's signed webhook);
 * ``scope``: the API key scope required (``admin`` grants all; ``x:write`` grants ``x:read``);
 * ``idempotency_redact``: response fields never stored for replay (secrets shown once);
-* ``allowed_when_suspended``: writes a billing-suspended tenant may still make (billing endpoints).
+* ``allowed_when_suspended``: writes a billing-suspended tenant may still make (billing endpoints);
+* ``group_commit``: a :class:`~core.http.group_commit.GroupedRoute` whose requests of one key that arrive together
+  share one transaction (single events; see :mod:`core.http.group_commit`). A request with an ``Idempotency-Key``
+  always takes the ordinary path.
 
 A tenant not in good standing with billing hears about it on every response: ``Fealty-Billing-Warning`` says it is
 past due and when it will be suspended (or that it is suspended, or its subscription has ended), and once suspended
@@ -43,6 +46,7 @@ from core.errors import (
     TenantSuspended,
 )
 from core.http.auth import ANONYMOUS, PLATFORM, Principal, authenticate_tenant_key, bearer_token
+from core.http.group_commit import GroupCommit, GroupedRoute
 from core.http.metrics import LATENCY, REQUESTS
 from core.http.problems import problem_messages
 from core.idempotency import service as idempotency
@@ -132,6 +136,8 @@ class ApiMiddleware(ASGIMiddleware):
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.group_commit = GroupCommit(runtime, self._admit)
+        runtime.closers.append(self.group_commit.close)
         self.should_bypass_for_scope = lambda scope: not scope["path"].startswith("/v1/")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
@@ -191,6 +197,16 @@ class ApiMiddleware(ASGIMiddleware):
         idempotency_key = _header(scope, b"idempotency-key") if writes else None
         if idempotency_key is not None:
             idempotency.validate_key(idempotency_key)
+        grouped: GroupedRoute | None = opt.get("group_commit")
+        if grouped is not None and parsed_key is not None and idempotency_key is None:
+            payload = grouped.decode(body)
+            if payload is not None:
+                answer = await self.group_commit.submit(parsed_key, grouped, opt, payload, scope["path"], extra_headers)
+                if answer is not None:
+                    for message in answer:
+                        await send(cast(Any, message))
+                    return
+                extra_headers.clear()  # the ordinary path admits the request again
         after_commit: list[Callable[[], Awaitable[None]]] = []
         state = scope.setdefault("state", {})
         state[STATE_AFTER_COMMIT] = after_commit

@@ -74,3 +74,50 @@ async def test_16_clients_crediting_one_member_add_up_exactly(live_server, live_
     assert balance["lifetime"]["adjusted"] == expected
     entries = (await live_tenant.get(f"/v1/members/{member['id']}/ledger?limit=500")).json()["items"]
     assert len(entries) == 16 * 25 and sum(e["points"] for e in entries) == expected
+
+
+async def test_200_single_events_at_once_each_sent_twice_earn_exactly_once(
+    live_server, live_tenant: TenantHandle
+) -> None:
+    """Single events from eight systems at once over real HTTP (grouped into shared transactions as they arrive),
+    every event sent twice concurrently: one 201 and one duplicate 200 each, and the points add up exactly."""
+    rule = await live_tenant.post("/v1/earning-rules", json={"name": "1 per GBP", "kind": "per_amount", "points": "1"})
+    assert rule.status_code == 201, rule.text
+    members = [f"c-{i}" for i in range(10)]
+    for external_id in members:
+        await live_tenant.enrol(external_id)
+    rng = random.Random(200)
+    plan = [(f"e-{i}", rng.choice(members), rng.randint(1, 300)) for i in range(100)]
+    sends = [p for p in plan for _ in range(2)]
+    rng.shuffle(sends)
+    occurred_at = "2026-01-01T12:00:00+00:00"
+
+    async def one_system(share: list[tuple[str, str, int]]) -> list[tuple[str, int, bool]]:
+        seen = []
+        async with httpx.AsyncClient(base_url=live_server.url, headers=live_tenant.headers, timeout=60) as http:
+            for event_id, member, amount in share:
+                body = {
+                    "type": "purchase",
+                    "event_id": event_id,
+                    "member": {"external_id": member},
+                    "occurred_at": occurred_at,
+                    "amount": str(amount),
+                }
+                response = await http.post("/v1/events", json=body)
+                assert response.status_code in (200, 201), response.text
+                assert response.json()["points"] == amount
+                seen.append((event_id, response.status_code, response.headers.get("fealty-duplicate") == "true"))
+        return seen
+
+    answers = [a for share in await asyncio.gather(*(one_system(sends[i::8]) for i in range(8))) for a in share]
+    by_event: dict[str, list[int]] = {}
+    for event_id, status, duplicate in answers:
+        assert duplicate == (status == 200)
+        by_event.setdefault(event_id, []).append(status)
+    assert all(sorted(statuses) == [200, 201] for statuses in by_event.values()), by_event
+    for external_id in members:
+        member = (await live_tenant.get("/v1/members", params={"external_id": external_id})).json()["items"][0]
+        expected = sum(amount for _, m, amount in plan if m == external_id)
+        assert (await live_tenant.balance(member["id"]))["available"] == expected
+        entries = (await live_tenant.get(f"/v1/members/{member['id']}/ledger", params={"limit": 500})).json()["items"]
+        assert len(entries) == sum(1 for _, m, _ in plan if m == external_id)
