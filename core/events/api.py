@@ -176,7 +176,9 @@ def _stored_outcome(event: Event) -> EventOutcome:
 class _SingleEvents:
     """Single events of one API key arriving together are written in one transaction (see core.http.group_commit)."""
 
-    def decode(self, body: bytes) -> pipeline.EventIn | None:
+    writes = True
+
+    def decode(self, scope: Any, body: bytes) -> pipeline.EventIn | None:
         try:
             return msgspec.json.decode(body, type=pipeline.EventIn)
         except (msgspec.DecodeError, msgspec.ValidationError):

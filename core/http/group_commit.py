@@ -1,8 +1,8 @@
-"""Group commit: requests of one API key that arrive together share one transaction and one set-based write.
+"""Group commit: requests of one API key that arrive together share one transaction and one set-based statement.
 
-A route opts in with ``opt={"group_commit": <GroupedRoute>}`` (single events do). When such a request carries a
-tenant key and no ``Idempotency-Key`` and its body decodes, the middleware hands it here instead of opening a
-transaction of its own. Per key, one task drains the queue: it takes every request waiting (up to
+A route opts in with ``opt={"group_commit": <GroupedRoute>}`` (single events and balance reads do). When such a
+request carries a tenant key and no ``Idempotency-Key`` and its payload decodes, the middleware hands it here instead
+of opening a transaction of its own. Per key, one task drains the queue: it takes every request waiting (up to
 :data:`MAX_GROUP`), opens one transaction, authenticates the key once, admits each request (scope, billing, rate
 limit), lets the route process them all at once, commits, and only then answers each request with its own status and
 body. Nothing waits for a group to fill: a lone request runs at once, and requests that arrive while a group is being
@@ -60,8 +60,12 @@ class Answer:
 
 
 class GroupedRoute(Protocol):
-    def decode(self, body: bytes) -> Any | None:
-        """The request's payload, or ``None`` to leave the request to the ordinary path (its error comes from there)."""
+    #: Whether the route writes (billing may refuse writes; SQLite takes its write lock up front).
+    writes: bool
+
+    def decode(self, scope: Any, body: bytes) -> Any | None:
+        """The request's payload (from its body or path), or ``None`` to leave the request to the ordinary path (its
+        error, if any, comes from there)."""
 
     async def process(
         self, session: Any, principal: Principal, runtime: Runtime, payloads: Sequence[Any]
@@ -117,7 +121,7 @@ class GroupCommit:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(tenant_id=str(key.tenant_id), group_commit=True)
         set_current_tenant(key.tenant_id)
-        set_write_intent(True)
+        set_write_intent(route.writes)
         try:
             while queue:
                 group = [queue.popleft() for _ in range(min(len(queue), MAX_GROUP))]
@@ -162,7 +166,7 @@ class GroupCommit:
             admitted: list[int] = []
             for index, request in enumerate(group):
                 try:
-                    self.admit(principal, opt, True, now, request.extra_headers)
+                    self.admit(principal, opt, route.writes, now, request.extra_headers)
                     admitted.append(index)
                 except FealtyError as error:
                     answers[index] = problem_messages(error, instance=request.path)

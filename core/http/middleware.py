@@ -10,8 +10,8 @@ change is durable, and any 4xx/5xx leaves nothing half-written. Route handlers d
 * ``idempotency_redact``: response fields never stored for replay (secrets shown once);
 * ``allowed_when_suspended``: writes a billing-suspended tenant may still make (billing endpoints);
 * ``group_commit``: a :class:`~core.http.group_commit.GroupedRoute` whose requests of one key that arrive together
-  share one transaction (single events; see :mod:`core.http.group_commit`). A request with an ``Idempotency-Key``
-  always takes the ordinary path.
+  share one transaction (single events, balance reads; see :mod:`core.http.group_commit`). A request with an
+  ``Idempotency-Key`` always takes the ordinary path.
 
 A tenant not in good standing with billing hears about it on every response: ``Fealty-Billing-Warning`` says it is
 past due and when it will be suspended (or that it is suspended, or its subscription has ended), and once suspended
@@ -199,8 +199,9 @@ class ApiMiddleware(ASGIMiddleware):
             idempotency.validate_key(idempotency_key)
         grouped: GroupedRoute | None = opt.get("group_commit")
         if grouped is not None and parsed_key is not None and idempotency_key is None:
-            payload = grouped.decode(body)
+            payload = grouped.decode(scope, body)
             if payload is not None:
+                structlog.contextvars.bind_contextvars(tenant_id=str(parsed_key.tenant_id))
                 answer = await self.group_commit.submit(parsed_key, grouped, opt, payload, scope["path"], extra_headers)
                 if answer is not None:
                     for message in answer:

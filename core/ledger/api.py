@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -13,13 +14,17 @@ from msgspec import Meta
 from sqlalchemy import select
 
 from core.clock import utcnow
-from core.errors import ValidationFailed
+from core.errors import FealtyError, NotFound, ValidationFailed
+from core.http.auth import Principal
 from core.http.deps import CurrentPrincipal, CurrentProgram, Db
+from core.http.group_commit import Answer
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.ledger import queries, service
 from core.ledger.models import LedgerEntry
 from core.members.service import ensure_active, get_member
 from core.outbox.service import emit
+from core.program.settings import ProgramSettings
+from core.runtime import Runtime
 
 MAX_POINTS = 10**12
 
@@ -97,46 +102,97 @@ class AdjustOut(msgspec.Struct):
     pending: int
 
 
-async def balance_out(
-    db: Db, tenant_id: FromPath[uuid.UUID], member_id: FromPath[uuid.UUID], program: CurrentProgram, within_days: int
-) -> BalanceOut:
+async def balances_out(
+    db: Db, tenant_id: uuid.UUID, program: ProgramSettings, wanted: Sequence[tuple[uuid.UUID, int]]
+) -> list[BalanceOut | FealtyError]:
+    """The balances of ``(member_id, expiring_within_days)`` pairs (one request's, or a group's): two queries
+    whatever their number."""
     now = utcnow()
-    row = await queries.balance_row(db, tenant_id, member_id)
-    soon = await queries.expiring(db, tenant_id, member_id, row, program, now + timedelta(days=within_days))
-    return BalanceOut(
-        member_id=member_id,
-        points_name=program.points_name,
-        available=row.available,
-        pending=row.pending,
-        lifetime=Lifetime(
-            row.lifetime_earned,
-            row.lifetime_redeemed,
-            row.lifetime_expired,
-            row.lifetime_adjusted,
-            row.lifetime_written_off,
-        ),
-        expiring=[Expiring(d, p) for d, p in soon],
-        last_activity_at=row.last_activity_at,
-        as_of=now,
-    )
+    ids = sorted({member_id for member_id, _ in wanted})
+    rows = await queries.balances_of(db, tenant_id, ids)
+    lots: dict[uuid.UUID, list[tuple[datetime, int]]] = {}
+    if rows and program.expiry.kind != "inactivity":
+        horizon = now + timedelta(days=max(days for _, days in wanted))
+        lots = await queries.expiring_lots(db, tenant_id, sorted(rows), horizon)
+    out: list[BalanceOut | FealtyError] = []
+    for member_id, days in wanted:
+        row = rows.get(member_id)
+        if row is None:
+            out.append(NotFound("No such member.", field="member_id"))
+            continue
+        soon = queries.expiring_by_day(program, row, lots.get(member_id, []), now + timedelta(days=days))
+        out.append(
+            BalanceOut(
+                member_id=member_id,
+                points_name=program.points_name,
+                available=row.available,
+                pending=row.pending,
+                lifetime=Lifetime(
+                    row.lifetime_earned,
+                    row.lifetime_redeemed,
+                    row.lifetime_expired,
+                    row.lifetime_adjusted,
+                    row.lifetime_written_off,
+                ),
+                expiring=[Expiring(d, p) for d, p in soon],
+                last_activity_at=row.last_activity_at,
+                as_of=now,
+            )
+        )
+    return out
+
+
+DEFAULT_EXPIRING_WITHIN_DAYS = 90
+MAX_EXPIRING_WITHIN_DAYS = 3660
+
+
+class _BalanceReads:
+    """Balance reads of one API key arriving together are answered from one transaction and two queries (see
+    core.http.group_commit): the busiest read of a loyalty API, asked at every till and app screen."""
+
+    writes = False
+
+    def decode(self, scope: Any, body: bytes) -> tuple[uuid.UUID, int] | None:
+        member_id = scope.get("path_params", {}).get("member_id")
+        if not isinstance(member_id, uuid.UUID):
+            return None
+        query = scope.get("query_string", b"")
+        if not query:
+            return member_id, DEFAULT_EXPIRING_WITHIN_DAYS
+        name, _, value = query.partition(b"=")
+        if name != b"expiring_within_days" or not value.isdigit() or int(value) > MAX_EXPIRING_WITHIN_DAYS:
+            return None  # anything else (and every error) is the ordinary path's to answer
+        return member_id, int(value)
+
+    async def process(
+        self, session: Any, principal: Principal, runtime: Runtime, payloads: Sequence[tuple[uuid.UUID, int]]
+    ) -> list[Answer | FealtyError]:
+        assert principal.tenant_id is not None
+        results = await balances_out(session, principal.tenant_id, principal.require_program(), payloads)
+        return [r if isinstance(r, FealtyError) else Answer(200, msgspec.json.encode(r)) for r in results]
 
 
 class LedgerController(Controller):
     path = "/v1/members/{member_id:uuid}"
     tags = ["ledger"]
 
-    @get("/balance", operation_id="getBalance", opt={"scope": "members:read"})
+    @get("/balance", operation_id="getBalance", opt={"scope": "members:read", "group_commit": _BalanceReads()})
     async def balance(
         self,
         db: Db,
         principal: CurrentPrincipal,
         program: CurrentProgram,
         member_id: FromPath[uuid.UUID],
-        expiring_within_days: FromQuery[Annotated[int, Meta(ge=0, le=3660)]] = 90,
+        expiring_within_days: FromQuery[
+            Annotated[int, Meta(ge=0, le=MAX_EXPIRING_WITHIN_DAYS)]
+        ] = DEFAULT_EXPIRING_WITHIN_DAYS,
     ) -> BalanceOut:
         """Available and pending points, lifetime totals, and what expires within the window, by date."""
         assert principal.tenant_id is not None
-        return await balance_out(db, principal.tenant_id, member_id, program, expiring_within_days)
+        result = (await balances_out(db, principal.tenant_id, program, [(member_id, expiring_within_days)]))[0]
+        if isinstance(result, FealtyError):
+            raise result
+        return result
 
     @get("/ledger", operation_id="getLedger", opt={"scope": "members:read"})
     async def ledger(

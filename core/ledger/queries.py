@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.base import table_of
@@ -36,19 +36,39 @@ async def balances_of(
 ) -> dict[uuid.UUID, Row[Any]]:
     if not member_ids:
         return {}
-    rows = await session.execute(
-        select(balances).where(balances.c.tenant_id == tenant_id, balances.c.member_id.in_(member_ids))
-    )
+    rows = await session.execute(_BALANCES, {"b_tenant": tenant_id, "b_members": member_ids})
     return {r.member_id: r for r in rows}
 
 
-async def expiring(
-    session: AsyncSession,
-    tenant_id: uuid.UUID,
-    member_id: uuid.UUID,
-    balance: Row[Any],
-    program: ProgramSettings,
-    until: datetime,
+#: Built once (a statement built per request costs more than running it).
+_BALANCES = select(balances).where(
+    balances.c.tenant_id == bindparam("b_tenant"), balances.c.member_id.in_(bindparam("b_members", expanding=True))
+)
+
+
+async def expiring_lots(
+    session: AsyncSession, tenant_id: uuid.UUID, member_ids: list[uuid.UUID], until: datetime
+) -> dict[uuid.UUID, list[tuple[datetime, int]]]:
+    """Posted points left in lots that expire by ``until``, per member: one query for any number of members."""
+    rows = await session.execute(_EXPIRING, {"x_tenant": tenant_id, "x_members": member_ids, "x_until": until})
+    found: dict[uuid.UUID, list[tuple[datetime, int]]] = defaultdict(list)
+    for member_id, expires_at, remaining in rows:
+        found[member_id].append((expires_at, remaining))
+    return found
+
+
+_EXPIRING = select(lots.c.member_id, lots.c.expires_at, lots.c.remaining).where(
+    lots.c.tenant_id == bindparam("x_tenant"),
+    lots.c.member_id.in_(bindparam("x_members", expanding=True)),
+    lots.c.remaining > 0,
+    lots.c.status == "posted",
+    lots.c.expires_at.is_not(None),
+    lots.c.expires_at <= bindparam("x_until"),
+)
+
+
+def expiring_by_day(
+    program: ProgramSettings, balance: Row[Any], lots_expiring: list[tuple[datetime, int]], until: datetime
 ) -> list[tuple[date, int]]:
     """Points that will expire by ``until``, summed per local date (in the program's time zone)."""
     if program.expiry.kind == "inactivity":
@@ -56,18 +76,10 @@ async def expiring(
         if deadline is None or deadline > until or balance.available <= 0:
             return []
         return [(deadline.astimezone(program.tz).date(), balance.available)]
-    rows = await session.execute(
-        select(lots.c.expires_at, lots.c.remaining).where(
-            lots.c.tenant_id == tenant_id,
-            lots.c.member_id == member_id,
-            lots.c.remaining > 0,
-            lots.c.status == "posted",
-            lots.c.expires_at.is_not(None),
-            lots.c.expires_at <= until,
-        )
-    )
     by_day: dict[date, int] = defaultdict(int)
-    for expires_at, remaining in rows:
+    for expires_at, remaining in lots_expiring:
+        if expires_at > until:
+            continue
         # Points expiring at local midnight are gone by that day: report the last day they can be used.
         local = expires_at.astimezone(program.tz)
         day = local.date() if local.time() != local.time().min else (local - timedelta(days=1)).date()
