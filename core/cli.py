@@ -102,7 +102,7 @@ def worker(once: bool) -> None:
     configure_logging(settings.log_level, json=settings.log_json)
 
     async def run() -> None:
-        runtime = Runtime.create(settings, PluginManager())
+        runtime = Runtime.create(settings, PluginManager.for_settings(settings))
         try:
             if once:
                 report = await tick(runtime)
@@ -136,7 +136,7 @@ def _run_with_runtime(work: Callable[[Runtime], Awaitable[None]]) -> None:
     configure_logging(settings.log_level, json=settings.log_json)
 
     async def run() -> None:
-        runtime = Runtime.create(settings, PluginManager())
+        runtime = Runtime.create(settings, PluginManager.for_settings(settings))
         try:
             await work(runtime)
         finally:
