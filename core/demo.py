@@ -293,16 +293,16 @@ class _TenantDemo:
         self.tenant: DemoTenant
 
     async def create_tenant(self) -> None:
-        created = await self.platform.post(
-            "/v1/platform/tenants",
-            {
-                "name": self.name,
-                "slug": self.slug,
-                "timezone": self.timezone,
-                "currency": self.currency,
-                "country": self.country,
-            },
-        )
+        body = {
+            "name": self.name,
+            "slug": self.slug,
+            "timezone": self.timezone,
+            "currency": self.currency,
+            "country": self.country,
+        }
+        created = await self.platform.call("POST", "/v1/platform/tenants", body, expect=(201, 409))
+        if created.get("status") == 409:  # made meanwhile (seed_demo looked first)
+            raise DemoAlreadySeeded([self.slug])
         key = created["api_key"]["secret"]
         self.api = Api(self.platform.client, key)
         self.tenant = DemoTenant(self.slug, self.name, created["tenant"]["id"], key, self.plugin)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from core.app import create_app
 from core.cli import main
-from core.demo import DemoAlreadySeeded, DemoTenant, seed_demo
+from core.demo import Api, CoffeeDemo, DemoAlreadySeeded, DemoTenant, seed_demo
 from core.plugins import PluginManager
 from core.runtime import Runtime
 from core.settings import get_settings
@@ -183,6 +183,9 @@ async def test_the_demo_seeds_three_programs_through_the_api(client: AppClient, 
     with pytest.raises(DemoAlreadySeeded) as refused:
         await seed_demo(client, runtime, TEST_PLATFORM_KEY, prefix=prefix)
     assert refused.value.slugs == [t.slug for t in result.tenants]
+    # ... and so does a tenant made meanwhile (the slug's 409 when it is created).
+    with pytest.raises(DemoAlreadySeeded):
+        await CoffeeDemo(Api(client, TEST_PLATFORM_KEY), runtime, f"{prefix}-coffee", datetime.now(UTC)).seed()
     assert (await client.get("/v1/platform/tenants", params={"limit": 200})).json() == tenants.json()
 
 
