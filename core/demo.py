@@ -15,8 +15,8 @@ Three tenants, each only when what it needs is installed:
 * ``<prefix>-coffee`` (core only): a coffee shop chain with an earning rule, a weekend campaign and a reward.
 
 Data are drawn from ``random.Random`` seeded with 2026 (plus one per tenant), relative to the current time: the same
-demo, shifted to today. The hotel's status and milestones count the calendar year, so its history keeps within this
-year once the year is two months old (earlier in the year, fewer guests hold a status).
+demo, shifted to today. The hotel's status and milestones count this calendar year's nights only (as the tiers are
+configured): the demo is at its fullest from July on, and early in a year few guests hold a status yet.
 
 :func:`seed_demo` takes any client of a running app (the tests pass theirs); :func:`run_demo` builds the app for the
 configured database, as ``fealty demo`` does.
@@ -434,12 +434,7 @@ class HotelDemo(_TenantDemo):
     plugin = HOTEL_PLUGIN
     seed_offset = 1
 
-    def history_start(self) -> date:
-        """About six months back; but within this calendar year once it is two months old, since status and
-        milestones count the calendar year."""
-        start = self.today - timedelta(days=182)
-        new_year = date(self.today.year, 1, 1)
-        return max(start, new_year) if (self.today - new_year).days >= 60 else start
+    history_days = 182
 
     def guests(self) -> list[dict[str, Any]]:
         members = []
@@ -463,7 +458,7 @@ class HotelDemo(_TenantDemo):
 
     def stays(self, members: Sequence[dict[str, Any]]) -> list[HotelStay]:
         stays: list[HotelStay] = []
-        start = self.history_start()
+        start = self.today - timedelta(days=self.history_days)
         latest = self.now - timedelta(hours=1)
         number = 40000
         for member in members:
