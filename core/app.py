@@ -63,9 +63,10 @@ CORE_ROUTES = [
 
 
 def create_app(settings: Settings | None = None, *, plugins: PluginManager | None = None) -> Litestar:
+    """The API. Without ``plugins``, the installed plugins the settings name (every one by default) are loaded."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
-    plugins = plugins or PluginManager()
+    plugins = plugins or PluginManager.for_settings(settings)
     runtime = Runtime.create(settings, plugins)
 
     @asynccontextmanager

@@ -1,4 +1,4 @@
-"""The ``fealty`` command: serve, worker, migrate, platform-key, billing."""
+"""The ``fealty`` command: serve, worker, migrate, platform-key, demo, billing."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import click
 from core.settings import get_settings
 
 if TYPE_CHECKING:
+    from core.demo import DemoRun
     from core.runtime import Runtime
 
 
@@ -102,7 +103,7 @@ def worker(once: bool) -> None:
     configure_logging(settings.log_level, json=settings.log_json)
 
     async def run() -> None:
-        runtime = Runtime.create(settings, PluginManager())
+        runtime = Runtime.create(settings, PluginManager.for_settings(settings))
         try:
             if once:
                 report = await tick(runtime)
@@ -122,6 +123,136 @@ def worker(once: bool) -> None:
     asyncio.run(run())
 
 
+@main.command()
+@click.option(
+    "--prefix", default="demo", show_default=True, help="Slug prefix of the demo tenants (<prefix>-hotel, ...)."
+)
+def demo(prefix: str) -> None:
+    """Seed demo tenants (a hotel group, a fuel network, a coffee chain) through the API and print what to try."""
+    import time
+
+    from core.demo import DemoAlreadySeeded, run_demo
+
+    settings = get_settings()
+    started = time.monotonic()
+    try:
+        run = asyncio.run(run_demo(settings, prefix=prefix))
+    except DemoAlreadySeeded as exc:
+        click.secho(f"{exc} Nothing was changed.", fg="yellow", bold=True)
+        if settings.sqlite_path is not None:
+            files = " ".join(f"{settings.sqlite_path}{suffix}" for suffix in ("", "-wal", "-shm"))
+            click.echo(f"To start afresh, stop `make serve` and delete the database: rm -f {files}")
+        else:
+            click.echo("To start afresh, recreate the database (FEALTY_DATABASE_URL).")
+        click.echo(f"Or seed another set beside it: fealty demo --prefix {prefix}2")
+        sys.exit(1)
+    click.echo(_demo_report(run, time.monotonic() - started))
+
+
+def _many(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _demo_report(run: DemoRun, seconds: float) -> str:
+    """What ``fealty demo`` prints: the tenants, the keys, and curl commands to paste once ``make serve`` runs."""
+    result = run.result
+    lines = [click.style(f"Seeded the demo into {run.database_url} in {seconds:.1f} s:", bold=True), ""]
+    for t in result.tenants:
+        c = t.counts
+        kind = f"plugin {t.plugin}" if t.plugin else "core only"
+        lines.append(f"  {t.slug:<14} {t.name}, {kind}: {_many(c['members'], 'member')},")
+        lines.append(
+            f"  {'':<14} {_many(c['events'], 'event')} ({c['events_awarded']} awarded, {c['events_held']} held, "
+            f"{c['events_rejected']} rejected), {_many(c['redemptions'], 'redemption')}, "
+            f"{_many(c['care_requests'], 'care request')}"
+        )
+    for skipped in result.skipped:
+        lines.append(f"  skipped: {skipped}")
+    lines.append("")
+    key_line = f"PK={run.platform_key}"
+    if run.platform_key_origin == "generated":
+        lines.append("A platform operator key was generated and stored (hashed); `make serve` accepts it from now on.")
+        lines.append("It is shown once (below, as PK): keep it.")
+    elif run.platform_key_origin == "environment":
+        lines.append("The platform operator key is FEALTY_PLATFORM_KEY (as PK below).")
+        key_line = 'PK="$FEALTY_PLATFORM_KEY"'
+    else:
+        lines.append("A platform key was stored before: the demo used a temporary one, valid only while it ran.")
+        lines.append("Use the key printed when it was made (by the first `make serve` or `fealty demo`) as PK,")
+        lines.append("or make a new one with `fealty platform-key --rotate` (then restart `make serve`).")
+        key_line = "PK=ftp_...   # the platform key printed when it was made"
+    lines += ["", click.style("Start the API with `make serve` in another terminal, then paste:", bold=True), ""]
+    lines += ["B=http://127.0.0.1:8000", key_line]
+    hotel, fuel, coffee = result.tenant("hotel"), result.tenant("fuel"), result.tenant("coffee")
+    for var, tenant in (("KH", hotel), ("KF", fuel), ("KC", coffee)):
+        if tenant is not None:
+            lines.append(f"{var}={tenant.api_key}   # {tenant.slug}: its admin API key")
+    if hotel is not None:
+        lines += [
+            f"GUEST={hotel.members['diamond']}   # {hotel.notes['diamond']} (a road warrior)",
+            f"GOLD={hotel.members['gold']}   # {hotel.notes['gold']} (arrives the day after tomorrow)",
+        ]
+    if fuel is not None:
+        lines += [
+            f"DRIVER={fuel.members['taxi']}   # {fuel.notes['taxi']} (a taxi driver)",
+            f"HELD={fuel.extras['held_event']}   # a fill-up held for review: more litres than a car's tank",
+        ]
+    if coffee is not None:
+        lines.append(f"REGULAR={coffee.members['regular']}   # {coffee.notes['regular']} (a regular)")
+    auth = {"KH": '-H "Authorization: Bearer $KH"', "KF": '-H "Authorization: Bearer $KF"'}
+    if hotel is not None:
+        h = auth["KH"]
+        lines += [
+            "",
+            "# Hotel: a guest's balance, points history, status and progress, perks, milestones and stays",
+            f"curl -s $B/v1/members/$GUEST/balance {h}",
+            f'curl -s "$B/v1/members/$GUEST/ledger?limit=5" {h}',
+            f"curl -s $B/v1/members/$GUEST/tier {h}",
+            f"curl -s $B/v1/hotel/members/$GUEST/perks {h}",
+            f"curl -s $B/v1/hotel/members/$GUEST/milestones {h}",
+            f'curl -s "$B/v1/hotel/members/$GUEST/stays?limit=3" {h}',
+            f"curl -s $B/v1/members/$GOLD/tier {h}   # progress to Diamond",
+            "# Care requests for the hotel: pre-arrival welcomes, milestones, a suite upgrade to arrange",
+            f'curl -s "$B/v1/care/requests?kind=hotel.pre_arrival" {h}',
+            f"curl -s $B/v1/care/requests {h}",
+            f"curl -s $B/v1/tiers {h}   # how many guests hold each status",
+            f'curl -s "$B/v1/events?status=rejected&limit=5" {h}   # OTA bookings, a failed payment, a cancellation',
+        ]
+    if fuel is not None:
+        f = auth["KF"]
+        lines += [
+            "",
+            "# Fuel: the review queue, the retention report, win-back requests, a driver's balance and capped awards",
+            f"curl -s $B/v1/fuel/reviews {f}",
+            f'curl -s "$B/v1/fuel/reviews?status=rejected" {f}',
+            f'curl -s "$B/v1/fuel/reports/retention?days=30" {f}',
+            f'curl -s "$B/v1/care/requests?kind=fuel.win_back" {f}',
+            f"curl -s $B/v1/members/$DRIVER/balance {f}",
+            f'curl -s "$B/v1/members/$DRIVER/ledger?limit=5" {f}',
+            f"curl -s $B/v1/members/$DRIVER/tier {f}",
+            f"curl -s $B/v1/fuel/sites {f}",
+            "# Decide the held fill-up (it earns now, once):",
+            f"curl -s -X POST $B/v1/fuel/reviews/$HELD/approve {f} -H 'content-type: application/json' \\",
+            '  -d \'{"reason": "two cars on one card, CCTV checked"}\'',
+        ]
+    if coffee is not None:
+        lines += [
+            "",
+            "# Coffee (core only): earning rules, the weekend campaign, a regular's balance",
+            'curl -s $B/v1/earning-rules -H "Authorization: Bearer $KC"',
+            'curl -s $B/v1/campaigns -H "Authorization: Bearer $KC"',
+            'curl -s $B/v1/members/$REGULAR/balance -H "Authorization: Bearer $KC"',
+        ]
+    lines += [
+        "",
+        "# The platform operator, and operations",
+        'curl -s $B/v1/platform/tenants -H "Authorization: Bearer $PK"',
+        "curl -s $B/readyz",
+        "curl -s $B/metrics | grep '^fealty_requests_total' | head",
+    ]
+    return "\n".join(lines)
+
+
 @main.group()
 def billing() -> None:
     """Billing through Stripe: plans, their synchronisation, closing usage periods."""
@@ -136,7 +267,7 @@ def _run_with_runtime(work: Callable[[Runtime], Awaitable[None]]) -> None:
     configure_logging(settings.log_level, json=settings.log_json)
 
     async def run() -> None:
-        runtime = Runtime.create(settings, PluginManager())
+        runtime = Runtime.create(settings, PluginManager.for_settings(settings))
         try:
             await work(runtime)
         finally:

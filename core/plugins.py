@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 import pluggy
@@ -32,6 +32,9 @@ from core.plugin_types import (
     TenantView,
     TierChange,
 )
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 ENTRY_POINT_GROUP = "fealty.plugins"
 CORE_PLUGIN = "core"
@@ -87,6 +90,14 @@ class PluginManager:
         if missing:
             raise ValueError(f"plugins not installed: {sorted(missing)}")
         return manager
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> PluginManager:
+        """The plugins a process serves: every installed entry point, only ``FEALTY_PLUGINS`` when set, none when
+        ``FEALTY_LOAD_ENTRY_POINT_PLUGINS`` is false."""
+        if not settings.load_entry_point_plugins:
+            return cls()
+        return cls.from_entry_points(settings.plugins)
 
     def register(self, info: PluginInfo) -> None:
         if info.name in self._plugins or info.name == CORE_PLUGIN:

@@ -519,9 +519,11 @@ async def _compute(ctx: PipelineContext, items: list[_Item], results: list[ItemR
         item.awards = [*rule_awards, *item.plugin_awards]
         plugin_credits = await hooks.qualifying_credits(context, item.awards) if plugin_hooks else {}
         item.credits = _credits(item, plugin_credits, ctx.program.currency)
-        for key, value in item.credits.items():  # this batch's later items and the tier check see them
-            for window_key in {w.key for metric, w in wanted if metric == key}:
-                member_sums[(key, window_key)] = member_sums.get((key, window_key), Decimal(0)) + value
+        for key, value in item.credits.items():  # this batch's later items and the tier check see them ...
+            for window in {w for metric, w in wanted if metric == key}:
+                start = window.start(today)
+                if start is None or item.local_day >= start:  # ... in the windows the stored sums cover
+                    member_sums[(key, window.key)] = member_sums.get((key, window.key), Decimal(0)) + value
         for line in item.lines if config.capped else ():
             if line.rule_id is not None and any(r.id == line.rule_id for r in config.capped):
                 for window_key in ("1d", "month"):

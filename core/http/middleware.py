@@ -164,8 +164,9 @@ class ApiMiddleware(ASGIMiddleware):
                 await send_with_id(message)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope["route_handler"].paths
-            route_name = next(iter(route)) if route else scope["path"]
+            # The route's whole template (/v1/members/{member_id:uuid}/balance): a handler's own path is relative
+            # to its controller, so "/" alone would lump every list endpoint together.
+            route_name = scope.get("path_template") or scope["path"]
             REQUESTS.labels(http_scope["method"], route_name, status_holder["status"]).inc()
             LATENCY.labels(http_scope["method"], route_name).observe(elapsed)
             log.info(

@@ -32,6 +32,11 @@ def local_day(at: datetime, tz: ZoneInfo) -> date:
     return at.astimezone(tz).date()
 
 
+def _text(value: object) -> str | None:
+    """A value stored in a text column: PostgreSQL's driver refuses a number there (SQLite took it as it came)."""
+    return None if value is None else str(value)
+
+
 def local_month(at: datetime, tz: ZoneInfo) -> str:
     return at.astimezone(tz).strftime("%Y-%m")
 
@@ -180,7 +185,7 @@ async def record(
             local_month=local_month(event.occurred_at, tz),
             litres=event.quantity if kind == "fill_up" else None,
             grade=getattr(attrs, "grade", None),
-            pump=getattr(attrs, "pump", None),
+            pump=_text(getattr(attrs, "pump", None)),  # a number (the README's "pump": 4) or a code
             payment_method=getattr(attrs, "payment_method", None),
             category=getattr(attrs, "category", None),
             amount=event.amount or Decimal(0),

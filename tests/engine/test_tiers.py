@@ -108,6 +108,28 @@ async def test_calendar_year_counts_in_the_programs_time_zone(make_tenant: MakeT
     assert results == {"Europe/London": "silver", "Asia/Shanghai": "base"}
 
 
+async def test_a_batch_counts_backdated_items_only_in_the_windows_they_fall_in(tenant: TenantHandle) -> None:
+    """A batch answers as the same events sent one at a time: last year's purchases (a backfill) do not count toward
+    this calendar year's status, even when a later item of the same batch looks at the sums."""
+    await ladder(tenant, window={"kind": "calendar_year"})
+    now = datetime(2031, 3, 15, 12, tzinfo=UTC)
+    last_year = [datetime(2030, 12, 10, 12, tzinfo=UTC), datetime(2030, 12, 20, 12, tzinfo=UTC)]
+    batched, single = await tenant.enrol("b-1"), await tenant.enrol("s-1")
+    with time_machine.travel(now, tick=False):
+        batch = [purchase(f"b-{i}", "b-1", "600", at) for i, at in enumerate(last_year)]
+        answer = await tenant.post("/v1/events/batch", json={"events": batch})
+        assert answer.status_code == 200 and answer.json()["created"] == 2, answer.text
+        for i, at in enumerate(last_year):
+            assert (await tenant.post("/v1/events", json=purchase(f"s-{i}", "s-1", "600", at))).status_code == 201
+        assert (await member_tier(tenant, batched["id"]))["tier"]["code"] == "base"
+        assert (await member_tier(tenant, single["id"]))["tier"]["code"] == "base"
+        mixed = [purchase("b-2", "b-1", "600", now - timedelta(days=30)), purchase("b-3", "b-1", "500", now)]
+        results = (await tenant.post("/v1/events/batch", json={"events": mixed})).json()["results"]
+        assert results[1]["outcome"]["tier"]["to"] == "silver"  # 600 + 500 this year
+        progress = (await member_tier(tenant, batched["id"]))["next"]["progress"]
+        assert progress[0]["current"] == "1100"
+
+
 async def test_rolling_window_and_downgrade_when_validity_ends(tenant: TenantHandle, runtime: Runtime) -> None:
     await ladder(
         tenant,

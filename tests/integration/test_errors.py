@@ -77,3 +77,13 @@ async def test_health_and_schema(client: AppClient) -> None:
     assert all(ops) and len(ops) == len(set(ops))
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200 and "fealty" in metrics.text
+
+
+async def test_request_metrics_are_labelled_by_the_whole_route(tenant: TenantHandle) -> None:
+    """Each route is its own series (``/v1/tiers`` and ``/v1/segments`` are not lumped together as ``/``)."""
+    assert (await tenant.get("/v1/tiers")).status_code == 200
+    assert (await tenant.get("/v1/segments")).status_code == 200
+    text = (await tenant.client.get("/metrics")).text
+    for route in ("/v1/tiers", "/v1/segments"):
+        assert f'fealty_requests_total{{method="GET",route="{route}",status="200"}}' in text
+    assert 'route="/{member_id:uuid}' not in text and 'route="/",' not in text

@@ -28,6 +28,15 @@ async def test_per_litre_with_grades_premium_part_litres_and_the_litre_cap(fuel:
     assert await fuel.available(member["id"]) == 40 + 60 + 75
 
 
+async def test_a_pump_number_is_taken_as_the_readme_sends_it(fuel: Fuel) -> None:
+    """``"pump": 4`` (a number, as in the README) is stored as the pump's code on both databases."""
+    await fuel.member("card-p")
+    numbered = await fuel.send(fill_up("card-p", "20", "150", attributes={"pump": 4}))
+    assert numbered["status"] == "awarded"
+    coded = await fuel.send(fill_up("card-p", "20", "150", site="S2", attributes={"pump": "P-07"}))
+    assert coded["status"] == "awarded"
+
+
 async def test_per_currency_unit_by_grade(fuel: Fuel) -> None:
     await fuel.settings(earn_mode="per_amount", grades={"gasoline": {}, "diesel": {"amount_per_point": "2"}})
     member = await fuel.member("card-1")
