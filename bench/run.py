@@ -87,6 +87,10 @@ async def seed_members(tenant_id: uuid.UUID, start: int, count: int) -> None:
             """,
             tenant_id,
         )
+        # Statistics as a live database has them (autovacuum would get there, minutes later): without them the
+        # planner takes a bulk-loaded table for empty and picks scans that filter every member.
+        await conn.execute("ANALYZE members")
+        await conn.execute("ANALYZE point_balances")
     finally:
         await conn.close()
 

@@ -73,6 +73,8 @@ class Settings:
     rate_limit_per_second: float = 0.0
     #: Events dated further ahead than this many minutes are refused.
     max_event_future_minutes: int = 15
+    #: Group commit of single events and balance reads arriving together from one key (off: one transaction each).
+    group_commit: bool = True
 
     #: Outbound webhooks: attempts before a delivery is dead-lettered (replay revives it).
     webhook_max_attempts: int = 8

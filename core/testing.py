@@ -322,14 +322,24 @@ def live_server_factory() -> Iterator[Callable[[Settings, Callable[[], PluginMan
         thread.join(timeout=10)
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest.fixture(scope="session")
+def _live_servers() -> dict[str, LiveServer]:
+    return {}
+
+
+@pytest_asyncio.fixture
 async def live_server(
     postgres_url: str,
     live_server_factory: Callable[[Settings, Callable[[], PluginManager]], LiveServer],
     fealty_plugins: Callable[[], PluginManager],
+    _live_servers: dict[str, LiveServer],
 ) -> LiveServer:
-    """The API served over real HTTP on a loopback port, on PostgreSQL."""
-    return live_server_factory(settings_for_tests(postgres_url), fealty_plugins)
+    """The API served over real HTTP on a loopback port, on PostgreSQL: one server per set of plugins for the
+    session (a directory's ``fealty_plugins`` override gets its own)."""
+    key = ",".join(sorted(fealty_plugins().available()))
+    if key not in _live_servers:
+        _live_servers[key] = live_server_factory(settings_for_tests(postgres_url), fealty_plugins)
+    return _live_servers[key]
 
 
 @pytest_asyncio.fixture

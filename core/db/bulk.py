@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any
 
 import msgspec
-from sqlalchemy import Table, literal_column, select, text
+from sqlalchemy import Table, any_, bindparam, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,6 +54,14 @@ def array_columns(table: Table, columns: Sequence[str], alias: str = "u") -> lis
         literal_column(f"CAST({alias}.{name} AS JSONB)" if is_json else f"{alias}.{name}")
         for name, (_, is_json) in zip(columns, types, strict=True)
     ]
+
+
+def one_of(column: Any, name: str, postgres: bool) -> Any:
+    """``column`` is one of the list bound as ``name``: ``= ANY(:name)`` on PostgreSQL (one statement text, so one
+    prepared statement and plan, whatever the list's length), ``IN (...)`` expanded elsewhere."""
+    if postgres:
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 @cache

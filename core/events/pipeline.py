@@ -268,7 +268,7 @@ async def process(
         elif data.event_id in seen:
             first = seen[data.event_id]
             results[i].error = (
-                Conflict("This event_id appears twice in the batch with different content.", field="event_id")
+                Conflict("This event_id was already used for a different event.", field="event_id")
                 if items[first].request_hash != item.request_hash
                 else None
             )
@@ -293,6 +293,14 @@ async def process(
     return results
 
 
+@functools.cache
+def _stored_events(postgres: bool) -> Any:
+    return select(events_table.c.event_id, events_table.c.request_hash, events_table.c.outcome).where(
+        events_table.c.tenant_id == bindparam("s_tenant"),
+        bulk.one_of(events_table.c.event_id, "s_ids", postgres),
+    )
+
+
 async def _drop_stored(
     ctx: PipelineContext, items: list[_Item], results: list[ItemResult], simulate: bool
 ) -> list[_Item]:
@@ -302,10 +310,8 @@ async def _drop_stored(
         # A single event needs no read first: its insert's unique index answers a retry (see _write).
         return items
     rows = await ctx.session.execute(
-        select(events_table.c.event_id, events_table.c.request_hash, events_table.c.outcome).where(
-            events_table.c.tenant_id == ctx.tenant_id,
-            events_table.c.event_id.in_([i.data.event_id for i in fresh]),
-        )
+        _stored_events(bulk.is_postgres(ctx.session)),
+        {"s_tenant": ctx.tenant_id, "s_ids": [i.data.event_id for i in fresh]},
     )
     stored = {r.event_id: r for r in rows}
     kept = []
@@ -321,6 +327,15 @@ async def _drop_stored(
             results[item.index].outcome = dict(row.outcome)
             results[item.index].duplicate = True
     return kept
+
+
+@functools.cache
+def _members_by(names: tuple[str, ...], postgres: bool) -> Any:
+    """Members found by any of several identifiers (a batch's): one statement per combination of identifier kinds."""
+    return _MEMBERS.where(
+        members_table.c.tenant_id == bindparam("m_tenant"),
+        or_(*(bulk.one_of(members_table.c["id" if n == "member_id" else n], f"m_{n}", postgres) for n in names)),
+    )
 
 
 async def _resolve_members(ctx: PipelineContext, items: list[_Item], results: list[ItemResult]) -> list[_Item]:
@@ -347,12 +362,11 @@ async def _resolve_members(ctx: PipelineContext, items: list[_Item], results: li
         rows = await ctx.session.execute(_MEMBER_BY[name], {"m_tenant": ctx.tenant_id, "m_value": next(iter(values))})
         found = [(row, row.last_activity_at) for row in rows]
     elif refs:
-        clauses = [
-            members_table.c["id" if name == "member_id" else name].in_(sorted(values, key=str))
-            for name, values in refs.items()
-        ]
-        query = _MEMBERS.where(members_table.c.tenant_id == ctx.tenant_id, or_(*clauses))
-        found = [(row, row.last_activity_at) for row in await ctx.session.execute(query)]
+        names = tuple(sorted(refs))
+        query = _members_by(names, bulk.is_postgres(ctx.session))
+        parameters: dict[str, Any] = {"m_tenant": ctx.tenant_id}
+        parameters |= {f"m_{kind}": sorted(refs[kind], key=str) for kind in names}
+        found = [(row, row.last_activity_at) for row in await ctx.session.execute(query, parameters)]
     index: dict[tuple[str, Any], tuple[Any, datetime | None]] = {}
     for member, last in found:
         index[("member_id", member.id)] = (member, last)

@@ -91,7 +91,8 @@ class GroupCommit:
     def __init__(self, runtime: Runtime, admit: Admit) -> None:
         self.runtime = runtime
         self.admit = admit
-        self._queues: dict[str, deque[_Request]] = {}
+        self.enabled = runtime.settings.group_commit
+        self._queues: dict[tuple[GroupedRoute, str], deque[_Request]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(
@@ -104,19 +105,28 @@ class GroupCommit:
         extra_headers: list[tuple[bytes, bytes]],
     ) -> list[Message] | None:
         """The response to send, or ``None``: answer this request on the ordinary path."""
+        if not self.enabled:
+            return None
         answer: asyncio.Future[list[Message] | None] = asyncio.get_running_loop().create_future()
-        # Grouped by the full key as presented: a request never rides on another's authentication.
-        queue = self._queues.get(key.raw)
+        # Grouped per route and by the full key as presented: a request never rides on another's authentication.
+        name = (route, key.raw)
+        queue = self._queues.get(name)
         if queue is None:
-            queue = self._queues[key.raw] = deque()
-            task = asyncio.create_task(self._drain(key, route, opt, queue))
+            # One group at a time per key and route (measured: overlapping groups were slower and their p99 worse).
+            queue = self._queues[name] = deque()
+            task = asyncio.create_task(self._drain(key, route, opt, name, queue))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         queue.append(_Request(payload, path, extra_headers, answer))
         return await answer
 
     async def _drain(
-        self, key: ParsedTenantKey, route: GroupedRoute, opt: dict[str, Any], queue: deque[_Request]
+        self,
+        key: ParsedTenantKey,
+        route: GroupedRoute,
+        opt: dict[str, Any],
+        name: tuple[GroupedRoute, str],
+        queue: deque[_Request],
     ) -> None:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(tenant_id=str(key.tenant_id), group_commit=True)
@@ -142,7 +152,7 @@ class GroupCommit:
                     except Exception:
                         log.exception("after_commit_failed")
         finally:
-            self._queues.pop(key.raw, None)
+            self._queues.pop(name, None)
             for request in queue:  # only if this task was cancelled (shutdown): the ordinary path answers them
                 if not request.answer.done():
                     request.answer.set_result(None)

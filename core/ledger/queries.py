@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.base import table_of
+from core.db.bulk import is_postgres, one_of
 from core.errors import NotFound
 from core.ledger.models import LedgerEntry, Lot, PointBalance
 from core.program.settings import ProgramSettings
@@ -36,35 +38,40 @@ async def balances_of(
 ) -> dict[uuid.UUID, Row[Any]]:
     if not member_ids:
         return {}
-    rows = await session.execute(_BALANCES, {"b_tenant": tenant_id, "b_members": member_ids})
+    rows = await session.execute(_balances(is_postgres(session)), {"b_tenant": tenant_id, "b_members": member_ids})
     return {r.member_id: r for r in rows}
 
 
-#: Built once (a statement built per request costs more than running it).
-_BALANCES = select(balances).where(
-    balances.c.tenant_id == bindparam("b_tenant"), balances.c.member_id.in_(bindparam("b_members", expanding=True))
-)
+@cache
+def _balances(postgres: bool) -> Any:
+    """Built once per dialect (building a statement per request costs more than running it)."""
+    return select(balances).where(
+        balances.c.tenant_id == bindparam("b_tenant"), one_of(balances.c.member_id, "b_members", postgres)
+    )
 
 
 async def expiring_lots(
     session: AsyncSession, tenant_id: uuid.UUID, member_ids: list[uuid.UUID], until: datetime
 ) -> dict[uuid.UUID, list[tuple[datetime, int]]]:
     """Posted points left in lots that expire by ``until``, per member: one query for any number of members."""
-    rows = await session.execute(_EXPIRING, {"x_tenant": tenant_id, "x_members": member_ids, "x_until": until})
+    parameters = {"x_tenant": tenant_id, "x_members": member_ids, "x_until": until}
+    rows = await session.execute(_expiring(is_postgres(session)), parameters)
     found: dict[uuid.UUID, list[tuple[datetime, int]]] = defaultdict(list)
     for member_id, expires_at, remaining in rows:
         found[member_id].append((expires_at, remaining))
     return found
 
 
-_EXPIRING = select(lots.c.member_id, lots.c.expires_at, lots.c.remaining).where(
-    lots.c.tenant_id == bindparam("x_tenant"),
-    lots.c.member_id.in_(bindparam("x_members", expanding=True)),
-    lots.c.remaining > 0,
-    lots.c.status == "posted",
-    lots.c.expires_at.is_not(None),
-    lots.c.expires_at <= bindparam("x_until"),
-)
+@cache
+def _expiring(postgres: bool) -> Any:
+    return select(lots.c.member_id, lots.c.expires_at, lots.c.remaining).where(
+        lots.c.tenant_id == bindparam("x_tenant"),
+        one_of(lots.c.member_id, "x_members", postgres),
+        lots.c.remaining > 0,
+        lots.c.status == "posted",
+        lots.c.expires_at.is_not(None),
+        lots.c.expires_at <= bindparam("x_until"),
+    )
 
 
 def expiring_by_day(

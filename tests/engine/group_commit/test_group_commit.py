@@ -16,8 +16,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from core.app import create_app
 from core.http.group_commit import GROUP_SIZE, GroupCommit
-from core.testing import AppClient, TenantHandle
+from core.plugins import PluginManager
+from core.testing import AppClient, TenantHandle, create_tenant, settings_for_tests
 
 NOW = datetime.now(UTC).isoformat()
 
@@ -116,6 +118,8 @@ async def test_events_arriving_together_share_a_transaction_and_each_gets_its_ow
     duplicate = next(r for r in answers[10:12] if r.status_code == 200)
     assert duplicate.headers["fealty-duplicate"] == "true"
     assert duplicate.json() == next(r for r in answers[10:12] if r.status_code == 201).json()
+    clash = next(r for r in answers[12:14] if r.status_code == 409).json()
+    assert (clash["field"], clash["detail"]) == ("event_id", "This event_id was already used for a different event.")
     assert answers[14].json()["field"] == "member.external_id"
     assert answers[15].json()["field"] == "type"
     assert all(r.headers["content-type"].startswith("application/") and "x-request-id" in r.headers for r in answers)
@@ -192,3 +196,17 @@ async def test_requests_with_an_idempotency_key_or_another_key_are_never_grouped
     assert [r.status_code for r in results] == [201, 201, 401, 403, 201], [r.text for r in results]
     ben = (await shop.get("/v1/members", params={"external_id": "ben"})).json()["items"][0]["id"]
     assert (await shop.balance(ben))["available"] == 200
+
+
+async def test_group_commit_can_be_turned_off(database_url: str) -> None:
+    """FEALTY_GROUP_COMMIT=false: every single event takes its own transaction (the ordinary path)."""
+    app = create_app(settings_for_tests(database_url, group_commit=False), plugins=PluginManager())
+    async with app.lifespan():
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+        tenant = await create_tenant(http)
+        await tenant.enrol("ann")
+        before = groups_so_far()
+        answers = await asyncio.gather(*(tenant.post("/v1/events", json=event(f"off-{i}", "ann")) for i in range(5)))
+        assert [r.status_code for r in answers] == [201] * 5
+        assert groups_so_far() == before
+        await http.aclose()
