@@ -5,7 +5,8 @@ database on this machine, load from wrk on loopback; the same writes as plain SQ
     python -m bench.run --quick         # a smoke run (short durations)
     python -m bench.run --scale         # also at 1M members and 10M ledger entries (adds ~15 minutes of seeding)
 
-Figures go to bench/results/<time>.json and into the "Latest results" section of bench/README.md.
+Every figure goes to bench/results/<time>.json, the short report (figures against targets, CPU used by the app and
+by PostgreSQL, profiles) to bench/results/latest.md; bench/README.md discusses them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -172,6 +174,40 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time consumed so far by these processes (from /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+class CpuMeter:
+    """Cores used by the app's workers and by PostgreSQL while a phase runs (2.0 = both cores busy)."""
+
+    def __init__(self, app_pids: list[int]) -> None:
+        self.app_pids = app_pids
+        self.started = time.monotonic()
+        self.app = cpu_seconds(app_pids)
+        self.db = cpu_seconds(postgres_pids())
+
+    def cores(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self.started
+        return {
+            "app_cores": round((cpu_seconds(self.app_pids) - self.app) / elapsed, 2),
+            "postgres_cores": round((cpu_seconds(postgres_pids()) - self.db) / elapsed, 2),
+        }
+
+
 class Server:
     def __init__(self, workers: int) -> None:
         self.port = free_port()
@@ -217,8 +253,11 @@ class Server:
         raise RuntimeError("the server did not start")
 
     def worker_pids(self) -> list[int]:
+        """uvicorn's worker processes (not its multiprocessing resource tracker)."""
         out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
-        return [int(p) for p in out.split()] or [self.process.pid]
+        children = [int(p) for p in out.split()]
+        workers = [p for p in children if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+        return workers or [self.process.pid]
 
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
@@ -338,7 +377,9 @@ async def sql_baseline(tenant_id: uuid.UUID, members: int, seconds: int, concurr
                     )
                 latencies.append((time.perf_counter() - started) * 1000)
 
+    meter = CpuMeter([os.getpid()])
     await asyncio.gather(*(one_client() for _ in range(concurrency)))
+    cores = meter.cores()  # before the pool's connections (and their backends' CPU time) go away
     await pool.close()
     latencies.sort()
     return {
@@ -346,6 +387,7 @@ async def sql_baseline(tenant_id: uuid.UUID, members: int, seconds: int, concurr
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
         "concurrency": concurrency,
+        **cores,
     }
 
 
@@ -432,6 +474,12 @@ async def setup_tenant(server: Server) -> tuple[uuid.UUID, str]:
         return uuid.UUID(created["tenant"]["id"]), key
 
 
+def measured(server: Server, script: str, seconds: int, connections: int, env: dict[str, str]) -> dict[str, Any]:
+    meter = CpuMeter(server.worker_pids())
+    result = run_wrk(server.url, script, seconds, connections, env)
+    return result | meter.cores()
+
+
 async def scenario(
     server: Server,
     tenant_id: uuid.UUID,
@@ -447,43 +495,113 @@ async def scenario(
     log(f"{label}: warm-up")
     run_wrk(server.url, "events.lua", 5, 16, env)
     log(f"{label}: single events for {durations['events']} s")
-    if do_profile:
-        import threading
-
-        profile_out: list[Any] = []
-        pid = server.worker_pids()[0]
-        thread = threading.Thread(target=lambda: profile_out.append(profile(pid, min(20, durations["events"]))))
-        thread.start()
-        results["events"] = run_wrk(server.url, "events.lua", durations["events"], 32, env)
-        thread.join()
-        results["profile"] = profile_out[0] if profile_out else []
-    else:
-        results["events"] = run_wrk(server.url, "events.lua", durations["events"], 32, env)
+    results["events"] = measured(server, "events.lua", durations["events"], 32, env)
     log(f"  {results['events']['requests_per_s']:.0f} events/s, p99 {results['events'].get('p99_ms')} ms")
     log(f"{label}: batches of 1,000 for {durations['batch']} s")
-    batch = run_wrk(server.url, "batch.lua", durations["batch"], 2, env | {"BATCH": "1000"})
+    batch = measured(server, "batch.lua", durations["batch"], 2, env | {"BATCH": "1000"})
     batch["events_per_s"] = round(batch["requests_per_s"] * 1000, 1)
     results["batch"] = batch
     log(f"  {batch['events_per_s']:.0f} events/s in batches")
     ids = await member_ids(tenant_id, 5000)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write("\n".join(ids))
+    balance_env = env | {"IDS_FILE": handle.name}
     log(f"{label}: balance reads for {durations['balance']} s")
-    results["balance"] = run_wrk(server.url, "balance.lua", durations["balance"], 32, env | {"IDS_FILE": handle.name})
-    os.unlink(handle.name)
+    results["balance"] = measured(server, "balance.lua", durations["balance"], 32, balance_env)
     log(f"  {results['balance']['requests_per_s']:.0f} balance reads/s, p99 {results['balance'].get('p99_ms')} ms")
     log(f"{label}: the same writes as plain SQL for {durations['sql']} s")
     results["sql"] = await sql_baseline(tenant_id, members, durations["sql"], 16)
     log(f"  {results['sql']['events_per_s']:.0f} events/s as plain SQL")
     results["api_vs_sql"] = round(results["events"]["requests_per_s"] / results["sql"]["events_per_s"], 2)
+    if do_profile:
+        # Profiled apart from the measured runs (a sampling profiler slows the worker it samples).
+        results["profile"] = {}
+        for name, script, connections, extra in (
+            ("events", "events.lua", 32, {}),
+            ("batch", "batch.lua", 2, {"BATCH": "1000"}),
+            ("balance", "balance.lua", 32, {"IDS_FILE": handle.name}),
+        ):
+            log(f"{label}: profiling {name} for {durations['profile']} s")
+            with ThreadPoolExecutor(1) as pool:
+                sampled = pool.submit(profile, server.worker_pids()[0], durations["profile"])
+                run_wrk(server.url, script, durations["profile"], connections, env | extra)
+                results["profile"][name] = sampled.result()
+    os.unlink(handle.name)
+    results["group_commit"] = group_commit_sizes(server)
     results["counts"] = await table_counts()
     return results
 
 
+def group_commit_sizes(server: Server) -> dict[str, float]:
+    """Requests per group commit as one worker saw them (each worker process keeps its own metrics)."""
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith(("fealty_group_commit_size_sum", "fealty_group_commit_size_count"))
+    }
+    groups = values.get("fealty_group_commit_size_count", 0.0)
+    requests = values.get("fealty_group_commit_size_sum", 0.0)
+    return {"groups": groups, "requests": requests, "mean_size": round(requests / groups, 1) if groups else 0.0}
+
+
+TARGETS = {
+    "events": ("single events/s", 1000, "p99 <= 50 ms"),
+    "batch": ("events/s in batches of 1,000", 10000, None),
+    "balance": ("balance reads/s", 3000, "p99 <= 20 ms"),
+}
+
+
+def markdown(run: dict[str, Any]) -> str:
+    """The short report: each figure against its target, for each data size."""
+    lines = [
+        f"# Benchmark run {run['started']}",
+        "",
+        f"Machine: {run['machine']['cpus']} CPUs, Python {run['machine']['python']}, {run['machine']['postgres']}; "
+        f"{run['workers']} uvicorn workers; app, PostgreSQL and wrk on the same machine.",
+        "",
+        "| data | measure | target | result | p50 ms | p99 ms | app cores | PostgreSQL cores |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for size in ("small", "large"):
+        if size not in run:
+            continue
+        result = run[size]
+        for name, (what, target, latency) in TARGETS.items():
+            figure = result[name]
+            value = figure.get("events_per_s", figure["requests_per_s"])
+            lines.append(
+                f"| {result['label']} | {what} | {target:,}{' and ' + latency if latency else ''} | {value:,.0f} | "
+                f"{figure.get('p50_ms')} | {figure.get('p99_ms')} | {figure.get('app_cores')} | "
+                f"{figure.get('postgres_cores')} |"
+            )
+        sql = result["sql"]
+        lines.append(
+            f"| {result['label']} | the same writes as plain SQL (asyncpg, 16 connections) | - | "
+            f"{sql['events_per_s']:,.0f} | {sql['p50_ms']} | {sql['p99_ms']} | {sql.get('app_cores')} | "
+            f"{sql.get('postgres_cores')} |"
+        )
+        lines.append(f"| {result['label']} | API single events / plain SQL | - | {result['api_vs_sql']} | | | | |")
+    if "large" in run and "small" in run:
+        lines += ["", "Large data set against small (1.00 = the same):", ""]
+        for name in TARGETS:
+            small, large = run["small"][name], run["large"][name]
+            key = "events_per_s" if "events_per_s" in small else "requests_per_s"
+            lines.append(f"- {name}: {large[key] / small[key]:.2f}")
+    lines += ["", f"Group commit (one worker): {run['small'].get('group_commit')}", ""]
+    for name, rows in run["small"].get("profile", {}).items():
+        lines += [f"## Profile: {name} (one worker, inclusive % of samples, top 25)", "", "```"]
+        lines += [f"{share:5.1f}  {label}" for label, share in rows[:25]]
+        lines += ["```", ""]
+    return "\n".join(lines)
+
+
 def write_report(run: dict[str, Any]) -> Path:
+    """bench/results/<time>.json (every figure) and bench/results/latest.md (the short report)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = BENCH / "results" / f"{stamp}.json"
     path.write_text(json.dumps(run, indent=2, default=str))
+    (BENCH / "results" / "latest.md").write_text(markdown(run))
     return path
 
 
@@ -495,9 +613,9 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     args = parser.parse_args()
     durations = (
-        {"events": 10, "batch": 10, "balance": 10, "sql": 10}
+        {"events": 10, "batch": 10, "balance": 10, "sql": 10, "profile": 5}
         if args.quick
-        else {"events": 60, "batch": 30, "balance": 30, "sql": 30}
+        else {"events": 60, "batch": 60, "balance": 60, "sql": 30, "profile": 15}
     )
     machine = {
         "cpus": os.cpu_count(),
@@ -524,8 +642,8 @@ async def main() -> None:
     finally:
         server.stop()
     path = write_report(run)
-    log(f"results written to {path.relative_to(ROOT)}")
-    print(json.dumps({k: v for k, v in run.items() if k != "machine"}, indent=2, default=str)[:4000])
+    log(f"results written to {path.relative_to(ROOT)} and bench/results/latest.md")
+    print(markdown(run).split("## Profile")[0])
 
 
 if __name__ == "__main__":

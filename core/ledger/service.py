@@ -8,6 +8,7 @@ statements (set-based for the worker's batches). The database re-checks the arit
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -753,13 +754,18 @@ async def _lock_balances(
 ) -> dict[uuid.UUID, maths.Balance]:
     """Lock several balance rows in one statement, in member order (so two batches never deadlock)."""
     ids = sorted(set(member_ids))
-    rows = await session.execute(
+    rows = await session.execute(_lock_many(bulk.is_postgres(session)), {"l_tenant": tenant_id, "l_members": ids})
+    return {r.member_id: _balance_from_row(r) for r in rows}
+
+
+@functools.cache
+def _lock_many(postgres: bool) -> Any:
+    return (
         select(balances)
-        .where(balances.c.tenant_id == tenant_id, balances.c.member_id.in_(ids))
+        .where(balances.c.tenant_id == bindparam("l_tenant"), bulk.one_of(balances.c.member_id, "l_members", postgres))
         .order_by(balances.c.member_id)
         .with_for_update()
     )
-    return {r.member_id: _balance_from_row(r) for r in rows}
 
 
 async def _write_balance_deltas(
