@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,9 +25,25 @@ def fealty_plugins() -> Callable[[], PluginManager]:
     return make
 
 
+TENANT_TIMEZONE = ZoneInfo("Asia/Shanghai")
+
+
+def anchor() -> datetime:
+    """Now, or the last second of yesterday in the tenant's time zone when today there is younger than six hours.
+
+    Fraud rules count per local day: a test sending fill-ups "two hours ago" and "now" just after local midnight would
+    spread them over two days, and the test would depend on the hour it runs at."""
+    now = datetime.now(UTC)
+    local = now.astimezone(TENANT_TIMEZONE)
+    if local.hour >= 6:
+        return now
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - timedelta(seconds=1)).astimezone(UTC)
+
+
 def at(minutes: float = 0, *, days: float = 0) -> str:
-    """An RFC 3339 time ``minutes`` (and ``days``) before now (tests send events that already happened)."""
-    return (datetime.now(UTC) - timedelta(days=days, minutes=minutes)).isoformat()
+    """An RFC 3339 time ``minutes`` (and ``days``) before the anchor (tests send events that already happened)."""
+    return (anchor() - timedelta(days=days, minutes=minutes)).isoformat()
 
 
 def fill_up(
@@ -96,7 +113,7 @@ class Fuel:
 @pytest.fixture
 async def fuel(make_tenant: MakeTenant) -> Fuel:
     """A tenant (CNY, Asia/Shanghai) with the plugin enabled on its defaults and three participating sites."""
-    tenant = await make_tenant(plugins=["fuel"], timezone="Asia/Shanghai", currency="CNY", country="CN")
+    tenant = await make_tenant(plugins=["fuel"], timezone=TENANT_TIMEZONE.key, currency="CNY", country="CN")
     helper = Fuel(tenant)
     await helper.settings()
     for code in ("S1", "S2", "S3"):

@@ -3,10 +3,8 @@ cap, the monthly cap (across events and within a batch), participating sites, sh
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from core.testing import MakeTenant, TenantHandle
-from tests.plugins.fuel_station.conftest import Fuel, fill_up, shop
+from tests.plugins.fuel_station.conftest import Fuel, at, fill_up, shop
 
 
 def awards(outcome: dict) -> list[tuple[str, int]]:
@@ -91,7 +89,7 @@ async def test_a_held_item_in_a_batch_does_not_use_the_monthly_cap(fuel: Fuel) -
     batch = [
         fill_up("card-1", "101", "700", site="S1"),  # above the tank size: held, earns nothing
         fill_up("card-1", "60", "400", site="S2"),
-        fill_up("card-1", "50", "350", site="S2", occurred_at=datetime.now(UTC).replace(microsecond=0).isoformat()),
+        fill_up("card-1", "50", "350", site="S2", occurred_at=at()),
     ]
     response = await fuel.t.post("/v1/events/batch", json={"events": batch})
     outcomes = [r["outcome"] for r in response.json()["results"]]
