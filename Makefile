@@ -33,7 +33,7 @@ demo: $(STAMP) ## Seed demo tenants and print what to try
 postgres: ## Start the local PostgreSQL cluster if it is installed and stopped
 	@infra/ensure-postgres
 
-test: $(STAMP) postgres ## Run the whole test suite (SQLite and PostgreSQL, localstripe, moto)
+test: $(STAMP) postgres ## Run the whole test suite (SQLite and PostgreSQL, localstripe)
 	$(BIN)/pytest -n 2 --dist loadfile
 
 test-fast: $(STAMP) ## The suite on SQLite only, no PostgreSQL needed
@@ -49,8 +49,10 @@ format: $(STAMP) ## Apply ruff formatting and fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP) postgres ## Run the benchmarks (writes bench/README.md figures)
-	$(BIN)/python -m bench.run
+bench: $(STAMP) postgres ## Run the benchmark (figures in bench/results/latest.md, discussed in bench/README.md)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || \
+	  { echo "The benchmark needs wrk (Debian: apt-get install wrk)." >&2; exit 1; }
+	$(BIN)/python -m bench.run $(ARGS)
 
 clean: ## Remove the virtualenv, caches and the local SQLite database
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache fealty.db fealty.db-wal fealty.db-shm
