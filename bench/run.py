@@ -36,7 +36,23 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
+#: Set by main(): the bench's own cluster (see Cluster) or FEALTY_BENCH_ADMIN_URL with --server.
 ADMIN_URL = os.environ.get("FEALTY_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+#: The PostgreSQL settings of the bench's own cluster: a production-like memory budget for this 24 GiB machine,
+#: checkpoints spaced out as on a server tuned for writes, and durable commits (fsync and synchronous_commit stay on).
+CLUSTER_SETTINGS = {
+    "shared_buffers": "4GB",
+    "effective_cache_size": "12GB",
+    "work_mem": "16MB",
+    "maintenance_work_mem": "1GB",
+    "wal_buffers": "64MB",
+    "max_wal_size": "16GB",
+    "checkpoint_timeout": "15min",
+    "max_connections": "200",
+    "fsync": "on",
+    "synchronous_commit": "on",
+    "full_page_writes": "on",
+}
 DB_NAME = "fealty_bench"
 PLATFORM_KEY = "ftp_bench-platform-key-0000000000000000000000"
 PYTHON = sys.executable
@@ -101,9 +117,13 @@ async def seed_ledger(tenant_id: uuid.UUID, entries: int, chunk: int = 1_000_000
     """``entries`` posted earn entries with their lots, spread over the tenant's members; balances made to match."""
     conn = await asyncpg.connect(db_url())
     try:
+        # Seeded rows are consistent by construction: skip the foreign keys' per-row checks (superuser only).
+        await conn.execute("SET session_replication_role = replica")
         await conn.execute(
             "CREATE TEMP TABLE ids AS SELECT row_number() OVER () AS n, id FROM members WHERE tenant_id = $1", tenant_id
         )
+        await conn.execute("CREATE UNIQUE INDEX ON ids (n)")
+        await conn.execute("ANALYZE ids")
         members = await conn.fetchval("SELECT count(*) FROM ids")
         done = 0
         while done < entries:
@@ -111,9 +131,12 @@ async def seed_ledger(tenant_id: uuid.UUID, entries: int, chunk: int = 1_000_000
             await conn.execute(
                 """
                 WITH rows AS (
-                    SELECT gen_random_uuid() AS id, (SELECT id FROM ids WHERE n = 1 + (i % $2)) AS member_id,
+                    -- time-ordered ids, as core.ids.new_id makes them (random ones would scatter the inserts
+                    -- over the primary key's pages)
+                    SELECT (lpad(to_hex(i), 8, '0') || '-' || substr(gen_random_uuid()::text, 10))::uuid AS id,
+                           ids.id AS member_id,
                            1 + (i % 300) AS points, now() - (i % 700) * interval '1 hour' AS at
-                    FROM generate_series($3::bigint, $4::bigint) AS i
+                    FROM generate_series($3::bigint, $4::bigint) AS i JOIN ids ON ids.n = 1 + (i % $2)
                 ), e AS (
                     INSERT INTO ledger_entries (tenant_id, id, member_id, kind, points, status, cause_type, cause_id,
                                                 reason, created_at, details)
@@ -194,9 +217,66 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+#: The postmaster of the cluster under test (its children are the backends, WAL writer, checkpointer...).
+POSTMASTER: int | None = None
+
+
 def postgres_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    if POSTMASTER is None:
+        out = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+    out = subprocess.run(["pgrep", "-P", str(POSTMASTER)], capture_output=True, text=True).stdout
+    return [POSTMASTER, *(int(p) for p in out.split())]
+
+
+class Cluster:
+    """A PostgreSQL cluster of the bench's own (initdb in a temporary directory, a free port, CLUSTER_SETTINGS),
+    stopped and removed afterwards: the figures do not depend on how the machine's server happens to be tuned, and
+    the bench never disturbs it."""
+
+    def __init__(self) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not found and not shutil.which("initdb"):
+            raise SystemExit("initdb not found: install PostgreSQL, or pass --server to use a running one")
+        self.bin = found[-1].parent if found else Path(shutil.which("initdb") or "").parent
+        self.dir = Path(tempfile.mkdtemp(prefix="fealty-bench-pg-"))
+        self.data = self.dir / "data"
+        self.port = free_port()
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.run_as = as_postgres
+        if as_postgres:
+            shutil.chown(self.dir, "postgres")
+        subprocess.run(
+            [
+                *as_postgres,
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        options = " ".join(f"-c {k}={v}" for k, v in CLUSTER_SETTINGS.items())
+        options += f" -p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir}"
+        subprocess.run(
+            [*as_postgres, str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"), "-o", options,
+             "-w", "start"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def stop(self) -> None:
+        subprocess.run(
+            [*self.run_as, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"], capture_output=True
+        )
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class CpuMeter:
@@ -569,7 +649,8 @@ def markdown(run: dict[str, Any]) -> str:
         f"# Benchmark run {run['started']}",
         "",
         f"Machine: {run['machine']['cpus']} CPUs, Python {run['machine']['python']}, {run['machine']['postgres']}; "
-        f"{run['workers']} uvicorn workers; app, PostgreSQL and wrk on the same machine.",
+        f"{run['workers']} uvicorn workers; app, PostgreSQL and wrk on the same machine. PostgreSQL settings: "
+        f"{run['machine'].get('postgres_settings')}.",
         "",
         "| data | measure | target | result | p50 ms | p99 ms | app cores | PostgreSQL cores |",
         "|---|---|---|---|---|---|---|---|",
@@ -617,41 +698,55 @@ def write_report(run: dict[str, Any]) -> Path:
 
 
 async def main() -> None:
+    global ADMIN_URL, POSTMASTER
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short durations (a smoke run)")
     parser.add_argument("--scale", action="store_true", help="also at 1M members and 10M ledger entries")
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument(
+        "--server",
+        action="store_true",
+        help="use the running PostgreSQL at FEALTY_BENCH_ADMIN_URL (default: a cluster of the bench's own)",
+    )
     args = parser.parse_args()
     durations = (
         {"events": 10, "batch": 10, "balance": 10, "sql": 10, "profile": 5}
         if args.quick
         else {"events": 60, "batch": 60, "balance": 60, "sql": 30, "profile": 15}
     )
+    cluster = None if args.server else Cluster()
+    if cluster is not None:
+        ADMIN_URL, POSTMASTER = cluster.url, cluster.postmaster
     machine = {
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
         "postgres": subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip(),
+        "postgres_settings": "the machine's server" if cluster is None else CLUSTER_SETTINGS,
     }
-    log("fresh database")
-    await fresh_database()
-    server = Server(args.workers)
     run: dict[str, Any] = {"machine": machine, "workers": args.workers, "started": datetime.now(UTC).isoformat()}
     try:
-        tenant_id, key = await setup_tenant(server)
-        await seed_members(tenant_id, 0, args.members)
-        run["small"] = await scenario(
-            server, tenant_id, key, args.members, durations, f"{args.members:,} members", do_profile=True
-        )
-        if args.scale:
-            log("seeding 1M members and 10M ledger entries")
-            await seed_members(tenant_id, args.members, 1_000_000 - args.members)
-            await seed_ledger(tenant_id, 10_000_000)
-            run["large"] = await scenario(
-                server, tenant_id, key, 1_000_000, durations, "1M members, 10M+ ledger entries", do_profile=False
+        log("fresh database")
+        await fresh_database()
+        server = Server(args.workers)
+        try:
+            tenant_id, key = await setup_tenant(server)
+            await seed_members(tenant_id, 0, args.members)
+            run["small"] = await scenario(
+                server, tenant_id, key, args.members, durations, f"{args.members:,} members", do_profile=True
             )
+            if args.scale:
+                log("seeding 1M members and 10M ledger entries")
+                await seed_members(tenant_id, args.members, 1_000_000 - args.members)
+                await seed_ledger(tenant_id, 10_000_000)
+                run["large"] = await scenario(
+                    server, tenant_id, key, 1_000_000, durations, "1M members, 10M+ ledger entries", do_profile=False
+                )
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        if cluster is not None:
+            cluster.stop()
     path = write_report(run)
     log(f"results written to {path.relative_to(ROOT)} and bench/results/latest.md")
     print(markdown(run).split("## Profile")[0])
