@@ -12,7 +12,7 @@ import time_machine
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from core.billing.periods import close_billing_periods
+from core.billing.periods import close_billing_periods, ensure_usage_rows, last_closable_period
 from core.billing.rules import usage_key, usage_period
 from core.clock import utcnow
 from core.plugins import PluginManager
@@ -103,6 +103,9 @@ async def test_a_period_another_worker_holds_is_skipped_then_billed_once(
     if backend != "postgres":
         pytest.skip("row locks are PostgreSQL's; SQLite serialises writers")
     (held, held_customer), (_, free_customer) = [await _overaged(billing_client, billing_runtime) for _ in range(2)]
+    # The period's rows, as the first step of every close makes them.
+    delay = timedelta(minutes=billing_runtime.settings.billing_close_delay_minutes)
+    await ensure_usage_rows(billing_runtime, last_closable_period(after_this_period(), delay), utcnow())
     engine = create_async_engine(database_url)  # another worker's connection
     try:
         async with engine.connect() as other:
