@@ -8,6 +8,7 @@ change is durable, and any 4xx/5xx leaves nothing half-written. Route handlers d
 * ``auth``: ``"tenant"`` (default), ``"platform"`` or ``"none"`` (e.g. Stripe's signed webhook);
 * ``scope``: the API key scope required (``admin`` grants all; ``x:write`` grants ``x:read``);
 * ``idempotency_redact``: response fields never stored for replay (secrets shown once);
+* ``streams``: a read whose response is sent as it is produced (exports), not buffered until the commit;
 * ``allowed_when_suspended``: writes a billing-suspended tenant may still make (billing endpoints);
 * ``group_commit``: a :class:`~core.http.group_commit.GroupedRoute` whose requests of one key that arrive together
   share one transaction (single events, balance reads; see :mod:`core.http.group_commit`). A request with an
@@ -101,13 +102,15 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _replaying(body: bytes) -> Receive:
+def _replaying(body: bytes, then: Receive | None = None) -> Receive:
+    """The body already read, once; then what ``then`` receives (a streamed response listens there for the client
+    going away), or at once a disconnect."""
     sent = False
 
     async def receive() -> Message:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            return cast(Message, await then()) if then is not None else {"type": "http.disconnect"}
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
@@ -244,10 +247,14 @@ class ApiMiddleware(ASGIMiddleware):
                     async def capture(message: Message) -> None:
                         messages.append(message)
 
-                    await next_app(scope, _replaying(body), cast(Send, capture))
-                    status = messages[0]["status"] if messages else 500
-                    if status >= 400:
-                        raise _Finish(messages)
+                    if opt.get("streams") and not writes:
+                        # A streamed read (an export): sent while it is produced, inside this read-only transaction.
+                        await next_app(scope, _replaying(body, receive), send)
+                    else:
+                        await next_app(scope, _replaying(body), cast(Send, capture))
+                        status = messages[0]["status"] if messages else 500
+                        if status >= 400:
+                            raise _Finish(messages)
                     wakes = pending_wakes(session)
                     if idempotency_key is not None and principal.kind != "anonymous":
                         await idempotency.complete(
