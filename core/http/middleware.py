@@ -9,7 +9,9 @@ change is durable, and any 4xx/5xx leaves nothing half-written. Route handlers d
 * ``scope``: the API key scope required (``admin`` grants all; ``x:write`` grants ``x:read``);
 * ``idempotency_redact``: response fields never stored for replay (secrets shown once);
 * ``streams``: a read whose response is sent as it is produced (exports), not buffered until the commit;
-* ``allowed_when_suspended``: writes a billing-suspended tenant may still make (billing endpoints);
+* ``allowed_when_suspended``: writes a billing-suspended (or canceled) tenant may still make: ``True`` (billing,
+  revoking a key, erasing a member, read-only POSTs...), or a callable given the ASGI scope that decides per request
+  (``query_flag("preview")``: only the preview). Plugins set it in their routes' ``opt`` the same way;
 * ``group_commit``: a :class:`~core.http.group_commit.GroupedRoute` whose requests of one key that arrive together
   share one transaction (single events, balance reads; see :mod:`core.http.group_commit`). A request with an
   ``Idempotency-Key`` always takes the ordinary path.
@@ -25,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
+from urllib.parse import parse_qs
 
 import structlog
 from litestar.enums import ScopeType
@@ -100,6 +103,17 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def query_flag(name: str) -> Callable[[Scope], bool]:
+    """For ``allowed_when_suspended``: the request asks ``?<name>=true`` (or ``1``), e.g. a preview that writes
+    nothing."""
+
+    def given(scope: Scope) -> bool:
+        query = parse_qs(cast(Any, scope).get("query_string", b"").decode("latin-1"))
+        return any(v.lower() in ("true", "1") for v in query.get(name, ()))
+
+    return given
 
 
 def _replaying(body: bytes, then: Receive | None = None) -> Receive:
@@ -192,6 +206,8 @@ class ApiMiddleware(ASGIMiddleware):
         runtime = self.runtime
         settings = runtime.settings
         opt = scope["route_handler"].opt
+        if callable(opt.get("allowed_when_suspended")):  # decided by this request (a preview, a dry run)
+            opt = {**opt, "allowed_when_suspended": bool(opt["allowed_when_suspended"](scope))}
         method: str = cast(Any, scope)["method"]
         writes = method not in SAFE_METHODS
         body = await _read_body(scope, receive, settings.max_body_bytes)
