@@ -53,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "cursor_uuid": "core.http.pagination",
     "check_limit": "core.http.pagination",
     "page_of": "core.http.pagination",
+    "query_flag": "core.http.middleware",
     # services plugins call
     "utcnow": "core.clock",
     "new_id": "core.ids",
@@ -129,6 +130,7 @@ __all__ = [
     "metric_sums",
     "new_id",
     "page_of",
+    "query_flag",
     "reject_held",
     "request_care",
     "rls",
@@ -172,6 +174,7 @@ if TYPE_CHECKING:
     from core.http.deps import CurrentProgram as CurrentProgram
     from core.http.deps import CurrentRuntime as CurrentRuntime
     from core.http.deps import Db as Db
+    from core.http.middleware import query_flag as query_flag
     from core.http.pagination import Page as Page
     from core.http.pagination import check_limit as check_limit
     from core.http.pagination import cursor_uuid as cursor_uuid

@@ -17,6 +17,7 @@ from core.campaigns.api import CampaignsController
 from core.care.api import CareRequestsController
 from core.db.migrate import upgrade_async
 from core.events.api import EventsController
+from core.exports.api import ExportsController
 from core.http.deps import DEPENDENCIES
 from core.http.middleware import ApiMiddleware
 from core.http.problems import handle_exception
@@ -44,6 +45,7 @@ CORE_ROUTES = [
     MembersController,
     LedgerController,
     EventsController,
+    ExportsController,
     EarningRulesController,
     TiersController,
     MemberTierController,

@@ -16,13 +16,13 @@ import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, Meta, UnsetType
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.billing import plans as plan_service
 from core.billing import rules, service
-from core.billing.models import BillingEvent, BillingInvoice, BillingUsage, Plan
-from core.billing.usage import usage_of
+from core.billing.models import BillingEvent, BillingInvoice, BillingUsage, Plan, UsageCount
+from core.billing.usage import usage_of, usage_of_tenants
 from core.billing.webhooks import receive_stripe_webhook
 from core.clock import utcnow
 from core.db.base import table_of
@@ -184,7 +184,8 @@ class ClosedPeriodOut(msgspec.Struct):
     period_end: datetime
     active_members: int
     events: int
-    #: billed, no_charge, not_billable (no subscription), waived (trial).
+    #: billed, owed (the subscription ended in the period: the overage waits on the customer for its next invoice),
+    #: no_charge, not_billable (no subscription), waived (trial).
     status: str
     plan: str | None
     overage_amount: Decimal | None
@@ -526,37 +527,41 @@ class PlatformBillingController(Controller):
         period is closed."""
         check_limit(limit)
         start, end = rules.usage_period(_period(period))
-        usage_table = table_of(BillingUsage)
+        usage_table, counts = table_of(BillingUsage), table_of(UsageCount)
+        counted = select(counts.c.tenant_id).where(counts.c.tenant_id == Tenant.id, counts.c.period_start == start)
         query = (
-            select(usage_table, Tenant.slug)
-            .join(Tenant, Tenant.id == usage_table.c.tenant_id)
-            .where(usage_table.c.period_start == start)
-            .order_by(usage_table.c.tenant_id)
+            select(Tenant.id, Tenant.slug, usage_table)
+            .outerjoin(usage_table, (usage_table.c.tenant_id == Tenant.id) & (usage_table.c.period_start == start))
+            .where(usage_table.c.tenant_id.is_not(None) | exists(counted))
+            .order_by(Tenant.id)
             .limit(limit + 1)
         )
         if cursor:
-            query = query.where(usage_table.c.tenant_id > cursor_uuid(decode_cursor(cursor, 1)[0]))
+            query = query.where(Tenant.id > cursor_uuid(decode_cursor(cursor, 1)[0]))
         rows = (await db.execute(query)).all()
-        items, next_cursor = page_of(rows, limit, lambda r: encode_cursor(r.tenant_id))
-        return Page(
-            [
+        items, next_cursor = page_of(rows, limit, lambda r: encode_cursor(r.id))
+        # An open period's counts are the live sums of its counters; a closed one's, what its close recorded.
+        live = await usage_of_tenants(db, [r.id for r in items if r.status in (None, "open")], start)
+        out = []
+        for r in items:
+            counted_now = live.get(r.id)
+            closed = r.status not in (None, "open")
+            out.append(
                 TenantUsageOut(
-                    r.tenant_id,
+                    r.id,
                     r.slug,
                     start,
                     end,
-                    r.active_members,
-                    r.events,
-                    r.status,
+                    r.active_members if closed else counted_now.active_members if counted_now else 0,
+                    r.events if closed else counted_now.events if counted_now else 0,
+                    r.status or "open",
                     r.plan_code,
                     r.overage_amount,
                     r.currency,
                     r.stripe_invoice_item_id,
                 )
-                for r in items
-            ],
-            next_cursor,
-        )
+            )
+        return Page(out, next_cursor)
 
 
 def _period(value: str | None) -> datetime:

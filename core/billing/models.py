@@ -1,7 +1,8 @@
 """Billing data: plans, Stripe events received, usage per tenant and period, invoices and the billing history.
 
-Global tables (no row-level security; the platform reads across tenants): ``billing_plans``, ``stripe_events`` and
-``billing_usage`` (one row per tenant and usage period, also the claim that makes closing a period happen once).
+Global tables (no row-level security; the platform reads across tenants): ``billing_plans``, ``stripe_events``,
+``billing_usage`` (one row per tenant and usage period, the claim that makes closing a period happen once and what the
+close billed) and ``billing_usage_counts`` (the period's counters, sharded in slots and summed when read).
 Tenant-owned tables: ``billing_active_members`` (who was active in a period), ``billing_invoices`` (the tenant's
 Stripe invoices as last seen) and ``billing_events`` (every change of billing status, append-only).
 
@@ -14,14 +15,17 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKeyConstraint, Index, Numeric, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKeyConstraint, Index, Numeric, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.billing.rules import BILLING_STATUSES, PRICING
 from core.clock import utcnow
 from core.db.base import Base, TenantScoped, id_column
 
-USAGE_STATUSES = ("open", "billed", "no_charge", "not_billable", "waived")
+USAGE_STATUSES = ("open", "billed", "owed", "no_charge", "not_billable", "waived")
+#: Counter shards per tenant and period (see core.billing.usage): concurrent transactions of one tenant rarely meet on
+#: one counter row.
+USAGE_SLOTS = 16
 
 
 def _global() -> dict[str, dict[str, bool]]:
@@ -86,8 +90,9 @@ class StripeEvent(Base):
 
 
 class BillingUsage(Base):
-    """One tenant's usage in one period (a calendar month, UTC), counted as activity is processed, then closed once
-    by the worker: the overage is billed (one Stripe invoice item) and the row records what was billed."""
+    """One tenant's usage period (a calendar month, UTC), closed once by the worker: the overage is billed (one Stripe
+    invoice item) and the row records what was counted and billed. While the period is open the counts live in
+    ``billing_usage_counts``; ``events`` and ``active_members`` here are their totals at close."""
 
     __tablename__ = "billing_usage"
     __table_args__ = (
@@ -103,7 +108,9 @@ class BillingUsage(Base):
     period_end: Mapped[datetime] = mapped_column()
     events: Mapped[int] = mapped_column(BigInteger, default=0)
     active_members: Mapped[int] = mapped_column(default=0)
-    #: open (counting), billed, no_charge (nothing over the plan), not_billable (no subscription), waived (trial).
+    #: open (counting), billed, owed (the subscription ended in the period: billed as a pending invoice item on the
+    #: customer, collected with its next invoice), no_charge (nothing over the plan), not_billable (no subscription),
+    #: waived (trial).
     status: Mapped[str] = mapped_column(String(16), default="open")
     plan_code: Mapped[str | None] = mapped_column(String(64))
     overage_members: Mapped[int | None] = mapped_column()
@@ -115,6 +122,25 @@ class BillingUsage(Base):
     stripe_invoice_item_id: Mapped[str | None] = mapped_column(String(255))
     closed_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UsageCount(Base):
+    """One shard of a tenant's usage counters in a period: events processed and members newly active, added by the
+    transactions that picked this slot. The period's usage is the sum over its slots."""
+
+    __tablename__ = "billing_usage_counts"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        CheckConstraint("events >= 0 AND active_members >= 0", name="counts_not_negative"),
+        CheckConstraint(f"slot >= 0 AND slot < {USAGE_SLOTS}", name="slot"),
+        _global(),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(primary_key=True)
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+    active_members: Mapped[int] = mapped_column(default=0)
 
 
 class ActiveMember(TenantScoped, Base):

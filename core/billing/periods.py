@@ -12,7 +12,12 @@ queue, by hand (``fealty billing close-periods``), twice in a row or in several 
   before its commit leaves a period that the next run closes without billing it again.
 
 A period is closed ``FEALTY_BILLING_CLOSE_DELAY_MINUTES`` after it ends, when every transaction that counted
-activity into it has long committed. Without a Stripe key nothing is closed (usage keeps counting).
+activity into it has long committed: the close sums the period's counters (see core.billing.usage) and records the
+totals with what was billed. Without a Stripe key nothing is closed (usage keeps counting).
+
+A subscription that ended during the period (canceled, or ended unpaid) still owes the overage of the activity it
+had: the invoice item is created on the customer without a subscription and the period is ``owed``; Stripe adds a
+customer's pending invoice items to its next invoice (a new subscription's first one, for a tenant that comes back).
 """
 
 from __future__ import annotations
@@ -23,13 +28,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import structlog
-from sqlalchemy import literal, select, update
+from sqlalchemy import and_, exists, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.billing import plans, rules
-from core.billing.models import BillingUsage, Plan
+from core.billing.models import BillingUsage, Plan, UsageCount
 from core.billing.service import apply_subscription, lock_tenant, stripe_gateway
-from core.billing.usage import dialect_of
+from core.billing.usage import dialect_of, usage_of
 from core.db.base import table_of
 from core.db.engine import tenant_session
 from core.runtime import Runtime
@@ -38,6 +43,7 @@ from core.tenancy.models import Tenant
 log = structlog.get_logger("fealty.billing")
 
 usage = table_of(BillingUsage)
+counts = table_of(UsageCount)
 tenants = table_of(Tenant)
 BATCH = 500
 
@@ -59,9 +65,11 @@ def last_closable_period(now: datetime, delay: timedelta) -> tuple[datetime, dat
     return rules.usage_period(current_start - timedelta(microseconds=1))
 
 
-async def _ensure_rows(runtime: Runtime, period: tuple[datetime, datetime], now: datetime) -> None:
-    """A usage row for every subscribed tenant in ``period``, so that none is forgotten (even with no activity)."""
+async def ensure_usage_rows(runtime: Runtime, period: tuple[datetime, datetime], now: datetime) -> None:
+    """A usage row for every tenant subscribed or with activity in ``period``, so that none is forgotten (a subscribed
+    tenant even with no activity). Idempotent; cheap (one INSERT ... SELECT over the tenants, per close)."""
     start, end = period
+    counted = select(counts.c.tenant_id).where(counts.c.tenant_id == tenants.c.id, counts.c.period_start == start)
     async with tenant_session(runtime.sessionmaker, None) as session:
         dialect = dialect_of(session)
         subscribed = select(
@@ -73,8 +81,13 @@ async def _ensure_rows(runtime: Runtime, period: tuple[datetime, datetime], now:
             literal("open"),
             literal(now, usage.c.updated_at.type),
         ).where(
-            tenants.c.stripe_subscription_id.is_not(None),
-            tenants.c.subscription_status.not_in(rules.ENDED_SUBSCRIPTION_STATUSES),
+            or_(
+                and_(
+                    tenants.c.stripe_subscription_id.is_not(None),
+                    tenants.c.subscription_status.not_in(rules.ENDED_SUBSCRIPTION_STATUSES),
+                ),
+                exists(counted),
+            )
         )
         await session.execute(
             dialect.insert(usage)
@@ -96,9 +109,7 @@ async def close_billing_periods(runtime: Runtime, now: datetime) -> CloseReport:
         return report
     delay = timedelta(minutes=runtime.settings.billing_close_delay_minutes)
     period = last_closable_period(now, delay)
-    if runtime.extras.get("billing.rows_ensured_for") != period:  # once per period and process is enough
-        await _ensure_rows(runtime, period, now)
-        runtime.extras["billing.rows_ensured_for"] = period
+    await ensure_usage_rows(runtime, period, now)
     cutoff = now - delay
     async with tenant_session(runtime.sessionmaker, None, writes=False) as session:
         due = (
@@ -143,23 +154,31 @@ async def _close_one(
     tenant = await lock_tenant(session, tenant_id)
     plan = await session.get(Plan, tenant.plan_code) if tenant.plan_code else None
     gateway = stripe_gateway(runtime)
-    values: dict[str, object] = {"plan_code": tenant.plan_code, "closed_at": now, "updated_at": now}
+    totals = await usage_of(session, tenant_id, period_start)
+    values: dict[str, object] = {
+        "plan_code": tenant.plan_code,
+        "events": totals.events,
+        "active_members": totals.active_members,
+        "closed_at": now,
+        "updated_at": now,
+    }
     billable = (
         gateway is not None
         and plan is not None
         and tenant.stripe_customer_id is not None
         and tenant.stripe_subscription_id is not None
-        and tenant.subscription_status not in rules.ENDED_SUBSCRIPTION_STATUSES
     )
+    #: The subscription ended (in this period: a tenant without one counts no activity): its usage is still owed.
+    ended = tenant.subscription_status in rules.ENDED_SUBSCRIPTION_STATUSES
     if not billable:
         values["status"] = "not_billable"
-    elif tenant.billing_status == "trialing":
+    elif tenant.billing_status == "trialing" and not ended:
         values["status"] = "waived"
     else:
         assert gateway is not None and plan is not None
         assert tenant.stripe_customer_id is not None and tenant.stripe_subscription_id is not None
         terms = plans.terms_of(plan)
-        overage = rules.overage_of(terms, active_members=row.active_members, events=row.events)
+        overage = rules.overage_of(terms, active_members=totals.active_members, events=totals.events)
         values |= {
             "overage_members": overage.members,
             "overage_events": overage.events,
@@ -175,20 +194,22 @@ async def _close_one(
             if item is None:
                 item = await gateway.create_invoice_item(
                     customer_id=tenant.stripe_customer_id,
-                    subscription_id=tenant.stripe_subscription_id,
+                    # An ended subscription invoices nothing more: the item waits on the customer instead.
+                    subscription_id=None if ended else tenant.stripe_subscription_id,
                     amount=rules.to_minor_units(overage.amount, overage.currency),
                     currency=overage.currency,
                     description=(
                         f"Usage {label} beyond plan {plan.name}: {overage.members} active members "
                         f"and {overage.events} events over what the plan includes"
+                        + (" (the subscription has ended)" if ended else "")
                     ),
                     metadata={"fealty_usage_key": key, "fealty_tenant_id": str(tenant_id), "fealty_period": label},
                     idempotency_key=key,
                 )
-            values |= {"status": "billed", "stripe_invoice_item_id": item.id}
+            values |= {"status": "owed" if ended else "billed", "stripe_invoice_item_id": item.id}
             report.billed += 1
             report.amounts[overage.currency] = report.amounts.get(overage.currency, Decimal(0)) + overage.amount
-        if terms.pricing == "per_block":
+        if terms.pricing == "per_block" and not ended:
             values["quantity"] = overage.quantity
             if overage.quantity != tenant.subscription_quantity:
                 subscription = await gateway.update_subscription(
@@ -203,7 +224,7 @@ async def _close_one(
                     tenant,
                     subscription,
                     now=now,
-                    reason=f"quantity follows the {row.active_members} active members of {label}",
+                    reason=f"quantity follows the {totals.active_members} active members of {label}",
                 )
     await session.execute(
         update(usage).where(usage.c.tenant_id == tenant_id, usage.c.period_start == period_start).values(values)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.billing.models import ActiveMember, BillingEvent, BillingInvoice, BillingUsage, Plan, StripeEvent
+from core.billing.models import ActiveMember, BillingEvent, BillingInvoice, BillingUsage, Plan, StripeEvent, UsageCount
 from core.campaigns.models import Campaign
 from core.care.models import CareRequest
 from core.db.base import Base
@@ -54,6 +54,7 @@ __all__ = [
     "Tenant",
     "Tier",
     "TierChange",
+    "UsageCount",
     "WebhookDelivery",
     "WebhookDeliveryAttempt",
     "WebhookEndpoint",

@@ -33,6 +33,7 @@ from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import validation
+from core.billing.usage import record_activity as record_usage
 from core.db import bulk
 from core.db.base import table_of
 from core.errors import Conflict, FealtyError, NotFound, ValidationFailed, invalid
@@ -686,6 +687,10 @@ async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemRes
     activity = [i.member.id for i in awarded if i.member and i.event_type.counts_as_activity]
     await ledger.credit_many(
         session, tenant_id=ctx.tenant_id, credits=credits, policy=ctx.program.ledger_policy, now=now, activity=activity
+    )
+    # Billing usage: events stored now (an approval was counted when first held) and every member acted for.
+    await record_usage(
+        session, tenant_id=ctx.tenant_id, member_ids=[i.member.id for i in items], now=now, events=len(new)
     )
     await metrics.add(
         session,

@@ -8,7 +8,10 @@ change is durable, and any 4xx/5xx leaves nothing half-written. Route handlers d
 * ``auth``: ``"tenant"`` (default), ``"platform"`` or ``"none"`` (e.g. Stripe's signed webhook);
 * ``scope``: the API key scope required (``admin`` grants all; ``x:write`` grants ``x:read``);
 * ``idempotency_redact``: response fields never stored for replay (secrets shown once);
-* ``allowed_when_suspended``: writes a billing-suspended tenant may still make (billing endpoints);
+* ``streams``: a read whose response is sent as it is produced (exports), not buffered until the commit;
+* ``allowed_when_suspended``: writes a billing-suspended (or canceled) tenant may still make: ``True`` (billing,
+  revoking a key, erasing a member, read-only POSTs...), or a callable given the ASGI scope that decides per request
+  (``query_flag("preview")``: only the preview). Plugins set it in their routes' ``opt`` the same way;
 * ``group_commit``: a :class:`~core.http.group_commit.GroupedRoute` whose requests of one key that arrive together
   share one transaction (single events, balance reads; see :mod:`core.http.group_commit`). A request with an
   ``Idempotency-Key`` always takes the ordinary path.
@@ -24,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
+from urllib.parse import parse_qs
 
 import structlog
 from litestar.enums import ScopeType
@@ -101,13 +105,26 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _replaying(body: bytes) -> Receive:
+def query_flag(name: str) -> Callable[[Scope], bool]:
+    """For ``allowed_when_suspended``: the request asks ``?<name>=true`` (or ``1``), e.g. a preview that writes
+    nothing."""
+
+    def given(scope: Scope) -> bool:
+        query = parse_qs(cast(Any, scope).get("query_string", b"").decode("latin-1"))
+        return any(v.lower() in ("true", "1") for v in query.get(name, ()))
+
+    return given
+
+
+def _replaying(body: bytes, then: Receive | None = None) -> Receive:
+    """The body already read, once; then what ``then`` receives (a streamed response listens there for the client
+    going away), or at once a disconnect."""
     sent = False
 
     async def receive() -> Message:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            return cast(Message, await then()) if then is not None else {"type": "http.disconnect"}
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
@@ -189,6 +206,8 @@ class ApiMiddleware(ASGIMiddleware):
         runtime = self.runtime
         settings = runtime.settings
         opt = scope["route_handler"].opt
+        if callable(opt.get("allowed_when_suspended")):  # decided by this request (a preview, a dry run)
+            opt = {**opt, "allowed_when_suspended": bool(opt["allowed_when_suspended"](scope))}
         method: str = cast(Any, scope)["method"]
         writes = method not in SAFE_METHODS
         body = await _read_body(scope, receive, settings.max_body_bytes)
@@ -244,10 +263,14 @@ class ApiMiddleware(ASGIMiddleware):
                     async def capture(message: Message) -> None:
                         messages.append(message)
 
-                    await next_app(scope, _replaying(body), cast(Send, capture))
-                    status = messages[0]["status"] if messages else 500
-                    if status >= 400:
-                        raise _Finish(messages)
+                    if opt.get("streams") and not writes:
+                        # A streamed read (an export): sent while it is produced, inside this read-only transaction.
+                        await next_app(scope, _replaying(body, receive), send)
+                    else:
+                        await next_app(scope, _replaying(body), cast(Send, capture))
+                        status = messages[0]["status"] if messages else 500
+                        if status >= 400:
+                            raise _Finish(messages)
                     wakes = pending_wakes(session)
                     if idempotency_key is not None and principal.kind != "anonymous":
                         await idempotency.complete(

@@ -13,6 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
 from sqlalchemy import select
 
+from core.billing.usage import record_activity
 from core.clock import utcnow
 from core.errors import FealtyError, NotFound, ValidationFailed
 from core.http.auth import Principal
@@ -270,6 +271,7 @@ class LedgerController(Controller):
                 cause=cause,
                 now=now,
             )
+        await record_activity(db, tenant_id=principal.tenant_id, member_ids=[member_id], now=now)  # billing usage
         entry = (await db.execute(select(LedgerEntry).where(LedgerEntry.id == posted.entry_id))).scalar_one()
         await emit(
             db,

@@ -319,7 +319,11 @@ class MembersController(Controller):
         )
 
     @post(
-        "/{member_id:uuid}/anonymize", operation_id="anonymizeMember", opt={"scope": "members:write"}, status_code=200
+        "/{member_id:uuid}/anonymize",
+        operation_id="anonymizeMember",
+        # Erasure is the member's right: it is never held back by the tenant's billing standing.
+        opt={"scope": "members:write", "allowed_when_suspended": True},
+        status_code=200,
     )
     async def anonymize(self, db: Db, principal: CurrentPrincipal, member_id: FromPath[uuid.UUID]) -> MemberOut:
         """Erase the member's personal data for good; the ledger and its totals stay. Repeating it is harmless."""

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.billing.usage import record_activity
 from core.db.base import table_of
 from core.errors import (
     AlreadyExists,
@@ -323,6 +324,7 @@ async def redeem(
         "details": {"issued_by": actor},
     }
     row = await _insert_redemption(session, values, new_code)
+    await record_activity(session, tenant_id=tenant_id, member_ids=[member_id], now=now)  # billing usage
     tenant = program.tenant_view(tenant_id, plugins)
     view = redemption_view(row, reward)
     if reward.kind != VOUCHER:

@@ -245,7 +245,8 @@ class ApiKeysController(Controller):
         items, next_cursor = page_of(rows, limit, lambda k: encode_cursor(k.id))
         return Page([ApiKeyOut.of(k) for k in items], next_cursor)
 
-    @delete("/{key_id:uuid}", operation_id="revokeApiKey", status_code=200)
+    # Revoking a leaked key is never refused, whatever the tenant's billing standing.
+    @delete("/{key_id:uuid}", operation_id="revokeApiKey", status_code=200, opt={"allowed_when_suspended": True})
     async def revoke_key(self, db: Db, key_id: FromPath[uuid.UUID]) -> ApiKeyOut:
         """Revoke a key at once: every later call with it answers 401. Revoking twice is harmless."""
         return ApiKeyOut.of(await service.revoke_api_key(db, key_id, utcnow()))

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
+from core.http.middleware import query_flag
 from core.members.models import Member
 from core.members.service import ensure_active, get_member
 from core.metrics import service as metrics
@@ -265,7 +266,13 @@ class TiersController(Controller):
         await bump_config_version(db)
         return out
 
-    @post("/recalculate", operation_id="recalculateTiers", status_code=200)
+    # A preview writes nothing: it works while the tenant is suspended for billing; a real recalculation does not.
+    @post(
+        "/recalculate",
+        operation_id="recalculateTiers",
+        status_code=200,
+        opt={"allowed_when_suspended": query_flag("preview")},
+    )
     async def recalculate(
         self,
         db: Db,

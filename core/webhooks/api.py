@@ -216,7 +216,13 @@ class WebhookEndpointsController(Controller):
         endpoint = await service.get_endpoint(db, endpoint_id, for_update=True)
         return EndpointOut.of(await service.update_endpoint(db, endpoint, changes, utcnow()))
 
-    @delete("/{endpoint_id:uuid}", operation_id="disableWebhookEndpoint", status_code=200)
+    # Security actions (disabling an endpoint, rotating its secret) work while the tenant is suspended for billing.
+    @delete(
+        "/{endpoint_id:uuid}",
+        operation_id="disableWebhookEndpoint",
+        status_code=200,
+        opt={"allowed_when_suspended": True},
+    )
     async def disable_endpoint(self, db: Db, endpoint_id: FromPath[uuid.UUID]) -> EndpointOut:
         """Disable the endpoint: it receives nothing more and waiting deliveries are cancelled. It stays listed with
         its delivery log; ``PATCH {"status": "active"}`` enables it again. Repeating it is harmless."""
@@ -244,7 +250,7 @@ class WebhookEndpointsController(Controller):
         "/{endpoint_id:uuid}/rotate-secret",
         operation_id="rotateWebhookEndpointSecret",
         status_code=200,
-        opt={"idempotency_redact": ("secret",)},
+        opt={"idempotency_redact": ("secret",), "allowed_when_suspended": True},
     )
     async def rotate_secret(
         self, db: Db, endpoint_id: FromPath[uuid.UUID], data: JSONBody[RotateSecretIn | None] = None

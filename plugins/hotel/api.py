@@ -233,7 +233,12 @@ class HotelController(Controller):
         milestone = await service.choose_milestone(db, tenant, member_id, milestone_id, data.choice, utcnow())
         return MilestoneOut.of(milestone)
 
-    @post("/quotes/points-stay", operation_id="hotelQuotePointsStay", opt={"scope": "members:read"}, status_code=200)
+    @post(
+        "/quotes/points-stay",
+        operation_id="hotelQuotePointsStay",
+        opt={"scope": "members:read", "allowed_when_suspended": True},  # a quote writes nothing
+        status_code=200,
+    )
     async def quote(
         self,
         principal: CurrentPrincipal,

@@ -13,6 +13,10 @@ from core.billing.models import StripeEvent
 from core.billing.service import enforce_grace_periods
 from core.clock import utcnow
 from core.db.engine import tenant_session
+from core.runtime import Runtime
+from core.tenancy.models import Tenant
+from core.testing import AppClient, TenantHandle
+from core.worker import tick
 from tests.billing.support import (
     BillingLive,
     LocalStripe,
@@ -23,6 +27,7 @@ from tests.billing.support import (
     make_tenant,
     subscribe,
 )
+from tests.webhooks.helpers import Receiver, add_endpoint, drain, make_worker
 
 
 async def test_a_declined_first_payment_goes_past_due_then_suspended_then_resumes_when_paid(
@@ -179,3 +184,78 @@ async def test_paying_on_stripes_side_resumes_a_suspended_tenant_by_webhook_alon
     resumption = [h for h in current["history"] if (h["old_status"], h["new_status"]) == ("suspended", "active")]
     assert len(resumption) == 1 and resumption[0]["reason"].startswith("Stripe invoice.payment_succeeded")
     assert (await tenant.post("/v1/members", json={"external_id": "welcome-back"})).status_code == 201
+
+
+async def _past_due(client: AppClient) -> tuple[TenantHandle, datetime]:
+    """A tenant whose first payment was declined: past due, and when its grace period ends."""
+    plan = await make_plan(client)
+    tenant = await make_tenant(client)
+    state = await subscribe(tenant, plan, card="pm_card_chargeCustomerFail")
+    assert state["status"] == "past_due", state
+    return tenant, datetime.fromisoformat(state["grace_ends_at"])
+
+
+async def test_the_worker_suspends_the_tenant_once_the_grace_period_is_over(
+    billing_client: AppClient, billing_runtime: Runtime
+) -> None:
+    """``tick`` (what ``fealty worker`` and the worker inside ``fealty serve`` run) records the suspension itself:
+    not before the deadline, and once after it."""
+    tenant, deadline = await _past_due(billing_client)
+    with time_machine.travel(deadline - timedelta(hours=1), tick=True):
+        early = await tick(billing_runtime, tenant.id)
+        assert early.kinds.get("billing.enforce_grace") == 1 and not early.failed
+        assert (await billing(tenant))["history"][0]["new_status"] == "past_due"
+        assert (await tenant.post("/v1/members", json={"external_id": "still-in-time"})).status_code == 201
+    with time_machine.travel(deadline + timedelta(minutes=1), tick=True):
+        report = await tick(billing_runtime, tenant.id)
+        assert report.kinds.get("billing.enforce_grace") == 1 and not report.failed
+        async with tenant_session(billing_runtime.sessionmaker, tenant.id, writes=False) as session:
+            stored = (await session.execute(select(Tenant.billing_status).where(Tenant.id == tenant.id))).scalar_one()
+        assert stored == "suspended"
+        history = (await billing(tenant))["history"]
+        assert (history[0]["old_status"], history[0]["new_status"]) == ("past_due", "suspended")
+        assert history[0]["reason"] == "grace period over with the invoice unpaid"
+        refused = await tenant.post("/v1/members", json={"external_id": "too-late"})
+        assert refused.status_code == 402 and refused.json()["type"].endswith("/tenant-suspended")
+        again = await tick(billing_runtime, tenant.id)  # a second run changes nothing more
+        assert not again.failed
+        assert [h["new_status"] for h in (await billing(tenant))["history"]].count("suspended") == 1
+
+
+async def test_admins_are_warned_by_webhook_when_the_tenant_goes_past_due_is_suspended_and_resumes(
+    database_url: str, billing_client: AppClient, billing_runtime: Runtime
+) -> None:
+    """Each change of billing status is a ``billing.status_changed`` event: the tenant's own endpoint subscribed to
+    it (a real receiver on a loopback port, checking the signature) receives one signed POST per change."""
+    receiver = Receiver()
+    await receiver.start()
+    worker = make_worker(database_url)
+    try:
+        plan = await make_plan(billing_client)
+        tenant = await make_tenant(billing_client)
+        warned, other = receiver.hook("billing"), receiver.hook("points")
+        await add_endpoint(tenant, receiver, warned, ["billing.status_changed"])
+        await add_endpoint(tenant, receiver, other, ["points.earned"])
+        state = await subscribe(tenant, plan, card="pm_card_chargeCustomerFail")
+        deadline = datetime.fromisoformat(state["grace_ends_at"])
+        with time_machine.travel(deadline + timedelta(minutes=1), tick=True):
+            assert await enforce_grace_periods(billing_runtime, utcnow()) >= 1
+        paid = await tenant.post("/v1/billing/payment-method", json={"payment_method_id": "pm_card_visa"})
+        assert paid.json()["status"] == "active"
+        with time_machine.travel(deadline + timedelta(minutes=2), tick=True):  # every event is due by then
+            report = await drain(worker, tenant)
+        assert report.failed == 0
+    finally:
+        await worker.close()
+        await receiver.stop()
+    assert other.requests == []
+    assert len(warned.requests) == 3 and warned.verified == warned.requests  # all signed with the endpoint's secret
+    bodies = [r.json for r in warned.requests]
+    assert {b["type"] for b in bodies} == {"billing.status_changed"}
+    assert {(b["data"]["from"], b["data"]["to"]) for b in bodies} == {
+        ("none", "past_due"),
+        ("past_due", "suspended"),
+        ("suspended", "active"),
+    }
+    suspended = next(b for b in bodies if b["data"]["to"] == "suspended")
+    assert suspended["data"]["reason"] == "grace period over with the invoice unpaid"

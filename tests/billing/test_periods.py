@@ -12,7 +12,7 @@ import time_machine
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from core.billing.periods import close_billing_periods
+from core.billing.periods import close_billing_periods, ensure_usage_rows, last_closable_period
 from core.billing.rules import usage_key, usage_period
 from core.clock import utcnow
 from core.plugins import PluginManager
@@ -103,6 +103,9 @@ async def test_a_period_another_worker_holds_is_skipped_then_billed_once(
     if backend != "postgres":
         pytest.skip("row locks are PostgreSQL's; SQLite serialises writers")
     (held, held_customer), (_, free_customer) = [await _overaged(billing_client, billing_runtime) for _ in range(2)]
+    # The period's rows, as the first step of every close makes them.
+    delay = timedelta(minutes=billing_runtime.settings.billing_close_delay_minutes)
+    await ensure_usage_rows(billing_runtime, last_closable_period(after_this_period(), delay), utcnow())
     engine = create_async_engine(database_url)  # another worker's connection
     try:
         async with engine.connect() as other:
@@ -199,3 +202,45 @@ async def test_the_worker_closes_periods_on_its_own_and_only_with_billing_on(
     assert report.kinds.get("billing.close_periods") == 1 and not report.failed
     assert [i["amount"] for i in _usage_items(localstripe, customer)] == [OVERAGE_MINOR]
     assert [p["status"] for p in (await billing(tenant))["closed_periods"]] == ["billed"]
+
+
+async def test_a_subscription_that_ended_in_the_month_still_owes_its_overage_once(
+    billing_client: AppClient, billing_runtime: Runtime, localstripe: LocalStripe
+) -> None:
+    """The subscription ends mid-month (Stripe ends it; its webhook says so): the month's overage up to then is not
+    forgotten. localstripe cannot invoice a customer without a live subscription, so the overage is an invoice item
+    on the customer (not on the ended subscription), the period is ``owed``, and Stripe puts the item on the
+    customer's next invoice: the first one of the subscription the tenant comes back with."""
+    from tests.billing.support import deliver
+
+    tenant, customer = await _overaged(billing_client, billing_runtime)
+    subscription = (await billing(tenant))["subscription"]["id"]
+    localstripe.http.delete(f"/v1/subscriptions/{subscription}").raise_for_status()
+    deleted = next(e for e in localstripe.events_of(customer) if e["type"] == "customer.subscription.deleted")
+    assert (await deliver(billing_client, deleted)).json()["outcome"] == "applied"
+    assert (await billing(tenant))["status"] == "canceled"
+
+    for later in (timedelta(0), timedelta(days=1)):  # closing twice bills once
+        report = await close_billing_periods(billing_runtime, after_this_period() + later)
+        assert not report.errors
+    items = _usage_items(localstripe, customer)
+    assert [(i["amount"], i["subscription"], i["invoice"]) for i in items] == [(OVERAGE_MINOR, None, None)]
+    state = await billing(tenant)
+    assert [(p["status"], p["active_members"], p["events"], p["overage_amount"]) for p in state["closed_periods"]] == [
+        ("owed", 3, 1500, "2.50")
+    ]
+    assert state["closed_periods"][0]["stripe_invoice_item_id"] == items[0]["id"]
+    period = utcnow().strftime("%Y-%m")
+    listed = (await billing_client.get(f"/v1/platform/usage?period={period}&limit=500", headers=PLATFORM)).json()
+    assert [u["status"] for u in listed["items"] if u["tenant_id"] == str(tenant.id)] == ["owed"]
+
+    # The tenant comes back: the new subscription's first invoice carries the owed overage, and is paid.
+    plan = state["plan"]["code"]
+    restarted = await tenant.post("/v1/billing/subscription", json={"plan": plan})
+    assert restarted.status_code == 201, restarted.text
+    first = next(
+        i for i in localstripe.invoices(customer) if i["subscription"] == restarted.json()["subscription"]["id"]
+    )
+    lines = localstripe.get(f"/v1/invoices/{first['id']}/lines")["data"]
+    assert OVERAGE_MINOR in [line["amount"] for line in lines] and first["status"] == "paid"
+    assert first["amount_paid"] == 4900 + OVERAGE_MINOR

@@ -1,5 +1,6 @@
 """Usage metering: record_activity counts events and distinct active members per tenant and period, in the caller's
-transaction, in two statements, exactly under concurrency."""
+transaction, in one statement on PostgreSQL (two on SQLite), exactly under concurrency. (Metering of the real
+traffic, through the HTTP API: test_metering.py.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from core.billing.usage import record_activity, usage_of
 from core.clock import utcnow
@@ -20,9 +21,7 @@ from tests.billing.support import PLATFORM, billing, make_plan, make_tenant
 
 async def _record(runtime: Runtime, tenant: TenantHandle, member: str, events: int = 1) -> None:
     async with tenant_session(runtime.sessionmaker, tenant.id) as session:
-        await record_activity(
-            session, tenant_id=tenant.id, member_id=uuid.UUID(member), occurred_at=utcnow(), events=events
-        )
+        await record_activity(session, tenant_id=tenant.id, member_ids=[uuid.UUID(member)], now=utcnow(), events=events)
 
 
 async def test_events_add_up_and_members_count_once(billing_client: AppClient, billing_runtime: Runtime) -> None:
@@ -77,14 +76,45 @@ async def test_activity_counts_only_if_its_transaction_commits(
     member = (await tenant.enrol())["id"]
     with pytest.raises(RuntimeError):
         async with tenant_session(billing_runtime.sessionmaker, tenant.id) as session:
-            await record_activity(session, tenant_id=tenant.id, member_id=uuid.UUID(member), occurred_at=utcnow())
+            await record_activity(session, tenant_id=tenant.id, member_ids=[uuid.UUID(member)], now=utcnow(), events=1)
             raise RuntimeError("the event failed")
     async with tenant_session(billing_runtime.sessionmaker, tenant.id, writes=False) as session:
         usage = await usage_of(session, tenant.id, utcnow())
     assert (usage.active_members, usage.events) == (0, 0)
 
 
-async def test_record_activity_is_two_statements(billing_client: AppClient, billing_runtime: Runtime) -> None:
+async def test_record_activity_is_one_statement_on_postgres_two_on_sqlite_whatever_the_batch(
+    backend: str, billing_client: AppClient, billing_runtime: Runtime
+) -> None:
+    tenant = await make_tenant(billing_client)
+    members = [uuid.UUID((await tenant.enrol())["id"]) for _ in range(30)]
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = billing_runtime.engine.sync_engine
+    for batch in (members[:1], members):  # one member, then thirty (one of them already active)
+        statements.clear()
+        async with tenant_session(billing_runtime.sessionmaker, tenant.id) as session:
+            await session.connection()  # the transaction (and PostgreSQL's tenant setting) is opened before counting
+            event.listen(engine, "before_cursor_execute", count)
+            try:
+                await record_activity(session, tenant_id=tenant.id, member_ids=batch, now=utcnow(), events=len(batch))
+            finally:
+                event.remove(engine, "before_cursor_execute", count)
+        assert len(statements) == (1 if backend == "postgres" else 2), statements
+        assert all(s.lstrip().upper().startswith(("INSERT", "WITH")) and "ON CONFLICT" in s.upper() for s in statements)
+    async with tenant_session(billing_runtime.sessionmaker, tenant.id, writes=False) as session:
+        usage = await usage_of(session, tenant.id, utcnow())
+    assert (usage.active_members, usage.events) == (30, 31)
+
+
+async def test_no_counter_row_is_touched_when_nothing_new_happened(
+    backend: str, billing_client: AppClient, billing_runtime: Runtime
+) -> None:
+    """An approval (no new event) of a member already active this period leaves the counters alone: no row is
+    locked or rewritten (PostgreSQL: the row's version is unchanged; SQLite: the upsert is not even sent)."""
     tenant = await make_tenant(billing_client)
     member = uuid.UUID((await tenant.enrol())["id"])
     statements: list[str] = []
@@ -92,16 +122,25 @@ async def test_record_activity_is_two_statements(billing_client: AppClient, bill
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
-    engine = billing_runtime.engine.sync_engine
+    version = text("SELECT xmin::text FROM billing_usage_counts WHERE tenant_id = :t")
     async with tenant_session(billing_runtime.sessionmaker, tenant.id) as session:
-        await session.connection()  # the transaction (and PostgreSQL's tenant setting) is opened before counting
-        event.listen(engine, "before_cursor_execute", count)
+        await record_activity(session, tenant_id=tenant.id, member_ids=[member], now=utcnow(), events=1)
+    async with tenant_session(billing_runtime.sessionmaker, tenant.id) as session:
+        await session.connection()
+        before = (await session.execute(version, {"t": tenant.id})).all() if backend == "postgres" else [("-",)]
+        assert len(before) == 1
+        event.listen(billing_runtime.engine.sync_engine, "before_cursor_execute", count)
         try:
-            await record_activity(session, tenant_id=tenant.id, member_id=member, occurred_at=utcnow(), events=3)
+            await record_activity(session, tenant_id=tenant.id, member_ids=[member], now=utcnow(), events=0)
         finally:
-            event.remove(engine, "before_cursor_execute", count)
-    assert len(statements) == 2, statements
-    assert all(s.lstrip().upper().startswith("INSERT") and "ON CONFLICT" in s.upper() for s in statements)
+            event.remove(billing_runtime.engine.sync_engine, "before_cursor_execute", count)
+        if backend == "postgres":
+            assert (await session.execute(version, {"t": tenant.id})).all() == before
+        else:
+            assert len(statements) == 1 and "billing_active_members" in statements[0], statements
+    async with tenant_session(billing_runtime.sessionmaker, tenant.id, writes=False) as session:
+        usage = await usage_of(session, tenant.id, utcnow())
+    assert (usage.active_members, usage.events) == (1, 1)
 
 
 @pytest.mark.postgres_only

@@ -1,0 +1,1 @@
+"""Exports: the tenant's members and ledger as CSV, streamed page by page (``GET /v1/exports/...``)."""
