@@ -38,6 +38,16 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "fealty.plugins"
 CORE_PLUGIN = "core"
+#: Where a session finds the process's plugins (set on the runtime's sessionmaker), for services plugins call with
+#: only a session in hand (``assign_tier`` announces its move to the plugins).
+SESSION_PLUGINS_KEY = "fealty.plugins"
+
+
+def plugins_of(session: Any) -> PluginManager | None:
+    """The plugins of the process that opened ``session`` (None for a session made elsewhere, e.g. a script's)."""
+    manager = session.info.get(SESSION_PLUGINS_KEY)
+    return manager if isinstance(manager, PluginManager) else None
+
 
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
 

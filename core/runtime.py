@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db.engine import create_engine, create_sessionmaker
 from core.http.ratelimit import TokenBuckets
-from core.plugins import PluginManager
+from core.plugins import SESSION_PLUGINS_KEY, PluginManager
 from core.program.config import ConfigCache
 from core.settings import Settings
 from core.tenancy.keys import hash_key
@@ -36,10 +36,13 @@ class Runtime:
     @classmethod
     def create(cls, settings: Settings, plugins: PluginManager) -> Runtime:
         engine = create_engine(settings)
+        sessionmaker = create_sessionmaker(engine, strict=settings.strict_tenant_checks)
+        # Every session knows the plugins (see core.plugins.plugins_of).
+        sessionmaker.configure(info={**sessionmaker.kw.get("info", {}), SESSION_PLUGINS_KEY: plugins})
         return cls(
             settings=settings,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine, strict=settings.strict_tenant_checks),
+            sessionmaker=sessionmaker,
             plugins=plugins,
             platform_key_hash=hash_key(settings.platform_key) if settings.platform_key else None,
         )

@@ -86,8 +86,9 @@ class EventOutcome(msgspec.Struct):
 
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
-    #: Up to 1,000 events; each is validated and applied on its own (all or nothing per item).
-    events: list[dict[str, Any]]
+    #: Up to 1,000 events; each is decoded, validated and applied on its own (all or nothing per item): an item that
+    #: is not even an object is that item's 422.
+    events: list[Any]
 
 
 class BatchItemOut(msgspec.Struct):
@@ -121,6 +122,8 @@ class ReverseOut(msgspec.Struct):
     points_removed: int
     written_off: int
     fraction: str
+    #: The member's move down, when the credits taken back were what held their tier.
+    tier: TierMoveOut | None = None
 
 
 class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -148,7 +151,9 @@ async def context_for(
     )
 
 
-def _decode(raw: dict[str, Any], prefix: str) -> pipeline.EventIn:
+def _decode(raw: Any, prefix: str) -> pipeline.EventIn:
+    if not isinstance(raw, dict):
+        raise ValidationFailed(f"{prefix}: an event is an object, not {type(raw).__name__}.", field=prefix)
     try:
         return msgspec.convert(raw, pipeline.EventIn, str_keys=True)
     except msgspec.ValidationError as exc:
@@ -244,12 +249,13 @@ class EventsController(Controller):
                 decoded.append(error)
         valid = [(i, e) for i, e in enumerate(decoded) if isinstance(e, pipeline.EventIn)]
         ctx = await context_for(db, principal, program, runtime)
-        processed = await pipeline.process(ctx, [e for _, e in valid])
+        processed = await pipeline.process(ctx, [e for _, e in valid], isolate_items=True)
         by_index = {i: r for (i, _), r in zip(valid, processed, strict=True)}
         results: list[BatchItemOut] = []
         for i, item in enumerate(decoded):
             result = by_index.get(i)
-            raw_id = data.events[i].get("event_id")
+            raw = data.events[i]
+            raw_id = raw.get("event_id") if isinstance(raw, dict) else None
             event_id = raw_id if isinstance(raw_id, str) else None
             failure = item if isinstance(item, FealtyError) else result.error if result else None
             if failure is not None:
@@ -375,12 +381,21 @@ class EventsController(Controller):
                     Decimal(event.reversed_fraction),
                 ),
             )
+        move = result.tier_move
         return ReverseOut(
             _stored_outcome(event),
             result.points_requested,
             result.points_removed,
             result.written_off,
             str(result.fraction),
+            None
+            if move is None
+            else TierMoveOut(
+                move.move.to.code if move.move.to else None,
+                move.move.reason,
+                move.move.valid_until.isoformat() if move.move.valid_until else None,
+                move.from_tier.code if move.from_tier else None,
+            ),
         )
 
     @post("/{id:uuid}/approve", operation_id="approveEvent", status_code=200)

@@ -12,7 +12,12 @@ One event and a thousand take the same path, with a constant number of statement
 4. **write**: the events (their unique index settles any concurrent duplicate), the ledger credits, the metric
    buckets, tier changes, the outbox, then the plugins' ``event_processed`` hooks — all in the caller's transaction.
 
-Simulation stops after step 3 and writes nothing.
+An item that fails in steps 2 or 3 without the read of step 2 (a single event: its insert answers a retry) is looked
+up then, so a retry still gets its first answer. A batch writes in a savepoint: should the set-based write raise (a
+return reversed meanwhile, a plugin's hook refusing an item), it is rolled back and the items are written one by one,
+each in its own savepoint, so the bad ones are reported and the others applied.
+
+Simulation stops after step 3 and writes nothing (an unknown member under auto-enrolment is a transient one).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import functools
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -63,6 +68,7 @@ from core.program.settings import ProgramSettings
 from core.rules import engine
 from core.segments.service import member_facts, metric_windows, segments_of
 from core.tiers import rules as tier_rules
+from core.tiers import service as tier_service
 from core.tiers.models import TierChange as TierChangeRow
 
 events_table = table_of(Event)
@@ -77,6 +83,8 @@ balances_table = table_of(PointBalance)
 tier_changes_table = table_of(TierChangeRow)
 
 MAX_AMOUNT = Decimal("1e13")
+#: The most points one event may earn: more is surely a wrong amount or quantity (and would not fit the ledger).
+MAX_EVENT_POINTS = 10**12
 #: What the pipeline reads of a member (plain rows: no ORM identity map on the hot path).
 MEMBER_COLUMNS = (
     "id",
@@ -253,11 +261,17 @@ async def process(
     *,
     simulate: bool = False,
     existing: dict[int, uuid.UUID] | None = None,
+    isolate_items: bool = False,
 ) -> list[ItemResult]:
-    """Process ``batch``; one result per item, in order. ``existing`` (approvals) maps item index -> stored event."""
+    """Process ``batch``; one result per item, in order. ``existing`` (approvals) maps item index -> stored event.
+
+    ``isolate_items`` (a batch): an item whose write fails is reported and the others are applied (savepoints).
+    Without it a write failure raises, for the caller's transaction to roll back (a single event, or a group commit,
+    which then answers each request on its own)."""
     results = [ItemResult(i, e.event_id) for i, e in enumerate(batch)]
     items: list[_Item] = []
     seen: dict[str, int] = {}
+    repeats: dict[int, int] = {}
     for i, data in enumerate(batch):
         try:
             item = _validate(ctx, i, data)
@@ -267,30 +281,34 @@ async def process(
         if existing and i in existing:
             item.existing_id = item.event_uuid = existing[i]
         elif data.event_id in seen:
-            first = seen[data.event_id]
-            results[i].error = (
-                Conflict("This event_id was already used for a different event.", field="event_id")
-                if items[first].request_hash != item.request_hash
-                else None
-            )
-            results[i].duplicate = results[i].error is None
-            results[i].outcome = None  # filled from the first item's result below
+            first = items[seen[data.event_id]]
+            if first.request_hash != item.request_hash:
+                results[i].error = Conflict("This event_id was already used for a different event.", field="event_id")
+            else:
+                repeats[i] = first.index  # answered with the first copy's result below
             continue
         seen[data.event_id] = len(items)
         items.append(item)
 
-    items = await _drop_stored(ctx, items, results, simulate)
-    items = await _resolve_members(ctx, items, results)
+    items, looked_up = await _drop_stored(ctx, items, results, simulate)
+    candidates = items
+    items = await _resolve_members(ctx, items, results, simulate)
     await _compute(ctx, items, results, simulate)
+    if not simulate and not looked_up:
+        # A retry of an event that fails now (a return already reversed, a member since anonymized) answers what
+        # was stored the first time: looked up only for failed items, so the common path has no extra read.
+        await _answer_stored(
+            ctx, [i for i in candidates if results[i.index].error is not None and i.existing_id is None], results
+        )
     items = [item for item in items if results[item.index].error is None]
     if not simulate and items:
-        items = await _write(ctx, items, results)
+        items = await (_write_isolated(ctx, items, results) if isolate_items else _write(ctx, items, results))
     for item in items:
         results[item.index].outcome = _outcome(ctx, item, simulate)
-    for i, data in enumerate(batch):  # in-batch repeats answer what their first copy got
-        if results[i].duplicate and results[i].outcome is None:
-            original = next(r for r in results if r.event_id == data.event_id and not r.duplicate)
-            results[i].outcome, results[i].error = original.outcome, original.error
+    for i, first_index in repeats.items():  # in-batch repeats answer what their first copy got
+        first_result = results[first_index]
+        results[i].outcome, results[i].error = first_result.outcome, first_result.error
+        results[i].duplicate = first_result.error is None
     return results
 
 
@@ -302,32 +320,53 @@ def _stored_events(postgres: bool) -> Any:
     )
 
 
-async def _drop_stored(
-    ctx: PipelineContext, items: list[_Item], results: list[ItemResult], simulate: bool
-) -> list[_Item]:
-    """Events already stored under these ids: a retry answers the first outcome; other content is a conflict."""
-    fresh = [i for i in items if i.existing_id is None]
-    if not fresh or simulate or len(items) == 1:
-        # A single event needs no read first: its insert's unique index answers a retry (see _write).
-        return items
+async def _stored_rows(ctx: PipelineContext, items: Sequence[_Item]) -> dict[str, Any]:
     rows = await ctx.session.execute(
         _stored_events(bulk.is_postgres(ctx.session)),
-        {"s_tenant": ctx.tenant_id, "s_ids": [i.data.event_id for i in fresh]},
+        {"s_tenant": ctx.tenant_id, "s_ids": [i.data.event_id for i in items]},
     )
-    stored = {r.event_id: r for r in rows}
+    return {r.event_id: r for r in rows}
+
+
+def _answer_retry(item: _Item, row: Any, result: ItemResult) -> None:
+    """``item``'s event_id is stored as ``row``: the same content is a retry (the first answer again), other content
+    a conflict."""
+    if row.request_hash != item.request_hash:
+        result.error = Conflict("This event_id was already used for a different event.", field="event_id")
+    else:
+        result.outcome, result.duplicate, result.error = dict(row.outcome), True, None
+
+
+async def _drop_stored(
+    ctx: PipelineContext, items: list[_Item], results: list[ItemResult], simulate: bool
+) -> tuple[list[_Item], bool]:
+    """Events already stored under these ids: a retry answers the first outcome; other content is a conflict.
+    Also says whether the read was made."""
+    fresh = [i for i in items if i.existing_id is None]
+    if not fresh or simulate or len(items) == 1:
+        # A single event needs no read first: its insert's unique index answers a retry (see _write), and if it
+        # fails before that, _answer_stored looks it up.
+        return items, False
+    stored = await _stored_rows(ctx, fresh)
     kept = []
     for item in items:
         row = stored.get(item.data.event_id) if item.existing_id is None else None
         if row is None:
             kept.append(item)
-        elif row.request_hash != item.request_hash:
-            results[item.index].error = Conflict(
-                "This event_id was already used for a different event.", field="event_id"
-            )
         else:
-            results[item.index].outcome = dict(row.outcome)
-            results[item.index].duplicate = True
-    return kept
+            _answer_retry(item, row, results[item.index])
+    return kept, True
+
+
+async def _answer_stored(ctx: PipelineContext, failed: list[_Item], results: list[ItemResult]) -> None:
+    """Items that failed before their insert: those whose event_id is stored answer as retries of it."""
+    if not failed:
+        return
+    stored = await _stored_rows(ctx, failed)
+    for item in failed:
+        row = stored.get(item.data.event_id)
+        if row is not None:
+            _answer_retry(item, row, results[item.index])
 
 
 @functools.cache
@@ -339,7 +378,9 @@ def _members_by(names: tuple[str, ...], postgres: bool) -> Any:
     )
 
 
-async def _resolve_members(ctx: PipelineContext, items: list[_Item], results: list[ItemResult]) -> list[_Item]:
+async def _resolve_members(
+    ctx: PipelineContext, items: list[_Item], results: list[ItemResult], simulate: bool = False
+) -> list[_Item]:
     if not items:
         return items
     refs: dict[str, set[Any]] = defaultdict(set)
@@ -381,17 +422,32 @@ async def _resolve_members(ctx: PipelineContext, items: list[_Item], results: li
         value = getattr(ref, name)
         hit = index.get((name, value))
         if hit is None and ctx.program.auto_enrol and name != "member_id":
-            member = await enrol(
-                ctx.session,
-                tenant_id=ctx.tenant_id,
-                external_id=value if name == "external_id" else f"{name}:{value}",
-                fields={name: value} if name != "external_id" else {},
-                attributes={},
-                consents=[],
-                now=ctx.now,
-            )
-            await ctx.hooks.member_enrolled(ctx.tenant_view(), member_view(member), ctx.session)
-            ctx.session.info.setdefault("fealty.enrolled", []).append(member)
+            external_id = value if name == "external_id" else f"{name}:{value}"
+            fields = {name: value} if name != "external_id" else {}
+            if simulate:
+                # As if enrolled now, but transient: nothing is written and no hook hears of it.
+                member = Member(
+                    tenant_id=ctx.tenant_id,
+                    id=new_id(),
+                    external_id=external_id,
+                    status="active",
+                    attributes={},
+                    created_at=ctx.now,
+                    updated_at=ctx.now,
+                    **fields,
+                )
+            else:
+                member = await enrol(
+                    ctx.session,
+                    tenant_id=ctx.tenant_id,
+                    external_id=external_id,
+                    fields=fields,
+                    attributes={},
+                    consents=[],
+                    now=ctx.now,
+                )
+                await ctx.hooks.member_enrolled(ctx.tenant_view(), member_view(member), ctx.session)
+                ctx.session.info.setdefault("fealty.enrolled", []).append(member)
             hit = (member, ctx.now)
             index[(name, value)] = hit
         if hit is None:
@@ -408,13 +464,25 @@ async def _resolve_members(ctx: PipelineContext, items: list[_Item], results: li
     return kept
 
 
-async def _compute(ctx: PipelineContext, items: list[_Item], results: list[ItemResult], simulate: bool) -> None:
-    """Hooks, rules, credits and tier moves for every item, in order (a member's later items see earlier ones)."""
+async def _compute(
+    ctx: PipelineContext,
+    items: list[_Item],
+    results: list[ItemResult],
+    simulate: bool,
+    applied: Sequence[_Item] = (),
+) -> None:
+    """Hooks, rules, credits and tier moves for every item, in order (a member's later items see earlier ones).
+
+    An item that fails (a plugin's validation or hook refusing it, a return that cannot be applied, an absurd award)
+    gets its error and leaves nothing behind for the items after it. ``applied``: items of the same batch already
+    written (when computing again after a failure), which plugins see as earlier items."""
     if not items:
         return
     config, tz, hooks = ctx.config, ctx.program.tz, ctx.hooks
     plugin_hooks = bool(ctx.program.enabled_plugins)  # core's own types implement no per-event hook
     today = metrics.local_day(ctx.now, tz)
+    for item in items:
+        item.local_day = metrics.local_day(item.data.occurred_at, tz)
     member_ids = sorted({i.member.id for i in items if i.member}, key=str)
     wanted: set[tuple[str, Window]] = set(tier_rules.metric_windows(config.tiers))
     if config.needs_segments:
@@ -422,10 +490,16 @@ async def _compute(ctx: PipelineContext, items: list[_Item], results: list[ItemR
     for rule in config.capped:
         wanted |= {(f"rule:{rule.id}", Window("rolling_days", 1)), (f"rule:{rule.id}", Window("calendar_month"))}
     sums = await metrics.sums(ctx.session, ctx.tenant_id, member_ids, wanted, today) if wanted else {}
+    caps = await _CapTotals.read(ctx, items, sums, today)
     tenant = ctx.tenant_view()
     tier_of: dict[uuid.UUID, tier_rules.TierSpec | None] = {}
     valid_until: dict[uuid.UUID, datetime | None] = {}
     earlier: dict[uuid.UUID, list[_Item]] = defaultdict(list)
+    for done in applied:
+        assert done.member is not None
+        earlier[done.member.id].append(done)
+    #: The share of each purchase this batch's returns already take back.
+    returned: dict[uuid.UUID, Decimal] = defaultdict(Decimal)
     for item in items:
         assert item.member is not None
         member = item.member
@@ -449,7 +523,6 @@ async def _compute(ctx: PipelineContext, items: list[_Item], results: list[ItemR
         if segments:
             facts["member"]["segments"] = sorted(segments)
         local = item.data.occurred_at.astimezone(tz)
-        item.local_day = local.date()
         event_facts = {
             "type": item.data.type,
             "amount": item.amount,
@@ -503,53 +576,136 @@ async def _compute(ctx: PipelineContext, items: list[_Item], results: list[ItemR
                     errors=[{"field": i.field, "detail": i.detail} for i in issues],
                 )
             if item.data.type == "return":
-                await _plan_return(ctx, item)
+                await _plan_return(ctx, item, returned)
+            if plugin_hooks and item.existing_id is None and item.data.type != "return":
+                screening = await hooks.screen_event(context)
+                if screening is not None:
+                    item.status = "held" if screening.action == "hold" else "rejected"
+                    item.reason = f"{screening.code}: {screening.reason}"
+            if item.status == "awarded" and item.data.type != "return":
+                multiplier = tier.benefits.earning_multiplier if tier else None
+                item.lines = engine.compute(
+                    config.rules,
+                    {"event": event_facts, **facts},
+                    occurred_at=item.data.occurred_at,
+                    program_currency=ctx.program.currency,
+                    tier_multiplier=multiplier,
+                    tier_name=tier.name if tier else None,
+                    usage=caps.usage(member.id, item.local_day),
+                )
+                rule_awards = [_award_of(line, ctx.now) for line in item.lines]
+                item.plugin_awards = await hooks.compute_awards(context, rule_awards) if plugin_hooks else []
+                item.awards = [*rule_awards, *item.plugin_awards]
+                _check_points(item)
+                plugin_credits = await hooks.qualifying_credits(context, item.awards) if plugin_hooks else {}
+                item.credits = _credits(item, plugin_credits, ctx.program.currency)
         except FealtyError as error:
             results[item.index].error = error
             continue
-        if plugin_hooks and item.existing_id is None and item.data.type != "return":
-            screening = await hooks.screen_event(context)
-            if screening is not None:
-                item.status = "held" if screening.action == "hold" else "rejected"
-                item.reason = f"{screening.code}: {screening.reason}"
+        # The item stands: what it takes and earns counts for the items after it.
         earlier[member.id].append(item)
+        if item.original is not None:
+            returned[item.original.id] += item.reverse_fraction or Decimal(0)
         if item.status != "awarded" or item.data.type == "return":
             continue
-        usage = engine.CapUsage(
-            day={r.id: int(member_sums.get((f"rule:{r.id}", "1d"), 0)) for r in config.capped},
-            month={r.id: int(member_sums.get((f"rule:{r.id}", "month"), 0)) for r in config.capped},
-        )
-        multiplier = tier.benefits.earning_multiplier if tier else None
-        item.lines = engine.compute(
-            config.rules,
-            {"event": event_facts, **facts},
-            occurred_at=item.data.occurred_at,
-            program_currency=ctx.program.currency,
-            tier_multiplier=multiplier,
-            tier_name=tier.name if tier else None,
-            usage=usage,
-        )
-        rule_awards = [_award_of(line, ctx.now) for line in item.lines]
-        item.plugin_awards = await hooks.compute_awards(context, rule_awards) if plugin_hooks else []
-        item.awards = [*rule_awards, *item.plugin_awards]
-        plugin_credits = await hooks.qualifying_credits(context, item.awards) if plugin_hooks else {}
-        item.credits = _credits(item, plugin_credits, ctx.program.currency)
         for key, value in item.credits.items():  # this batch's later items and the tier check see them ...
             for window in {w for metric, w in wanted if metric == key}:
                 start = window.start(today)
                 if start is None or item.local_day >= start:  # ... in the windows the stored sums cover
                     member_sums[(key, window.key)] = member_sums.get((key, window.key), Decimal(0)) + value
-        for line in item.lines if config.capped else ():
-            if line.rule_id is not None and any(r.id == line.rule_id for r in config.capped):
-                for window_key in ("1d", "month"):
-                    k = (f"rule:{line.rule_id}", window_key)
-                    member_sums[k] = member_sums.get(k, Decimal(0)) + line.points
+        caps.add(member.id, item.local_day, item.lines)
         sums[member.id] = member_sums
         if config.tiers:
             move = tier_rules.on_activity(config.tiers, tier, valid_until[member.id], member_sums, ctx.now, tz)
             if move is not None:
                 item.tier_before, item.tier_move = tier, move
                 tier_of[member.id], valid_until[member.id] = move.to, move.valid_until
+
+
+class _CapTotals:
+    """What each capped rule already gave each member on each local day and in each local month, kept up to date
+    across a batch. Caps count on the event's own day and month: a backdated event is capped by what that day gave.
+
+    Events of today (nearly all of them) read the stored totals with the other metric sums; events of other days add
+    one query, for every such item at once."""
+
+    def __init__(
+        self,
+        rules: Sequence[engine.Rule],
+        sums: dict[uuid.UUID, dict[tuple[str, str], Decimal]],
+        stored: dict[tuple[uuid.UUID, str, date], Decimal],
+        today: date,
+    ) -> None:
+        self.rules, self.sums, self.today = rules, sums, today
+        self.ids = {r.id for r in rules}
+        self.stored_days = stored
+        self.stored_months: dict[tuple[uuid.UUID, str, date], Decimal] = defaultdict(Decimal)
+        for (member_id, metric, day), value in stored.items():
+            self.stored_months[(member_id, metric, metrics.month_start(day))] += value
+        self.day: dict[tuple[uuid.UUID, uuid.UUID, date], int] = {}
+        self.month: dict[tuple[uuid.UUID, uuid.UUID, date], int] = {}
+
+    @classmethod
+    async def read(
+        cls,
+        ctx: PipelineContext,
+        items: Sequence[_Item],
+        sums: dict[uuid.UUID, dict[tuple[str, str], Decimal]],
+        today: date,
+    ) -> _CapTotals:
+        rules = ctx.config.capped
+        stored: dict[tuple[uuid.UUID, str, date], Decimal] = {}
+        elsewhere = [i for i in items if i.local_day != today and i.member is not None] if rules else []
+        if elsewhere:
+            stored = await metrics.daily_values(
+                ctx.session,
+                ctx.tenant_id,
+                sorted({i.member.id for i in elsewhere}, key=str),
+                sorted(f"rule:{r.id}" for r in rules),
+                first=min(metrics.month_start(i.local_day) for i in elsewhere),
+                before=max(metrics.next_month(i.local_day) for i in elsewhere),
+            )
+        return cls(rules, sums, stored, today)
+
+    def usage(self, member_id: uuid.UUID, day: date) -> engine.CapUsage:
+        if not self.rules:
+            return engine.CapUsage()
+        month = metrics.month_start(day)
+        this_month = month == metrics.month_start(self.today)
+        member_sums = self.sums.get(member_id, {})
+        for rule in self.rules:
+            metric = f"rule:{rule.id}"
+            if (member_id, rule.id, day) not in self.day:
+                given = member_sums.get((metric, "1d")) if day == self.today else None
+                if given is None:
+                    given = self.stored_days.get((member_id, metric, day), Decimal(0))
+                self.day[(member_id, rule.id, day)] = int(given)
+            if (member_id, rule.id, month) not in self.month:
+                given = member_sums.get((metric, "month")) if this_month else None
+                if given is None:
+                    given = self.stored_months.get((member_id, metric, month), Decimal(0))
+                self.month[(member_id, rule.id, month)] = int(given)
+        return engine.CapUsage(
+            day={r.id: self.day[(member_id, r.id, day)] for r in self.rules},
+            month={r.id: self.month[(member_id, r.id, month)] for r in self.rules},
+        )
+
+    def add(self, member_id: uuid.UUID, day: date, lines: Sequence[engine.AwardLine]) -> None:
+        month = metrics.month_start(day)
+        for line in lines:
+            if line.rule_id in self.ids:
+                self.day[(member_id, line.rule_id, day)] += line.points
+                self.month[(member_id, line.rule_id, month)] += line.points
+
+
+def _check_points(item: _Item) -> None:
+    """Refuse an event that would earn more than :data:`MAX_EVENT_POINTS` (naming the number that drove it)."""
+    if sum(a.points for a in item.awards) > MAX_EVENT_POINTS:
+        field_name = "amount" if item.amount is not None else "quantity" if item.quantity is not None else None
+        raise ValidationFailed(
+            f"This event would earn more than {MAX_EVENT_POINTS:,} points; check its amount and quantity.",
+            field=field_name,
+        )
 
 
 def _award_of(line: engine.AwardLine, now: datetime) -> Award:
@@ -592,8 +748,9 @@ def _credits(item: _Item, plugin_credits: dict[str, Decimal], currency: str) -> 
     return {k: v for k, v in credits.items() if v}
 
 
-async def _plan_return(ctx: PipelineContext, item: _Item) -> None:
-    """A return reverses the same share of its purchase: return amount / purchase amount (capped at what is left)."""
+async def _plan_return(ctx: PipelineContext, item: _Item, returned: Mapping[uuid.UUID, Decimal]) -> None:
+    """A return reverses the same share of its purchase: return amount / purchase amount (capped at what is left,
+    after ``returned``, what this batch's earlier returns take). It is in the purchase's currency (by default)."""
     original_id = item.attributes.original_event_id
     row = (
         await ctx.session.execute(
@@ -608,7 +765,13 @@ async def _plan_return(ctx: PipelineContext, item: _Item) -> None:
     if row.status != "awarded" or not row.amount:
         raise Conflict("Only an awarded event with an amount can be returned.", field="attributes.original_event_id")
     assert item.amount is not None
-    left = Decimal(1) - row.reversed_fraction
+    if item.data.currency is None:
+        item.currency = row.currency
+    elif item.currency != row.currency:
+        raise ValidationFailed(
+            f"The purchase was in {row.currency}; its return must be in {row.currency} too.", field="currency"
+        )
+    left = Decimal(1) - row.reversed_fraction - returned.get(row.id, Decimal(0))
     if left <= 0:
         raise Conflict("That purchase has already been returned in full.", field="attributes.original_event_id")
     item.original = row
@@ -702,12 +865,12 @@ async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemRes
             for name, value in _metric_rows(i).items()
         ],
     )
-    for item in awarded:
+    await _write_tier_moves(ctx, [i for i in awarded if i.tier_move is not None])
+    for item in awarded:  # after the tier moves: a return's tier check sees where the batch left the member
         if item.original is not None:
             await reverse(
                 ctx, item.original, item.reverse_fraction or Decimal(0), reason=f"return {item.data.event_id}"
             )
-    await _write_tier_moves(ctx, [i for i in awarded if i.tier_move is not None])
     if any(i.existing_id for i in items):
         for item in items:
             if item.existing_id is not None:
@@ -736,6 +899,56 @@ async def _write(ctx: PipelineContext, items: list[_Item], results: list[ItemRes
         context = replace(item.context, reverse_event=_reverser(ctx, item.member.id))
         await ctx.hooks.event_processed(context, item.status, awards, item.credits)
     return items
+
+
+async def _write_isolated(ctx: PipelineContext, items: list[_Item], results: list[ItemResult]) -> list[_Item]:
+    """:func:`_write` in a savepoint. Should it raise a FealtyError (one item's problem: a return reversed meanwhile,
+    a plugin's ``event_processed`` refusing an item), it is rolled back and the items are written one by one, each in
+    its own savepoint: each bad item gets its problem, the others are applied. A member's items after one of theirs
+    that failed are computed again first, so their caps, tier and credits do not count the failed one."""
+    session = ctx.session
+    try:
+        async with session.begin_nested():
+            return await _write(ctx, items, results)
+    except FealtyError:
+        pass
+    applied: list[_Item] = []
+    failed_members: set[uuid.UUID] = set()
+    for item in items:
+        assert item.member is not None
+        member_id = item.member.id
+        if member_id in failed_members:
+            again = await _recompute(
+                ctx, item, results, [a for a in applied if a.member is not None and a.member.id == member_id]
+            )
+            if again is None:
+                continue
+            item = again
+        try:
+            async with session.begin_nested():
+                applied += await _write(ctx, [item], results)
+        except FealtyError as error:
+            results[item.index].error = error
+            failed_members.add(member_id)
+    return applied
+
+
+async def _recompute(
+    ctx: PipelineContext, item: _Item, results: list[ItemResult], applied: Sequence[_Item]
+) -> _Item | None:
+    """``item`` computed afresh from its data and what is stored now, after ``applied`` (the member's items of this
+    batch written so far). None if it fails now: its result says why."""
+    try:
+        fresh = _validate(ctx, item.index, item.data)
+    except FealtyError as error:
+        results[item.index].error = error
+        return None
+    fresh.request_hash = item.request_hash  # as first received (a phone number is normalised since)
+    if item.existing_id is not None:
+        fresh.existing_id = fresh.event_uuid = item.existing_id
+    kept = await _resolve_members(ctx, [fresh], results)
+    await _compute(ctx, kept, results, simulate=False, applied=applied)
+    return fresh if kept and results[item.index].error is None else None
 
 
 def _reverser(ctx: PipelineContext, member_id: uuid.UUID) -> Callable[[str, Decimal, str], Awaitable[int]]:
@@ -942,6 +1155,8 @@ class ReversalResult:
     written_off: int
     fraction: Decimal
     credits_removed: dict[str, Decimal]
+    #: The member's move down when the credits removed were what held their tier (see tiers.rules.on_reversal).
+    tier_move: tier_service.PlannedMove | None = None
 
 
 async def reverse(ctx: PipelineContext, event: Any, fraction: Decimal, *, reason: str) -> ReversalResult:
@@ -1026,7 +1241,20 @@ async def reverse(ctx: PipelineContext, event: Any, fraction: Decimal, *, reason
         ],
         ctx.now,
     )
-    return ReversalResult(remove, removed, written_off, fraction, credits)
+    tier_move = None
+    if ctx.config.tiers and any(credits.values()):
+        tier_move = await tier_service.after_reversal(
+            session,
+            ctx.tenant_id,
+            ctx.config,
+            ctx.program,
+            locked.member_id,
+            ctx.now,
+            hooks=ctx.hooks,
+            tenant=ctx.tenant_view(),
+            details={"event_id": locked.event_id, "reason": reason},
+        )
+    return ReversalResult(remove, removed, written_off, fraction, credits, tier_move)
 
 
 def _split(total: int, weights: list[int]) -> list[int]:

@@ -134,8 +134,36 @@ async def sums(
     return result
 
 
+async def daily_values(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    member_ids: Sequence[uuid.UUID],
+    names: Sequence[str],
+    *,
+    first: date,
+    before: date,
+) -> dict[tuple[uuid.UUID, str, date], Decimal]:
+    """The daily buckets ``(member, metric, day) -> value`` of these members and metrics from ``first`` up to the day
+    before ``before``. One query."""
+    if not member_ids or not names:
+        return {}
+    query = select(metrics.c.member_id, metrics.c.metric, metrics.c.day, metrics.c.value).where(
+        metrics.c.tenant_id == tenant_id,
+        metrics.c.member_id.in_(list(member_ids)),
+        metrics.c.metric.in_(list(names)),
+        metrics.c.day >= first,
+        metrics.c.day < before,
+    )
+    return {(r.member_id, r.metric, r.day): Decimal(r.value) for r in await session.execute(query)}
+
+
 def month_start(day: date) -> date:
     return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    """The first day of the month after ``day``'s."""
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
 def flatten(values: Mapping[tuple[str, str], Decimal]) -> dict[str, dict[str, Decimal]]:

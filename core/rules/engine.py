@@ -5,10 +5,11 @@ Order of work for one event:
 1. rules whose event types, validity window and conditions match (campaign rules also need the campaign's window
    and segments) are taken in priority order;
 2. base rules give points: per currency unit (with a rounding mode), per unit of quantity (whole units or not), or a
-   fixed bonus; within a stacking group in ``best_of`` mode only the largest survives;
-3. multiplier rules add ``(factor - 1) x`` the base points (or all points), again one per ``best_of`` group;
-4. the tier's earning multiplier adds its bonus on base points;
-5. caps cut each rule's award to what its per-event, per-day and per-month caps (per member) still allow.
+   fixed bonus, each cut to what its per-event, per-day and per-month caps (per member) still allow; within a
+   stacking group in ``best_of`` mode only the largest of what is left survives;
+3. multiplier rules add ``(factor - 1) x`` the capped base points (or all capped points), each cut by its own caps,
+   again one per ``best_of`` group;
+4. the tier's earning multiplier adds its bonus on the capped base points.
 
 Every award line says which rule made it and how, so a tenant can explain every point to a member.
 """
@@ -113,19 +114,38 @@ class CapUsage:
     month: Mapping[uuid.UUID, int] = field(default_factory=dict)
 
 
+#: The largest ``points`` of a rule of each kind (per currency unit, per unit, a bonus, a factor) and of ``per``.
+MAX_POINTS: Mapping[str, Decimal] = {
+    "per_amount": Decimal(1_000_000),
+    "per_quantity": Decimal(1_000_000),
+    "fixed": Decimal(10_000_000),
+    "multiplier": Decimal(100),
+}
+MAX_PER = Decimal(1_000_000)
+#: Rule numbers have at most this many decimal places (0.0001 is the smallest ``per``).
+DECIMAL_PLACES = 4
+
+
+def _check_number(value: Decimal, path: str, high: Decimal) -> None:
+    if not value.is_finite() or value <= 0:
+        raise ConditionError(path, "must be a positive number")
+    if value > high:
+        raise ConditionError(path, f"must be at most {_fmt(high)}")
+    if value.normalize().as_tuple().exponent < -DECIMAL_PLACES:  # type: ignore[operator]
+        raise ConditionError(path, f"has more than {DECIMAL_PLACES} decimal places")
+
+
 def validate_definition(definition: RuleDefinition, path: str = "") -> None:
     """Refuse a rule that cannot be evaluated (raises ConditionError naming the field)."""
     prefix = f"{path}." if path else ""
-    if not definition.points.is_finite() or definition.points <= 0:
-        raise ConditionError(f"{prefix}points", "must be a positive number")
-    if not definition.per.is_finite() or definition.per <= 0:
-        raise ConditionError(f"{prefix}per", "must be a positive number")
+    if definition.kind == "multiplier" and definition.points.is_finite() and definition.points > 100:
+        raise ConditionError(f"{prefix}points", "a multiplier above 100 is surely a mistake")
+    _check_number(definition.points, f"{prefix}points", MAX_POINTS[definition.kind])
+    _check_number(definition.per, f"{prefix}per", MAX_PER)
     for i, condition in enumerate(definition.conditions):
         check(condition, f"{prefix}conditions[{i}]")
     if definition.valid_from and definition.valid_until and definition.valid_from >= definition.valid_until:
         raise ConditionError(f"{prefix}valid_until", "must be after valid_from")
-    if definition.kind == "multiplier" and definition.points > 100:
-        raise ConditionError(f"{prefix}points", "a multiplier above 100 is surely a mistake")
     if definition.kind == "fixed" and definition.points != definition.points.to_integral_value():
         raise ConditionError(f"{prefix}points", "a fixed bonus is a whole number of points")
     if definition.currency is not None and definition.kind != "per_amount":
@@ -204,6 +224,13 @@ def _cap(rule: Rule, points: int, usage: CapUsage) -> int:
     return allowed
 
 
+def _capped(rule: Rule, line: AwardLine, usage: CapUsage) -> AwardLine:
+    allowed = _cap(rule, line.points, usage)
+    if allowed == line.points:
+        return line
+    return AwardLine(**{**line.__dict__, "points": allowed, "capped_from": line.points})
+
+
 def compute(
     rules: Sequence[Rule],
     facts: Mapping[str, Any],
@@ -225,7 +252,7 @@ def compute(
         if rule.definition.kind == "multiplier":
             continue
         points, basis = _base_points(rule, facts["event"])
-        base_lines.append((rule, _line(rule, points, basis)))
+        base_lines.append((rule, _capped(rule, _line(rule, points, basis), usage)))
     base_lines = _best_of(base_lines)
 
     multiplier_lines: list[tuple[Rule, AwardLine]] = []
@@ -233,19 +260,15 @@ def compute(
         if rule.definition.kind != "multiplier":
             continue
         d = rule.definition
+        # On what the base rules actually give: a capped base is multiplied as capped.
         pool = [line for r, line in base_lines if d.applies_to == "all" or line.base]
         total = sum(line.points for line in pool)
         bonus = int((total * (d.points - 1)).to_integral_value(rounding=ROUNDING[d.rounding]))
-        multiplier_lines.append((rule, _line(rule, bonus, f"{total} points x {_fmt(d.points)} - {total}")))
+        line = _line(rule, bonus, f"{total} points x {_fmt(d.points)} - {total}")
+        multiplier_lines.append((rule, _capped(rule, line, usage)))
     multiplier_lines = _best_of(multiplier_lines)
 
-    capped: list[AwardLine] = []
-    for rule, line in [*base_lines, *multiplier_lines]:
-        allowed = _cap(rule, line.points, usage)
-        if allowed != line.points:
-            line = AwardLine(**{**line.__dict__, "points": allowed, "capped_from": line.points})
-        if line.points > 0:
-            capped.append(line)
+    capped = [line for _, line in [*base_lines, *multiplier_lines] if line.points > 0]
 
     if tier_multiplier is not None and tier_multiplier != 1:
         base_total = sum(line.points for line in capped if line.base)

@@ -1,8 +1,9 @@
 """Tier qualification, validity and downgrades as pure functions.
 
 A tier qualifies a member when its criteria hold over its window (``any`` or ``all`` of them): e.g. Silver on 10
-nights OR 4 stays OR 25,000 base points in the calendar year. Members move up at once; they move down only when their
-status validity ends (one step, or to the highest tier they still qualify for), never below a manual floor.
+nights OR 4 stays OR 25,000 base points in the calendar year. Members move up at once; they move down when their
+status validity ends (one step, or to the highest tier they still qualify for), never below a manual floor, or when a
+reversal takes back the credits of an upgrade whose qualification window is still open (:func:`on_reversal`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -108,7 +109,7 @@ def valid_until(tier: TierSpec, reached_at: datetime, tz: ZoneInfo) -> datetime 
 class Move:
     to: TierSpec | None
     valid_until: datetime | None
-    reason: Literal["upgrade", "renewal", "downgrade", "enrolment"]
+    reason: Literal["upgrade", "renewal", "downgrade", "enrolment", "reversal"]
 
 
 def on_activity(
@@ -156,6 +157,90 @@ def at_expiry(
     if new is not None and new.rank >= current.rank:
         return Move(current, valid_until(current, now, tz), "renewal")
     return Move(new, valid_until(new, now, tz) if new else None, "downgrade")
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One row of a member's tier history (``tier_changes``)."""
+
+    from_tier_id: object
+    to_tier_id: object
+    #: upgrade, enrolment, renewal, downgrade, reversal, or prefixed: ``recalc:upgrade``, ``manual:upgrade``,
+    #: ``<a plugin's reason>:upgrade``.
+    reason: str
+    valid_until: datetime | None
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
+class Reached:
+    """How the member came to hold their tier: an automatic upgrade, when, and what they had before it."""
+
+    at: datetime
+    from_tier: TierSpec | None
+    #: The validity the tier before had when the upgrade replaced it.
+    from_valid_until: datetime | None
+
+
+#: The moves core makes on qualification (an event's, or a recalculation's): only these are undone by a reversal.
+AUTOMATIC_MOVES = frozenset({"upgrade", "enrolment", "recalc:upgrade", "recalc:enrolment"})
+
+
+def reached_by(
+    history: Sequence[HistoryEntry], current: TierSpec, tiers_by_id: Mapping[Any, TierSpec]
+) -> Reached | None:
+    """The automatic upgrade that put the member in ``current`` (``history`` newest first), or None when the tier was
+    given by hand, by a plugin or by a downgrade. Renewals are skipped, and so are moves above ``current`` that a
+    reversal later undid (Silver, then Gold, then Gold reversed: Silver was reached by the first upgrade)."""
+    for i, entry in enumerate(history):
+        if entry.reason.endswith("renewal"):
+            continue
+        if entry.to_tier_id == current.id and entry.reason != "reversal":
+            if entry.reason not in AUTOMATIC_MOVES:
+                return None
+            before = tiers_by_id.get(entry.from_tier_id) if entry.from_tier_id is not None else None
+            until = None
+            if before is not None:
+                until = next((e.valid_until for e in history[i + 1 :] if e.to_tier_id == before.id), None)
+            return Reached(entry.changed_at, before, until)
+        if entry.reason not in AUTOMATIC_MOVES and entry.reason != "reversal":
+            return None
+    return None
+
+
+def on_reversal(
+    tiers: Sequence[TierSpec],
+    current: TierSpec | None,
+    reached: Reached | None,
+    sums: Mapping[tuple[str, str], Decimal],
+    now: datetime,
+    tz: ZoneInfo,
+    floor: TierSpec | None = None,
+) -> Move | None:
+    """After a reversal took credits back (``sums`` are what is left). A tier reached by an automatic upgrade whose
+    qualification window is still open is lost when the remaining credits no longer qualify for it: the member moves
+    down to the highest tier they still qualify for, never below the tier they had before that upgrade (with the
+    validity it had then) nor below a manual floor. A status earned in a window that has closed stands until its
+    validity ends (:func:`at_expiry` decides then)."""
+    if current is None or reached is None or not current.qualification.criteria:
+        return None
+    start = current.qualification.window.window().start(now.astimezone(tz).date())
+    if start is not None and reached.at.astimezone(tz).date() < start:
+        return None
+    if qualifies(current, sums):
+        return None
+    lower = [t for t in tiers if t.rank < current.rank and qualifies(t, sums)]
+    new = max(lower, key=lambda t: t.rank) if lower else None
+    for bound in (reached.from_tier, floor):
+        if bound is not None and (new is None or bound.rank > new.rank):
+            new = bound
+    if new is not None and new.rank >= current.rank:
+        return None
+    if new is not None and reached.from_tier is not None and new.id == reached.from_tier.id:
+        until = reached.from_valid_until
+    else:
+        until = valid_until(new, now, tz) if new is not None else None
+    return Move(new, until, "reversal")
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Any, Literal
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +18,7 @@ from core.metrics import service as metrics
 from core.outbox.service import emit_many
 from core.plugin_types import TenantView
 from core.plugin_types import TierChange as TierChangeView
-from core.plugins import TenantHooks
+from core.plugins import TenantHooks, plugins_of
 from core.program.config import TenantConfig
 from core.program.settings import ProgramSettings
 from core.tiers import rules
@@ -87,8 +86,9 @@ async def apply_moves(
     hooks: TenantHooks | None = None,
     tenant: TenantView | None = None,
     reason_prefix: str = "",
+    details: dict[str, Any] | None = None,
 ) -> None:
-    """Write the moves: member rows, tier history, outbox events and plugin notifications."""
+    """Write the moves: member rows, tier history (with ``details``), outbox events and plugin notifications."""
     if not planned:
         return
     for p in planned:
@@ -112,7 +112,7 @@ async def apply_moves(
                 "reason": f"{reason_prefix}{p.move.reason}"[:32],
                 "valid_until": p.move.valid_until,
                 "changed_at": now,
-                "details": {},
+                "details": details or {},
             }
             for p in planned
         ],
@@ -159,6 +159,69 @@ async def apply_moves(
             )
 
 
+async def after_reversal(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    config: TenantConfig,
+    program: ProgramSettings,
+    member_id: uuid.UUID,
+    now: datetime,
+    *,
+    hooks: TenantHooks | None,
+    tenant: TenantView | None,
+    details: dict[str, Any] | None = None,
+) -> PlannedMove | None:
+    """After a reversal took credits back (they are already out of the metrics): move the member down when the tier
+    an automatic upgrade gave them in a still-open window no longer qualifies (:func:`rules.on_reversal`), with
+    reason ``reversal``, a history row, ``tier.changed`` and ``fealty_tier_changed``. A few reads, on reversals only."""
+    member = (
+        await session.execute(
+            select(
+                members_table.c.id,
+                members_table.c.external_id,
+                members_table.c.status,
+                members_table.c.tier_id,
+                members_table.c.tier_floor_id,
+                members_table.c.tier_floor_until,
+            )
+            .where(members_table.c.tenant_id == tenant_id, members_table.c.id == member_id)
+            .with_for_update()
+        )
+    ).one()
+    current = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
+    if member.status != "active" or current is None or not current.qualification.criteria:
+        return None
+    rows = await session.execute(
+        select(
+            changes_table.c.from_tier_id,
+            changes_table.c.to_tier_id,
+            changes_table.c.reason,
+            changes_table.c.valid_until,
+            changes_table.c.changed_at,
+        )
+        .where(changes_table.c.tenant_id == tenant_id, changes_table.c.member_id == member_id)
+        .order_by(changes_table.c.changed_at.desc(), changes_table.c.id.desc())
+        .limit(50)
+    )
+    history = [rules.HistoryEntry(r.from_tier_id, r.to_tier_id, r.reason, r.valid_until, r.changed_at) for r in rows]
+    reached = rules.reached_by(history, current, config.tiers_by_id)
+    if reached is None:
+        return None
+    tz = program.tz
+    sums = await metrics.sums(
+        session, tenant_id, [member_id], rules.metric_windows(config.tiers), metrics.local_day(now, tz)
+    )
+    floor = None
+    if member.tier_floor_id and member.tier_floor_until and member.tier_floor_until > now:
+        floor = config.tiers_by_id.get(member.tier_floor_id)
+    move = rules.on_reversal(config.tiers, current, reached, sums[member_id], now, tz, floor)
+    if move is None:
+        return None
+    planned = PlannedMove(member.id, member.external_id, current, move)
+    await apply_moves(session, tenant_id, [planned], now, hooks=hooks, tenant=tenant, details=details)
+    return planned
+
+
 async def assign_tier(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -171,27 +234,42 @@ async def assign_tier(
 ) -> None:
     """Put a member in a tier now, as a floor until ``until`` (a status match, a welcome level for new members).
 
-    For plugins and admins alike; the member moves on normally once the floor ends.
+    For plugins and admins alike; the member moves on normally once the floor ends. Without ``until`` the status
+    lasts the tier's validity, counted in the program's time zone. A move to another tier is announced like any
+    other: ``tier.changed`` in the outbox and the enabled plugins' ``fealty_tier_changed``.
     """
     from core.errors import ValidationFailed
     from core.program.config import load_config
     from core.program.models import Program
 
-    version = (await session.execute(select(Program.config_version))).scalar_one()
-    config = await load_config(session, version)
+    program_row = (
+        (await session.execute(select(table_of(Program)).where(table_of(Program).c.tenant_id == tenant_id)))
+        .mappings()
+        .one()
+    )
+    program = ProgramSettings.from_mapping(program_row)
+    config = await load_config(session, program.config_version)
     target = config.tiers_by_code.get(tier_code)
     if target is None:
         raise ValidationFailed(f"Unknown tier '{tier_code}'.", field="tier")
     member = (await session.execute(select(Member).where(Member.id == member_id).with_for_update())).scalar_one()
     current = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
-    valid = until or rules.valid_until(target, now, ZoneInfo("UTC"))
-    reason_kind = "upgrade" if current is None or target.rank > current.rank else "downgrade"
-    move = rules.Move(target, valid, reason_kind)  # type: ignore[arg-type]
+    valid = until or rules.valid_until(target, now, program.tz)
+    kind: Literal["upgrade", "downgrade", "renewal"] = (
+        "renewal"
+        if current is not None and current.id == target.id
+        else "upgrade"
+        if current is None or target.rank > current.rank
+        else "downgrade"
+    )
+    plugins = plugins_of(session)
     await apply_moves(
         session,
         tenant_id,
-        [PlannedMove(member.id, member.external_id, current, move)],
+        [PlannedMove(member.id, member.external_id, current, rules.Move(target, valid, kind))],
         now,
+        hooks=program.hooks(plugins) if plugins is not None else None,
+        tenant=program.tenant_view(tenant_id, plugins) if plugins is not None else None,
         reason_prefix=f"{reason[:20]}:" if reason else "",
     )
     member.tier_floor_id, member.tier_floor_until = target.id, until  # type: ignore[assignment]

@@ -356,3 +356,198 @@ async def test_rules_that_cannot_be_evaluated_are_refused(tenant: TenantHandle) 
     assert patched.status_code == 422
     off = await tenant.patch(f"/v1/earning-rules/{created['id']}", json={"active": False})
     assert off.json()["active"] is False
+
+
+def returning(event_id: str, member: str, amount: str, original: str, **extra) -> dict:
+    return event(event_id, member, amount) | {"type": "return", "attributes": {"original_event_id": original}} | extra
+
+
+async def test_two_returns_of_one_purchase_in_a_batch_fail_only_the_second(shop: TenantHandle) -> None:
+    purchase = (await shop.post("/v1/events", json=event("p1", "ada", "100"))).json()
+    batch = [returning("r1", "ada", "100", "p1"), returning("r2", "ada", "50", "p1"), event("g1", "ada", "5")]
+    response = await shop.post("/v1/events/batch", json={"events": batch})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [(r["result"], r["status"]) for r in results] == [("created", 201), ("error", 409), ("created", 201)]
+    assert results[1]["problem"]["field"] == "events[1].attributes.original_event_id"
+    assert (await shop.balance(purchase["member_id"]))["available"] == 50  # 1,000 returned, 50 from g1
+    assert (await shop.get(f"/v1/events/{purchase['id']}")).json()["reversed_points"] == 1000
+    stored = {e["event_id"] for e in (await shop.get("/v1/events")).json()["items"]}
+    assert stored == {"p1", "r1", "g1"}
+
+
+async def test_a_batch_reports_a_non_object_item_and_applies_the_others(shop: TenantHandle) -> None:
+    batch = [event("o-1", "ada", "1"), "x", 7, None, event("o-2", "ada", "2")]
+    response = await shop.post("/v1/events/batch", json={"events": batch})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [(r["result"], r["status"], r["event_id"]) for r in body["results"]] == [
+        ("created", 201, "o-1"),
+        ("error", 422, None),
+        ("error", 422, None),
+        ("error", 422, None),
+        ("created", 201, "o-2"),
+    ]
+    assert [r["problem"]["field"] for r in body["results"][1:4]] == ["events[1]", "events[2]", "events[3]"]
+    assert body["results"][1]["problem"]["type"].endswith("/validation-error")
+    member = (await shop.get("/v1/members", params={"external_id": "ada"})).json()["items"][0]
+    assert (await shop.balance(member["id"]))["available"] == 30
+    assert (await shop.post("/v1/events/batch", json={"events": "x"})).status_code == 422
+
+
+async def test_a_retried_full_return_answers_its_first_outcome(shop: TenantHandle) -> None:
+    purchase = (await shop.post("/v1/events", json=event("p1", "ada", "100"))).json()
+    ret = returning("r1", "ada", "100", "p1")
+    first = await shop.post("/v1/events", json=ret)
+    assert first.status_code == 201, first.text
+    again = await shop.post("/v1/events", json=ret)
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json() and again.headers["fealty-duplicate"] == "true"
+    in_batch = (await shop.post("/v1/events/batch", json={"events": [ret]})).json()["results"][0]
+    assert (in_batch["result"], in_batch["status"]) == ("duplicate", 200)
+    assert in_batch["outcome"] == first.json()
+    other = await shop.post("/v1/events", json=returning("r1", "ada", "90", "p1"))
+    assert other.status_code == 409 and other.json()["field"] == "event_id"
+    other_in_batch = (await shop.post("/v1/events/batch", json={"events": [returning("r1", "ada", "90", "p1")]})).json()
+    assert other_in_batch["results"][0]["problem"]["field"] == "events[0].event_id"
+    assert (await shop.balance(purchase["member_id"]))["available"] == 0
+    assert (await shop.get(f"/v1/events/{purchase['id']}")).json()["reversed_points"] == 1000
+
+
+async def test_a_retry_after_the_member_was_anonymized_answers_its_first_outcome(shop: TenantHandle) -> None:
+    first = await shop.post("/v1/events", json=event("p2", "ada", "10"))
+    assert first.status_code == 201
+    assert (await shop.post(f"/v1/members/{first.json()['member_id']}/anonymize")).status_code == 200
+    again = await shop.post("/v1/events", json=event("p2", "ada", "10"))
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json() and again.headers["fealty-duplicate"] == "true"
+    in_batch = (await shop.post("/v1/events/batch", json={"events": [event("p2", "ada", "10")]})).json()
+    assert in_batch["results"][0]["result"] == "duplicate"
+    changed = await shop.post("/v1/events", json=event("p2", "ada", "11"))
+    assert changed.status_code == 409 and changed.json()["field"] == "event_id"
+    new = await shop.post("/v1/events", json=event("p3", "ada", "10"))  # a new event for them still finds no one
+    assert new.status_code == 404
+
+
+async def test_a_stored_event_sent_twice_in_one_batch_answers_twice(shop: TenantHandle) -> None:
+    first = (await shop.post("/v1/events", json=event("d-1", "ada", "1"))).json()
+    response = await shop.post(
+        "/v1/events/batch", json={"events": [event("d-1", "ada", "1"), event("d-1", "ada", "1")]}
+    )
+    assert response.status_code == 200, response.text
+    assert [(r["result"], r["outcome"]) for r in response.json()["results"]] == [("duplicate", first)] * 2
+
+
+async def test_simulate_with_auto_enrolment_writes_no_member(tenant: TenantHandle) -> None:
+    await rule(tenant, name="1 per GBP", kind="per_amount", points="1")
+    await rule(
+        tenant,
+        name="welcome",
+        kind="fixed",
+        points="5",
+        conditions=[{"field": "member.days_enrolled", "op": "lte", "value": 0}],
+    )
+    await tenant.post("/v1/tiers", json={"code": "base", "name": "Base", "rank": 0})
+    await tenant.patch("/v1/program", json={"auto_enrol": True})
+    response = await tenant.post("/v1/events/simulate", json=event("s-1", "ghost", "10"))
+    assert response.status_code == 200, response.text
+    outcome = response.json()
+    assert outcome["simulated"] is True and outcome["points"] == 15  # what a new member would earn
+    assert outcome["tier"] == {"from": None, "to": "base", "reason": "enrolment", "valid_until": None}
+    assert (await tenant.get("/v1/members", params={"external_id": "ghost"})).json()["items"] == []
+    assert (await tenant.get("/v1/events")).json()["items"] == []
+    real = await tenant.post("/v1/events", json=event("s-1", "ghost", "10"))
+    assert real.status_code == 201 and real.json()["points"] == 15
+    assert real.json()["member_id"] != outcome["member_id"]
+
+
+async def test_caps_count_on_the_events_own_day(tenant: TenantHandle) -> None:
+    await rule(tenant, name="capped", kind="fixed", points="100", caps={"per_day": 100}, event_types=["custom"])
+    await tenant.enrol("cap")
+    ago = (NOW - timedelta(days=2)).isoformat()
+    custom = {"type": "custom", "member": {"external_id": "cap"}, "occurred_at": ago}
+    singles = [(await tenant.post("/v1/events", json=custom | {"event_id": f"c-{i}"})).json() for i in range(3)]
+    assert [o["points"] for o in singles] == [100, 0, 0]
+    today = await tenant.post("/v1/events", json=custom | {"event_id": "c-now", "occurred_at": NOW.isoformat()})
+    assert today.json()["points"] == 100  # today has its own cap
+    other_day = (NOW - timedelta(days=3)).isoformat()
+    batch = [custom | {"event_id": f"b-{i}", "occurred_at": at} for i, at in enumerate([ago, other_day, other_day])]
+    response = await tenant.post("/v1/events/batch", json={"events": batch})
+    assert [r["outcome"]["points"] for r in response.json()["results"]] == [0, 100, 0]
+
+
+async def test_monthly_caps_count_on_the_events_own_month(make_tenant) -> None:
+    tenant = await make_tenant(timezone="UTC")
+    await rule(tenant, name="capped", kind="fixed", points="60", caps={"per_month": 100}, event_types=["custom"])
+    await tenant.enrol("cap")
+    last_month = (NOW.replace(day=1) - timedelta(days=10)).isoformat()
+    custom = {"type": "custom", "member": {"external_id": "cap"}}
+    batch = [custom | {"event_id": f"m-{i}", "occurred_at": last_month} for i in range(2)]
+    batch.append(custom | {"event_id": "m-now", "occurred_at": NOW.isoformat()})
+    response = await tenant.post("/v1/events/batch", json={"events": batch})
+    assert [r["outcome"]["points"] for r in response.json()["results"]] == [60, 40, 60]
+    late = await tenant.post("/v1/events", json=custom | {"event_id": "m-late", "occurred_at": last_month})
+    assert late.json()["points"] == 0 and late.json()["awards"] == []
+
+
+async def test_a_multiplier_works_on_the_capped_base(tenant: TenantHandle) -> None:
+    await rule(tenant, name="base", kind="per_amount", points="1", caps={"per_event": 100})
+    await rule(tenant, name="x2", kind="multiplier", points="2")
+    await tenant.enrol("m")
+    outcome = (await tenant.post("/v1/events", json=event("x-1", "m", "500"))).json()
+    assert [(a["reason"].split(" (")[0], a["points"], a["capped_from"]) for a in outcome["awards"]] == [
+        ("base", 100, 500),
+        ("x2", 100, None),
+    ]
+    assert outcome["points"] == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "kind": "per_amount", "points": "1e400"}, "points"),
+        ({"name": "x", "kind": "per_amount", "points": "1", "per": "1e-30"}, "per"),
+        ({"name": "x", "kind": "per_amount", "points": "0.00001"}, "points"),
+        ({"name": "x", "kind": "fixed", "points": "1000000000000000"}, "points"),
+    ],
+)
+async def test_rule_numbers_are_bounded(tenant: TenantHandle, body: dict, field: str) -> None:
+    response = await tenant.post("/v1/earning-rules", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+    campaign = await tenant.post(
+        "/v1/campaigns",
+        json={
+            "code": "c",
+            "name": "C",
+            "starts_at": NOW.isoformat(),
+            "ends_at": (NOW + timedelta(days=1)).isoformat(),
+            "rules": [body],
+        },
+    )
+    assert campaign.status_code == 422 and campaign.json()["field"] == f"rules[0].{field}"
+    assert (await tenant.get("/v1/earning-rules")).json()["items"] == []
+
+
+async def test_an_event_that_would_earn_absurdly_many_points_is_refused(tenant: TenantHandle) -> None:
+    await rule(tenant, name="rich", kind="per_amount", points="1000000", per="0.0001")
+    await tenant.enrol("m")
+    response = await tenant.post("/v1/events", json=event("big-1", "m", "999999999"))
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "amount"
+    assert (await tenant.post("/v1/events", json=event("ok-1", "m", "0.01"))).json()["points"] == 100_000_000
+
+
+async def test_a_return_in_another_currency_is_refused(shop: TenantHandle) -> None:
+    purchase = (await shop.post("/v1/events", json=event("p-gbp", "ada", "100"))).json()
+    jpy = await shop.post("/v1/events", json=returning("r-jpy", "ada", "100", "p-gbp", currency="JPY"))
+    assert jpy.status_code == 422 and jpy.json()["field"] == "currency"
+    assert (await shop.get(f"/v1/events/{purchase['id']}")).json()["reversed_points"] == 0
+    usd = (await shop.post("/v1/events", json=event("p-usd", "ada", "40", currency="USD"))).json()
+    same = await shop.post("/v1/events", json=returning("r-usd", "ada", "10", "p-usd", currency="USD"))
+    assert same.status_code == 201 and same.json()["returns"]["fraction"] == "0.25"
+    implicit = await shop.post("/v1/events", json=returning("r-usd-2", "ada", "10", "p-usd"))
+    assert implicit.status_code == 201, implicit.text  # a return without currency is in its purchase's
+    assert implicit.json()["returns"]["fraction"] == "0.25"
+    reversals = (await shop.get(f"/v1/events/{usd['id']}")).json()["reversals"]
+    assert [r["fraction"] for r in reversals] == ["0.25", "0.25"]

@@ -273,3 +273,102 @@ async def test_tier_codes_and_ranks_are_unique_and_held_tiers_stay(tenant: Tenan
     assert (await tenant.post("/v1/tiers", json={"code": "other", "name": "B", "rank": 0})).status_code == 409
     await tenant.enrol("holder")
     assert (await tenant.delete(f"/v1/tiers/{base['id']}")).status_code == 409
+
+
+async def tier_events(runtime: Runtime, tenant: TenantHandle) -> list[dict]:
+    from sqlalchemy import select
+
+    from core.db.engine import tenant_session
+    from core.outbox.models import OutboxEvent
+
+    async with tenant_session(runtime.sessionmaker, tenant.id) as session:
+        rows = await session.execute(
+            select(OutboxEvent.payload).where(OutboxEvent.type == "tier.changed").order_by(OutboxEvent.id)
+        )
+        return [dict(p) for p in rows.scalars()]
+
+
+async def test_reversing_the_upgrading_purchase_moves_the_member_back(tenant: TenantHandle, runtime: Runtime) -> None:
+    """Buy, reach Gold, refund: Gold goes (reason reversal), back to the tier before with the validity it had."""
+    await ladder(tenant, window={"kind": "lifetime"}, validity={"kind": "days", "days": 365})
+    member = await tenant.enrol("rv-1")
+    now = datetime.now(UTC)
+    first = (await tenant.post("/v1/events", json=purchase("rv-a", "rv-1", "1200", now))).json()
+    assert first["tier"]["to"] == "silver"
+    silver_until = (await member_tier(tenant, member["id"]))["valid_until"]
+    second = (await tenant.post("/v1/events", json=purchase("rv-b", "rv-1", "4000", now))).json()
+    assert (second["tier"]["from"], second["tier"]["to"], second["tier"]["reason"]) == ("silver", "gold", "upgrade")
+    refund = await tenant.post(f"/v1/events/{second['id']}/reverse", json={"reason": "refund"})
+    assert refund.status_code == 200, refund.text
+    move = refund.json()["tier"]
+    assert (move["from"], move["to"], move["reason"]) == ("gold", "silver", "reversal")
+    assert datetime.fromisoformat(move["valid_until"]) == datetime.fromisoformat(silver_until)
+    state = await member_tier(tenant, member["id"])
+    assert state["tier"]["code"] == "silver" and state["valid_until"] == silver_until
+    assert (state["history"][0]["reason"], state["history"][0]["from_tier"]) == ("reversal", "gold")
+    assert state["next"]["progress"][0]["current"] == "1200"
+    # A return of the first purchase takes Silver too: nothing is left of what reached it.
+    returned = {
+        "type": "return",
+        "event_id": "rv-ret",
+        "member": {"external_id": "rv-1"},
+        "occurred_at": now.isoformat(),
+        "amount": "1200",
+        "attributes": {"original_event_id": "rv-a"},
+    }
+    assert (await tenant.post("/v1/events", json=returned)).status_code == 201
+    state = await member_tier(tenant, member["id"])
+    assert state["tier"]["code"] == "base" and state["history"][0]["reason"] == "reversal"
+    assert [(e["from"], e["to"], e["reason"]) for e in await tier_events(runtime, tenant)][-2:] == [
+        ("gold", "silver", "reversal"),
+        ("silver", "base", "reversal"),
+    ]
+
+
+async def test_a_partial_reversal_lands_on_the_highest_tier_still_qualified(tenant: TenantHandle) -> None:
+    await ladder(tenant, window={"kind": "lifetime"})
+    member = await tenant.enrol("rv-2")
+    big = (await tenant.post("/v1/events", json=purchase("rv-c", "rv-2", "5000", datetime.now(UTC)))).json()
+    assert big["tier"]["from"] == "base" and big["tier"]["to"] == "gold"
+    part = (await tenant.post(f"/v1/events/{big['id']}/reverse", json={"fraction": "0.1"})).json()
+    assert part["tier"]["to"] == "silver"  # 4,500 left: not Gold, still Silver (above Base, the tier before)
+    assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "silver"
+    again = (await tenant.post(f"/v1/events/{big['id']}/reverse", json={"fraction": "0.1"})).json()
+    assert again["tier"] is None  # 4,000 left: still Silver
+
+
+async def test_a_return_in_a_batch_counts_the_batchs_own_purchases(tenant: TenantHandle) -> None:
+    await ladder(tenant, window={"kind": "lifetime"})
+    member = await tenant.enrol("rv-3")
+    now = datetime.now(UTC)
+    assert (await tenant.post("/v1/events", json=purchase("rv-p", "rv-3", "5000", now))).json()["tier"]["to"] == "gold"
+    ret = purchase("rv-r", "rv-3", "5000", now) | {"type": "return", "attributes": {"original_event_id": "rv-p"}}
+    response = await tenant.post("/v1/events/batch", json={"events": [purchase("rv-q", "rv-3", "1200", now), ret]})
+    assert [r["result"] for r in response.json()["results"]] == ["created", "created"], response.text
+    state = await member_tier(tenant, member["id"])
+    assert state["tier"]["code"] == "silver"  # the 1,200 of the same batch still make Silver
+    assert (state["history"][0]["reason"], state["history"][0]["from_tier"]) == ("reversal", "gold")
+
+
+async def test_status_earned_in_a_closed_window_stands_after_a_reversal(tenant: TenantHandle) -> None:
+    await ladder(tenant, window={"kind": "calendar_year"}, validity={"kind": "fixed_date", "years_after": 1})
+    member = await tenant.enrol("rv-4")
+    december = datetime(2031, 12, 20, 12, tzinfo=UTC)
+    with time_machine.travel(december, tick=False):
+        big = (await tenant.post("/v1/events", json=purchase("rv-d", "rv-4", "5000", december))).json()
+        assert big["tier"]["to"] == "gold"
+    with time_machine.travel(december + timedelta(days=30), tick=False):
+        refund = (await tenant.post(f"/v1/events/{big['id']}/reverse", json={})).json()
+        assert refund["points_removed"] == 5000 and refund["tier"] is None
+        assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "gold"  # 2031's status, valid to 2032
+
+
+async def test_a_reversal_leaves_a_tier_given_by_hand(tenant: TenantHandle) -> None:
+    await ladder(tenant, window={"kind": "lifetime"})
+    member = await tenant.enrol("rv-5")
+    await tenant.put(f"/v1/members/{member['id']}/tier", json={"tier": "gold", "reason": "status match"})
+    bought = (await tenant.post("/v1/events", json=purchase("rv-e", "rv-5", "5000", datetime.now(UTC)))).json()
+    assert bought["tier"] is None
+    refund = (await tenant.post(f"/v1/events/{bought['id']}/reverse", json={})).json()
+    assert refund["tier"] is None
+    assert (await member_tier(tenant, member["id"]))["tier"]["code"] == "gold"

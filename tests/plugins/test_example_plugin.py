@@ -181,6 +181,25 @@ async def test_enrolment_tier_and_reversal_notifications(example_tenant: TenantH
     reversed_ = await t.post(f"/v1/events/{second['id']}/reverse", json={"reason": "cancelled"})
     assert reversed_.status_code == 200, reversed_.text
     assert ("t-2", 40) in calls("event_reversed")
+    # The reversed visit was what made the member a fan: they are back on base, and the plugin hears of it.
+    assert reversed_.json()["tier"]["to"] == "base"
+    assert (t.id, "m-9", "fan", "base") in calls("tier_changed")
+
+
+async def test_a_plugins_reversal_takes_back_the_tier_it_gave(example_tenant: TenantHandle) -> None:
+    t = example_tenant
+    await t.post("/v1/tiers", json={"code": "base", "name": "Base", "rank": 0})
+    long = {"window": {"kind": "lifetime"}, "criteria": [{"metric": "minutes", "min": "100"}]}
+    await t.post("/v1/tiers", json={"code": "long", "name": "Long stayer", "rank": 1, "qualification": long})
+    member = await t.enrol("m-l")
+    await t.post("/v1/events", json=visit("l-1", "m-l", minutes=60))
+    upgraded = (await t.post("/v1/events", json=visit("l-2", "m-l", minutes=50))).json()
+    assert upgraded["tier"]["to"] == "long"
+    cancel = await t.post("/v1/events", json=visit("l-cancel", "m-l", site="cancel:l-2", minutes=0))
+    assert cancel.status_code == 201, cancel.text
+    state = (await t.get(f"/v1/members/{member['id']}/tier")).json()
+    assert state["tier"]["code"] == "base" and state["history"][0]["reason"] == "reversal"
+    assert (t.id, "m-l", "long", "base") in calls("tier_changed")
 
 
 async def test_scheduled_jobs_run_only_for_enabling_tenants(
@@ -263,3 +282,110 @@ async def test_assign_tier_sets_a_floor(example_tenant: TenantHandle, runtime) -
         )
     state = (await example_tenant.get(f"/v1/members/{member['id']}/tier")).json()
     assert state["tier"]["code"] == "gold" and state["floor"]["code"] == "gold"
+
+
+async def test_a_plugin_refusing_one_item_of_a_batch_fails_only_that_item(example_tenant: TenantHandle) -> None:
+    t = example_tenant
+    await t.post("/v1/tiers", json={"code": "base", "name": "Base", "rank": 0})
+    fan = {"window": {"kind": "lifetime"}, "criteria": [{"metric": "visits", "min": "2"}]}
+    await t.post("/v1/tiers", json={"code": "fan", "name": "Fan", "rank": 1, "qualification": fan})
+    member = await t.enrol("m-b")
+    batch = [visit("ok-1", "m-b"), visit("bad", "m-b", site="refused"), visit("ok-2", "m-b")]
+    response = await t.post("/v1/events/batch", json={"events": batch})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [(r["result"], r["status"]) for r in results] == [("created", 201), ("error", 422), ("created", 201)]
+    assert results[1]["problem"]["field"] == "events[1].attributes.site"
+    # The refused visit counts for nothing: ok-2 is the member's second visit, not a third (no velocity hold), and
+    # it is the one that reaches Fan.
+    assert results[2]["outcome"]["status"] == "awarded"
+    assert results[2]["outcome"]["tier"]["to"] == "fan"
+    assert (await t.balance(member["id"]))["available"] == 80
+    assert {e["event_id"] for e in (await t.get("/v1/events")).json()["items"]} == {"ok-1", "ok-2"}
+    assert (await t.get(f"/v1/members/{member['id']}/tier")).json()["tier"]["code"] == "fan"
+    assert ("bad", "awarded") not in [(c[1], c[2]) for c in calls("event_processed", t)]
+    single = await t.post("/v1/events", json=visit("bad-2", "m-b", site="refused"))
+    assert single.status_code == 422 and single.json()["field"] == "attributes.site"
+    assert (await t.get("/v1/events", params={"event_id": "bad-2"})).json()["items"] == []
+    assert (await t.balance(member["id"]))["available"] == 80
+
+
+async def test_assign_tier_counts_validity_in_the_programs_time_zone_and_announces_the_move(
+    make_tenant: MakeTenant, runtime
+) -> None:
+    import uuid
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from core import assign_tier
+    from core.db.engine import tenant_session
+    from core.outbox.models import OutboxEvent
+
+    t = await make_tenant(plugins=["example"], timezone="Asia/Shanghai")
+    await t.post("/v1/tiers", json={"code": "base", "name": "Base", "rank": 0})
+    yearly = {"kind": "fixed_date", "years_after": 1, "month": 12, "day": 31}
+    await t.post("/v1/tiers", json={"code": "gold", "name": "Gold", "rank": 1, "validity": yearly})
+    member = await t.enrol("m-tz")
+    # 31 Dec 2030 17:00 UTC is already 1 Jan 2031 in Shanghai: the status runs to the end of 2032 there.
+    now = datetime(2030, 12, 31, 17, 0, tzinfo=UTC)
+    async with tenant_session(runtime.sessionmaker, t.id) as session:
+        await assign_tier(session, t.id, uuid.UUID(member["id"]), "gold", until=None, reason="welcome", now=now)
+    state = (await t.get(f"/v1/members/{member['id']}/tier")).json()
+    assert state["tier"]["code"] == "gold"
+    assert datetime.fromisoformat(state["valid_until"]) == datetime(2032, 12, 31, 16, 0, tzinfo=UTC)
+    assert (t.id, "m-tz", "base", "gold") in calls("tier_changed")
+    async with tenant_session(runtime.sessionmaker, t.id) as session:
+        payloads = (
+            await session.execute(
+                select(OutboxEvent.payload).where(OutboxEvent.type == "tier.changed").order_by(OutboxEvent.id)
+            )
+        ).scalars()
+        assert [(p["from"], p["to"]) for p in payloads] == [(None, "base"), ("base", "gold")]  # enrolment, then this
+    # The same tier again only renews the floor: no change to announce.
+    before = len(calls("tier_changed", t))
+    async with tenant_session(runtime.sessionmaker, t.id) as session:
+        later = now + timedelta(days=1)
+        await assign_tier(session, t.id, uuid.UUID(member["id"]), "gold", until=None, reason="again", now=later)
+    assert len(calls("tier_changed", t)) == before
+    assert (await t.get(f"/v1/members/{member['id']}/tier")).json()["history"][0]["reason"] == "again:renewal"
+
+
+async def test_a_plugin_fulfils_its_own_kind_of_reward(example_tenant: TenantHandle) -> None:
+    t = example_tenant
+    member = await t.enrol("m-gift")
+    await t.credit(member["id"], 500)
+    created = await t.post(
+        "/v1/rewards", json={"code": "mug", "name": "Example mug", "points_cost": 150, "kind": "example.gift"}
+    )
+    assert created.status_code == 201, created.text
+    redeemed = await t.post("/v1/redemptions", json={"member_id": member["id"], "reward_id": created.json()["id"]})
+    assert redeemed.status_code == 201, redeemed.text
+    assert redeemed.json()["fulfilment"] == {"gift": "mug"}
+    stored = await t.get(f"/v1/redemptions/{redeemed.json()['id']}")
+    assert stored.json()["fulfilment"] == {"gift": "mug"} and stored.json()["status"] == "issued"
+    assert calls("reward_redeemed", t) == [(t.id, "Example mug")]
+    assert (await t.balance(member["id"]))["available"] == 350
+    # A kind the plugin does not know: it answers None, the redemption is refused and nothing is taken.
+    other = await t.post(
+        "/v1/rewards", json={"code": "car", "name": "A car", "points_cost": 100, "kind": "example.car"}
+    )
+    refused = await t.post("/v1/redemptions", json={"member_id": member["id"], "reward_id": other.json()["id"]})
+    assert refused.status_code == 409 and refused.json()["type"].endswith("/reward-not-fulfilled")
+    assert (await t.balance(member["id"]))["available"] == 350
+    assert calls("reward_redeemed", t) == [(t.id, "Example mug")]
+
+
+def test_these_tests_called_every_hook(request: pytest.FixtureRequest) -> None:
+    """Last in this module: the tests above made core call every hook of the example plugin, so a new hook (which
+    test_hook_docs makes the example implement) fails here until a test exercises it."""
+    from tests.contract.test_hook_docs import declared
+
+    if getattr(request.config.option, "dist", "no") not in ("no", "loadfile", "loadscope"):
+        pytest.skip("this module's tests are spread over several processes: run with --dist loadfile")
+    module = request.module
+    selected = {item.function.__name__ for item in request.session.items if item.module is module}  # type: ignore[attr-defined]
+    every = {name for name in vars(module) if name.startswith("test_")}
+    if selected != every:
+        pytest.skip("only part of this module ran: the hooks it calls are checked when it runs whole")
+    assert set(declared()) - hooks.CALLED == set()

@@ -211,6 +211,43 @@ CASES = [
         [("base", 300)],
     ),
     (
+        "a multiplier works on the capped base (500 capped to 100, x2 adds 100, not 500)",
+        [
+            rule("base", kind="per_amount", points="1", caps={"per_event": 100}),
+            rule("x2", kind="multiplier", points="2"),
+        ],
+        facts(amount="500"),
+        [("base", 100), ("x2", 100)],
+    ),
+    (
+        "a multiplier's own cap applies to its bonus",
+        [
+            rule("base", kind="per_amount", points="1", caps={"per_event": 100}),
+            rule("x3", kind="multiplier", points="3", caps={"per_event": 150}),
+        ],
+        facts(amount="500"),
+        [("base", 100), ("x3", 150)],
+    ),
+    (
+        "applies_to all multiplies the capped awards",
+        [
+            rule("base", kind="per_amount", points="1", caps={"per_event": 30}),
+            rule("bonus", kind="fixed", points="100", caps={"per_event": 20}),
+            rule("x2", kind="multiplier", points="2", applies_to="all"),
+        ],
+        facts(amount="40"),
+        [("base", 30), ("bonus", 20), ("x2", 50)],
+    ),
+    (
+        "best_of compares what the caps leave",
+        [
+            rule("a", kind="fixed", points="500", caps={"per_event": 100}, stacking={"group": "g", "mode": "best_of"}),
+            rule("b", kind="fixed", points="200", stacking={"group": "g", "mode": "best_of"}),
+        ],
+        facts(),
+        [("b", 200)],
+    ),
+    (
         "priority orders the lines",
         [rule("late", kind="fixed", points="1", priority=200), rule("early", kind="fixed", points="2", priority=1)],
         facts(),
@@ -249,6 +286,50 @@ def test_daily_and_monthly_caps_use_what_was_already_given() -> None:
         usage=CapUsage(day={capped.id: 0}, month={capped.id: 250}),
     )
     assert exhausted == []
+
+
+@pytest.mark.parametrize(
+    ("usage_day", "usage_month", "expected"),
+    [
+        (0, 0, [("base", 80), ("x2", 80)]),
+        (50, 0, [("base", 50), ("x2", 50)]),  # the day's cap leaves 50: the multiplier doubles 50
+        (0, 240, [("base", 10), ("x2", 10)]),  # the month's cap leaves 10
+        (100, 0, []),  # nothing left today: no base, nothing to multiply
+    ],
+)
+def test_daily_and_monthly_caps_cut_the_base_before_multipliers(
+    usage_day: int, usage_month: int, expected: list[tuple[str, int]]
+) -> None:
+    capped = rule("base", kind="per_amount", points="1", caps={"per_day": 100, "per_month": 250})
+    lines = compute(
+        [capped, rule("x2", kind="multiplier", points="2")],
+        facts(amount="80"),
+        occurred_at=AT,
+        program_currency="EUR",
+        usage=CapUsage(day={capped.id: usage_day}, month={capped.id: usage_month}),
+    )
+    assert [(line.rule_name, line.points) for line in lines] == expected
+
+
+def test_a_capped_base_with_a_multiplier_and_a_tier_bonus() -> None:
+    """The audit's case: base 500 capped to 100, a x2 multiplier and a x1.5 tier: 100 + 100 + 50."""
+    lines = compute(
+        [
+            rule("base", kind="per_amount", points="1", caps={"per_event": 100}),
+            rule("x2", kind="multiplier", points="2"),
+        ],
+        facts(amount="500"),
+        occurred_at=AT,
+        program_currency="EUR",
+        tier_multiplier=Decimal("1.5"),
+        tier_name="Gold",
+    )
+    assert [(line.rule_name, line.points, line.capped_from) for line in lines] == [
+        ("base", 100, 500),
+        ("x2", 100, None),
+        ("Gold bonus", 50, None),
+    ]
+    assert lines[1].basis == "100 points x 2 - 100"
 
 
 def test_tier_earning_multiplier_applies_to_base_points() -> None:
@@ -291,6 +372,47 @@ def test_rules_that_cannot_be_evaluated_are_refused(condition: dict[str, Any], p
     with pytest.raises(ConditionError) as info:
         validate_definition(definition)
     assert info.value.path == path
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"kind": "per_amount", "points": "1e400"}, "points"),
+        ({"kind": "per_amount", "points": "1000001"}, "points"),
+        ({"kind": "per_amount", "points": "1.00001"}, "points"),
+        ({"kind": "per_amount", "points": "Infinity"}, "points"),
+        ({"kind": "per_amount", "points": "0"}, "points"),
+        ({"kind": "per_quantity", "points": "2000000"}, "points"),
+        ({"kind": "fixed", "points": "10000001"}, "points"),
+        ({"kind": "multiplier", "points": "101"}, "points"),
+        ({"kind": "multiplier", "points": "1.23456"}, "points"),
+        ({"kind": "per_amount", "points": "1", "per": "1e-30"}, "per"),
+        ({"kind": "per_amount", "points": "1", "per": "0.00001"}, "per"),
+        ({"kind": "per_amount", "points": "1", "per": "1e400"}, "per"),
+        ({"kind": "per_amount", "points": "1", "per": "-1"}, "per"),
+        ({"kind": "per_amount", "points": "1", "per": "NaN"}, "per"),
+    ],
+)
+def test_rule_numbers_out_of_range_are_refused(fields: dict[str, Any], path: str) -> None:
+    definition = msgspec.convert({"name": "n", **fields}, RuleDefinition)
+    with pytest.raises(ConditionError) as info:
+        validate_definition(definition, "rules[2]")
+    assert info.value.path == f"rules[2].{path}"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "per_amount", "points": "1000000", "per": "0.0001"},
+        {"kind": "per_amount", "points": "0.0001", "per": "1000000"},
+        {"kind": "per_amount", "points": "2.50000"},  # trailing zeros are not decimal places
+        {"kind": "fixed", "points": "10000000"},
+        {"kind": "multiplier", "points": "1.2345"},
+        {"kind": "per_quantity", "points": "1E+3"},
+    ],
+)
+def test_rule_numbers_in_range_are_accepted(fields: dict[str, Any]) -> None:
+    validate_definition(msgspec.convert({"name": "n", **fields}, RuleDefinition))
 
 
 @pytest.mark.parametrize(

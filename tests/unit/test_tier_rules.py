@@ -137,3 +137,135 @@ def test_progress_to_the_next_tier() -> None:
         ("nights", Decimal(25), Decimal(15)),
         ("stays", Decimal(2), Decimal(18)),
     ]
+
+
+# --- reversals --------------------------------------------------------------------------------------------------------
+
+YEARLY_GOLD = spec("ygold", 2, criteria=[("nights", "40")], window={"kind": "calendar_year"})
+ROLLING_GOLD = spec("rgold", 2, criteria=[("nights", "40")], window={"kind": "rolling_days", "days": 30})
+UNTIL = datetime(2030, 12, 31, tzinfo=UTC)
+YEARLY_SUMS = {("nights", "year"): Decimal(0)}
+
+
+def reached(from_tier: rules.TierSpec | None, at: datetime = NOW, until: datetime | None = UNTIL) -> rules.Reached:
+    return rules.Reached(at, from_tier, until)
+
+
+@pytest.mark.parametrize(
+    ("title", "current", "how", "values", "floor", "expected"),
+    [
+        ("still qualified: stays", GOLD, reached(SILVER), {"nights": 45}, None, None),
+        ("back to the tier before, with its validity", GOLD, reached(SILVER), {"nights": 12}, None, ("silver", UNTIL)),
+        ("never below the tier before", GOLD, reached(SILVER), {}, None, ("silver", UNTIL)),
+        (
+            "to the highest still qualified, above the tier before",
+            GOLD,
+            reached(BASE),
+            {"stays": 4},
+            None,
+            ("silver", None),  # Silver's validity is "none"
+        ),
+        ("a first tier straight to the top: down to the entry level", GOLD, reached(None), {}, None, ("base", None)),
+        ("never below a manual floor", GOLD, reached(BASE), {}, SILVER, ("silver", None)),
+        ("a floor at the current tier keeps it", GOLD, reached(BASE), {}, GOLD, None),
+        ("not reached by an upgrade: stays", GOLD, None, {}, None, None),
+        ("all-of tier: one criterion left is not enough", BOTH, reached(GOLD), {"nights": 60}, None, ("gold", UNTIL)),
+        ("no tier", None, reached(BASE), {}, None, None),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_on_reversal(
+    title: str,
+    current: rules.TierSpec | None,
+    how: rules.Reached | None,
+    values: dict,
+    floor: rules.TierSpec | None,
+    expected: tuple[str, datetime | None] | None,
+) -> None:
+    move = rules.on_reversal(LADDER, current, how, sums(**values), NOW, TZ, floor)
+    if expected is None:
+        assert move is None
+    else:
+        assert move is not None and move.reason == "reversal"
+        assert (move.to.code if move.to else None, move.valid_until) == expected
+
+
+@pytest.mark.parametrize(
+    ("title", "tier", "reached_at", "moves"),
+    [
+        ("calendar year: reached this year (London time)", YEARLY_GOLD, datetime(2030, 1, 1, 0, 30, tzinfo=UTC), True),
+        ("calendar year: reached last year", YEARLY_GOLD, datetime(2029, 12, 31, 23, 30, tzinfo=UTC), False),
+        ("rolling 30 days: reached 29 days ago", ROLLING_GOLD, datetime(2030, 5, 3, 12, tzinfo=UTC), True),
+        ("rolling 30 days: reached 31 days ago", ROLLING_GOLD, datetime(2030, 5, 1, 12, tzinfo=UTC), False),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_on_reversal_only_in_a_window_still_open(
+    title: str, tier: rules.TierSpec, reached_at: datetime, moves: bool
+) -> None:
+    window = tier.qualification.window.window().key
+    move = rules.on_reversal([BASE, tier], tier, reached(BASE, reached_at), {("nights", window): Decimal(1)}, NOW, TZ)
+    assert (move is not None) is moves
+    if move is not None:
+        assert move.to is BASE
+
+
+def entry(from_tier: rules.TierSpec | None, to: rules.TierSpec | None, reason: str, day: int) -> rules.HistoryEntry:
+    until = datetime(2031, 1, day, tzinfo=UTC)
+    return rules.HistoryEntry(
+        from_tier.id if from_tier else None, to.id if to else None, reason, until, datetime(2030, 5, day, tzinfo=UTC)
+    )
+
+
+BY_ID = {t.id: t for t in LADDER}
+
+
+@pytest.mark.parametrize(
+    ("title", "history", "current", "expected"),
+    [
+        ("an upgrade", [entry(BASE, GOLD, "upgrade", 9)], GOLD, (9, "base", None)),
+        (
+            "renewals skipped; the tier before keeps its last validity",
+            [
+                entry(GOLD, GOLD, "renewal", 9),
+                entry(SILVER, GOLD, "upgrade", 8),
+                entry(SILVER, SILVER, "renewal", 7),
+                entry(BASE, SILVER, "upgrade", 6),
+            ],
+            GOLD,
+            (8, "silver", datetime(2031, 1, 7, tzinfo=UTC)),
+        ),
+        ("a first tier", [entry(None, GOLD, "enrolment", 9)], GOLD, (9, None, None)),
+        ("a recalculation's upgrade", [entry(BASE, GOLD, "recalc:upgrade", 9)], GOLD, (9, "base", None)),
+        ("by hand", [entry(SILVER, GOLD, "manual:upgrade", 9), entry(BASE, SILVER, "upgrade", 8)], GOLD, None),
+        ("by a plugin", [entry(None, GOLD, "welcome:upgrade", 9)], GOLD, None),
+        (
+            "an upgrade above, reversed since",
+            [entry(GOLD, SILVER, "reversal", 9), entry(SILVER, GOLD, "upgrade", 8), entry(BASE, SILVER, "upgrade", 7)],
+            SILVER,
+            (7, "base", None),
+        ),
+        (
+            "a downgrade at expiry",
+            [entry(GOLD, SILVER, "downgrade", 9), entry(SILVER, GOLD, "upgrade", 8), entry(BASE, SILVER, "upgrade", 7)],
+            SILVER,
+            None,
+        ),
+        ("no history", [], GOLD, None),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_reached_by(
+    title: str,
+    history: list[rules.HistoryEntry],
+    current: rules.TierSpec,
+    expected: tuple[int, str | None, datetime | None] | None,
+) -> None:
+    found = rules.reached_by(history, current, BY_ID)
+    if expected is None:
+        assert found is None
+        return
+    assert found is not None
+    day, before, until = expected
+    assert found.at.day == day and (found.from_tier.code if found.from_tier else None) == before
+    assert found.from_valid_until == until

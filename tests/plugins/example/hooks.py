@@ -1,11 +1,14 @@
-"""The example plugin's hook implementations. ``CALLS`` records every notification for the tests to inspect."""
+"""The example plugin's hook implementations. ``CALLS`` records every notification for the tests to inspect, and
+``CALLED`` the name of every hook core called (a test checks that the tests exercise every hook)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import msgspec
 from litestar import Controller, get, post
@@ -22,10 +25,25 @@ from core import (
     JobContext,
     ScheduledJob,
     Screening,
+    ValidationFailed,
     hookimpl,
 )
 
 CALLS: list[tuple[str, Any]] = []
+#: Every hook core called, by name.
+CALLED: set[str] = set()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _records(function: F) -> F:
+    """Note the hook's name when core calls it (an awaitable hook's coroutine is returned as is, for core to await)."""
+
+    @functools.wraps(function)
+    def called(*args: Any, **kwargs: Any) -> Any:
+        CALLED.add(function.__name__)
+        return function(*args, **kwargs)
+
+    return cast(F, called)
 
 
 class VisitAttributes(msgspec.Struct, forbid_unknown_fields=True):
@@ -53,16 +71,19 @@ class ExampleController(Controller):
 
 
 @hookimpl
+@_records
 def fealty_register_event_types() -> list[EventType]:
     return [EventType("example.visit", "A visit to an example site.", attributes=VisitAttributes)]
 
 
 @hookimpl
+@_records
 def fealty_routes() -> list[Any]:
     return [ExampleController]
 
 
 @hookimpl
+@_records
 def fealty_validate_event(ctx: EventContext) -> list[FieldIssue] | None:
     if ctx.event.type == "example.visit" and ctx.event.attributes.minutes > 600:
         return [FieldIssue("attributes.minutes", "a visit lasts at most 600 minutes")]
@@ -70,6 +91,7 @@ def fealty_validate_event(ctx: EventContext) -> list[FieldIssue] | None:
 
 
 @hookimpl
+@_records
 def fealty_screen_event(ctx: EventContext) -> Screening | None:
     if ctx.event.type != "example.visit":
         return None
@@ -84,6 +106,7 @@ def fealty_screen_event(ctx: EventContext) -> Screening | None:
 
 
 @hookimpl
+@_records
 async def fealty_compute_awards(ctx: EventContext, rule_awards: list[Award]) -> list[Award] | None:
     await asyncio.sleep(0)  # an awaitable hook, awaited by core
     if ctx.event.type != "example.visit":
@@ -95,6 +118,7 @@ async def fealty_compute_awards(ctx: EventContext, rule_awards: list[Award]) -> 
 
 
 @hookimpl
+@_records
 def fealty_qualifying_credits(ctx: EventContext, awards: list[Award]) -> dict[str, Decimal] | None:
     if ctx.event.type != "example.visit":
         return None
@@ -102,11 +126,15 @@ def fealty_qualifying_credits(ctx: EventContext, awards: list[Award]) -> dict[st
 
 
 @hookimpl
+@_records
 async def fealty_event_processed(
     ctx: EventContext, status: str, awards: list[Award], credits: dict[str, Decimal]
 ) -> None:
-    CALLS.append(("event_processed", (ctx.tenant.id, ctx.event.event_id, status, sum(a.points for a in awards))))
     site = getattr(ctx.event.attributes, "site", "")
+    if site == "refused":
+        # A plugin may refuse an event when it records it: that item fails, nothing of it is written.
+        raise ValidationFailed("the example plugin refuses visits to this site", field="attributes.site")
+    CALLS.append(("event_processed", (ctx.tenant.id, ctx.event.event_id, status, sum(a.points for a in awards))))
     if site.startswith("cancel:") and ctx.reverse_event is not None:
         # A cancellation message: take back what the earlier visit earned, in this same transaction.
         removed = await ctx.reverse_event(site.removeprefix("cancel:"), Decimal(1), "visit cancelled")
@@ -114,26 +142,31 @@ async def fealty_event_processed(
 
 
 @hookimpl
+@_records
 def fealty_event_reversed(ctx: EventContext, reversal: Any) -> None:
     CALLS.append(("event_reversed", (ctx.event.event_id, reversal.points_removed)))
 
 
 @hookimpl
+@_records
 def fealty_member_enrolled(tenant: Any, member: Any, session: Any) -> None:
     CALLS.append(("member_enrolled", (tenant.id, member.external_id)))
 
 
 @hookimpl
+@_records
 def fealty_tier_changed(tenant: Any, change: Any, session: Any) -> None:
     CALLS.append(("tier_changed", (tenant.id, change.member.external_id, change.old_tier, change.new_tier)))
 
 
 @hookimpl
+@_records
 def fealty_reward_redeemed(tenant: Any, redemption: Any, session: Any) -> None:
     CALLS.append(("reward_redeemed", (tenant.id, redemption.reward.name)))
 
 
 @hookimpl
+@_records
 def fealty_fulfil_reward(tenant: Any, redemption: Any, session: Any) -> dict[str, Any] | None:
     if redemption.reward.kind == "example.gift":
         return {"gift": "mug"}
@@ -146,5 +179,6 @@ async def _nightly(ctx: JobContext) -> None:
 
 
 @hookimpl
+@_records
 def fealty_scheduled_jobs() -> list[ScheduledJob]:
     return [ScheduledJob("nightly", 3600, _nightly)]
