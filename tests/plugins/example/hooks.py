@@ -22,6 +22,7 @@ from core import (
     JobContext,
     ScheduledJob,
     Screening,
+    ValidationFailed,
     hookimpl,
 )
 
@@ -116,6 +117,14 @@ async def fealty_event_processed(
 @hookimpl
 def fealty_event_reversed(ctx: EventContext, reversal: Any) -> None:
     CALLS.append(("event_reversed", (ctx.event.event_id, reversal.points_removed)))
+
+
+@hookimpl
+def fealty_plugin_enabled(tenant: Any, session: Any) -> None:
+    CALLS.append(("plugin_enabled", (tenant.id, tenant.settings_for("example").greeting)))
+    if tenant.settings_for("example").greeting == "refuse":
+        # A plugin may refuse to be enabled: the whole PATCH is refused and nothing of it is kept.
+        raise ValidationFailed("This greeting cannot be enabled.", field="plugin_settings.example.greeting")
 
 
 @hookimpl
