@@ -3,6 +3,7 @@ fraud checks and retention rates. Every figure comes from the tenant's :class:`F
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
@@ -153,6 +154,16 @@ def visit_reward(visits_before: int, settings: FuelSettings) -> Line | None:
         settings.visit_reward_points,
         f"visit {number}: a reward every {settings.visit_reward_every} visits",
     )
+
+
+# --- levels ---------------------------------------------------------------------------------------------------------
+
+
+def add_months(at: datetime, months: int) -> datetime:
+    """The same day ``months`` later (the last day of a shorter month): how long a new member's level lasts."""
+    month = at.month - 1 + months
+    year, month = at.year + month // 12, month % 12 + 1
+    return at.replace(year=year, month=month, day=min(at.day, calendar.monthrange(year, month)[1]))
 
 
 # --- rewards: redemption steps and cents off ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from plugins.fuel_station import rules
-from plugins.fuel_station.hooks import add_months
+from plugins.fuel_station.rules import add_months
 from plugins.fuel_station.settings import FuelSettings, GradeSettings
 
 DEFAULT = FuelSettings()
