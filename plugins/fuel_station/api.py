@@ -220,7 +220,8 @@ class ReviewOut(msgspec.Struct):
     #: held (waiting for a decision), awarded (approved) or rejected.
     status: str
     flags: list[FlagOut]
-    #: Fuel and shop points it earned (what counts toward the monthly cap); the decision says all it earned.
+    #: Fuel and shop points it earned and still counts toward the monthly cap (less what a reversal took back); the
+    #: decision says all the approval awarded.
     points: int
     decision: DecisionOut | None = None
 
@@ -243,7 +244,7 @@ def _review_out(tx: FuelTransaction, code: str, review: FuelReview | None) -> Re
         currency=tx.currency,
         status=tx.status,
         flags=[FlagOut(f["code"], f["detail"]) for f in tx.flags or []],
-        points=tx.points,
+        points=tx.points - tx.reversed_points,
         decision=None
         if review is None
         else DecisionOut(review.decision, review.reason, review.decided_by, review.decided_at, review.points),

@@ -14,6 +14,7 @@ from core import (
     JobContext,
     MemberView,
     RedemptionView,
+    ReversalView,
     ScheduledJob,
     Screening,
     TenantView,
@@ -62,6 +63,11 @@ async def fealty_event_processed(
     ctx: EventContext, status: str, awards: list[Award], credits: dict[str, Decimal]
 ) -> None:
     await service.processed(ctx, status, awards)
+
+
+@hookimpl
+async def fealty_event_reversed(ctx: EventContext, reversal: ReversalView) -> None:
+    await service.on_event_reversed(ctx, reversal)
 
 
 @hookimpl

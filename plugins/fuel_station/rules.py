@@ -166,6 +166,25 @@ def add_months(at: datetime, months: int) -> datetime:
     return at.replace(year=year, month=month, day=min(at.day, calendar.monthrange(year, month)[1]))
 
 
+# --- reversals -------------------------------------------------------------------------------------------------------
+
+
+def reversed_points(points: int, reversed_fraction: Decimal) -> int:
+    """Of a transaction's capped ``points``, those reversals of ``reversed_fraction`` in all took back: rounded down
+    as core rounds what it removes (several partial reversals add up to a full one), all of them once in full."""
+    if reversed_fraction >= 1:
+        return points
+    return _floor(points * reversed_fraction)
+
+
+def visit_after_reversal(kind: str, amount: Decimal, reversed_fraction: Decimal, settings: FuelSettings) -> bool:
+    """Whether a visit still is one once ``reversed_fraction`` of it was refunded: what is left of its amount must
+    still reach the visit threshold; a full reversal always removes it."""
+    if reversed_fraction >= 1:
+        return False
+    return is_visit(kind, amount * (1 - reversed_fraction), settings)
+
+
 # --- rewards: redemption steps and cents off ------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from core import (
     FieldIssue,
     JobContext,
     MemberView,
+    ReversalView,
     Screening,
     TenantView,
     ValidationFailed,
@@ -173,13 +174,23 @@ class Usage:
 
 
 async def usage(ctx: EventContext, tz: ZoneInfo) -> Usage:
-    """Stored awarded transactions (one query) plus the batch's earlier items that were awarded."""
+    """Stored awarded transactions, less what reversals took back (one query), plus the batch's earlier items that
+    were awarded."""
     month = local_month(ctx.event.occurred_at, tz)
     row = (
         await ctx.session.execute(
             select(
                 func.coalesce(
-                    func.sum(case((FuelTransaction.local_month == month, FuelTransaction.points), else_=0)), 0
+                    func.sum(
+                        case(
+                            (
+                                FuelTransaction.local_month == month,
+                                FuelTransaction.points - FuelTransaction.reversed_points,
+                            ),
+                            else_=0,
+                        )
+                    ),
+                    0,
                 ),
                 func.coalesce(func.sum(case((FuelTransaction.visit.is_(True), 1), else_=0)), 0),
             ).where(
@@ -331,6 +342,32 @@ async def start_new_member(tenant: TenantView, member: MemberView, session: Asyn
         return  # the program has no such tier (yet): members start where core's tiers put them
 
 
+# --- reversals -------------------------------------------------------------------------------------------------------
+
+
+async def on_event_reversed(ctx: EventContext, reversal: ReversalView) -> None:
+    """(Part of) an awarded transaction was reversed through the API: it counts that much less toward the monthly
+    cap, keeps its visit only while what is left still reaches the threshold, and once reversed in full is no visit
+    and no activity any more."""
+    kind = KIND_OF.get(ctx.event.type)
+    if kind is None:
+        return
+    row = await ctx.session.get(FuelTransaction, (ctx.tenant.id, ctx.event.id), with_for_update=True)
+    if row is None or row.status != "awarded":
+        return
+    share = min(Decimal(1), Decimal(reversal.reversed_fraction))
+    row.reversed_fraction = share
+    row.reversed_points = rules.reversed_points(row.points, share)
+    row.visit = row.visit and rules.visit_after_reversal(kind, row.amount, share, settings_of(ctx))
+    row.updated_at = ctx.now
+    await ctx.session.flush()
+
+
+def counts_as_activity() -> Any:
+    """The transactions that are activity: awarded, and not reversed in full."""
+    return and_(FuelTransaction.status == "awarded", FuelTransaction.reversed_fraction < 1)
+
+
 # --- measures -------------------------------------------------------------------------------------------------------
 
 
@@ -345,13 +382,14 @@ class RetentionRow:
 async def retention(
     session: AsyncSession, tenant_id: uuid.UUID, as_of: datetime, days: int
 ) -> tuple[RetentionRow, list[RetentionRow]]:
-    """Return and churn over two back-to-back windows of ``days``: the cohort is who had awarded activity in the
-    earlier window; *returned* came back in the later one (to the same site, for a site's row; anywhere, for the
-    network), *churned* had no activity anywhere in the network in the later one. Set-based: three statements."""
+    """Return and churn over two back-to-back windows of ``days``: the cohort is who had activity (awarded and not
+    reversed in full) in the earlier window; *returned* came back in the later one (to the same site, for a site's
+    row; anywhere, for the network), *churned* had no activity anywhere in the network in the later one. Set-based:
+    three statements."""
     recent_start = as_of - timedelta(days=days)
     base_start = recent_start - timedelta(days=days)
     tx = FuelTransaction
-    awarded = and_(tx.tenant_id == tenant_id, tx.status == "awarded")
+    awarded = and_(tx.tenant_id == tenant_id, counts_as_activity())
     cohort = (
         select(tx.site_id, tx.member_id)
         .where(awarded, tx.occurred_at >= base_start, tx.occurred_at < recent_start)
@@ -410,7 +448,7 @@ async def request_win_backs(ctx: JobContext) -> int:
     rows = (
         await ctx.session.execute(
             select(FuelTransaction.member_id, last.label("last_at"), func.count().label("transactions"))
-            .where(FuelTransaction.tenant_id == ctx.tenant.id, FuelTransaction.status == "awarded")
+            .where(FuelTransaction.tenant_id == ctx.tenant.id, counts_as_activity())
             .group_by(FuelTransaction.member_id)
             .having(last <= lapse_start, last > lapse_start - timedelta(days=WIN_BACK_LOOKBACK_DAYS))
             .order_by(FuelTransaction.member_id)

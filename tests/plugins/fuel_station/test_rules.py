@@ -198,3 +198,27 @@ def test_add_months(start: tuple, months: int, expected: tuple) -> None:
 @pytest.mark.parametrize(("value", "places"), [("40", 0), ("40.500", 1), ("40.1234", 4), ("1E+2", 0)])
 def test_decimal_places(value: str, places: int) -> None:
     assert rules.decimal_places(D(value)) == places
+
+
+@pytest.mark.parametrize(
+    ("points", "fraction", "expected"),
+    [(70, "0", 0), (70, "0.5", 35), (75, "0.5", 37), (75, "0.99999999", 74), (75, "1", 75), (0, "1", 0)],
+)
+def test_reversed_points_round_down_like_core_until_reversed_in_full(points: int, fraction: str, expected: int) -> None:
+    assert rules.reversed_points(points, D(fraction)) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "amount", "fraction", "expected"),
+    [
+        ("shop", "5", "0.5", True),  # 2.50 left: still at least 2
+        ("shop", "4", "0.5", True),  # exactly 2
+        ("shop", "3", "0.5", False),  # 1.50 left
+        ("fill_up", "60", "0.8", True),  # 12 left of fuel
+        ("fill_up", "60", "0.9", False),  # 6 left
+        ("fill_up", "60", "1", False),  # a full reversal always removes the visit
+        ("shop", "1000", "1", False),
+    ],
+)
+def test_a_visit_after_a_reversal(kind: str, amount: str, fraction: str, expected: bool) -> None:
+    assert rules.visit_after_reversal(kind, D(amount), D(fraction), DEFAULT) is expected
