@@ -76,10 +76,10 @@ class FuelSettings(msgspec.Struct, forbid_unknown_fields=True):
     redemption_step_points: Annotated[int, Meta(ge=1)] = 1000
     #: Currency units off per litre for each step (0.10: ten cents a litre per 1,000 points).
     off_per_litre_per_step: Decimal = Decimal("0.10")
-    #: At most this much off per litre (1 currency unit), and never below the floor price per litre
-    #: (10.9 cents a US gallon is about 0.029 a litre).
+    #: At most this much off per litre (1 currency unit), and never below the floor price per litre: DOMAIN's
+    #: 10.9 cents a US gallon is 0.109 / 3.785411784 = 0.0288 a litre (to 4 places, in the program's currency).
     max_off_per_litre: Decimal = Decimal(1)
-    floor_price_per_litre: Decimal = Decimal("0.029")
+    floor_price_per_litre: Decimal = Decimal("0.0288")
     #: Litres discounted per fill-up at most.
     discount_max_litres: Decimal = Decimal(75)
 

@@ -112,6 +112,11 @@ def test_redemption_steps(points_: int, problem: str | None) -> None:
     assert (found is None) if problem is None else (problem in (found or ""))
 
 
+def test_the_default_floor_price_is_ten_point_nine_cents_a_us_gallon_per_litre() -> None:
+    us_gallon_litres = D("3.785411784")
+    assert DEFAULT.floor_price_per_litre == (D("0.109") / us_gallon_litres).quantize(D("0.0001"))
+
+
 def test_the_steps_a_member_can_redeem_stop_at_the_maximum_discount() -> None:
     assert rules.redemption_steps(3500, DEFAULT) == [1000, 2000, 3000]
     assert rules.redemption_steps(999, DEFAULT) == []
@@ -125,7 +130,7 @@ def test_the_steps_a_member_can_redeem_stop_at_the_maximum_discount() -> None:
     [
         ("40", "7.50", "0.10", "0.10", "4.00", ()),
         ("40", "7.50", "1.50", "1", "40.00", ("max_off_per_litre",)),  # at most 1 a litre
-        ("40", "0.10", "0.30", "0.071", "2.84", ("floor_price",)),  # never below the floor (0.029)
+        ("40", "0.10", "0.30", "0.0712", "2.84", ("floor_price",)),  # never below the floor (0.0288)
         ("40", "0.02", "0.10", "0", "0.00", ("floor_price",)),  # already below the floor: nothing off
         ("100", "7.50", "0.20", "0.20", "15.00", ("max_litres",)),  # on at most 75 litres
         ("33.333", "7.50", "0.10", "0.10", "3.33", ()),  # rounded down to the cent
