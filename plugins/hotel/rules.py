@@ -166,6 +166,17 @@ def ineligibility(settings: HotelSettings, channel: str, rate_type: str) -> tupl
     return None
 
 
+def late_claim(check_out: date, today: date, window_days: int) -> str | None:
+    """Why a stay sent ``today`` is too late to earn (None while it is within ``window_days`` of its check-out)."""
+    days = (today - check_out).days
+    if days <= window_days:
+        return None
+    return (
+        f"checked out on {check_out.isoformat()}, {days} days ago: a stay can be claimed up to {window_days} days "
+        "after check-out, so it earns no points or nights"
+    )
+
+
 # --- milestones -----------------------------------------------------------------------------------------------------
 
 

@@ -140,9 +140,15 @@ async def screen(ctx: EventContext) -> Screening | None:
         return Screening(
             "reject", f"reservation {stay.status.replace('_', ' ')}: points are earned after check-out", "hotel.not_yet"
         )
-    refusal = rules.ineligibility(settings_of(ctx.tenant), stay.booking_channel, stay.rate_type)
+    settings = settings_of(ctx.tenant)
+    refusal = rules.ineligibility(settings, stay.booking_channel, stay.rate_type)
     if refusal is not None:
         return Screening("reject", refusal[1], refusal[0])
+    late = rules.late_claim(
+        stay.check_out, local_day(ctx.now, ZoneInfo(ctx.tenant.timezone)), settings.claim_window_days
+    )
+    if late is not None:
+        return Screening("reject", late, "hotel.claim_window")
     if row is not None and _earned(row):
         return Screening(
             "reject",

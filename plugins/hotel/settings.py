@@ -81,6 +81,9 @@ class HotelSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_rooms_earning: Annotated[int, Meta(ge=1, le=50)] = 3
     #: Points post this many days after the check-out date (pending until then).
     posting_delay_days: Annotated[int, Meta(ge=0, le=30)] = 1
+    #: A missing stay can be claimed (its check-out sent) up to this many days after check-out; later it earns
+    #: nothing (DOMAIN: up to a year after).
+    claim_window_days: Annotated[int, Meta(ge=1, le=3650)] = 365
     #: Tier bonus on base points, in percent, by tier code (Marriott: +10/25/50/75 %).
     tier_bonus_percent: dict[Code, Percent] = msgspec.field(
         default_factory=lambda: {"silver": 10, "gold": 25, "platinum": 50, "ambassador": 75}
