@@ -70,6 +70,23 @@ def is_new_stay(property: str, check_in: date, check_out: date, others: Iterable
     return True
 
 
+def counted_nights(nights: int, reversed_share: Decimal) -> Decimal:
+    """The nights a stay still counts once ``reversed_share`` of it was reversed through the API: core takes the
+    same share of its qualification credits back (a folio half refunded keeps half its nights for status), so the
+    milestones count what status counts."""
+    if reversed_share >= 1:
+        return Decimal(0)
+    return Decimal(nights) * (1 - reversed_share)
+
+
+def points_left(points: int, reversed_share: Decimal) -> int:
+    """The points a stay still counts once ``reversed_share`` was reversed: core rounds what it removes down, so
+    this rounds up (nothing once reversed in full)."""
+    if reversed_share >= 1:
+        return 0
+    return points - int((points * reversed_share).to_integral_value(rounding=ROUND_FLOOR))
+
+
 # --- eligible charges and base points -------------------------------------------------------------------------------
 
 
@@ -187,7 +204,7 @@ def milestones(settings: HotelSettings) -> list[int]:
     )
 
 
-def milestones_crossed(before: int, after: int, settings: HotelSettings) -> list[int]:
+def milestones_crossed(before: Decimal | int, after: Decimal | int, settings: HotelSettings) -> list[int]:
     """Milestones reached by going from ``before`` to ``after`` nights in the year."""
     return [m for m in milestones(settings) if before < m <= after]
 

@@ -260,3 +260,20 @@ def test_a_late_claim(check_out: str, today: str, window: int, late: bool) -> No
     assert (reason is not None) is late
     if reason:
         assert f"up to {window} days after check-out" in reason
+
+
+@pytest.mark.parametrize(
+    ("nights", "share", "counted", "points", "left"),
+    [
+        (10, "0", "10", 10_000, 10_000),
+        (10, "0.5", "5", 10_000, 5000),
+        (3, "0.5", "1.5", 1001, 501),  # core removes 500 (rounded down): 501 are left
+        (10, "0.75", "2.5", 10_000, 2500),
+        (10, "1", "0", 10_000, 0),
+    ],
+)
+def test_what_a_partly_reversed_stay_still_counts(
+    nights: int, share: str, counted: str, points: int, left: int
+) -> None:
+    assert rules.counted_nights(nights, Decimal(share)) == Decimal(counted)
+    assert rules.points_left(points, Decimal(share)) == left
