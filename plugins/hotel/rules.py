@@ -218,6 +218,40 @@ def milestone_offer(choice: str, settings: HotelSettings) -> dict[str, Any]:
     return {"choice": "suite_upgrade", "upgrades": 1}
 
 
+# --- the status ladder set up when the plugin is enabled -----------------------------------------------------------
+
+VALID_UNTIL = {"end_of_february": (2, 29), "march_31": (3, 31)}
+
+
+def default_tiers(settings: HotelSettings) -> list[dict[str, Any]]:
+    """The ``POST /v1/tiers`` bodies of ``status_tiers``: per calendar year on nights OR stays OR base points, valid
+    until the end of February (29 stands for its last day) or 31 March of year N + ``status_valid_years_after``."""
+    month, day = VALID_UNTIL[settings.status_valid_until]
+    return [
+        {
+            "code": tier.code,
+            "name": tier.name,
+            "rank": rank,
+            "qualification": {
+                "window": {"kind": "calendar_year"},
+                "mode": "any",
+                "criteria": [
+                    {"metric": "nights", "min": str(tier.nights)},
+                    {"metric": "stays", "min": str(tier.stays)},
+                    {"metric": "hotel_base_points", "min": str(tier.base_points)},
+                ],
+            },
+            "validity": {
+                "kind": "fixed_date",
+                "years_after": settings.status_valid_years_after,
+                "month": month,
+                "day": day,
+            },
+        }
+        for rank, tier in enumerate(settings.status_tiers, start=1)
+    ]
+
+
 # --- free nights ----------------------------------------------------------------------------------------------------
 
 

@@ -27,14 +27,18 @@ from core import (
     Screening,
     TenantView,
     ValidationFailed,
+    create_tier,
     credit_points,
     debit_points,
+    expiry_policy,
     get_member,
     load_member_view,
     local_day,
     new_id,
     request_care,
+    set_expiry_policy,
     table_of,
+    tier_codes,
 )
 from plugins.hotel import rules
 from plugins.hotel.events import GIFT, STAY, TRANSFER, StayAttributes, stay_issues
@@ -77,6 +81,22 @@ def _reverses(stay: StayAttributes) -> str | None:
     if stay.payment_status == "failed":
         return "payment failed"
     return None
+
+
+# --- set up when enabled -------------------------------------------------------------------------------------------
+
+
+async def seed_defaults(tenant: TenantView, session: AsyncSession) -> None:
+    """The trade's defaults, set up once when the tenant enables the plugin (``seed_defaults``), never over what the
+    tenant configured: the status ladder when the program has no tiers, the inactivity expiry while it is ``never``."""
+    settings = settings_of(tenant)
+    if not settings.seed_defaults:
+        return
+    if not await tier_codes(session):
+        for body in rules.default_tiers(settings):
+            await create_tier(session, body)
+    if settings.inactivity_expiry_months is not None and (await expiry_policy(session)).kind == "never":
+        await set_expiry_policy(session, "inactivity", settings.inactivity_expiry_months)
 
 
 # --- validation and screening ---------------------------------------------------------------------------------------
