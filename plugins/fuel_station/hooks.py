@@ -71,6 +71,11 @@ async def fealty_event_reversed(ctx: EventContext, reversal: ReversalView) -> No
 
 
 @hookimpl
+async def fealty_plugin_enabled(tenant: TenantView, session: Any) -> None:
+    await service.seed_defaults(tenant, session)
+
+
+@hookimpl
 async def fealty_member_enrolled(tenant: TenantView, member: MemberView, session: Any) -> None:
     await service.start_new_member(tenant, member, session)
 

@@ -7,6 +7,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
+from typing import Any
 
 from plugins.fuel_station.settings import FuelSettings, GradeSettings
 
@@ -157,6 +158,23 @@ def visit_reward(visits_before: int, settings: FuelSettings) -> Line | None:
 
 
 # --- levels ---------------------------------------------------------------------------------------------------------
+
+
+def default_levels(settings: FuelSettings) -> list[dict[str, Any]]:
+    """The ``POST /v1/tiers`` bodies of ``levels``: ``level_metric`` over a rolling ``level_window_days``, reviewed
+    ``level_review_days`` after it was reached (renewed, or down to the level the window still gives). A level from 0
+    is the entry level (no criteria, held for good)."""
+    bodies: list[dict[str, Any]] = []
+    for rank, level in enumerate(settings.levels):
+        body: dict[str, Any] = {"code": level.code, "name": level.name, "rank": rank, "downgrade": "to_qualified"}
+        if level.min > 0:
+            body["qualification"] = {
+                "window": {"kind": "rolling_days", "days": settings.level_window_days},
+                "criteria": [{"metric": settings.level_metric, "min": _num(level.min)}],
+            }
+            body["validity"] = {"kind": "days", "days": settings.level_review_days}
+        bodies.append(body)
+    return bodies
 
 
 def add_months(at: datetime, months: int) -> datetime:

@@ -24,7 +24,11 @@ from core import (
     TenantView,
     ValidationFailed,
     assign_tier,
+    create_tier,
+    expiry_policy,
     request_care,
+    set_expiry_policy,
+    tier_codes,
     utcnow,
 )
 from plugins.fuel_station import rules
@@ -317,6 +321,23 @@ async def record(
             row.flagged, row.flags = True, [{"code": f.code, "detail": f.detail} for f in flags]
     await ctx.session.flush()
     return row
+
+
+# --- set up when enabled -------------------------------------------------------------------------------------------
+
+
+async def seed_defaults(tenant: TenantView, session: AsyncSession) -> None:
+    """The trade's defaults, set up once when the tenant enables the plugin (``seed_defaults``), never over what the
+    tenant configured: the level ladder when the program has no tiers, expiry after ``points_expiry_days`` while it
+    is ``never``."""
+    settings: FuelSettings = tenant.settings_for("fuel")
+    if not settings.seed_defaults:
+        return
+    if not await tier_codes(session):
+        for body in rules.default_levels(settings):
+            await create_tier(session, body)
+    if settings.points_expiry_days is not None and (await expiry_policy(session)).kind == "never":
+        await set_expiry_policy(session, "days_after_earn", settings.points_expiry_days)
 
 
 # --- new members ----------------------------------------------------------------------------------------------------
