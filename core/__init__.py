@@ -60,6 +60,11 @@ _EXPORTS: dict[str, str] = {
     "emit": "core.outbox.service",
     "request_care": "core.care.service",
     "assign_tier": "core.tiers.service",
+    "tier_codes": "core.tiers.catalog",
+    "create_tier": "core.tiers.catalog",
+    "expiry_policy": "core.program.service",
+    "set_expiry_policy": "core.program.service",
+    "ExpiryPolicyView": "core.program.service",
     "approve_held": "core.events.api",
     "reject_held": "core.events.api",
     "get_member": "core.members.service",
@@ -91,6 +96,7 @@ __all__ = [
     "EventContext",
     "EventType",
     "EventView",
+    "ExpiryPolicyView",
     "FealtyError",
     "FieldIssue",
     "JobContext",
@@ -114,12 +120,14 @@ __all__ = [
     "approve_held",
     "assign_tier",
     "check_limit",
+    "create_tier",
     "credit_points",
     "cursor_uuid",
     "debit_points",
     "decode_cursor",
     "emit",
     "encode_cursor",
+    "expiry_policy",
     "get_member",
     "get_redemption",
     "hookimpl",
@@ -134,7 +142,9 @@ __all__ = [
     "reject_held",
     "request_care",
     "rls",
+    "set_expiry_policy",
     "table_of",
+    "tier_codes",
     "use_redemption",
     "utcnow",
 ]
@@ -209,6 +219,11 @@ if TYPE_CHECKING:
     from core.plugin_types import TenantView as TenantView
     from core.plugin_types import TierChange as TierChange
     from core.plugins import hookimpl as hookimpl
+    from core.program.service import ExpiryPolicyView as ExpiryPolicyView
+    from core.program.service import expiry_policy as expiry_policy
+    from core.program.service import set_expiry_policy as set_expiry_policy
     from core.rewards.service import get_redemption as get_redemption
     from core.rewards.service import use_redemption as use_redemption
+    from core.tiers.catalog import create_tier as create_tier
+    from core.tiers.catalog import tier_codes as tier_codes
     from core.tiers.service import assign_tier as assign_tier

@@ -557,6 +557,7 @@ class HotelDemo(_TenantDemo):
                 "expiry_policy": {"kind": "inactivity", "value": 24},
                 "plugin_settings": {
                     HOTEL_PLUGIN: {
+                        "seed_defaults": False,  # the demo sets up its own tiers below
                         "brand_points_per_unit": {"express": 5},
                         "tier_bonus_percent": {"silver": 20, "gold": 80, "diamond": 100},
                         "perks": {
@@ -845,7 +846,10 @@ class FuelDemo(_TenantDemo):
             {
                 "plugins": [FUEL_PLUGIN],
                 "points_name": "Huangpu Points",
-                "plugin_settings": {FUEL_PLUGIN: {"earn_mode": "per_amount", "monthly_points_cap": 7000}},
+                "plugin_settings": {
+                    # the demo sets up its own levels below
+                    FUEL_PLUGIN: {"seed_defaults": False, "earn_mode": "per_amount", "monthly_points_cap": 7000}
+                },
             },
         )
         sites = {}

@@ -106,6 +106,19 @@ def fealty_event_reversed(ctx: EventContext, reversal: ReversalView) -> None:
 
 
 @_hookspec
+def fealty_plugin_enabled(tenant: TenantView, session: Any) -> None:
+    """Notification: the tenant has just enabled this plugin (``PATCH /v1/program``, or a tenant created with it).
+
+    Called once per enabling, only for the plugins that were not enabled before, inside that request's transaction
+    and after the plugin's settings are stored (``tenant.settings_for(...)`` reads them). A plugin sets up its
+    defaults here through core's services (``tier_codes`` / ``create_tier``, ``expiry_policy`` /
+    ``set_expiry_policy``), never overwriting what the tenant configured. Raising a FealtyError refuses the change:
+    nothing of it is kept.
+    """
+    raise NotImplementedError
+
+
+@_hookspec
 def fealty_member_enrolled(tenant: TenantView, member: MemberView, session: Any) -> None:
     """Notification: a member was enrolled (through the API or automatically on a first event)."""
     raise NotImplementedError
@@ -148,6 +161,7 @@ __all__ = [
     "fealty_event_reversed",
     "fealty_fulfil_reward",
     "fealty_member_enrolled",
+    "fealty_plugin_enabled",
     "fealty_qualifying_credits",
     "fealty_register_event_types",
     "fealty_reward_redeemed",

@@ -253,6 +253,9 @@ class TenantHooks:
     async def event_reversed(self, ctx: EventContext, reversal: ReversalView) -> None:
         await self._all("fealty_event_reversed", ctx=ctx, reversal=reversal)
 
+    async def plugin_enabled(self, tenant: TenantView, session: Any) -> None:
+        await self._all("fealty_plugin_enabled", tenant=tenant, session=session)
+
     async def member_enrolled(self, tenant: TenantView, member: MemberView, session: Any) -> None:
         await self._all("fealty_member_enrolled", tenant=tenant, member=member, session=session)
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import (
+    Base,
     Conflict,
     CurrentPrincipal,
     CurrentProgram,
@@ -197,6 +198,9 @@ class FlagOut(msgspec.Struct):
 
 
 class DecisionOut(msgspec.Struct):
+    """Who decided on a held transaction, when and why, whichever route decided it (this queue's or core's
+    ``POST /v1/events/{id}/approve|reject``)."""
+
     #: approved or rejected; ``points`` is everything the approval awarded (0 for a rejection).
     decision: str
     reason: str
@@ -220,7 +224,8 @@ class ReviewOut(msgspec.Struct):
     #: held (waiting for a decision), awarded (approved) or rejected.
     status: str
     flags: list[FlagOut]
-    #: Fuel and shop points it earned (what counts toward the monthly cap); the decision says all it earned.
+    #: Fuel and shop points it earned and still counts toward the monthly cap (less what a reversal took back); the
+    #: decision says all the approval awarded.
     points: int
     decision: DecisionOut | None = None
 
@@ -229,7 +234,35 @@ class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, Meta(min_length=1, max_length=300)]
 
 
-def _review_out(tx: FuelTransaction, code: str, review: FuelReview | None) -> ReviewOut:
+#: Core's prefixes of a decided event's reason (``POST /v1/events/{id}/approve|reject``).
+_DECISION_PREFIXES = {"awarded": ("approved", "approved: "), "rejected": ("rejected", "rejected: ")}
+
+
+def _events() -> Any:
+    """Core's events table, for the decision it records (who, when, why) on any held event, whichever route decided
+    it: core's own ``POST /v1/events/{id}/approve|reject`` write no fuel review row."""
+    return Base.metadata.tables["events"]
+
+
+def _decision(tx: FuelTransaction, review: FuelReview | None, core: Any) -> DecisionOut | None:
+    """The decision on a held transaction: the fuel review when this queue made it, else core's record of it."""
+    if review is not None:
+        return DecisionOut(review.decision, review.reason, review.decided_by, review.decided_at, review.points)
+    if not tx.flagged or tx.status not in _DECISION_PREFIXES or core.decided_at is None:
+        return None
+    decision, prefix = _DECISION_PREFIXES[tx.status]
+    reason = core.status_reason or ""
+    return DecisionOut(
+        decision=decision,
+        reason=reason.removeprefix(prefix),
+        decided_by=core.decided_by or "",
+        decided_at=core.decided_at,
+        points=int(core.points or 0) if decision == "approved" else 0,
+    )
+
+
+def _review_out(row: Any) -> ReviewOut:
+    tx, code, review = row[0], row[1], row[2]
     return ReviewOut(
         id=tx.id,
         event_id=tx.event_id,
@@ -243,21 +276,29 @@ def _review_out(tx: FuelTransaction, code: str, review: FuelReview | None) -> Re
         currency=tx.currency,
         status=tx.status,
         flags=[FlagOut(f["code"], f["detail"]) for f in tx.flags or []],
-        points=tx.points,
-        decision=None
-        if review is None
-        else DecisionOut(review.decision, review.reason, review.decided_by, review.decided_at, review.points),
+        points=tx.points - tx.reversed_points,
+        decision=_decision(tx, review, row),
     )
 
 
 def _reviews_query() -> Any:
+    events = _events()
     return (
-        select(FuelTransaction, FuelSite.code, FuelReview)
+        select(
+            FuelTransaction,
+            FuelSite.code,
+            FuelReview,
+            events.c.decided_by,
+            events.c.decided_at,
+            events.c.status_reason,
+            events.c.points,
+        )
         .join(FuelSite, and_(FuelSite.tenant_id == FuelTransaction.tenant_id, FuelSite.id == FuelTransaction.site_id))
         .outerjoin(
             FuelReview,
             and_(FuelReview.tenant_id == FuelTransaction.tenant_id, FuelReview.transaction_id == FuelTransaction.id),
         )
+        .outerjoin(events, and_(events.c.tenant_id == FuelTransaction.tenant_id, events.c.id == FuelTransaction.id))
     )
 
 
@@ -265,7 +306,7 @@ async def _review(db: AsyncSession, event_id: uuid.UUID) -> ReviewOut:
     row = (await db.execute(_reviews_query().where(FuelTransaction.id == event_id))).first()
     if row is None:
         raise NotFound("No fuel event with this id.", field="event_id")
-    return _review_out(*row)
+    return _review_out(row)
 
 
 async def _flagged(db: AsyncSession, event_id: uuid.UUID) -> FuelTransaction:
@@ -315,7 +356,7 @@ class ReviewsController(Controller):
             query = query.where(FuelTransaction.id < cursor_uuid(decode_cursor(cursor, 1)[0]))
         rows = (await db.execute(query)).all()
         items, next_cursor = page_of(rows, limit, lambda r: encode_cursor(r[0].id))
-        return Page([_review_out(*r) for r in items], next_cursor)
+        return Page([_review_out(r) for r in items], next_cursor)
 
     @get("/{event_id:uuid}", operation_id="fuelGetReview", opt={"scope": "members:read"})
     async def get_review(self, db: Db, event_id: FromPath[uuid.UUID]) -> ReviewOut:

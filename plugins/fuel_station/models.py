@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKeyConstraint, Index, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKeyConstraint, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core import Base, TenantScoped, id_column, utcnow
@@ -87,8 +87,14 @@ class FuelTransaction(TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(16))
     #: Points from fuel and shop earning (what counts toward the monthly cap); the visit reward is not included.
     points: Mapped[int] = mapped_column(BigInteger, default=0)
-    #: The transaction counted as a visit (it was awarded and reached the visit threshold).
+    #: The transaction counts as a visit (it was awarded, reached the visit threshold, and what a reversal left of it
+    #: still does).
     visit: Mapped[bool] = mapped_column(default=False)
+    #: Share of it reversed through the API (0..1). At 1 it counts no more: no points under the cap, no visit, no
+    #: activity for retention and win-back (its status stays ``awarded``, like core's event).
+    reversed_fraction: Mapped[Decimal] = mapped_column(Numeric(9, 8), default=Decimal(0), server_default="0")
+    #: Of ``points``, those reversals took back: the monthly cap counts ``points - reversed_points``.
+    reversed_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     #: Held by the fraud rules (it stays in the review queue's history once decided), and why.
     flagged: Mapped[bool] = mapped_column(default=False)
     flags: Mapped[list[Any]] = mapped_column(default=list)

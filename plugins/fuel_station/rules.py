@@ -3,9 +3,11 @@ fraud checks and retention rates. Every figure comes from the tenant's :class:`F
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
+from typing import Any
 
 from plugins.fuel_station.settings import FuelSettings, GradeSettings
 
@@ -153,6 +155,52 @@ def visit_reward(visits_before: int, settings: FuelSettings) -> Line | None:
         settings.visit_reward_points,
         f"visit {number}: a reward every {settings.visit_reward_every} visits",
     )
+
+
+# --- levels ---------------------------------------------------------------------------------------------------------
+
+
+def default_levels(settings: FuelSettings) -> list[dict[str, Any]]:
+    """The ``POST /v1/tiers`` bodies of ``levels``: ``level_metric`` over a rolling ``level_window_days``, reviewed
+    ``level_review_days`` after it was reached (renewed, or down to the level the window still gives). A level from 0
+    is the entry level (no criteria, held for good)."""
+    bodies: list[dict[str, Any]] = []
+    for rank, level in enumerate(settings.levels):
+        body: dict[str, Any] = {"code": level.code, "name": level.name, "rank": rank, "downgrade": "to_qualified"}
+        if level.min > 0:
+            body["qualification"] = {
+                "window": {"kind": "rolling_days", "days": settings.level_window_days},
+                "criteria": [{"metric": settings.level_metric, "min": _num(level.min)}],
+            }
+            body["validity"] = {"kind": "days", "days": settings.level_review_days}
+        bodies.append(body)
+    return bodies
+
+
+def add_months(at: datetime, months: int) -> datetime:
+    """The same day ``months`` later (the last day of a shorter month): how long a new member's level lasts."""
+    month = at.month - 1 + months
+    year, month = at.year + month // 12, month % 12 + 1
+    return at.replace(year=year, month=month, day=min(at.day, calendar.monthrange(year, month)[1]))
+
+
+# --- reversals -------------------------------------------------------------------------------------------------------
+
+
+def reversed_points(points: int, reversed_fraction: Decimal) -> int:
+    """Of a transaction's capped ``points``, those reversals of ``reversed_fraction`` in all took back: rounded down
+    as core rounds what it removes (several partial reversals add up to a full one), all of them once in full."""
+    if reversed_fraction >= 1:
+        return points
+    return _floor(points * reversed_fraction)
+
+
+def visit_after_reversal(kind: str, amount: Decimal, reversed_fraction: Decimal, settings: FuelSettings) -> bool:
+    """Whether a visit still is one once ``reversed_fraction`` of it was refunded: what is left of its amount must
+    still reach the visit threshold; a full reversal always removes it."""
+    if reversed_fraction >= 1:
+        return False
+    return is_visit(kind, amount * (1 - reversed_fraction), settings)
 
 
 # --- rewards: redemption steps and cents off ------------------------------------------------------------------------

@@ -7,18 +7,37 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import Award, EventContext, JobContext, request_care
+from core import (
+    Award,
+    EventContext,
+    FieldIssue,
+    JobContext,
+    MemberView,
+    ReversalView,
+    Screening,
+    TenantView,
+    ValidationFailed,
+    assign_tier,
+    create_tier,
+    expiry_policy,
+    request_care,
+    set_expiry_policy,
+    tier_codes,
+    utcnow,
+)
 from plugins.fuel_station import rules
+from plugins.fuel_station.events import FILL_UP, KIND_OF, event_issues
 from plugins.fuel_station.models import FuelSite, FuelTransaction
 from plugins.fuel_station.settings import FuelSettings
 
-FILL_UP, SHOP = "fuel.fill_up", "fuel.shop_purchase"
-KIND_OF = {FILL_UP: "fill_up", SHOP: "shop"}
+#: Where screening leaves a held fill-up's fraud flags for ``fealty_event_processed`` to record (by event id).
+_FLAGS = "fuel.flags"
 #: How far back the daily win-back job looks for lapses that began (so a worker that was down catches up).
 WIN_BACK_LOOKBACK_DAYS = 30
 
@@ -54,9 +73,51 @@ async def sites_by_code(session: AsyncSession, codes: Iterable[str]) -> dict[str
     return {site.code: site for site in rows}
 
 
+async def site_of(ctx: EventContext) -> FuelSite | None:
+    """The event's site, read once per request (a batch names few sites many times)."""
+    cache: dict[tuple[Any, str], Any] = ctx.session.info.setdefault("fuel.sites", {})
+    key = (ctx.tenant.id, ctx.event.attributes.site)
+    if key not in cache:
+        cache[key] = await site_by_code(ctx.session, ctx.event.attributes.site)
+    site: FuelSite | None = cache[key]
+    return site
+
+
 def _excluded(ctx: EventContext) -> list[uuid.UUID]:
     """The event itself and the batch's earlier items: they are counted from the batch, never twice."""
     return [ctx.event.id, *(e.id for e in ctx.earlier)]
+
+
+# --- validation and screening ---------------------------------------------------------------------------------------
+
+
+async def validate(ctx: EventContext) -> list[FieldIssue]:
+    if ctx.event.type not in KIND_OF:
+        return []
+    issues = event_issues(ctx.event, settings_of(ctx), ctx.tenant.currency)
+    if await site_of(ctx) is None:
+        issues.append(FieldIssue("attributes.site", f"no site with code '{ctx.event.attributes.site}'"))
+    return issues
+
+
+async def screen(ctx: EventContext) -> Screening | None:
+    """Refuse what a non-participating site sends; hold a fill-up the fraud rules flag (its flags are recorded with
+    its row once it is stored)."""
+    if ctx.event.type not in KIND_OF:
+        return None
+    site = await site_of(ctx)
+    assert site is not None  # validated
+    if not site.participating:
+        return Screening(
+            "reject", f"site {site.code} does not take part in the programme: nothing is earned there", "fuel.site"
+        )
+    if ctx.event.type != FILL_UP:
+        return None
+    flags = await fraud_flags(ctx, site, ZoneInfo(ctx.tenant.timezone))
+    if not flags:
+        return None
+    ctx.session.info.setdefault(_FLAGS, {})[ctx.event.id] = flags
+    return Screening("hold", "; ".join(f"{f.detail} [{f.code}]" for f in flags), "fuel.fraud")
 
 
 # --- fraud ----------------------------------------------------------------------------------------------------------
@@ -117,13 +178,23 @@ class Usage:
 
 
 async def usage(ctx: EventContext, tz: ZoneInfo) -> Usage:
-    """Stored awarded transactions (one query) plus the batch's earlier items that were awarded."""
+    """Stored awarded transactions, less what reversals took back (one query), plus the batch's earlier items that
+    were awarded."""
     month = local_month(ctx.event.occurred_at, tz)
     row = (
         await ctx.session.execute(
             select(
                 func.coalesce(
-                    func.sum(case((FuelTransaction.local_month == month, FuelTransaction.points), else_=0)), 0
+                    func.sum(
+                        case(
+                            (
+                                FuelTransaction.local_month == month,
+                                FuelTransaction.points - FuelTransaction.reversed_points,
+                            ),
+                            else_=0,
+                        )
+                    ),
+                    0,
                 ),
                 func.coalesce(func.sum(case((FuelTransaction.visit.is_(True), 1), else_=0)), 0),
             ).where(
@@ -144,6 +215,43 @@ async def usage(ctx: EventContext, tz: ZoneInfo) -> Usage:
     return Usage(month_points, visits)
 
 
+async def compute_awards(ctx: EventContext) -> list[Award] | None:
+    """Base points by grade or in the shop, the premium extra, under the monthly cap; a visit's reward."""
+    event = ctx.event
+    kind = KIND_OF.get(event.type)
+    if kind is None:
+        return None
+    settings = settings_of(ctx)
+    assert event.amount is not None
+    if kind == "fill_up":
+        assert event.quantity is not None
+        lines = rules.fill_up_lines(settings, settings.grades[event.attributes.grade], event.quantity, event.amount)
+    else:
+        lines = rules.shop_lines(settings, event.amount)
+    lines = [line for line in lines if line.points or line.source != rules.PREMIUM]
+    used = await usage(ctx, ZoneInfo(ctx.tenant.timezone))
+    lines = rules.apply_monthly_cap(lines, used.month_points, settings.monthly_points_cap)
+    if rules.is_visit(kind, event.amount, settings):
+        reward = rules.visit_reward(used.visits, settings)
+        if reward is not None:
+            lines.append(reward)
+    return to_awards(lines)
+
+
+def qualifying_credits(ctx: EventContext) -> dict[str, Decimal] | None:
+    """What levels count: litres, fuel and shop spend, fill-ups, visits."""
+    event = ctx.event
+    kind = KIND_OF.get(event.type)
+    if kind is None:
+        return None
+    assert event.amount is not None
+    visit = Decimal(1) if rules.is_visit(kind, event.amount, settings_of(ctx)) else Decimal(0)
+    if kind == "fill_up":
+        assert event.quantity is not None
+        return {"litres": event.quantity, "fuel_spend": event.amount, "fill_ups": Decimal(1), "visits": visit}
+    return {"shop_spend": event.amount, "visits": visit}
+
+
 def to_awards(lines: Sequence[rules.Line]) -> list[Award]:
     return [
         Award(line.points, line.reason, line.source, base=line.base, detail={"capped_from": line.capped_from})
@@ -152,6 +260,14 @@ def to_awards(lines: Sequence[rules.Line]) -> list[Award]:
 
 
 # --- recording ------------------------------------------------------------------------------------------------------
+
+
+async def processed(ctx: EventContext, status: str, awards: Sequence[Award]) -> None:
+    """Record the event's row with its status (and the fraud flags screening found, when it was held)."""
+    if ctx.event.type not in KIND_OF:
+        return
+    flags = ctx.session.info.get(_FLAGS, {}).pop(ctx.event.id, None)
+    await record(ctx, status, awards, flags)
 
 
 async def record(
@@ -207,6 +323,72 @@ async def record(
     return row
 
 
+# --- set up when enabled -------------------------------------------------------------------------------------------
+
+
+async def seed_defaults(tenant: TenantView, session: AsyncSession) -> None:
+    """The trade's defaults, set up once when the tenant enables the plugin (``seed_defaults``), never over what the
+    tenant configured: the level ladder when the program has no tiers, expiry after ``points_expiry_days`` while it
+    is ``never``."""
+    settings: FuelSettings = tenant.settings_for("fuel")
+    if not settings.seed_defaults:
+        return
+    if not await tier_codes(session):
+        for body in rules.default_levels(settings):
+            await create_tier(session, body)
+    if settings.points_expiry_days is not None and (await expiry_policy(session)).kind == "never":
+        await set_expiry_policy(session, "days_after_earn", settings.points_expiry_days)
+
+
+# --- new members ----------------------------------------------------------------------------------------------------
+
+
+async def start_new_member(tenant: TenantView, member: MemberView, session: AsyncSession) -> None:
+    """A new member starts on ``new_member_level`` (as a floor) for ``new_member_months``, when the program has it."""
+    settings: FuelSettings = tenant.settings_for("fuel")
+    if settings.new_member_level is None:
+        return
+    now = utcnow()
+    try:
+        await assign_tier(
+            session,
+            tenant.id,
+            member.id,
+            settings.new_member_level,
+            until=rules.add_months(now, settings.new_member_months),
+            reason="new member",
+            now=now,
+        )
+    except ValidationFailed:
+        return  # the program has no such tier (yet): members start where core's tiers put them
+
+
+# --- reversals -------------------------------------------------------------------------------------------------------
+
+
+async def on_event_reversed(ctx: EventContext, reversal: ReversalView) -> None:
+    """(Part of) an awarded transaction was reversed through the API: it counts that much less toward the monthly
+    cap, keeps its visit only while what is left still reaches the threshold, and once reversed in full is no visit
+    and no activity any more."""
+    kind = KIND_OF.get(ctx.event.type)
+    if kind is None:
+        return
+    row = await ctx.session.get(FuelTransaction, (ctx.tenant.id, ctx.event.id), with_for_update=True)
+    if row is None or row.status != "awarded":
+        return
+    share = min(Decimal(1), Decimal(reversal.reversed_fraction))
+    row.reversed_fraction = share
+    row.reversed_points = rules.reversed_points(row.points, share)
+    row.visit = row.visit and rules.visit_after_reversal(kind, row.amount, share, settings_of(ctx))
+    row.updated_at = ctx.now
+    await ctx.session.flush()
+
+
+def counts_as_activity() -> Any:
+    """The transactions that are activity: awarded, and not reversed in full."""
+    return and_(FuelTransaction.status == "awarded", FuelTransaction.reversed_fraction < 1)
+
+
 # --- measures -------------------------------------------------------------------------------------------------------
 
 
@@ -221,13 +403,14 @@ class RetentionRow:
 async def retention(
     session: AsyncSession, tenant_id: uuid.UUID, as_of: datetime, days: int
 ) -> tuple[RetentionRow, list[RetentionRow]]:
-    """Return and churn over two back-to-back windows of ``days``: the cohort is who had awarded activity in the
-    earlier window; *returned* came back in the later one (to the same site, for a site's row; anywhere, for the
-    network), *churned* had no activity anywhere in the network in the later one. Set-based: three statements."""
+    """Return and churn over two back-to-back windows of ``days``: the cohort is who had activity (awarded and not
+    reversed in full) in the earlier window; *returned* came back in the later one (to the same site, for a site's
+    row; anywhere, for the network), *churned* had no activity anywhere in the network in the later one. Set-based:
+    three statements."""
     recent_start = as_of - timedelta(days=days)
     base_start = recent_start - timedelta(days=days)
     tx = FuelTransaction
-    awarded = and_(tx.tenant_id == tenant_id, tx.status == "awarded")
+    awarded = and_(tx.tenant_id == tenant_id, counts_as_activity())
     cohort = (
         select(tx.site_id, tx.member_id)
         .where(awarded, tx.occurred_at >= base_start, tx.occurred_at < recent_start)
@@ -286,7 +469,7 @@ async def request_win_backs(ctx: JobContext) -> int:
     rows = (
         await ctx.session.execute(
             select(FuelTransaction.member_id, last.label("last_at"), func.count().label("transactions"))
-            .where(FuelTransaction.tenant_id == ctx.tenant.id, FuelTransaction.status == "awarded")
+            .where(FuelTransaction.tenant_id == ctx.tenant.id, counts_as_activity())
             .group_by(FuelTransaction.member_id)
             .having(last <= lapse_start, last > lapse_start - timedelta(days=WIN_BACK_LOOKBACK_DAYS))
             .order_by(FuelTransaction.member_id)

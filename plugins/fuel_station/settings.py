@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from itertools import pairwise
 from typing import Annotated, Literal
 
 import msgspec
@@ -28,6 +29,24 @@ class GradeSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     multiplier: Decimal = Decimal(1)
 
 
+class LevelSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """One level of the ladder set up when the plugin is enabled: reached with at least ``min`` of ``level_metric``
+    over the rolling window (0: the entry level everyone has)."""
+
+    code: Code
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    min: Decimal = Decimal(0)
+
+
+def default_levels() -> list[LevelSettings]:
+    """Circle K's 90-day spend ladder: 0-150, 150-300, 300+."""
+    return [
+        LevelSettings("member", "Member", Decimal(0)),
+        LevelSettings("silver", "Silver", Decimal(150)),
+        LevelSettings("gold", "Gold", Decimal(300)),
+    ]
+
+
 def default_grades() -> dict[str, GradeSettings]:
     return {
         "gasoline": GradeSettings(),
@@ -37,6 +56,21 @@ def default_grades() -> dict[str, GradeSettings]:
 
 
 class FuelSettings(msgspec.Struct, forbid_unknown_fields=True):
+    # --- set up when the plugin is enabled ------------------------------------------------------------------------
+    #: When the tenant enables the plugin, create ``levels`` if the program has no tiers yet and set points to expire
+    #: ``points_expiry_days`` after earning if the expiry is still ``never``; false: leave the program as it is.
+    seed_defaults: bool = True
+    #: The level ladder created then, lowest first (ranks 0, 1, 2...): ``level_metric`` over the last
+    #: ``level_window_days`` (``spend``: fuel and shop; or ``fuel_spend``, ``litres``, ``fill_ups``, ``visits``).
+    levels: Annotated[list[LevelSettings], Meta(max_length=20)] = msgspec.field(default_factory=default_levels)
+    level_metric: Literal["spend", "fuel_spend", "shop_spend", "litres", "fill_ups", "visits"] = "spend"
+    level_window_days: Annotated[int, Meta(ge=1, le=3660)] = 90
+    #: A level is reviewed this many days after it was reached: renewed while the window still qualifies, else the
+    #: member moves down to the level it does.
+    level_review_days: Annotated[int, Meta(ge=1, le=3660)] = 30
+    #: Points (and so rewards) expire this many days after earning, oldest first (DOMAIN: 90); null: not set up.
+    points_expiry_days: Annotated[int, Meta(ge=1, le=1200)] | None = 90
+
     # --- earning ------------------------------------------------------------------------------------------------
     #: ``per_litre``: points per whole litre (part litres don't count); ``per_amount``: per currency unit, by grade.
     earn_mode: Literal["per_litre", "per_amount"] = "per_litre"
@@ -76,10 +110,10 @@ class FuelSettings(msgspec.Struct, forbid_unknown_fields=True):
     redemption_step_points: Annotated[int, Meta(ge=1)] = 1000
     #: Currency units off per litre for each step (0.10: ten cents a litre per 1,000 points).
     off_per_litre_per_step: Decimal = Decimal("0.10")
-    #: At most this much off per litre (1 currency unit), and never below the floor price per litre
-    #: (10.9 cents a US gallon is about 0.029 a litre).
+    #: At most this much off per litre (1 currency unit), and never below the floor price per litre: DOMAIN's
+    #: 10.9 cents a US gallon is 0.109 / 3.785411784 = 0.0288 a litre (to 4 places, in the program's currency).
     max_off_per_litre: Decimal = Decimal(1)
-    floor_price_per_litre: Decimal = Decimal("0.029")
+    floor_price_per_litre: Decimal = Decimal("0.0288")
     #: Litres discounted per fill-up at most.
     discount_max_litres: Decimal = Decimal(75)
 
@@ -112,6 +146,9 @@ class FuelSettings(msgspec.Struct, forbid_unknown_fields=True):
                 (f"grades.{name}.amount_per_point", grade.amount_per_point, Decimal(0), Decimal(10000), False),
                 (f"grades.{name}.multiplier", grade.multiplier, Decimal(1), Decimal(20), True),
             ]
+        checks += [
+            (f"levels[{i}].min", level.min, Decimal(0), Decimal(10**12), True) for i, level in enumerate(self.levels)
+        ]
         for name, value, low, high, low_allowed in checks:
             if value is None:
                 continue
@@ -120,5 +157,10 @@ class FuelSettings(msgspec.Struct, forbid_unknown_fields=True):
                 raise ValueError(f"field `{name}` must be {relation} {low} and at most {high}")
         if not self.grades:
             raise ValueError("field `grades` must name at least one grade")
+        codes = [level.code for level in self.levels]
+        if len(set(codes)) != len(codes):
+            raise ValueError("field `levels` needs a different code for each level")
+        if any(b.min <= a.min for a, b in pairwise(self.levels)):
+            raise ValueError("field `levels` must go up: each level's min above the one before")
         if self.redemption_min_points % self.redemption_step_points:
             raise ValueError("field `redemption_min_points` must be a multiple of redemption_step_points")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
@@ -51,6 +52,11 @@ class PerksOut(msgspec.Struct):
     pre_arrival_notice: bool
 
 
+def _plain(value: Decimal) -> Decimal:
+    """``3`` rather than ``3.00000000`` or ``3E+1``; ``1.5`` rather than ``1.50000000``."""
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
+
+
 class StayOut(msgspec.Struct):
     id: uuid.UUID
     reservation_id: str
@@ -67,12 +73,17 @@ class StayOut(msgspec.Struct):
     payment_status: str
     last_event_id: str
     earning_event_id: str | None
+    #: What the earning event gave: points, nights and stays (0 once reversed in full).
     base_points: int
     bonus_points: int
     qualifying_nights: int
     stay_credit: int
     credit_year: int | None
     updated_at: datetime
+    #: The share of the earning event reversed through the API (a folio partly refunded), and the nights it still
+    #: counts for status and milestones (``qualifying_nights`` less that share, as core's credits count them).
+    reversed_share: Decimal
+    counted_nights: Decimal
 
     @classmethod
     def of(cls, r: HotelStay) -> StayOut:
@@ -98,6 +109,8 @@ class StayOut(msgspec.Struct):
             r.stay_credit,
             r.credit_year,
             r.updated_at,
+            _plain(Decimal(r.reversed_share or 0)),
+            _plain(rules.counted_nights(r.qualifying_nights, Decimal(r.reversed_share or 0))),
         )
 
 
@@ -133,7 +146,8 @@ class MilestoneOut(msgspec.Struct):
 
 class MilestonesOut(msgspec.Struct):
     year: int
-    #: Qualifying nights this calendar year (program time zone) and the next milestone, if any is left.
+    #: Whole qualifying nights this calendar year (program time zone; a partial reversal can leave part of a night)
+    #: and the next milestone, if any is left.
     nights_this_year: int
     next_milestone: int | None
     items: list[MilestoneOut]
@@ -206,7 +220,7 @@ class HotelController(Controller):
         items = await service.member_milestones(db, member_id)
         settings = service.settings_of(_tenant(principal, program, runtime))
         year = utcnow().astimezone(program.tz).year
-        nights = await service.year_nights(db, member_id, year)
+        nights = int(await service.year_nights(db, member_id, year))
         upcoming = [m for m in rules.milestones(settings) if m > nights]
         return MilestonesOut(year, nights, upcoming[0] if upcoming else None, [MilestoneOut.of(m) for m in items])
 

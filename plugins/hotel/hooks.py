@@ -66,6 +66,11 @@ async def fealty_event_reversed(ctx: EventContext, reversal: ReversalView) -> No
 
 
 @hookimpl
+async def fealty_plugin_enabled(tenant: TenantView, session: Any) -> None:
+    await service.seed_defaults(tenant, session)
+
+
+@hookimpl
 async def fealty_fulfil_reward(tenant: TenantView, redemption: RedemptionView, session: Any) -> dict[str, Any] | None:
     return fulfilment.fulfil(tenant, redemption)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, ForeignKeyConstraint, Index, Integer, String
+from sqlalchemy import CheckConstraint, Date, ForeignKeyConstraint, Index, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core import Base, TenantScoped, id_column
@@ -47,11 +48,15 @@ class HotelStay(TenantScoped, Base):
     last_event_id: Mapped[str] = mapped_column(String(128))
     #: The event that earned (None: nothing earned yet, or it was reversed).
     earning_event_id: Mapped[str | None] = mapped_column(String(128))
+    #: What the earning event gave (0 once reversed in full); a partial reversal takes ``reversed_share`` of it back.
     base_points: Mapped[int] = mapped_column(Integer(), default=0)
     bonus_points: Mapped[int] = mapped_column(Integer(), default=0)
-    #: Nights and stays this reservation counted toward status (0 once reversed).
+    #: Nights and stays this reservation counted toward status when it earned (0 once reversed in full).
     qualifying_nights: Mapped[int] = mapped_column(Integer(), default=0)
     stay_credit: Mapped[int] = mapped_column(Integer(), default=0)
+    #: Share of the earning event reversed through the API (0..1 excluded: reversed in full, the row is reset): it
+    #: still counts ``qualifying_nights * (1 - reversed_share)`` nights, as core's credits do.
+    reversed_share: Mapped[Decimal] = mapped_column(Numeric(9, 8), default=Decimal(0), server_default="0")
     #: The calendar year (program time zone) its nights count in.
     credit_year: Mapped[int | None] = mapped_column(Integer())
     #: When a pre-arrival notice was asked for.

@@ -70,6 +70,23 @@ def is_new_stay(property: str, check_in: date, check_out: date, others: Iterable
     return True
 
 
+def counted_nights(nights: int, reversed_share: Decimal) -> Decimal:
+    """The nights a stay still counts once ``reversed_share`` of it was reversed through the API: core takes the
+    same share of its qualification credits back (a folio half refunded keeps half its nights for status), so the
+    milestones count what status counts."""
+    if reversed_share >= 1:
+        return Decimal(0)
+    return Decimal(nights) * (1 - reversed_share)
+
+
+def points_left(points: int, reversed_share: Decimal) -> int:
+    """The points a stay still counts once ``reversed_share`` was reversed: core rounds what it removes down, so
+    this rounds up (nothing once reversed in full)."""
+    if reversed_share >= 1:
+        return 0
+    return points - int((points * reversed_share).to_integral_value(rounding=ROUND_FLOOR))
+
+
 # --- eligible charges and base points -------------------------------------------------------------------------------
 
 
@@ -166,6 +183,17 @@ def ineligibility(settings: HotelSettings, channel: str, rate_type: str) -> tupl
     return None
 
 
+def late_claim(check_out: date, today: date, window_days: int) -> str | None:
+    """Why a stay sent ``today`` is too late to earn (None while it is within ``window_days`` of its check-out)."""
+    days = (today - check_out).days
+    if days <= window_days:
+        return None
+    return (
+        f"checked out on {check_out.isoformat()}, {days} days ago: a stay can be claimed up to {window_days} days "
+        "after check-out, so it earns no points or nights"
+    )
+
+
 # --- milestones -----------------------------------------------------------------------------------------------------
 
 
@@ -176,7 +204,7 @@ def milestones(settings: HotelSettings) -> list[int]:
     )
 
 
-def milestones_crossed(before: int, after: int, settings: HotelSettings) -> list[int]:
+def milestones_crossed(before: Decimal | int, after: Decimal | int, settings: HotelSettings) -> list[int]:
     """Milestones reached by going from ``before`` to ``after`` nights in the year."""
     return [m for m in milestones(settings) if before < m <= after]
 
@@ -188,6 +216,40 @@ def milestone_offer(choice: str, settings: HotelSettings) -> dict[str, Any]:
     if choice == "food_vouchers":
         return {"choice": "food_vouchers", "vouchers": settings.milestone_food_vouchers}
     return {"choice": "suite_upgrade", "upgrades": 1}
+
+
+# --- the status ladder set up when the plugin is enabled -----------------------------------------------------------
+
+VALID_UNTIL = {"end_of_february": (2, 29), "march_31": (3, 31)}
+
+
+def default_tiers(settings: HotelSettings) -> list[dict[str, Any]]:
+    """The ``POST /v1/tiers`` bodies of ``status_tiers``: per calendar year on nights OR stays OR base points, valid
+    until the end of February (29 stands for its last day) or 31 March of year N + ``status_valid_years_after``."""
+    month, day = VALID_UNTIL[settings.status_valid_until]
+    return [
+        {
+            "code": tier.code,
+            "name": tier.name,
+            "rank": rank,
+            "qualification": {
+                "window": {"kind": "calendar_year"},
+                "mode": "any",
+                "criteria": [
+                    {"metric": "nights", "min": str(tier.nights)},
+                    {"metric": "stays", "min": str(tier.stays)},
+                    {"metric": "hotel_base_points", "min": str(tier.base_points)},
+                ],
+            },
+            "validity": {
+                "kind": "fixed_date",
+                "years_after": settings.status_valid_years_after,
+                "month": month,
+                "day": day,
+            },
+        }
+        for rank, tier in enumerate(settings.status_tiers, start=1)
+    ]
 
 
 # --- free nights ----------------------------------------------------------------------------------------------------

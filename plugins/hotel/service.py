@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,14 +27,18 @@ from core import (
     Screening,
     TenantView,
     ValidationFailed,
+    create_tier,
     credit_points,
     debit_points,
+    expiry_policy,
     get_member,
     load_member_view,
     local_day,
     new_id,
     request_care,
+    set_expiry_policy,
     table_of,
+    tier_codes,
 )
 from plugins.hotel import rules
 from plugins.hotel.events import GIFT, STAY, TRANSFER, StayAttributes, stay_issues
@@ -77,6 +81,22 @@ def _reverses(stay: StayAttributes) -> str | None:
     if stay.payment_status == "failed":
         return "payment failed"
     return None
+
+
+# --- set up when enabled -------------------------------------------------------------------------------------------
+
+
+async def seed_defaults(tenant: TenantView, session: AsyncSession) -> None:
+    """The trade's defaults, set up once when the tenant enables the plugin (``seed_defaults``), never over what the
+    tenant configured: the status ladder when the program has no tiers, the inactivity expiry while it is ``never``."""
+    settings = settings_of(tenant)
+    if not settings.seed_defaults:
+        return
+    if not await tier_codes(session):
+        for body in rules.default_tiers(settings):
+            await create_tier(session, body)
+    if settings.inactivity_expiry_months is not None and (await expiry_policy(session)).kind == "never":
+        await set_expiry_policy(session, "inactivity", settings.inactivity_expiry_months)
 
 
 # --- validation and screening ---------------------------------------------------------------------------------------
@@ -131,18 +151,24 @@ async def screen(ctx: EventContext) -> Screening | None:
         code = {"cancelled": "hotel.cancelled", "no_show": "hotel.no_show"}.get(stay.status, "hotel.payment_failed")
         reason = f"{reverses}: the reservation earns nothing"
         if row is not None and _earned(row):
-            taken = row.base_points + row.bonus_points
-            reason += (
-                f", and the {taken} points and {row.qualifying_nights} nights of {row.earning_event_id} are taken back"
-            )
+            share = row.reversed_share or Decimal(0)
+            taken = rules.points_left(row.base_points + row.bonus_points, share)
+            nights = format(rules.counted_nights(row.qualifying_nights, share).normalize(), "f")
+            reason += f", and the {taken} points and {nights} nights of {row.earning_event_id} are taken back"
         return Screening("reject", reason, code)
     if stay.status != "checked_out":
         return Screening(
             "reject", f"reservation {stay.status.replace('_', ' ')}: points are earned after check-out", "hotel.not_yet"
         )
-    refusal = rules.ineligibility(settings_of(ctx.tenant), stay.booking_channel, stay.rate_type)
+    settings = settings_of(ctx.tenant)
+    refusal = rules.ineligibility(settings, stay.booking_channel, stay.rate_type)
     if refusal is not None:
         return Screening("reject", refusal[1], refusal[0])
+    late = rules.late_claim(
+        stay.check_out, local_day(ctx.now, ZoneInfo(ctx.tenant.timezone)), settings.claim_window_days
+    )
+    if late is not None:
+        return Screening("reject", late, "hotel.claim_window")
     if row is not None and _earned(row):
         return Screening(
             "reject",
@@ -343,6 +369,7 @@ async def _locked_row(ctx: EventContext, stay: StayAttributes) -> HotelStay:
             bonus_points=0,
             qualifying_nights=0,
             stay_credit=0,
+            reversed_share=Decimal(0),
             credit_year=None,
             pre_arrival_at=None,
             details={},
@@ -379,6 +406,7 @@ async def _record_stay(ctx: EventContext, status: str, awards: list[Award], cred
         row.bonus_points = sum(a.points for a in awards if a.source == "hotel.tier_bonus")
         row.qualifying_nights = int(credits.get("nights", 0))
         row.stay_credit = int(credits.get("stays", 0))
+        row.reversed_share = Decimal(0)
         row.credit_year = local_day(ctx.event.occurred_at, tz).year
         await ctx.session.flush()
         await _offer_milestones(ctx, row)
@@ -401,14 +429,19 @@ async def mark_reversed(session: AsyncSession, tenant: TenantView, row: HotelSta
     row.details = {**(row.details or {}), "reversed_event_id": row.earning_event_id, "reversed_at": now.isoformat()}
     row.earning_event_id = None
     row.base_points = row.bonus_points = row.qualifying_nights = row.stay_credit = 0
+    row.reversed_share = Decimal(0)
     row.credit_year = None
     await session.flush()
-    if year is None:
-        return
-    total = await year_nights(session, row.member_id, year)
+    if year is not None:
+        await _withdraw_milestones(session, row.member_id, year, now)
+
+
+async def _withdraw_milestones(session: AsyncSession, member_id: uuid.UUID, year: int, now: datetime) -> None:
+    """Milestone offers (not chosen yet) the member's nights of ``year`` no longer reach are withdrawn."""
+    total = await year_nights(session, member_id, year)
     offers = await session.execute(
         select(HotelMilestone).where(
-            HotelMilestone.member_id == row.member_id,
+            HotelMilestone.member_id == member_id,
             HotelMilestone.year == year,
             HotelMilestone.status == "offered",
             HotelMilestone.nights > total,
@@ -420,7 +453,9 @@ async def mark_reversed(session: AsyncSession, tenant: TenantView, row: HotelSta
 
 
 async def on_event_reversed(ctx: EventContext, reversal: ReversalView) -> None:
-    """An earning stay reversed in full through the API (``POST /v1/events/{id}/reverse``) counts no more."""
+    """An earning stay reversed through the API (``POST /v1/events/{id}/reverse``): reversed in full it counts no
+    more; in part (a folio partly refunded) it counts that much less, nights included, as core's credits do, and
+    milestone offers the year's nights no longer reach are withdrawn."""
     if ctx.event.type != STAY:
         return
     reservation_id = ctx.event.raw_attributes.get("reservation_id")
@@ -429,28 +464,28 @@ async def on_event_reversed(ctx: EventContext, reversal: ReversalView) -> None:
     row = await stay_by_reservation(ctx.session, reservation_id, for_update=True)
     if row is None or row.earning_event_id != ctx.event.event_id:
         return
-    left = Decimal(1) - reversal.reversed_fraction
-    if left <= 0:
+    share = Decimal(reversal.reversed_fraction)
+    if share >= 1:
         await mark_reversed(ctx.session, ctx.tenant, row, ctx.now)
-    else:
-        # A partial reversal (a folio partly refunded): what still counts is the share left.
-        row.base_points = int(row.base_points * left)
-        row.bonus_points = int(row.bonus_points * left)
-        row.details = {**(row.details or {}), "reversed_share": str(Decimal(1) - left)}
-        await ctx.session.flush()
+        return
+    row.reversed_share = share
+    row.updated_at = ctx.now
+    await ctx.session.flush()
+    if row.credit_year is not None:
+        await _withdraw_milestones(ctx.session, row.member_id, row.credit_year, ctx.now)
 
 
-async def year_nights(session: AsyncSession, member_id: uuid.UUID, year: int) -> int:
-    total = (
-        await session.execute(
-            select(func.coalesce(func.sum(HotelStay.qualifying_nights), 0)).where(
-                HotelStay.member_id == member_id,
-                HotelStay.credit_year == year,
-                HotelStay.earning_event_id.is_not(None),
-            )
+async def year_nights(session: AsyncSession, member_id: uuid.UUID, year: int) -> Decimal:
+    """The member's qualifying nights of calendar ``year``, less what partial reversals took back (as core's
+    ``nights`` credits count them)."""
+    rows = await session.execute(
+        select(HotelStay.qualifying_nights, HotelStay.reversed_share).where(
+            HotelStay.member_id == member_id,
+            HotelStay.credit_year == year,
+            HotelStay.earning_event_id.is_not(None),
         )
-    ).scalar_one()
-    return int(total)
+    )
+    return sum((rules.counted_nights(nights, Decimal(share or 0)) for nights, share in rows.all()), Decimal(0))
 
 
 # --- milestones -----------------------------------------------------------------------------------------------------

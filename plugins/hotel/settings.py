@@ -12,6 +12,8 @@ import msgspec
 from msgspec import Meta
 
 Code = Annotated[str, Meta(min_length=1, max_length=40)]
+#: A tier's code as core's tiers take it.
+TierCode = Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 #: Points per currency unit (a multiplier, not money: 2.5 reads exactly as a float).
 Rate = Annotated[float, Meta(ge=0, le=1000)]
 Percent = Annotated[int, Meta(ge=0, le=1000)]
@@ -47,7 +49,29 @@ def _default_perks() -> dict[str, TierPerks]:
         "gold": TierPerks(priority_check_in=True, late_checkout="14:00", welcome_gift=True),
         "platinum": TierPerks(priority_check_in=True, late_checkout="16:00", welcome_gift=True),
         "ambassador": TierPerks(priority_check_in=True, late_checkout="16:00", welcome_gift=True, butler=True),
+        # the top tier of the seeded ladder (``status_tiers``) gets the top tier's perks
+        "diamond": TierPerks(priority_check_in=True, late_checkout="16:00", welcome_gift=True, butler=True),
     }
+
+
+class StatusTier(msgspec.Struct, forbid_unknown_fields=True):
+    """One status of the ladder set up when the plugin is enabled: reached in a calendar year on ``nights`` OR
+    ``stays`` OR ``base_points`` (the plugin's ``hotel_base_points`` credit)."""
+
+    code: TierCode
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    nights: Annotated[int, Meta(ge=1, le=366)]
+    stays: Annotated[int, Meta(ge=1, le=366)]
+    base_points: Annotated[int, Meta(ge=1, le=100_000_000)]
+
+
+def _default_status_tiers() -> list[StatusTier]:
+    """Hilton's: Silver 10 nights or 4 stays or 25,000 base points; Gold 40 / 20 / 75,000; Diamond 60 / 30 / 120,000."""
+    return [
+        StatusTier("silver", "Silver", 10, 4, 25_000),
+        StatusTier("gold", "Gold", 40, 20, 75_000),
+        StatusTier("diamond", "Diamond", 60, 30, 120_000),
+    ]
 
 
 def _default_gifts() -> list[GiftRule]:
@@ -60,6 +84,19 @@ def _default_gifts() -> list[GiftRule]:
 
 
 class HotelSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # --- set up when the plugin is enabled -----------------------------------------------------------------------
+    #: When the tenant enables the plugin, create ``status_tiers`` if the program has no tiers yet and set the points
+    #: expiry to ``inactivity_expiry_months`` if it is still ``never``; false: leave the program as it is.
+    seed_defaults: bool = True
+    #: The status ladder created then, lowest first (ranks 1, 2, 3...), per calendar year.
+    status_tiers: Annotated[list[StatusTier], Meta(max_length=20)] = msgspec.field(
+        default_factory=_default_status_tiers
+    )
+    #: Status earned in year N lasts until the end of February (or 31 March) of year N + ``status_valid_years_after``.
+    status_valid_years_after: Annotated[int, Meta(ge=0, le=10)] = 2
+    status_valid_until: Literal["end_of_february", "march_31"] = "end_of_february"
+    #: Points expire after this many months without qualifying activity (DOMAIN: 24); null: not set up.
+    inactivity_expiry_months: Annotated[int, Meta(ge=1, le=1200)] | None = 24
     # --- earning -----------------------------------------------------------------------------------------------
     #: Base points per currency unit of eligible charges, tax excluded (DOMAIN: 10; some brands 5 or 2.5).
     points_per_unit: Rate = 10.0
@@ -81,9 +118,12 @@ class HotelSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_rooms_earning: Annotated[int, Meta(ge=1, le=50)] = 3
     #: Points post this many days after the check-out date (pending until then).
     posting_delay_days: Annotated[int, Meta(ge=0, le=30)] = 1
+    #: A missing stay can be claimed (its check-out sent) up to this many days after check-out; later it earns
+    #: nothing (DOMAIN: up to a year after).
+    claim_window_days: Annotated[int, Meta(ge=1, le=3650)] = 365
     #: Tier bonus on base points, in percent, by tier code (Marriott: +10/25/50/75 %).
     tier_bonus_percent: dict[Code, Percent] = msgspec.field(
-        default_factory=lambda: {"silver": 10, "gold": 25, "platinum": 50, "ambassador": 75}
+        default_factory=lambda: {"silver": 10, "gold": 25, "platinum": 50, "ambassador": 75, "diamond": 75}
     )
     # --- milestones --------------------------------------------------------------------------------------------
     #: A milestone choice every ``milestone_every_nights`` nights in a calendar year, from ``milestone_first_nights``
@@ -101,7 +141,7 @@ class HotelSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     welcome_gifts: list[GiftRule] = msgspec.field(default_factory=_default_gifts)
     default_welcome_gift: Words = "seasonal fruit and a handwritten welcome note"
     #: Tiers whose members get a pre-arrival care notice, and how many days before check-in.
-    pre_arrival_tiers: list[Code] = msgspec.field(default_factory=lambda: ["platinum", "ambassador"])
+    pre_arrival_tiers: list[Code] = msgspec.field(default_factory=lambda: ["platinum", "ambassador", "diamond"])
     pre_arrival_days: Annotated[int, Meta(ge=0, le=60)] = 3
     # --- free nights -------------------------------------------------------------------------------------------
     #: Points for one free night by property category (Marriott's standard chart, categories 1-8).
@@ -129,3 +169,6 @@ class HotelSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("milestone_last_nights must be at least milestone_first_nights")
         if not self.milestone_choices:
             raise ValueError("milestone_choices needs at least one choice")
+        codes = [tier.code for tier in self.status_tiers]
+        if len(set(codes)) != len(codes):
+            raise ValueError("field `status_tiers` needs a different code for each tier")

@@ -149,6 +149,15 @@ def fealty_event_reversed(ctx: EventContext, reversal: Any) -> None:
 
 @hookimpl
 @_records
+def fealty_plugin_enabled(tenant: Any, session: Any) -> None:
+    CALLS.append(("plugin_enabled", (tenant.id, tenant.settings_for("example").greeting)))
+    if tenant.settings_for("example").greeting == "refuse":
+        # A plugin may refuse to be enabled: the whole PATCH is refused and nothing of it is kept.
+        raise ValidationFailed("This greeting cannot be enabled.", field="plugin_settings.example.greeting")
+
+
+@hookimpl
+@_records
 def fealty_member_enrolled(tenant: Any, member: Any, session: Any) -> None:
     CALLS.append(("member_enrolled", (tenant.id, member.external_id)))
 

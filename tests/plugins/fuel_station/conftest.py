@@ -112,10 +112,11 @@ class Fuel:
 
 @pytest.fixture
 async def fuel(make_tenant: MakeTenant) -> Fuel:
-    """A tenant (CNY, Asia/Shanghai) with the plugin enabled on its defaults and three participating sites."""
-    tenant = await make_tenant(plugins=["fuel"], timezone=TENANT_TIMEZONE.key, currency="CNY", country="CN")
+    """A tenant (CNY, Asia/Shanghai) with the plugin enabled on its defaults and three participating sites; without
+    the levels and expiry enabling seeds (tests set up the tiers they need; ``test_defaults.py`` covers seeding)."""
+    tenant = await make_tenant(timezone=TENANT_TIMEZONE.key, currency="CNY", country="CN")
     helper = Fuel(tenant)
-    await helper.settings()
+    await helper.settings(seed_defaults=False)
     for code in ("S1", "S2", "S3"):
         await helper.site(code)
     return helper

@@ -119,12 +119,32 @@ async def test_decisions_through_cores_routes_keep_the_queue_true(fuel: Fuel) ->
     two = await fuel.send(fill_up("card-1", "130", "950", site="S2"))
     assert (await fuel.t.post(f"/v1/events/{one['id']}/approve", json={"reason": "ok"})).status_code == 200
     assert (await fuel.t.post(f"/v1/events/{two['id']}/reject", json={"reason": "no"})).status_code == 200
-    statuses = {
-        r["id"]: r["status"] for r in (await fuel.t.get("/v1/fuel/reviews", params={"status": "all"})).json()["items"]
-    }
-    assert statuses == {one["id"]: "awarded", two["id"]: "rejected"}
+    reviews = {r["id"]: r for r in (await fuel.t.get("/v1/fuel/reviews", params={"status": "all"})).json()["items"]}
+    assert {i: r["status"] for i, r in reviews.items()} == {one["id"]: "awarded", two["id"]: "rejected"}
     assert (await fuel.t.get("/v1/fuel/reviews")).json()["items"] == []
     assert await fuel.available(member["id"]) == 75
+    # Who decided and why is kept as for this queue's own routes.
+    actor = f"key:{fuel.t.data['api_key']['id']}"
+    approved, rejected = reviews[one["id"]]["decision"], reviews[two["id"]]["decision"]
+    assert (approved["decision"], approved["reason"], approved["decided_by"], approved["points"]) == (
+        "approved",
+        "ok",
+        actor,
+        75,
+    )
+    assert (rejected["decision"], rejected["reason"], rejected["decided_by"], rejected["points"]) == (
+        "rejected",
+        "no",
+        actor,
+        0,
+    )
+    assert approved["decided_at"] is not None and rejected["decided_at"] is not None
+    single = (await fuel.t.get(f"/v1/fuel/reviews/{two['id']}")).json()
+    assert single["decision"] == rejected
+    only_approved = (await fuel.t.get("/v1/fuel/reviews", params={"status": "approved"})).json()["items"]
+    assert [(r["id"], r["decision"]["reason"]) for r in only_approved] == [(one["id"], "ok")]
+    # Decided once: this queue's routes answer 409 like core's.
+    assert (await fuel.t.post(f"/v1/fuel/reviews/{one['id']}/reject", json={"reason": "late"})).status_code == 409
 
 
 async def test_an_approval_respects_the_monthly_cap_at_the_time(fuel: Fuel) -> None:

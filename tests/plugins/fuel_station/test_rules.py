@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from plugins.fuel_station import rules
-from plugins.fuel_station.hooks import add_months
+from plugins.fuel_station.rules import add_months
 from plugins.fuel_station.settings import FuelSettings, GradeSettings
 
 DEFAULT = FuelSettings()
@@ -112,6 +112,11 @@ def test_redemption_steps(points_: int, problem: str | None) -> None:
     assert (found is None) if problem is None else (problem in (found or ""))
 
 
+def test_the_default_floor_price_is_ten_point_nine_cents_a_us_gallon_per_litre() -> None:
+    us_gallon_litres = D("3.785411784")
+    assert DEFAULT.floor_price_per_litre == (D("0.109") / us_gallon_litres).quantize(D("0.0001"))
+
+
 def test_the_steps_a_member_can_redeem_stop_at_the_maximum_discount() -> None:
     assert rules.redemption_steps(3500, DEFAULT) == [1000, 2000, 3000]
     assert rules.redemption_steps(999, DEFAULT) == []
@@ -125,7 +130,7 @@ def test_the_steps_a_member_can_redeem_stop_at_the_maximum_discount() -> None:
     [
         ("40", "7.50", "0.10", "0.10", "4.00", ()),
         ("40", "7.50", "1.50", "1", "40.00", ("max_off_per_litre",)),  # at most 1 a litre
-        ("40", "0.10", "0.30", "0.071", "2.84", ("floor_price",)),  # never below the floor (0.029)
+        ("40", "0.10", "0.30", "0.0712", "2.84", ("floor_price",)),  # never below the floor (0.0288)
         ("40", "0.02", "0.10", "0", "0.00", ("floor_price",)),  # already below the floor: nothing off
         ("100", "7.50", "0.20", "0.20", "15.00", ("max_litres",)),  # on at most 75 litres
         ("33.333", "7.50", "0.10", "0.10", "3.33", ()),  # rounded down to the cent
@@ -198,3 +203,27 @@ def test_add_months(start: tuple, months: int, expected: tuple) -> None:
 @pytest.mark.parametrize(("value", "places"), [("40", 0), ("40.500", 1), ("40.1234", 4), ("1E+2", 0)])
 def test_decimal_places(value: str, places: int) -> None:
     assert rules.decimal_places(D(value)) == places
+
+
+@pytest.mark.parametrize(
+    ("points", "fraction", "expected"),
+    [(70, "0", 0), (70, "0.5", 35), (75, "0.5", 37), (75, "0.99999999", 74), (75, "1", 75), (0, "1", 0)],
+)
+def test_reversed_points_round_down_like_core_until_reversed_in_full(points: int, fraction: str, expected: int) -> None:
+    assert rules.reversed_points(points, D(fraction)) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "amount", "fraction", "expected"),
+    [
+        ("shop", "5", "0.5", True),  # 2.50 left: still at least 2
+        ("shop", "4", "0.5", True),  # exactly 2
+        ("shop", "3", "0.5", False),  # 1.50 left
+        ("fill_up", "60", "0.8", True),  # 12 left of fuel
+        ("fill_up", "60", "0.9", False),  # 6 left
+        ("fill_up", "60", "1", False),  # a full reversal always removes the visit
+        ("shop", "1000", "1", False),
+    ],
+)
+def test_a_visit_after_a_reversal(kind: str, amount: str, fraction: str, expected: bool) -> None:
+    assert rules.visit_after_reversal(kind, D(amount), D(fraction), DEFAULT) is expected

@@ -40,9 +40,9 @@ def late_in_the_year() -> Iterator[None]:
 
 
 async def enable_hotel(tenant: TenantHandle, **settings: Any) -> TenantHandle:
-    body: dict[str, Any] = {"plugins": ["hotel"]}
-    if settings:
-        body["plugin_settings"] = {"hotel": settings}
+    """Enable the plugin with these settings; without the defaults it seeds (tiers, expiry) unless
+    ``seed_defaults=True`` is given: most tests set up the tiers they need themselves."""
+    body: dict[str, Any] = {"plugins": ["hotel"], "plugin_settings": {"hotel": {"seed_defaults": False} | settings}}
     response = await tenant.patch("/v1/program", json=body)
     assert response.status_code == 200, response.text
     return tenant
@@ -50,7 +50,7 @@ async def enable_hotel(tenant: TenantHandle, **settings: Any) -> TenantHandle:
 
 @pytest.fixture
 async def hotel_tenant(make_tenant: MakeTenant) -> TenantHandle:
-    """A hotel group in London (GBP) with the plugin enabled on its default settings."""
+    """A hotel group in London (GBP) with the plugin enabled on its default settings (nothing seeded)."""
     return await enable_hotel(await make_tenant())
 
 

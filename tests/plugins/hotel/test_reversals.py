@@ -10,7 +10,7 @@ import time_machine
 
 from core.testing import TenantHandle
 from core.worker import tick
-from tests.plugins.hotel.conftest import send, stay
+from tests.plugins.hotel.conftest import send, stay, today
 
 
 @pytest.mark.parametrize(
@@ -105,3 +105,67 @@ async def test_an_update_from_another_member_is_refused(hotel_tenant: TenantHand
     await send(t, stay("g-1", reservation="R-X"))
     response = await t.post("/v1/events", json=stay("g-2", reservation="R-X", status="cancelled"))
     assert response.status_code == 422 and response.json()["field"] == "attributes.reservation_id"
+
+
+async def test_a_partial_reversal_takes_its_share_of_points_and_nights_like_status_does(
+    hotel_tenant: TenantHandle,
+) -> None:
+    t = hotel_tenant
+    await t.post(
+        "/v1/tiers",
+        json={
+            "code": "silver",
+            "name": "Silver",
+            "rank": 1,
+            "qualification": {"criteria": [{"metric": "nights", "min": "100"}]},
+        },
+    )
+    member = await t.enrol("g-1")
+    await send(t, stay("g-1", reservation="R-A", check_in=today() - timedelta(days=25), nights=10))
+    second = await send(t, stay("g-1", reservation="R-B", nights=10))
+    milestones = f"/v1/hotel/members/{member['id']}/milestones"
+    listing = (await t.get(milestones)).json()
+    assert listing["nights_this_year"] == 20 and [(m["nights"], m["status"]) for m in listing["items"]] == [
+        (20, "offered")
+    ]
+
+    async def points() -> int:
+        balance = await t.balance(member["id"])
+        return int(balance["available"]) + int(balance["pending"])
+
+    async def nights_for_status() -> str:
+        progress = (await t.get(f"/v1/members/{member['id']}/tier")).json()["next"]["progress"]
+        return next(p["current"] for p in progress if p["metric"] == "nights")
+
+    # Half of the second folio refunded: half its points and half its nights go, for status and milestones alike.
+    response = await t.post(f"/v1/events/{second['id']}/reverse", json={"reason": "refund", "fraction": "0.5"})
+    assert response.status_code == 200, response.text
+    assert await points() == 10_000 + 5000
+    assert await nights_for_status() == "15"
+    stays = {s["reservation_id"]: s for s in (await t.get(f"/v1/hotel/members/{member['id']}/stays")).json()["items"]}
+    row = stays["R-B"]
+    assert (row["reversed_share"], row["counted_nights"], row["qualifying_nights"]) == ("0.5", "5", 10)
+    assert row["earning_event_id"] == second["event_id"] and row["base_points"] == 10_000  # as earned
+    listing = (await t.get(milestones)).json()
+    assert listing["nights_this_year"] == 15 and listing["next_milestone"] == 20
+    assert [(m["nights"], m["status"]) for m in listing["items"]] == [(20, "withdrawn")]
+    # Another quarter: shares add up (not a quarter of what was left).
+    response = await t.post(f"/v1/events/{second['id']}/reverse", json={"reason": "refund", "fraction": "0.25"})
+    assert response.status_code == 200, response.text
+    assert await points() == 10_000 + 2500
+    assert await nights_for_status() == "12.5"
+    row = next(
+        s
+        for s in (await t.get(f"/v1/hotel/members/{member['id']}/stays")).json()["items"]
+        if s["reservation_id"] == "R-B"
+    )
+    assert (row["reversed_share"], row["counted_nights"]) == ("0.75", "2.5")
+    assert (await t.get(milestones)).json()["nights_this_year"] == 12
+    # The stay is then cancelled: what was left of it goes too, and the answer says how much.
+    cancelled = await send(t, stay("g-1", reservation="R-B", nights=10, status="cancelled"))
+    assert f"the 2500 points and 2.5 nights of {second['event_id']} are taken back" in cancelled["reason"]
+    assert await points() == 10_000
+    assert await nights_for_status() == "10"
+    # Nights reached again: the withdrawn milestone is offered again.
+    await send(t, stay("g-1", reservation="R-C", check_in=today() - timedelta(days=40), nights=10))
+    assert [(m["nights"], m["status"]) for m in (await t.get(milestones)).json()["items"]] == [(20, "offered")]

@@ -242,3 +242,38 @@ def test_default_settings_are_domain_figures() -> None:
     assert (DEFAULTS.free_night_every, DEFAULTS.max_free_nights_per_stay) == (5, 4)
     assert {"ota", "wholesale", "tour_operator"} <= set(DEFAULTS.ineligible_channels)
     assert {"airline_crew", "travel_agent", "staff"} <= set(DEFAULTS.ineligible_rate_types)
+
+
+@pytest.mark.parametrize(
+    ("check_out", "today", "window", "late"),
+    [
+        ("2026-03-01", "2026-03-01", 365, False),
+        ("2025-03-01", "2026-03-01", 365, False),  # exactly a year after: still in time
+        ("2025-02-28", "2026-03-01", 365, True),
+        ("2023-03-01", "2024-03-01", 365, True),  # a calendar year across 29 February is 366 days
+        ("2026-01-30", "2026-03-01", 30, False),  # 30 days
+        ("2026-01-29", "2026-03-01", 30, True),
+    ],
+)
+def test_a_late_claim(check_out: str, today: str, window: int, late: bool) -> None:
+    reason = rules.late_claim(D(check_out), D(today), window)
+    assert (reason is not None) is late
+    if reason:
+        assert f"up to {window} days after check-out" in reason
+
+
+@pytest.mark.parametrize(
+    ("nights", "share", "counted", "points", "left"),
+    [
+        (10, "0", "10", 10_000, 10_000),
+        (10, "0.5", "5", 10_000, 5000),
+        (3, "0.5", "1.5", 1001, 501),  # core removes 500 (rounded down): 501 are left
+        (10, "0.75", "2.5", 10_000, 2500),
+        (10, "1", "0", 10_000, 0),
+    ],
+)
+def test_what_a_partly_reversed_stay_still_counts(
+    nights: int, share: str, counted: str, points: int, left: int
+) -> None:
+    assert rules.counted_nights(nights, Decimal(share)) == Decimal(counted)
+    assert rules.points_left(points, Decimal(share)) == left

@@ -95,7 +95,7 @@ async def test_enabling_fills_in_the_domain_defaults(make_tenant) -> None:
     t = await enable_hotel(await make_tenant())
     settings = (await t.get("/v1/program")).json()["plugin_settings"]["hotel"]
     assert settings["points_per_unit"] == 10 and settings["max_rooms_earning"] == 3
-    assert settings["tier_bonus_percent"] == {"silver": 10, "gold": 25, "platinum": 50, "ambassador": 75}
+    assert settings["tier_bonus_percent"] == {"silver": 10, "gold": 25, "platinum": 50, "ambassador": 75, "diamond": 75}
     assert settings["free_night_every"] == 5 and settings["max_free_nights_per_stay"] == 4
 
 
