@@ -36,6 +36,8 @@ _EXPORTS: dict[str, str] = {
     "NotFound": "core.errors",
     "Conflict": "core.errors",
     "PermissionDenied": "core.errors",
+    # request types
+    "AwareDatetime": "core.validation",
     # models and migrations for plugin-owned tables
     "Base": "core.db.base",
     "TenantScoped": "core.db.base",
@@ -80,6 +82,7 @@ _RENAMED = {"metric_sums": "sums"}
 # equal.
 __all__ = [
     "Award",
+    "AwareDatetime",
     "Base",
     "Conflict",
     "CurrentPrincipal",
@@ -209,3 +212,4 @@ if TYPE_CHECKING:
     from core.rewards.service import get_redemption as get_redemption
     from core.rewards.service import use_redemption as use_redemption
     from core.tiers.service import assign_tier as assign_tier
+    from core.validation import AwareDatetime as AwareDatetime
