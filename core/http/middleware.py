@@ -241,7 +241,7 @@ class ApiMiddleware(ASGIMiddleware):
                             key=idempotency_key,
                             fingerprint=fingerprint,
                             now=now,
-                            ttl=timedelta(hours=max(24, settings.idempotency_ttl_hours)),
+                            ttl=settings.idempotency_ttl,
                         )
                         if stored is not None:
                             raise _Finish(_stored_to_messages(stored))
