@@ -36,6 +36,8 @@ _EXPORTS: dict[str, str] = {
     "NotFound": "core.errors",
     "Conflict": "core.errors",
     "PermissionDenied": "core.errors",
+    # request types
+    "AwareDatetime": "core.validation",
     # models and migrations for plugin-owned tables
     "Base": "core.db.base",
     "TenantScoped": "core.db.base",
@@ -86,6 +88,7 @@ _RENAMED = {"metric_sums": "sums"}
 # equal.
 __all__ = [
     "Award",
+    "AwareDatetime",
     "Base",
     "Conflict",
     "CurrentPrincipal",
@@ -227,3 +230,4 @@ if TYPE_CHECKING:
     from core.tiers.catalog import create_tier as create_tier
     from core.tiers.catalog import tier_codes as tier_codes
     from core.tiers.service import assign_tier as assign_tier
+    from core.validation import AwareDatetime as AwareDatetime

@@ -107,5 +107,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginManager | Non
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         request_max_body_size=settings.max_body_bytes,
+        # Logging is core.logging's: Litestar's default config would add handlers printing in its own format.
+        logging_config=None,
         debug=False,
     )

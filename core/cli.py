@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
@@ -30,7 +32,11 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     """Serve the HTTP API. On SQLite (the default) migrations are applied and the worker runs in-process."""
     import uvicorn
 
+    from core.logging import configure_logging
+
     settings = get_settings()
+    # Before anything logs (the migrations, uvicorn's supervisor): every line in one format.
+    configure_logging(settings.log_level, json=settings.log_json)
     if settings.migrates_on_start:
         _migrate(settings.owner_database_url)
     if not settings.platform_key:
@@ -43,6 +49,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         port=port or settings.port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        # uvicorn's own logging config would print plain text: its loggers propagate to core.logging's handler.
+        log_config=None,
         access_log=False,
         proxy_headers=True,
     )
@@ -67,10 +75,23 @@ def _print_new_platform_key(rotate: bool = False) -> None:
             await engine.dispose()
 
     key = asyncio.run(run())
-    if key:
-        click.secho("A platform operator key was generated. It is shown once and stored only as a hash:", bold=True)
-        click.secho(f"  {key}", fg="yellow")
-        click.echo("Keep it safe (or set FEALTY_PLATFORM_KEY to choose your own).")
+    if not key:
+        return
+    if get_settings().log_json:
+        # One JSON line like every other (written directly: the log processors would redact the key).
+        notice = {
+            "event": "platform_key_generated",
+            "level": "warning",
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "detail": "Shown once and stored only as a hash: keep it safe (or set FEALTY_PLATFORM_KEY).",
+            "platform_operator_key": key,
+        }
+        click.echo(json.dumps(notice))
+        sys.stdout.flush()
+        return
+    click.secho("A platform operator key was generated. It is shown once and stored only as a hash:", bold=True)
+    click.secho(f"  {key}", fg="yellow")
+    click.echo("Keep it safe (or set FEALTY_PLATFORM_KEY to choose your own).")
 
 
 @main.command()

@@ -62,6 +62,18 @@ class MalformedRequest(FealtyError):
     title = "The request body is not valid JSON"
 
 
+class JsonTooDeep(FealtyError):
+    status = 400
+    slug = "json-too-deep"
+    title = "The JSON body is nested too deeply"
+
+
+class UnsupportedMediaType(FealtyError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "The request body must be JSON"
+
+
 class PayloadTooLarge(FealtyError):
     status = 413
     slug = "payload-too-large"

@@ -116,6 +116,11 @@ class Settings:
         return timedelta(minutes=self.max_event_future_minutes)
 
     @property
+    def idempotency_ttl(self) -> timedelta:
+        """How long an Idempotency-Key is remembered: the setting, never less than the 24 hours the API promises."""
+        return timedelta(hours=max(24, self.idempotency_ttl_hours))
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

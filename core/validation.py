@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import functools
 import zoneinfo
+from datetime import datetime
+from typing import Annotated
 
 import phonenumbers
 from babel import Locale, UnknownLocaleError
 from babel.numbers import list_currencies
 from email_validator import EmailNotValidError, validate_email
+from msgspec import Meta
 
 from core.errors import ValidationFailed
+
+#: A moment in time as the API takes it: RFC 3339 with a UTC offset (``2026-03-01T09:30:00Z``, ``...+01:00``).
+#: Every datetime a request carries (body field or query parameter) is declared with this type; a value without an
+#: offset is refused with a 422 naming the field (a contract test walks every route to keep it so).
+AwareDatetime = Annotated[datetime, Meta(tz=True)]
 
 
 @functools.cache

@@ -24,6 +24,7 @@ from core.rules.engine import RuleDefinition
 from core.rules.models import EarningRule
 from core.runtime import Runtime
 from core.segments.models import Segment
+from core.validation import AwareDatetime
 
 CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 
@@ -31,8 +32,8 @@ CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 class CampaignIn(msgspec.Struct, forbid_unknown_fields=True):
     code: Annotated[str, Meta(min_length=1, max_length=60)]
     name: Annotated[str, Meta(min_length=1, max_length=200)]
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
     rules: Annotated[list[RuleDefinition], Meta(min_length=1, max_length=50)]
     #: Segment codes; empty: every member.
     segments: list[str] = msgspec.field(default_factory=list)
@@ -41,8 +42,8 @@ class CampaignIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class CampaignUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=200)] | UnsetType = UNSET
-    starts_at: datetime | UnsetType = UNSET
-    ends_at: datetime | UnsetType = UNSET
+    starts_at: AwareDatetime | UnsetType = UNSET
+    ends_at: AwareDatetime | UnsetType = UNSET
     segments: list[str] | UnsetType = UNSET
     description: Annotated[str, Meta(max_length=1000)] | UnsetType | None = UNSET
     active: bool | UnsetType = UNSET

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -28,6 +27,7 @@ from core.outbox.service import emit
 from core.plugin_types import EventContext, EventView, ReversalView
 from core.program.settings import ProgramSettings
 from core.runtime import Runtime
+from core.validation import AwareDatetime
 
 MAX_BATCH = 1000
 
@@ -306,8 +306,8 @@ class EventsController(Controller):
         event_id: FromQuery[str | None] = None,
         type: FromQuery[str | None] = None,
         status: FromQuery[Literal["awarded", "held", "rejected"] | None] = None,
-        received_after: FromQuery[datetime | None] = None,
-        received_before: FromQuery[datetime | None] = None,
+        received_after: FromQuery[AwareDatetime | None] = None,
+        received_before: FromQuery[AwareDatetime | None] = None,
     ) -> Page[EventOutcome]:
         """Events, newest first (``status=held`` is the review queue)."""
         check_limit(limit)

@@ -1,5 +1,5 @@
-"""One middleware owns every ``/v1`` request's life: body limit, authentication, scopes, rate limit, the database
-transaction, idempotency and the access log.
+"""One middleware owns every ``/v1`` request's life: body limit, authentication, scopes, rate limit, input checks
+(:mod:`core.http.inputs`), the database transaction, idempotency and the access log.
 
 The handler runs inside a single transaction that this middleware opens (with the tenant set for row-level security)
 and commits only when the response is a success, *before* the response is sent: a client that sees a 2xx knows the
@@ -51,6 +51,7 @@ from core.errors import (
 )
 from core.http.auth import ANONYMOUS, PLATFORM, Principal, authenticate_tenant_key, bearer_token
 from core.http.group_commit import GroupCommit, GroupedRoute
+from core.http.inputs import InputGate
 from core.http.metrics import LATENCY, REQUESTS
 from core.http.problems import problem_messages
 from core.idempotency import service as idempotency
@@ -154,6 +155,7 @@ class ApiMiddleware(ASGIMiddleware):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.group_commit = GroupCommit(runtime, self._admit)
+        self.inputs = InputGate()
         runtime.closers.append(self.group_commit.close)
         self.should_bypass_for_scope = lambda scope: not scope["path"].startswith("/v1/")
 
@@ -212,6 +214,7 @@ class ApiMiddleware(ASGIMiddleware):
         writes = method not in SAFE_METHODS
         body = await _read_body(scope, receive, settings.max_body_bytes)
         principal, parsed_key = self._identify(scope, opt.get("auth", "tenant"))
+        content_type = _header(scope, b"content-type")
         set_current_tenant(parsed_key.tenant_id if parsed_key else None)
         set_write_intent(writes)
         idempotency_key = _header(scope, b"idempotency-key") if writes else None
@@ -219,7 +222,8 @@ class ApiMiddleware(ASGIMiddleware):
             idempotency.validate_key(idempotency_key)
         grouped: GroupedRoute | None = opt.get("group_commit")
         if grouped is not None and parsed_key is not None and idempotency_key is None:
-            payload = grouped.decode(scope, body)
+            # Input the gate would refuse takes the ordinary path, which answers it after authentication.
+            payload = grouped.decode(scope, body) if self.inputs.accepts(scope, body, content_type) else None
             if payload is not None:
                 structlog.contextvars.bind_contextvars(tenant_id=str(parsed_key.tenant_id))
                 answer = await self.group_commit.submit(parsed_key, grouped, opt, payload, scope["path"], extra_headers)
@@ -242,6 +246,9 @@ class ApiMiddleware(ASGIMiddleware):
                         structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))
                         self._admit(principal, opt, writes, now, extra_headers)
                     state[STATE_PRINCIPAL] = principal
+                    # Bad input is refused once the caller is known and admitted (401, 403 and a plugin's 404 come
+                    # first), before anything is read for or written by the request; the body is decoded once.
+                    self.inputs.check(scope, body, content_type)
                     tenant_scope = principal.tenant_id if principal.kind == "tenant" else None
                     if idempotency_key is not None and principal.kind != "anonymous":
                         fingerprint = idempotency.request_fingerprint(
@@ -253,7 +260,7 @@ class ApiMiddleware(ASGIMiddleware):
                             key=idempotency_key,
                             fingerprint=fingerprint,
                             now=now,
-                            ttl=timedelta(hours=max(24, settings.idempotency_ttl_hours)),
+                            ttl=settings.idempotency_ttl,
                         )
                         if stored is not None:
                             raise _Finish(_stored_to_messages(stored))

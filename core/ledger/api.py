@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
 from sqlalchemy import select
 
@@ -26,6 +26,7 @@ from core.members.service import ensure_active, get_member
 from core.outbox.service import emit
 from core.program.settings import ProgramSettings
 from core.runtime import Runtime
+from core.validation import AwareDatetime
 
 MAX_POINTS = 10**12
 
@@ -92,9 +93,9 @@ class AdjustIn(msgspec.Struct, forbid_unknown_fields=True):
     points: Annotated[int, Meta(ge=-MAX_POINTS, le=MAX_POINTS)]
     reason: Annotated[str, Meta(min_length=1, max_length=500)]
     #: A credit that becomes available later (pending until then).
-    available_at: datetime | None = None
+    available_at: AwareDatetime | None = None
     #: Overrides the program's expiry policy for this credit.
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
 
 
 class AdjustOut(msgspec.Struct):
@@ -184,8 +185,8 @@ class LedgerController(Controller):
         principal: CurrentPrincipal,
         program: CurrentProgram,
         member_id: FromPath[uuid.UUID],
-        expiring_within_days: FromQuery[
-            Annotated[int, Meta(ge=0, le=MAX_EXPIRING_WITHIN_DAYS)]
+        expiring_within_days: Annotated[
+            int, QueryParameter(ge=0, le=MAX_EXPIRING_WITHIN_DAYS, description="Days ahead to list expiring points.")
         ] = DEFAULT_EXPIRING_WITHIN_DAYS,
     ) -> BalanceOut:
         """Available and pending points, lifetime totals, and what expires within the window, by date."""
@@ -203,8 +204,8 @@ class LedgerController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
         kind: FromQuery[Literal["earn", "redeem", "expire", "adjust", "reverse", "transfer"] | None] = None,
-        created_after: FromQuery[datetime | None] = None,
-        created_before: FromQuery[datetime | None] = None,
+        created_after: FromQuery[AwareDatetime | None] = None,
+        created_before: FromQuery[AwareDatetime | None] = None,
     ) -> Page[EntryOut]:
         """Entries with their cause, newest first."""
         check_limit(limit)

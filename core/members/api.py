@@ -26,6 +26,7 @@ from core.program.settings import ProgramSettings
 from core.runtime import Runtime
 from core.segments.service import scan_segment, segment_spec
 from core.tiers.models import Tier
+from core.validation import AwareDatetime
 
 ExternalId = Annotated[str, Meta(min_length=1, max_length=128)]
 Card = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -228,8 +229,8 @@ class MembersController(Controller):
         phone: FromQuery[str | None] = None,
         card: FromQuery[str | None] = None,
         status: FromQuery[Literal["active", "anonymized"] | None] = None,
-        created_after: FromQuery[datetime | None] = None,
-        created_before: FromQuery[datetime | None] = None,
+        created_after: FromQuery[AwareDatetime | None] = None,
+        created_before: FromQuery[AwareDatetime | None] = None,
         tier: FromQuery[str | None] = None,
         segment: FromQuery[str | None] = None,
     ) -> Page[MemberOut]:

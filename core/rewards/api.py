@@ -20,6 +20,7 @@ from core.ledger.queries import balance_row
 from core.members.service import get_member
 from core.rewards import rules, service
 from core.rewards.models import Reward
+from core.validation import AwareDatetime
 
 MAX_POINTS = 10**12
 Code = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
@@ -32,7 +33,7 @@ Stock = Annotated[int, Meta(ge=0, le=10**9)]
 Limit = Annotated[int, Meta(ge=1, le=10**6)]
 Rank = Annotated[int, Meta(ge=0, le=10**4)]
 TierCode = Annotated[str, Meta(min_length=1, max_length=40)]
-Moment = Annotated[datetime, Meta(tz=True)]
+Moment = AwareDatetime
 Days = Annotated[int, Meta(ge=1, le=3660)]
 Status = Literal["issued", "used", "cancelled", "expired"]
 Note = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -350,8 +351,8 @@ class RedemptionsController(Controller):
         reward_id: FromQuery[uuid.UUID | None] = None,
         status: FromQuery[Status | None] = None,
         voucher_code: FromQuery[str | None] = None,
-        issued_after: FromQuery[datetime | None] = None,
-        issued_before: FromQuery[datetime | None] = None,
+        issued_after: FromQuery[AwareDatetime | None] = None,
+        issued_before: FromQuery[AwareDatetime | None] = None,
     ) -> Page[RedemptionOut]:
         """Redemptions, newest first. ``voucher_code`` finds a voucher as scanned or typed (any case, hyphens
         optional)."""

@@ -27,6 +27,7 @@ import msgspec
 from msgspec import Meta
 
 from core.rules.conditions import Condition, ConditionError, all_hold, check
+from core.validation import AwareDatetime
 
 RuleKind = Literal["per_amount", "per_quantity", "fixed", "multiplier"]
 Rounding = Literal["floor", "round", "ceil"]
@@ -64,8 +65,8 @@ class RuleDefinition(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     event_types: list[str] = msgspec.field(default_factory=list)
     conditions: list[Condition] = msgspec.field(default_factory=list)
     match: Literal["all", "any"] = "all"
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
     caps: Caps | None = None
     priority: int = 100
     stacking: Stacking | None = None

@@ -14,6 +14,7 @@ from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import select
 
 from core import validation
+from core.billing import plans
 from core.billing import service as billing
 from core.billing.rules import usage_period
 from core.billing.usage import Usage, usage_of, usage_of_tenants
@@ -62,6 +63,9 @@ class TenantOut(msgspec.Struct):
     name: str
     slug: str
     status: str
+    #: The program's IANA time zone and ISO 4217 currency (changed with PATCH /v1/program).
+    timezone: str | None
+    currency: str | None
     plan: str | None
     billing_status: str
     created_at: datetime
@@ -72,12 +76,14 @@ class TenantOut(msgspec.Struct):
     usage: TenantUsageOut | None = None
 
     @classmethod
-    def of(cls, tenant: Tenant, usage: Usage | None = None) -> TenantOut:
+    def of(cls, tenant: Tenant, locale: service.ProgramLocale | None, usage: Usage | None = None) -> TenantOut:
         return cls(
             tenant.id,
             tenant.name,
             tenant.slug,
             tenant.status,
+            locale.timezone if locale else None,
+            locale.currency if locale else None,
             tenant.plan_code,
             tenant.billing_status,
             tenant.created_at,
@@ -133,6 +139,16 @@ async def _tenant(db: Db, tenant_id: FromPath[uuid.UUID]) -> Tenant:
     return tenant
 
 
+async def _locale(db: Db, tenant_id: uuid.UUID) -> service.ProgramLocale | None:
+    return (await service.program_locales(db, [tenant_id])).get(tenant_id)
+
+
+async def _check_plan(db: Db, code: str) -> None:
+    """Plans are data (``/v1/platform/plans``) whether or not billing is on: a tenant is never put on a plan that
+    does not exist or is no longer offered."""
+    await plans.get_plan(db, code, for_sale=True)
+
+
 class PlatformTenantsController(Controller):
     path = "/v1/platform/tenants"
     tags = ["platform"]
@@ -146,6 +162,8 @@ class PlatformTenantsController(Controller):
         timezone = validation.time_zone(data.timezone)
         currency = validation.currency(data.currency)
         country = validation.country(data.country) if data.country else None
+        if data.plan is not None:
+            await _check_plan(db, data.plan)
         unknown = sorted(set(data.plugins) - set(runtime.plugins.available()))
         if unknown:  # checked before Stripe is called, so a bad request never reaches Stripe
             raise ValidationFailed(
@@ -163,7 +181,7 @@ class PlatformTenantsController(Controller):
         )
         if data.plugins:
             await set_enabled_plugins(db, runtime, data.plugins)
-        return TenantCreated(TenantOut.of(tenant), _issued(issued))
+        return TenantCreated(TenantOut.of(tenant, service.ProgramLocale(timezone, currency)), _issued(issued))
 
     @get(operation_id="listTenants")
     async def list_tenants(
@@ -182,12 +200,18 @@ class PlatformTenantsController(Controller):
             query = query.where(Tenant.status == status)
         rows = (await db.execute(query)).scalars().all()
         items, next_cursor = page_of(rows, limit, lambda t: encode_cursor(t.id))
-        usage = await usage_of_tenants(db, [t.id for t in items], utcnow())
-        return Page([TenantOut.of(t, usage.get(t.id) or Usage(*usage_period(utcnow()))) for t in items], next_cursor)
+        ids = [t.id for t in items]
+        usage = await usage_of_tenants(db, ids, utcnow())
+        locales = await service.program_locales(db, ids)
+        return Page(
+            [TenantOut.of(t, locales.get(t.id), usage.get(t.id) or Usage(*usage_period(utcnow()))) for t in items],
+            next_cursor,
+        )
 
     @get("/{tenant_id:uuid}", operation_id="getTenant")
     async def get_tenant(self, db: Db, tenant_id: FromPath[uuid.UUID]) -> TenantOut:
-        return TenantOut.of(await _tenant(db, tenant_id), await usage_of(db, tenant_id, utcnow()))
+        tenant = await _tenant(db, tenant_id)
+        return TenantOut.of(tenant, await _locale(db, tenant_id), await usage_of(db, tenant_id, utcnow()))
 
     @patch("/{tenant_id:uuid}", operation_id="updateTenant")
     async def update_tenant(
@@ -196,6 +220,8 @@ class PlatformTenantsController(Controller):
         """Rename, suspend or resume (a suspended tenant's every call is refused; nothing is deleted), change plan
         (through Stripe, prorated, when the tenant has a subscription)."""
         tenant = await _tenant(db, tenant_id)
+        if data.plan is not UNSET and data.plan and data.plan != tenant.plan_code:
+            await _check_plan(db, data.plan)
         if (
             data.plan is not UNSET
             and data.plan
@@ -212,7 +238,7 @@ class PlatformTenantsController(Controller):
             tenant.status = data.status
         tenant.updated_at = utcnow()
         await db.flush()
-        return TenantOut.of(tenant)
+        return TenantOut.of(tenant, await _locale(db, tenant_id))
 
     @post("/{tenant_id:uuid}/api-keys", operation_id="issueTenantApiKey", opt={"idempotency_redact": ("secret",)})
     async def issue_key(self, db: Db, tenant_id: FromPath[uuid.UUID], data: JSONBody[ApiKeyCreate]) -> IssuedApiKeyOut:

@@ -26,6 +26,7 @@ from core.metrics import service as metrics
 from core.program.config import bump_config_version, load_config
 from core.tiers import rules, service
 from core.tiers.models import Tier, TierChange
+from core.validation import AwareDatetime
 
 CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
@@ -128,7 +129,7 @@ class ManualTierIn(msgspec.Struct, forbid_unknown_fields=True):
     #: The tier code; it also acts as a floor (no downgrade below it) until ``until``.
     tier: str
     reason: Annotated[str, Meta(min_length=1, max_length=300)]
-    until: datetime | None = None
+    until: AwareDatetime | None = None
 
 
 class MoveOut(msgspec.Struct):

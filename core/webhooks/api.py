@@ -16,6 +16,7 @@ from core.clock import utcnow
 from core.http.deps import CurrentPrincipal, CurrentRuntime, Db, after_commit
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.runtime import Runtime
+from core.validation import AwareDatetime
 from core.webhooks import service
 from core.webhooks.event_types import EVENT_TYPES
 from core.webhooks.models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
@@ -277,8 +278,8 @@ class WebhookDeliveriesController(Controller):
         status: FromQuery[DeliveryStatus | None] = None,
         event_type: FromQuery[str | None] = None,
         event_id: FromQuery[uuid.UUID | None] = None,
-        created_after: FromQuery[datetime | None] = None,
-        created_before: FromQuery[datetime | None] = None,
+        created_after: FromQuery[AwareDatetime | None] = None,
+        created_before: FromQuery[AwareDatetime | None] = None,
     ) -> Page[DeliveryOut]:
         """The delivery log, newest first."""
         check_limit(limit)

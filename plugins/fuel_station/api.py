@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import (
+    AwareDatetime,
     Base,
     Conflict,
     CurrentPrincipal,
@@ -612,7 +613,7 @@ class ReportsController(Controller):
         db: Db,
         principal: CurrentPrincipal,
         days: FromQuery[int] = 30,
-        as_of: FromQuery[datetime | None] = None,
+        as_of: FromQuery[AwareDatetime | None] = None,
     ) -> RetentionOut:
         """Return rate and churn rate per site and for the network: the cohort is who filled up or shopped in the
         ``days`` before the last ``days``; *returned* came back in the last ``days`` (to the same site, for a site);

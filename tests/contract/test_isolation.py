@@ -195,13 +195,41 @@ async def app_role_engine(postgres_url: str):
     await engine.dispose()
 
 
-async def test_app_role_without_tenant_reads_nothing(app_role_engine, pg_tenant: TenantHandle) -> None:
-    await pg_tenant.enrol()
+_CONSENT = {"channel": "email", "purpose": "marketing", "granted": True}
+
+
+async def test_app_role_without_tenant_reads_nothing(
+    app_role_engine, postgres_url: str, pg_tenant: TenantHandle
+) -> None:
+    member = await pg_tenant.enrol(email="someone@example.com", consents=[_CONSENT])
+    await pg_tenant.credit(member["id"], 30)
+    await pg_tenant.post(f"/v1/members/{member['id']}/points/adjust", json={"points": -5, "reason": "spent"})
+    # As the owner (no row-level security applies to it here), the tables are not empty: a count of zero below
+    # is then the policy's doing, not an empty table's.
+    owner = create_engine(settings_for_tests(postgres_url), app_role="")
+    try:
+        async with owner.connect() as conn:
+            stored = {
+                table: (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar() for table in tenant_tables()
+            }
+    finally:
+        await owner.dispose()
+    filled = {table for table, count in stored.items() if count}
+    assert {
+        "members",
+        "member_consents",
+        "consent_changes",
+        "ledger_entries",
+        "lots",
+        "point_balances",
+        "api_keys",
+        "programs",
+    } <= filled
     async with app_role_engine.connect() as conn:
         assert (await conn.execute(text("SELECT current_user"))).scalar() == "fealty_app"
         for table in tenant_tables():
             count = (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar()
-            assert count == 0, f"{table} visible without a tenant"
+            assert count == 0, f"{table} visible without a tenant ({stored[table]} rows stored)"
 
 
 async def test_app_role_with_tenant_a_cannot_touch_b(app_role_engine, pg_client: AppClient) -> None:

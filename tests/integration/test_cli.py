@@ -89,16 +89,36 @@ def test_serve_on_sqlite_walkthrough_and_logs(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert (balance["available"], balance["pending"]) == (10, 0)
         assert httpx.get(f"{base}/v1/members", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        logged_before_readyz = len(log.read_text().splitlines())
+        for _ in range(3):
+            assert httpx.get(f"{base}/readyz").status_code == 200
+        time.sleep(0.3)
+        after_readyz = log.read_text().splitlines()[logged_before_readyz:]
     finally:
         _stop(process)
-    # Structured logs: JSON lines with the request id and tenant id, never a key.
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    # Structured logs: every line of stdout and stderr is JSON (the app's, uvicorn's, Alembic's, the key notice),
+    # with the request id and tenant id, and never a key.
+    raw = log.read_text().splitlines()
+    assert raw
+    lines = []
+    for text in raw:
+        try:
+            lines.append(json.loads(text))
+        except ValueError:
+            raise AssertionError(f"not a JSON log line: {text!r}") from None
+    assert all(isinstance(line, dict) and line.get("event") and line.get("level") for line in lines)
+    loggers = {line.get("logger") for line in lines}
+    assert {"uvicorn.error", "alembic.runtime.migration"} <= loggers  # the standard library's loggers, as JSON
+    assert not any(json.loads(text).get("logger", "").startswith("alembic") for text in after_readyz)
+    notices = [line for line in lines if line["event"] == "platform_key_generated"]
+    assert [n["platform_operator_key"] for n in notices] == [platform_key]
     requests = [line for line in lines if line.get("event") == "request"]
     assert requests and all("request_id" in line for line in requests)
     tenant_lines = [line for line in requests if line["path"].startswith("/v1/members")]
     assert tenant_lines and all(line.get("tenant_id") for line in tenant_lines if line["status"] != 401)
-    body_of_logs = "\n".join(json.dumps(line) for line in lines)
-    assert secret not in body_of_logs and platform_key not in body_of_logs
+    body_of_logs = "\n".join(json.dumps(line) for line in lines if line["event"] != "platform_key_generated")
+    assert secret not in body_of_logs
+    assert platform_key not in body_of_logs
     # A second start keeps the stored key and prints none.
     log2 = tmp_path / "serve2.log"
     process = _start(db, port, log2)

@@ -132,3 +132,73 @@ async def test_platform_can_issue_a_recovery_key(
     assert response.status_code == 201
     new_key = response.json()["secret"]
     assert (await client.get("/v1/program", headers={"Authorization": f"Bearer {new_key}"})).status_code == 200
+
+
+async def test_tenants_show_their_program_time_zone_and_currency(
+    client: AsyncTestClient, platform_headers: dict
+) -> None:
+    slug = f"tz-{uuid.uuid4().hex[:6]}"
+    body = {"name": "Zoned", "slug": slug, "timezone": "Asia/Shanghai", "currency": "cny"}
+    created = await client.post("/v1/platform/tenants", json=body, headers=platform_headers)
+    assert created.status_code == 201, created.text
+    tenant = created.json()["tenant"]
+    assert (tenant["timezone"], tenant["currency"]) == ("Asia/Shanghai", "CNY")
+    url = f"/v1/platform/tenants/{tenant['id']}"
+    assert {k: (await client.get(url, headers=platform_headers)).json()[k] for k in ("timezone", "currency")} == {
+        "timezone": "Asia/Shanghai",
+        "currency": "CNY",
+    }
+    # The tenant changes its program: the platform sees the change (and every tenant in a page has its own).
+    tenant_auth = {"Authorization": f"Bearer {created.json()['api_key']['secret']}"}
+    changed = await client.patch(
+        "/v1/program", json={"timezone": "Europe/Paris", "currency": "EUR"}, headers=tenant_auth
+    )
+    assert changed.status_code == 200, changed.text
+    renamed = await client.patch(url, json={"name": "Zoned again"}, headers=platform_headers)
+    assert (renamed.json()["timezone"], renamed.json()["currency"]) == ("Europe/Paris", "EUR")
+    cursor, found = None, None
+    while found is None:
+        page = (
+            await client.get(
+                "/v1/platform/tenants",
+                params={"limit": 100, **({"cursor": cursor} if cursor else {})},
+                headers=platform_headers,
+            )
+        ).json()
+        assert all(t["timezone"] and t["currency"] for t in page["items"])
+        found = next((t for t in page["items"] if t["id"] == tenant["id"]), None)
+        cursor = page["next_cursor"]
+        if found is None:
+            assert cursor, "the new tenant is not listed"
+    assert (found["timezone"], found["currency"]) == ("Europe/Paris", "EUR")
+
+
+async def _plan(client: AsyncTestClient, platform_headers: dict, **fields: object) -> str:
+    code = f"plan-{uuid.uuid4().hex[:8]}"
+    body = {"code": code, "name": code, "currency": "EUR", "monthly_price": "10"} | fields
+    response = await client.post("/v1/platform/plans", json=body, headers=platform_headers)
+    assert response.status_code == 201, response.text
+    return code
+
+
+async def test_a_tenant_is_only_put_on_a_plan_that_is_offered(client: AsyncTestClient, platform_headers: dict) -> None:
+    """Plans are data, whether billing is on or not (it is off here): an unknown or retired plan is a 422 naming
+    ``plan``, and nothing is written."""
+    retired = await _plan(client, platform_headers, active=False)
+    slug = f"plan-{uuid.uuid4().hex[:6]}"
+    body = {"name": "Planned", "slug": slug, "timezone": "UTC", "currency": "EUR"}
+    for plan in ("nope", retired):
+        refused = await client.post("/v1/platform/tenants", json=body | {"plan": plan}, headers=platform_headers)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["field"] == "plan" and refused.json()["type"].endswith("/validation-error")
+    offered = await _plan(client, platform_headers)
+    created = await client.post("/v1/platform/tenants", json=body | {"plan": offered}, headers=platform_headers)
+    assert created.status_code == 201, created.text  # the slug was still free: nothing had been written
+    assert created.json()["tenant"]["plan"] == offered
+    url = f"/v1/platform/tenants/{created.json()['tenant']['id']}"
+    moved = await client.patch(url, json={"plan": "nope"}, headers=platform_headers)
+    assert moved.status_code == 422 and moved.json()["field"] == "plan"
+    assert (await client.get(url, headers=platform_headers)).json()["plan"] == offered
+    other = await _plan(client, platform_headers)
+    assert (await client.patch(url, json={"plan": other}, headers=platform_headers)).json()["plan"] == other
+    assert (await client.patch(url, json={"plan": None}, headers=platform_headers)).json()["plan"] is None

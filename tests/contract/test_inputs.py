@@ -1,0 +1,289 @@
+"""The input contract of every route, core's and the plugins': walked from the live app's route handlers, so a new
+DTO, field or query parameter is covered the day it is added.
+
+* Every datetime a request can carry (body field, at any depth, or query parameter) requires a UTC offset, and a
+  naive one is answered with a 422 naming the field, on both databases.
+* Every bounded query parameter refuses values out of its bounds with a 422 naming it, and the OpenAPI schema
+  advertises the bounds.
+* Every route's input checks (core.http.inputs) can be built, and every body is JSON.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import msgspec.inspect as mi
+import pytest
+from litestar import Litestar
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import ParameterKwarg
+
+from core.app import create_app
+from core.http.inputs import declared_type, inputs_of, query_name
+from core.plugins import PluginManager
+from core.testing import TEST_PLATFORM_KEY, AppClient, MakeTenant, settings_for_tests
+from core.validation import AwareDatetime
+from plugins import fuel_station, hotel
+
+NAIVE = "2030-01-01T00:00:00"
+PLATFORM = {"Authorization": f"Bearer {TEST_PLATFORM_KEY}"}
+
+
+def _plugins() -> PluginManager:
+    manager = PluginManager()
+    manager.register(hotel.PLUGIN)
+    manager.register(fuel_station.PLUGIN)
+    return manager
+
+
+@pytest.fixture(scope="session")
+def fealty_plugins() -> Callable[[], PluginManager]:
+    return _plugins
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Litestar:
+    """The app with every plugin's routes (never started: its routes are all these tests read)."""
+    path: Path = tmp_path_factory.mktemp("inputs") / "unused.db"
+    return create_app(settings_for_tests(f"sqlite+aiosqlite:///{path}"), plugins=_plugins())
+
+
+def _handlers(app: Litestar) -> Iterator[tuple[str, str, HTTPRouteHandler]]:
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if isinstance(handler, HTTPRouteHandler) and route.path.startswith("/v1/"):
+                for method in sorted(handler.http_methods):
+                    yield route.path, method, handler
+
+
+# --- where datetimes hide in a type ---------------------------------------------------------------------------------
+
+#: One step from a JSON value into a part of it: ("field", name, tag_field, tag) | ("item",) | ("value",).
+Step = tuple[Any, ...]
+
+
+def _datetimes(t: Any, steps: tuple[Step, ...] = (), seen: frozenset[type] = frozenset()) -> Iterator[Any]:
+    """(steps, DateTimeType) for every datetime reachable in a msgspec type, through structs, unions and
+    containers."""
+    if isinstance(t, mi.DateTimeType):
+        yield steps, t
+    elif isinstance(t, mi.Metadata):
+        yield from _datetimes(t.type, steps, seen)
+    elif isinstance(t, mi.StructType):
+        if t.cls in seen:
+            return
+        for f in t.fields:
+            step = ("field", f.encode_name, t.tag_field, t.tag)
+            yield from _datetimes(f.type, (*steps, step), seen | {t.cls})
+    elif isinstance(t, mi.UnionType):
+        for member in t.types:
+            yield from _datetimes(member, steps, seen)
+    elif isinstance(t, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+        yield from _datetimes(t.item_type, (*steps, ("item",)), seen)
+    elif isinstance(t, mi.TupleType):
+        for item in t.item_types:
+            yield from _datetimes(item, (*steps, ("item",)), seen)
+    elif isinstance(t, mi.DictType):
+        yield from _datetimes(t.value_type, (*steps, ("value",)), seen)
+
+
+def _json_with(steps: tuple[Step, ...], value: Any) -> Any:
+    """The smallest JSON document holding ``value`` at ``steps``."""
+    if not steps:
+        return value
+    step, inner = steps[0], _json_with(steps[1:], value)
+    if step[0] == "field":
+        _, name, tag_field, tag = step
+        return {tag_field: tag, name: inner} if tag_field else {name: inner}
+    if step[0] == "item":
+        return [inner]
+    return {"k": inner}
+
+
+def _field_path(steps: tuple[Step, ...]) -> str:
+    path = ""
+    for step in steps:
+        if step[0] == "field":
+            path += f".{step[1]}" if path else step[1]
+        elif step[0] == "item":
+            path += "[0]"
+        else:
+            path += ".k"
+    return path
+
+
+def _body_datetimes(handler: HTTPRouteHandler) -> list[tuple[tuple[Step, ...], Any]]:
+    data = handler.parsed_fn_signature.parameters.get("data")
+    return list(_datetimes(mi.type_info(declared_type(data.raw)))) if data is not None else []
+
+
+def _query_params(handler: HTTPRouteHandler) -> Iterator[tuple[str, Any, Any]]:
+    """(query name, declared type info, the parameter's kwarg definition) of each query parameter."""
+    for name, field in handler.parsed_fn_signature.parameters.items():
+        alias = query_name(name, field.kwarg_definition)
+        if alias is not None:
+            yield alias, mi.type_info(declared_type(field.raw)), field.kwarg_definition
+
+
+def _naive_accepting(app: Litestar) -> list[str]:
+    found = []
+    for path, method, handler in _handlers(app):
+        for steps, dt in _body_datetimes(handler):
+            if dt.tz is not True:
+                found.append(f"{method} {path} body {_field_path(steps)}")
+        for name, info, _ in _query_params(handler):
+            for _, dt in _datetimes(info):
+                if dt.tz is not True:
+                    found.append(f"{method} {path} query {name}")
+    return found
+
+
+def test_every_request_datetime_requires_an_offset(app: Litestar) -> None:
+    assert _naive_accepting(app) == [], "declare these with core.validation.AwareDatetime (from core import ...)"
+
+
+class _Inner(msgspec.Struct, tag=True):
+    at: datetime | None = None
+
+
+class _Outer(msgspec.Struct):
+    items: list[dict[str, _Inner]]
+    when: AwareDatetime | None = None
+
+
+def test_the_walk_finds_datetimes_that_accept_naive_values() -> None:
+    """The walk above sees through structs, lists, dicts and unions (else the contract would pass vacuously)."""
+    found = [(_field_path(s), dt.tz, _json_with(s, 1)) for s, dt in _datetimes(mi.type_info(_Outer))]
+    assert found == [
+        ("items[0].k.at", None, {"items": [{"k": {"type": "_Inner", "at": 1}}]}),
+        ("when", True, {"when": 1}),
+    ]
+
+
+def test_the_walk_covers_the_known_datetime_inputs(app: Litestar) -> None:
+    inputs = set()
+    for path, method, handler in _handlers(app):
+        inputs |= {(method, path, _field_path(steps)) for steps, _ in _body_datetimes(handler)}
+        inputs |= {(method, path, name) for name, info, _ in _query_params(handler) if list(_datetimes(info))}
+    assert {
+        ("POST", "/v1/members/{member_id:uuid}/points/adjust", "available_at"),
+        ("POST", "/v1/earning-rules", "valid_from"),
+        ("PATCH", "/v1/campaigns/{campaign_id:uuid}", "rules[0].valid_until"),
+        ("PUT", "/v1/members/{member_id:uuid}/tier", "until"),
+        ("GET", "/v1/members", "created_after"),
+        ("GET", "/v1/fuel/reports/retention", "as_of"),
+    } <= inputs
+
+
+def test_every_route_has_buildable_input_checks_and_json_bodies(app: Litestar) -> None:
+    for path, method, handler in _handlers(app):
+        inputs = inputs_of(handler)
+        if "data" in handler.parsed_fn_signature.parameters:
+            assert inputs.body is not None, f"{method} {path}: a body that is not JSON"
+
+
+# --- over HTTP, on both databases -----------------------------------------------------------------------------------
+
+
+def _url(path: str) -> str:
+    def fill(match: re.Match[str]) -> str:
+        return str(uuid.uuid4()) if match.group(2) == "uuid" else ("1" if match.group(2) == "int" else "x")
+
+    return re.sub(r"\{(\w+):(\w+)\}", fill, path)
+
+
+async def _send(client: AppClient, headers: dict[str, str], method: str, path: str, **kw: Any) -> Any:
+    return await client.request(method, _url(path), headers=headers, **kw)
+
+
+def _headers_for(handler: HTTPRouteHandler, tenant_headers: dict[str, str]) -> dict[str, str] | None:
+    auth = handler.opt.get("auth", "tenant")
+    return None if auth == "none" else PLATFORM if auth == "platform" else tenant_headers
+
+
+async def test_naive_datetimes_are_refused_on_every_route(
+    app: Litestar, client: AppClient, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant(plugins=sorted(_plugins().available()))
+    tried = 0
+    for path, method, handler in _handlers(app):
+        headers = _headers_for(handler, tenant.headers)
+        if headers is None:
+            continue
+        cases = [({"json": _json_with(s, NAIVE)}, _field_path(s)) for s, _ in _body_datetimes(handler)]
+        cases += [({"params": {n: NAIVE}}, n) for n, info, _ in _query_params(handler) if list(_datetimes(info))]
+        for request, field in cases:
+            response = await _send(client, headers, method, path, **request)
+            label = f"{method} {path} {field}"
+            assert response.status_code == 422, f"{label}: {response.status_code} {response.text}"
+            body = response.json()
+            assert body["type"].endswith("/validation-error") and body["field"] == field, label
+            assert "timezone" in body["detail"], label
+            tried += 1
+    assert tried >= 25
+    # Nothing was written by any of them: the tenant has no rules, campaigns or members.
+    for listing in ("/v1/earning-rules", "/v1/campaigns", "/v1/members"):
+        listed = (await tenant.get(listing)).json()
+        assert (listed["items"] if isinstance(listed, dict) else listed) == [], listing
+
+
+def _bounds(info: Any, kwarg: Any) -> tuple[int | None, int | None]:
+    """The lowest and highest integer a query parameter accepts (None: unbounded that way)."""
+    low = high = None
+    infos = info.types if isinstance(info, mi.UnionType) else (info,)
+    for t in infos:
+        if isinstance(t, mi.IntType):
+            low = t.ge if t.ge is not None else (t.gt + 1 if t.gt is not None else low)
+            high = t.le if t.le is not None else (t.lt - 1 if t.lt is not None else high)
+    if isinstance(kwarg, ParameterKwarg):
+        low = kwarg.ge if kwarg.ge is not None else (kwarg.gt + 1 if kwarg.gt is not None else low)
+        high = kwarg.le if kwarg.le is not None else (kwarg.lt - 1 if kwarg.lt is not None else high)
+    return (None if low is None else int(low)), (None if high is None else int(high))
+
+
+def _bounded_query_params(app: Litestar) -> list[tuple[str, str, HTTPRouteHandler, str, int | None, int | None]]:
+    found = []
+    for path, method, handler in _handlers(app):
+        for name, info, kwarg in _query_params(handler):
+            low, high = _bounds(info, kwarg)
+            if low is not None or high is not None:
+                found.append((path, method, handler, name, low, high))
+    return found
+
+
+def test_bounded_query_parameters_are_advertised(app: Litestar) -> None:
+    bounded = _bounded_query_params(app)
+    assert any(name == "expiring_within_days" for _, _, _, name, _, _ in bounded)
+    schema = app.openapi_schema.to_schema()
+    for path, method, _, name, low, high in bounded:
+        openapi_path = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
+        parameters = schema["paths"][openapi_path][method.lower()]["parameters"]
+        advertised = next(p["schema"] for p in parameters if p["name"] == name and p["in"] == "query")
+        assert (advertised.get("minimum"), advertised.get("maximum")) == (low, high), f"{method} {path} {name}"
+
+
+async def test_bounded_query_parameters_refuse_values_out_of_bounds(
+    app: Litestar, client: AppClient, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant(plugins=sorted(_plugins().available()))
+    bounded = _bounded_query_params(app)
+    assert bounded
+    for path, method, handler, name, low, high in bounded:
+        headers = _headers_for(handler, tenant.headers)
+        assert headers is not None
+        wrong = []  # just out of bounds, and beyond any machine integer (a 422, never an overflow)
+        if low is not None:
+            wrong += [low - 1, -(10**20)]
+        if high is not None:
+            wrong += [high + 1, 10**20]
+        for value in wrong:
+            response = await _send(client, headers, method, path, params={name: str(value)})
+            label = f"{method} {path} {name}={value}"
+            assert response.status_code == 422, f"{label}: {response.status_code} {response.text}"
+            assert response.json()["field"] == name, label
