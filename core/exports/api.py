@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
 
 from litestar import Controller, get
 from litestar.params import FromQuery
@@ -21,6 +20,7 @@ from core.errors import NotFound, ValidationFailed
 from core.exports import service
 from core.http.deps import CurrentPrincipal, Db
 from core.members.models import Member
+from core.validation import AwareDatetime
 
 CSV = "text/csv"  # Litestar adds "; charset=utf-8"
 
@@ -28,12 +28,6 @@ CSV = "text/csv"  # Litestar adds "; charset=utf-8"
 def _csv_response(chunks: AsyncIterator[bytes], name: str) -> Stream:
     filename = f"{name}-{utcnow():%Y%m%dT%H%M%SZ}.csv"
     return Stream(chunks, media_type=CSV, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-
-def _aware(value: datetime | None, field: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValidationFailed(f"{field} needs a time zone offset (2026-11-01T00:00:00Z).", field=field)
-    return value
 
 
 class ExportsController(Controller):
@@ -54,14 +48,13 @@ class ExportsController(Controller):
         db: Db,
         principal: CurrentPrincipal,
         member_id: FromQuery[uuid.UUID | None] = None,
-        created_after: FromQuery[datetime | None] = None,
-        created_before: FromQuery[datetime | None] = None,
+        created_after: FromQuery[AwareDatetime | None] = None,
+        created_before: FromQuery[AwareDatetime | None] = None,
     ) -> Stream:
         """Ledger entries as CSV, in the order they were written: all of them, or one member's (``member_id``),
         in a time window (``created_after`` inclusive, ``created_before`` exclusive; RFC 3339 with an offset)."""
         assert principal.tenant_id is not None
-        after, before = _aware(created_after, "created_after"), _aware(created_before, "created_before")
-        if after is not None and before is not None and after >= before:
+        if created_after is not None and created_before is not None and created_after >= created_before:
             raise ValidationFailed("created_after must be earlier than created_before.", field="created_after")
         if (
             member_id is not None
@@ -69,6 +62,6 @@ class ExportsController(Controller):
         ):
             raise NotFound("No such member.", field="member_id")
         chunks = service.ledger_csv(
-            db, principal.tenant_id, member_id=member_id, created_after=after, created_before=before
+            db, principal.tenant_id, member_id=member_id, created_after=created_after, created_before=created_before
         )
         return _csv_response(chunks, "ledger")
