@@ -101,7 +101,8 @@ def fealty_event_processed(ctx: EventContext, status: str, awards: list[Award], 
 
 @_hookspec
 def fealty_event_reversed(ctx: EventContext, reversal: ReversalView) -> None:
-    """Notification: (part of) an event was reversed; ``reversal`` says how much. Fires inside the transaction."""
+    """Notification: (part of) an event was reversed (through the API, by a return or by a plugin's
+    ``ctx.reverse_event``); ``reversal`` says how much. Fires inside the transaction."""
     raise NotImplementedError
 
 

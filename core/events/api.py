@@ -24,7 +24,6 @@ from core.http.group_commit import Answer
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.members.models import Member
 from core.outbox.service import emit
-from core.plugin_types import EventContext, EventView, ReversalView
 from core.program.settings import ProgramSettings
 from core.runtime import Runtime
 from core.validation import AwareDatetime
@@ -368,19 +367,6 @@ class EventsController(Controller):
         ctx = await context_for(db, principal, program, runtime)
         result = await pipeline.reverse(ctx, event, fraction, reason=data.reason)
         await db.refresh(event)
-        if program.enabled_plugins:
-            hook_ctx = await _hook_context(ctx, event)
-            await ctx.hooks.event_reversed(
-                hook_ctx,
-                ReversalView(
-                    hook_ctx.event,
-                    hook_ctx.member,
-                    result.points_removed,
-                    result.fraction,
-                    result.credits_removed,
-                    Decimal(event.reversed_fraction),
-                ),
-            )
         move = result.tier_move
         return ReverseOut(
             _stored_outcome(event),
@@ -486,7 +472,7 @@ async def reject_held(
     assert principal.tenant_id is not None
     if program is not None and runtime is not None and program.enabled_plugins:
         ctx = await context_for(db, principal, program, runtime)
-        await ctx.hooks.event_processed(await _hook_context(ctx, event), "rejected", [], {})
+        await ctx.hooks.event_processed(await pipeline.stored_event_context(ctx, event), "rejected", [], {})
     await emit(
         db,
         principal.tenant_id,
@@ -495,28 +481,6 @@ async def reject_held(
         event.member_id,
     )
     return _stored_outcome(await _refreshed(db, event))
-
-
-async def _hook_context(ctx: pipeline.PipelineContext, event: Event) -> EventContext:
-    """What plugin hooks about a stored event receive (its attributes decoded by its type's schema when it has one)."""
-    member = (await ctx.session.execute(select(Member).where(Member.id == event.member_id))).scalar_one()
-    event_type = ctx.plugins.event_types().get(event.type)
-    attributes: Any = dict(event.attributes)
-    if event_type is not None and event_type.attributes is not None:
-        attributes = msgspec.convert(attributes, event_type.attributes)
-    view = EventView(
-        event.id,
-        event.event_id,
-        event.type,
-        event.occurred_at,
-        event.amount,
-        event.currency,
-        event.quantity,
-        event.unit,
-        attributes,
-        dict(event.attributes),
-    )
-    return EventContext(ctx.tenant_view(), view, pipeline.member_view_of(member, ctx.config), ctx.session, ctx.now)
 
 
 async def _refreshed(db: AsyncSession, event: Event) -> Event:

@@ -59,6 +59,7 @@ from core.plugin_types import (
     EventType,
     EventView,
     MemberView,
+    ReversalView,
     TenantView,
     TierChange,
 )
@@ -1210,8 +1211,13 @@ async def reverse(ctx: PipelineContext, event: Any, fraction: Decimal, *, reason
         if posted is not None:
             removed += -posted.points
             written_off += posted.written_off
-    credits = {k: Decimal(v) * fraction for k, v in (locked.outcome.get("credits") or {}).items()}
-    await metrics.add(session, ctx.tenant_id, [(locked.member_id, k, locked.local_day, -v) for k, v in credits.items()])
+    credits = credits_to_remove(locked.outcome, fraction, complete=total_fraction >= 1)
+    await metrics.add(
+        session,
+        ctx.tenant_id,
+        [(locked.member_id, k, locked.local_day, -v) for k, v in credits.items()]
+        + [(locked.member_id, k, locked.local_day, -v) for k, v in _cap_usage_of(locked.outcome, fraction).items()],
+    )
     outcome = dict(locked.outcome)
     outcome["reversals"] = [
         *outcome.get("reversals", []),
@@ -1241,6 +1247,12 @@ async def reverse(ctx: PipelineContext, event: Any, fraction: Decimal, *, reason
         ],
         ctx.now,
     )
+    if ctx.program.enabled_plugins:
+        hook_ctx = await stored_event_context(ctx, locked)
+        await ctx.hooks.event_reversed(
+            hook_ctx,
+            ReversalView(hook_ctx.event, hook_ctx.member, removed, fraction, credits, Decimal(total_fraction)),
+        )
     tier_move = None
     if ctx.config.tiers and any(credits.values()):
         tier_move = await tier_service.after_reversal(
@@ -1255,6 +1267,54 @@ async def reverse(ctx: PipelineContext, event: Any, fraction: Decimal, *, reason
             details={"event_id": locked.event_id, "reason": reason},
         )
     return ReversalResult(remove, removed, written_off, fraction, credits, tier_move)
+
+
+def is_count(credit: str) -> bool:
+    """Credits that count events (``events``, ``count:<type>``): a refund of part of a purchase leaves a purchase."""
+    return credit == "events" or credit.startswith("count:")
+
+
+def credits_to_remove(outcome: Mapping[str, Any], fraction: Decimal, *, complete: bool) -> dict[str, Decimal]:
+    """What a reversal of ``fraction`` takes back of an event's credits: that share of the quantities (spend, points,
+    nights...), and the counts whole with the share that completes the reversal (never a fraction of a count)."""
+    credits = (outcome.get("credits") or {}).items()
+    return {
+        k: (Decimal(v) if complete else Decimal(0)) if is_count(k) else Decimal(v) * fraction
+        for k, v in credits
+        if not is_count(k) or complete
+    }
+
+
+def _cap_usage_of(outcome: Mapping[str, Any], fraction: Decimal) -> dict[str, Decimal]:
+    """The share of each capped rule's points a reversal gives back to the member's cap (``rule:<id>`` buckets)."""
+    usage: dict[str, Decimal] = defaultdict(Decimal)
+    for award in outcome.get("awards") or ():
+        if award.get("rule_id"):
+            usage[f"rule:{award['rule_id']}"] += Decimal(award["points"]) * fraction
+    return dict(usage)
+
+
+async def stored_event_context(ctx: PipelineContext, event: Any) -> EventContext:
+    """What plugin hooks about a stored event receive (its attributes decoded by its type's schema when it has one);
+    ``event`` is an ``Event`` or a row of the events table."""
+    member = (await ctx.session.execute(select(Member).where(Member.id == event.member_id))).scalar_one()
+    event_type = ctx.plugins.event_types().get(event.type)
+    attributes: Any = dict(event.attributes)
+    if event_type is not None and event_type.attributes is not None:
+        attributes = msgspec.convert(attributes, event_type.attributes)
+    view = EventView(
+        event.id,
+        event.event_id,
+        event.type,
+        event.occurred_at,
+        event.amount,
+        event.currency,
+        event.quantity,
+        event.unit,
+        attributes,
+        dict(event.attributes),
+    )
+    return EventContext(ctx.tenant_view(), view, member_view_of(member, ctx.config), ctx.session, ctx.now)
 
 
 def _split(total: int, weights: list[int]) -> list[int]:

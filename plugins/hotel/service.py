@@ -415,7 +415,8 @@ async def _record_stay(ctx: EventContext, status: str, awards: list[Award], cred
     if why is not None and row.earning_event_id is not None and ctx.reverse_event is not None:
         earning = row.earning_event_id
         await ctx.reverse_event(earning, Decimal(1), f"{why} ({ctx.event.event_id})")
-        await mark_reversed(ctx.session, ctx.tenant, row, ctx.now)
+        if row.earning_event_id is not None:  # fealty_event_reversed has marked it, unless nothing was left to take
+            await mark_reversed(ctx.session, ctx.tenant, row, ctx.now)
         return
     await ctx.session.flush()
     if stay.status == "booked":
@@ -453,9 +454,9 @@ async def _withdraw_milestones(session: AsyncSession, member_id: uuid.UUID, year
 
 
 async def on_event_reversed(ctx: EventContext, reversal: ReversalView) -> None:
-    """An earning stay reversed through the API (``POST /v1/events/{id}/reverse``): reversed in full it counts no
-    more; in part (a folio partly refunded) it counts that much less, nights included, as core's credits do, and
-    milestone offers the year's nights no longer reach are withdrawn."""
+    """An earning stay reversed (through the API, or by a cancellation, a no-show or a failed payment): in full it
+    counts no more; in part (a folio partly refunded) it counts that much less, nights included, as core's credits
+    do, and milestone offers the year's nights no longer reach are withdrawn."""
     if ctx.event.type != STAY:
         return
     reservation_id = ctx.event.raw_attributes.get("reservation_id")

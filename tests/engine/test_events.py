@@ -244,6 +244,35 @@ async def test_full_and_partial_reversal_remove_exactly_what_was_earned(shop: Te
     assert [r["points"] for r in tier["reversals"]] == [30, 33, 37]
 
 
+async def test_a_partial_refund_leaves_the_purchase_counted_a_full_one_does_not(shop: TenantHandle) -> None:
+    """Counts (events, count:<type>) go with the share that completes a reversal; quantities go in proportion."""
+    segment = (await shop.post("/v1/segments", json={"code": "twice", "name": "Twice", "conditions": [
+        {"field": "metric.count:purchase.30d", "op": "gte", "value": 2}]})).json()  # fmt: skip
+    first = (await shop.post("/v1/events", json=event("c-1", "ada", "10.00"))).json()
+    await shop.post("/v1/events", json=event("c-2", "ada", "10.00"))
+
+    async def members() -> list[str]:
+        return [m["external_id"] for m in (await shop.get(f"/v1/segments/{segment['id']}/members")).json()["items"]]
+
+    assert await members() == ["ada"]
+    await shop.post(f"/v1/events/{first['id']}/reverse", json={"fraction": "0.25"})
+    assert await members() == ["ada"]  # three quarters of a purchase is still a purchase
+    await shop.post(f"/v1/events/{first['id']}/reverse", json={})
+    assert await members() == []  # refunded in full: one purchase left
+
+
+async def test_a_reversal_gives_its_points_back_to_the_rules_caps(tenant: TenantHandle) -> None:
+    await rule(tenant, name="5 per GBP, 100 a day", kind="per_amount", points="5", caps={"per_day": 100})
+    await tenant.enrol("ada")
+    first = (await tenant.post("/v1/events", json=event("cap-1", "ada", "30.00"))).json()
+    assert first["points"] == 100
+    assert (await tenant.post("/v1/events", json=event("cap-2", "ada", "30.00"))).json()["points"] == 0
+    await tenant.post(f"/v1/events/{first['id']}/reverse", json={"fraction": "0.5"})
+    assert (await tenant.post("/v1/events", json=event("cap-3", "ada", "30.00"))).json()["points"] == 50
+    await tenant.post(f"/v1/events/{first['id']}/reverse", json={})
+    assert (await tenant.post("/v1/events", json=event("cap-4", "ada", "30.00"))).json()["points"] == 50
+
+
 async def test_a_return_reverses_its_share_of_the_purchase(shop: TenantHandle) -> None:
     purchase = (await shop.post("/v1/events", json=event("p-9", "ada", "40.00"))).json()
     ret = await shop.post(

@@ -254,6 +254,7 @@ async def test_a_plugin_can_reverse_an_earlier_event_from_its_hook(example_tenan
     cancel = await example_tenant.post("/v1/events", json=visit("cancel-first", "m-r", site="cancel:first"))
     assert cancel.status_code == 201
     assert ("cancel-first", 40) in calls("reversed_by_plugin")
+    assert ("first", 40) in calls("event_reversed")  # plugins hear of a reversal however it was asked for
     # The cancellation message itself earns its visit bonus; the first visit's 40 are gone.
     assert (await example_tenant.balance(member["id"]))["available"] == 40
     first = (await example_tenant.get("/v1/events", params={"event_id": "first"})).json()["items"][0]

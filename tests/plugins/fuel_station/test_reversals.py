@@ -46,6 +46,18 @@ async def test_a_reversed_fill_up_frees_its_share_of_the_monthly_cap(fuel: Fuel)
     assert (await fuel.t.get(f"/v1/events/{second['id']}")).json()["reversed_points"] == 70
 
 
+async def test_a_return_event_frees_the_cap_as_a_reversal_does(fuel: Fuel) -> None:
+    await fuel.settings(monthly_points_cap=100, max_fill_ups_per_day=10, repeat_fill_minutes=0)
+    await fuel.member("card-1")
+    first = await fuel.send(fill_up("card-1", "70", "500", site="S1", event_id="fill-1"))
+    assert first["points"] == 70
+    returned = await fuel.t.post("/v1/events", json={
+        "type": "return", "event_id": "ret-fill-1", "member": {"external_id": "card-1"}, "occurred_at": first["occurred_at"],
+        "amount": "500", "attributes": {"original_event_id": "fill-1"}})  # fmt: skip
+    assert returned.status_code == 201, returned.text
+    assert (await fuel.send(fill_up("card-1", "70", "500", site="S2")))["points"] == 70
+
+
 async def test_a_fully_reversed_visit_no_longer_counts_toward_the_visit_reward(fuel: Fuel) -> None:
     await fuel.settings(visit_reward_every=2, visit_reward_points=50)
     await fuel.member("card-1")
