@@ -51,9 +51,11 @@ async def test_a_return_event_frees_the_cap_as_a_reversal_does(fuel: Fuel) -> No
     await fuel.member("card-1")
     first = await fuel.send(fill_up("card-1", "70", "500", site="S1", event_id="fill-1"))
     assert first["points"] == 70
-    returned = await fuel.t.post("/v1/events", json={
-        "type": "return", "event_id": "ret-fill-1", "member": {"external_id": "card-1"}, "occurred_at": first["occurred_at"],
-        "amount": "500", "attributes": {"original_event_id": "fill-1"}})  # fmt: skip
+    refund = {"type": "return", "event_id": "ret-fill-1", "member": {"external_id": "card-1"}, "amount": "500"}
+    returned = await fuel.t.post(
+        "/v1/events",
+        json=refund | {"occurred_at": first["occurred_at"], "attributes": {"original_event_id": "fill-1"}},
+    )
     assert returned.status_code == 201, returned.text
     assert (await fuel.send(fill_up("card-1", "70", "500", site="S2")))["points"] == 70
 
