@@ -8,6 +8,7 @@ import msgspec
 from litestar import Controller, get, patch
 from litestar.params import JSONBody
 from msgspec import UNSET, Meta, UnsetType
+from sqlalchemy import update
 
 from core import validation
 from core.clock import utcnow
@@ -16,6 +17,7 @@ from core.http.deps import CurrentRuntime, Db
 from core.ledger import maths
 from core.program.models import Program
 from core.program.service import load_program, set_enabled_plugins
+from core.tenancy.models import Tenant
 
 
 class ExpiryPolicyIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -81,6 +83,12 @@ class ProgramController(Controller):
             program.timezone = validation.time_zone(data.timezone)
         if data.currency is not UNSET:
             program.currency = validation.currency(data.currency)
+        if data.timezone is not UNSET or data.currency is not UNSET:
+            await db.execute(
+                update(Tenant)
+                .where(Tenant.id == program.tenant_id)
+                .values(timezone=program.timezone, currency=program.currency)
+            )
         if data.country is not UNSET:
             program.country = validation.country(data.country) if data.country else None
         if data.points_name is not UNSET:

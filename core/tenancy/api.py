@@ -76,14 +76,14 @@ class TenantOut(msgspec.Struct):
     usage: TenantUsageOut | None = None
 
     @classmethod
-    def of(cls, tenant: Tenant, locale: service.ProgramLocale | None, usage: Usage | None = None) -> TenantOut:
+    def of(cls, tenant: Tenant, usage: Usage | None = None) -> TenantOut:
         return cls(
             tenant.id,
             tenant.name,
             tenant.slug,
             tenant.status,
-            locale.timezone if locale else None,
-            locale.currency if locale else None,
+            tenant.timezone,
+            tenant.currency,
             tenant.plan_code,
             tenant.billing_status,
             tenant.created_at,
@@ -139,10 +139,6 @@ async def _tenant(db: Db, tenant_id: FromPath[uuid.UUID]) -> Tenant:
     return tenant
 
 
-async def _locale(db: Db, tenant_id: uuid.UUID) -> service.ProgramLocale | None:
-    return (await service.program_locales(db, [tenant_id])).get(tenant_id)
-
-
 async def _check_plan(db: Db, code: str) -> None:
     """Plans are data (``/v1/platform/plans``) whether or not billing is on: a tenant is never put on a plan that
     does not exist or is no longer offered."""
@@ -181,7 +177,7 @@ class PlatformTenantsController(Controller):
         )
         if data.plugins:
             await set_enabled_plugins(db, runtime, data.plugins)
-        return TenantCreated(TenantOut.of(tenant, service.ProgramLocale(timezone, currency)), _issued(issued))
+        return TenantCreated(TenantOut.of(tenant), _issued(issued))
 
     @get(operation_id="listTenants")
     async def list_tenants(
@@ -202,16 +198,15 @@ class PlatformTenantsController(Controller):
         items, next_cursor = page_of(rows, limit, lambda t: encode_cursor(t.id))
         ids = [t.id for t in items]
         usage = await usage_of_tenants(db, ids, utcnow())
-        locales = await service.program_locales(db, ids)
         return Page(
-            [TenantOut.of(t, locales.get(t.id), usage.get(t.id) or Usage(*usage_period(utcnow()))) for t in items],
+            [TenantOut.of(t, usage.get(t.id) or Usage(*usage_period(utcnow()))) for t in items],
             next_cursor,
         )
 
     @get("/{tenant_id:uuid}", operation_id="getTenant")
     async def get_tenant(self, db: Db, tenant_id: FromPath[uuid.UUID]) -> TenantOut:
         tenant = await _tenant(db, tenant_id)
-        return TenantOut.of(tenant, await _locale(db, tenant_id), await usage_of(db, tenant_id, utcnow()))
+        return TenantOut.of(tenant, await usage_of(db, tenant_id, utcnow()))
 
     @patch("/{tenant_id:uuid}", operation_id="updateTenant")
     async def update_tenant(
@@ -238,7 +233,7 @@ class PlatformTenantsController(Controller):
             tenant.status = data.status
         tenant.updated_at = utcnow()
         await db.flush()
-        return TenantOut.of(tenant, await _locale(db, tenant_id))
+        return TenantOut.of(tenant)
 
     @post("/{tenant_id:uuid}/api-keys", operation_id="issueTenantApiKey", opt={"idempotency_redact": ("secret",)})
     async def issue_key(self, db: Db, tenant_id: FromPath[uuid.UUID], data: JSONBody[ApiKeyCreate]) -> IssuedApiKeyOut:

@@ -34,6 +34,9 @@ class Tenant(Base):
     billing_status: Mapped[str] = mapped_column(String(16), default="none")
     #: Copy of the program's enabled plugins, so the worker can schedule plugin jobs without reading tenant rows.
     enabled_plugins: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    #: Copies of the program's time zone and currency, for the platform's list of tenants (one query).
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    currency: Mapped[str | None] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Billing (core.billing): the Stripe customer and the newest subscription state applied.

@@ -13,7 +13,7 @@ from core.adapters.stripe import StripeGateway
 from core.billing.customers import ensure_customer
 from core.clock import utcnow
 from core.db.engine import tenant_session
-from core.db.tenancy import apply_database_tenant, current_tenant, set_current_tenant
+from core.db.tenancy import apply_database_tenant, set_current_tenant
 from core.errors import AlreadyExists, NotFound, ValidationFailed
 from core.ids import new_id
 from core.program.models import Program
@@ -33,32 +33,6 @@ async def enter_tenant(session: AsyncSession, tenant_id: uuid.UUID | None) -> No
     set_current_tenant(tenant_id)
     connection = await session.connection()
     await connection.run_sync(lambda sync: apply_database_tenant(sync, tenant_id))
-
-
-@dataclass(frozen=True, slots=True)
-class ProgramLocale:
-    timezone: str
-    currency: str
-
-
-async def program_locales(session: AsyncSession, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, ProgramLocale]:
-    """Each tenant's time zone and currency, for the platform's view of its tenants.
-
-    They live in the tenant's program, a tenant-owned row that row-level security shows only inside that tenant's
-    scope: each is read there, one small query per tenant (a page of the platform's list), and the transaction is
-    left with the tenant context it had.
-    """
-    previous = current_tenant()
-    found: dict[uuid.UUID, ProgramLocale] = {}
-    try:
-        for tenant_id in tenant_ids:
-            await enter_tenant(session, tenant_id)
-            row = (await session.execute(select(Program.timezone, Program.currency))).first()
-            if row is not None:
-                found[tenant_id] = ProgramLocale(row.timezone, row.currency)
-    finally:
-        await enter_tenant(session, previous)
-    return found
 
 
 async def create_tenant(
@@ -81,7 +55,16 @@ async def create_tenant(
     """
     if (await session.execute(select(Tenant.id).where(Tenant.slug == slug))).first() is not None:
         raise AlreadyExists(f"A tenant with slug '{slug}' already exists.", field="slug")
-    tenant = Tenant(id=new_id(), name=name, slug=slug, status="active", plan_code=plan_code, billing_status="none")
+    tenant = Tenant(
+        id=new_id(),
+        name=name,
+        slug=slug,
+        status="active",
+        plan_code=plan_code,
+        billing_status="none",
+        timezone=timezone,
+        currency=currency,
+    )
     session.add(tenant)
     await session.flush()
     await enter_tenant(session, tenant.id)
