@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.billing.usage import record_activity
 from core.clock import utcnow
 from core.db.base import table_of
 from core.errors import ValidationFailed
@@ -83,6 +84,8 @@ async def credit_points(
         counts_as_activity=counts_as_activity,
         details={"plugin": plugin, **(details or {})},
     )
+    if counts_as_activity:  # the member did something (billing counts them active this month)
+        await record_activity(session, tenant_id=tenant_id, member_ids=[member_id], now=now)
     await emit(
         session,
         tenant_id,

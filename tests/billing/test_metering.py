@@ -205,6 +205,27 @@ async def test_a_member_active_many_ways_counts_once_and_each_kind_of_activity_c
     assert await usage(tenant) == (3, 2)
 
 
+async def test_a_plugins_credit_counts_the_member_active_only_when_it_is_their_activity(
+    client: AppClient, runtime: Runtime
+) -> None:
+    from core import credit_points
+
+    tenant = await shop(client)
+    ann, ben = [
+        uuid.UUID((await tenant.get("/v1/members", params={"external_id": n})).json()["items"][0]["id"])
+        for n in ("ann", "ben")
+    ]
+    async with tenant_session(runtime.sessionmaker, tenant.id) as session:
+        await credit_points(session, tenant_id=tenant.id, member_id=ann, points=10, plugin="example", reason="gift")
+    assert await usage(tenant) == (0, 0)  # a gift from the system is not the member's activity
+    async with tenant_session(runtime.sessionmaker, tenant.id) as session:
+        await credit_points(
+            session, tenant_id=tenant.id, member_id=ben, points=10, plugin="example", reason="a milestone chosen",
+            counts_as_activity=True,
+        )  # fmt: skip
+    assert await usage(tenant) == (1, 0)
+
+
 async def test_a_batch_meters_in_one_statement_on_postgres_two_on_sqlite(
     client: AppClient, runtime: Runtime, backend: str
 ) -> None:
