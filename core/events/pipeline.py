@@ -202,6 +202,8 @@ class _Item:
     original: Any = None
     reverse_fraction: Decimal | None = None
     context: EventContext | None = None
+    #: The outcome as stored with the event (the answer is the very same, so a retry's answer equals the first).
+    outcome: dict[str, Any] | None = None
 
 
 def _hash(item: EventIn) -> str:
@@ -305,7 +307,7 @@ async def process(
     if not simulate and items:
         items = await (_write_isolated(ctx, items, results) if isolate_items else _write(ctx, items, results))
     for item in items:
-        results[item.index].outcome = _outcome(ctx, item, simulate)
+        results[item.index].outcome = item.outcome or _outcome(ctx, item, simulate)
     for i, first_index in repeats.items():  # in-batch repeats answer what their first copy got
         first_result = results[first_index]
         results[i].outcome, results[i].error = first_result.outcome, first_result.error
@@ -1031,7 +1033,7 @@ async def _write_tier_moves(ctx: PipelineContext, items: list[_Item]) -> None:
 
 def _event_row(ctx: PipelineContext, item: _Item) -> dict[str, Any]:
     assert item.member is not None
-    outcome = _outcome(ctx, item, simulate=False)
+    outcome = item.outcome = _outcome(ctx, item, simulate=False)
     return {
         "tenant_id": ctx.tenant_id,
         "id": item.event_uuid,
