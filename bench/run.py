@@ -772,4 +772,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    # Stopped with SIGTERM (kill, a CI timeout), it still stops its server and its PostgreSQL cluster.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     asyncio.run(main())

@@ -19,6 +19,7 @@ _EXPORTS: dict[str, str] = {
     "EventContext": "core.plugin_types",
     "EventView": "core.plugin_types",
     "EarlierResult": "core.plugin_types",
+    "Decision": "core.plugin_types",
     "MemberView": "core.plugin_types",
     "TenantView": "core.plugin_types",
     "Award": "core.plugin_types",
@@ -95,6 +96,7 @@ __all__ = [
     "CurrentProgram",
     "CurrentRuntime",
     "Db",
+    "Decision",
     "EarlierResult",
     "EventContext",
     "EventType",
@@ -206,6 +208,7 @@ if TYPE_CHECKING:
     from core.metrics.service import sums as metric_sums
     from core.outbox.service import emit as emit
     from core.plugin_types import Award as Award
+    from core.plugin_types import Decision as Decision
     from core.plugin_types import EarlierResult as EarlierResult
     from core.plugin_types import EventContext as EventContext
     from core.plugin_types import EventType as EventType

@@ -112,6 +112,19 @@ class EventContext:
     #: same member earned, in this transaction (a cancelled stay, a failed payment). Returns the points removed.
     #: Available from ``fealty_event_processed``; None when simulating.
     reverse_event: Callable[[str, Decimal, str], Awaitable[int]] | None = None
+    #: Set when a person decided a held event (``POST /v1/events/{id}/approve|reject`` or a plugin's own queue):
+    #: who, when and why, for ``fealty_event_processed`` to keep with the plugin's rows.
+    decision: Decision | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A person's decision on a held event."""
+
+    decision: Literal["approved", "rejected"]
+    reason: str
+    decided_by: str
+    decided_at: datetime
 
 
 @dataclass(frozen=True)

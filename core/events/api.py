@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,7 @@ from core.http.group_commit import Answer
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.members.models import Member
 from core.outbox.service import emit
+from core.plugin_types import Decision
 from core.program.settings import ProgramSettings
 from core.runtime import Runtime
 from core.validation import AwareDatetime
@@ -445,6 +447,7 @@ async def approve_held(
         attributes=dict(event.attributes),
     )
     ctx = await context_for(db, principal, program, runtime)
+    ctx.decision = Decision("approved", reason, principal.actor, ctx.now)
     result = (await pipeline.process(ctx, [data], existing={0: event.id}))[0]
     if result.error is not None:
         raise result.error
@@ -464,15 +467,20 @@ async def reject_held(
     """Reject a held event. With ``program`` and ``runtime`` the enabled plugins' ``fealty_event_processed`` hears
     of it (status ``rejected``), in this transaction, as it heard of the hold."""
     event = await _claim_held(db, event_id)
+    now = utcnow()
     await db.execute(
         update(Event)
         .where(Event.id == event.id)
-        .values(status="rejected", status_reason=f"rejected: {reason}", decided_by=principal.actor, decided_at=utcnow())
+        .values(status="rejected", status_reason=f"rejected: {reason}", decided_by=principal.actor, decided_at=now)
     )
     assert principal.tenant_id is not None
     if program is not None and runtime is not None and program.enabled_plugins:
         ctx = await context_for(db, principal, program, runtime)
-        await ctx.hooks.event_processed(await pipeline.stored_event_context(ctx, event), "rejected", [], {})
+        hook_ctx = replace(
+            await pipeline.stored_event_context(ctx, event),
+            decision=Decision("rejected", reason, principal.actor, now),
+        )
+        await ctx.hooks.event_processed(hook_ctx, "rejected", [], {})
     await emit(
         db,
         principal.tenant_id,

@@ -54,6 +54,7 @@ from core.metrics.service import Window
 from core.outbox.service import emit_many
 from core.plugin_types import (
     Award,
+    Decision,
     EarlierResult,
     EventContext,
     EventType,
@@ -164,6 +165,8 @@ class PipelineContext:
     now: datetime
     actor: str
     max_future: timedelta = timedelta(minutes=15)
+    #: An approval of held events: the person's decision, handed to the plugins' hooks with each item.
+    decision: Decision | None = None
 
     @property
     def hooks(self) -> TenantHooks:
@@ -568,6 +571,7 @@ async def _compute(
                 for e in earlier[member.id]
                 if e.context is not None
             ),
+            decision=ctx.decision if item.existing_id is not None else None,
         )
         item.context = context
         try:

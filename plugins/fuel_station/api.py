@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import (
     AwareDatetime,
-    Base,
     Conflict,
     CurrentPrincipal,
     CurrentProgram,
@@ -235,31 +234,10 @@ class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, Meta(min_length=1, max_length=300)]
 
 
-#: Core's prefixes of a decided event's reason (``POST /v1/events/{id}/approve|reject``).
-_DECISION_PREFIXES = {"awarded": ("approved", "approved: "), "rejected": ("rejected", "rejected: ")}
-
-
-def _events() -> Any:
-    """Core's events table, for the decision it records (who, when, why) on any held event, whichever route decided
-    it: core's own ``POST /v1/events/{id}/approve|reject`` write no fuel review row."""
-    return Base.metadata.tables["events"]
-
-
-def _decision(tx: FuelTransaction, review: FuelReview | None, core: Any) -> DecisionOut | None:
-    """The decision on a held transaction: the fuel review when this queue made it, else core's record of it."""
-    if review is not None:
-        return DecisionOut(review.decision, review.reason, review.decided_by, review.decided_at, review.points)
-    if not tx.flagged or tx.status not in _DECISION_PREFIXES or core.decided_at is None:
+def _decision(review: FuelReview | None) -> DecisionOut | None:
+    if review is None:
         return None
-    decision, prefix = _DECISION_PREFIXES[tx.status]
-    reason = core.status_reason or ""
-    return DecisionOut(
-        decision=decision,
-        reason=reason.removeprefix(prefix),
-        decided_by=core.decided_by or "",
-        decided_at=core.decided_at,
-        points=int(core.points or 0) if decision == "approved" else 0,
-    )
+    return DecisionOut(review.decision, review.reason, review.decided_by, review.decided_at, review.points)
 
 
 def _review_out(row: Any) -> ReviewOut:
@@ -278,28 +256,18 @@ def _review_out(row: Any) -> ReviewOut:
         status=tx.status,
         flags=[FlagOut(f["code"], f["detail"]) for f in tx.flags or []],
         points=tx.points - tx.reversed_points,
-        decision=_decision(tx, review, row),
+        decision=_decision(review),
     )
 
 
 def _reviews_query() -> Any:
-    events = _events()
     return (
-        select(
-            FuelTransaction,
-            FuelSite.code,
-            FuelReview,
-            events.c.decided_by,
-            events.c.decided_at,
-            events.c.status_reason,
-            events.c.points,
-        )
+        select(FuelTransaction, FuelSite.code, FuelReview)
         .join(FuelSite, and_(FuelSite.tenant_id == FuelTransaction.tenant_id, FuelSite.id == FuelTransaction.site_id))
         .outerjoin(
             FuelReview,
             and_(FuelReview.tenant_id == FuelTransaction.tenant_id, FuelReview.transaction_id == FuelTransaction.id),
         )
-        .outerjoin(events, and_(events.c.tenant_id == FuelTransaction.tenant_id, events.c.id == FuelTransaction.id))
     )
 
 
@@ -376,21 +344,9 @@ class ReviewsController(Controller):
     ) -> ReviewOut:
         """Approve a held fill-up: it earns now, exactly once however often (or however concurrently) this is
         called; a second decision is a 409. Who and why are recorded."""
-        tx = await _flagged(db, event_id)
-        outcome = await approve_held(db, principal, program, runtime, event_id, data.reason)  # claims it atomically
-        db.add(
-            FuelReview(
-                tenant_id=tx.tenant_id,
-                id=new_id(),
-                transaction_id=tx.id,
-                decision="approved",
-                reason=data.reason,
-                decided_by=principal.actor,
-                decided_at=utcnow(),
-                points=outcome.points,
-            )
-        )
-        await db.flush()
+        await _flagged(db, event_id)
+        # Core claims it atomically; the plugin's fealty_event_processed records the decision with its points.
+        await approve_held(db, principal, program, runtime, event_id, data.reason)
         return await _review(db, event_id)
 
     @post("/{event_id:uuid}/reject", operation_id="fuelRejectReview", opt={"scope": "admin"}, status_code=200)
@@ -404,21 +360,8 @@ class ReviewsController(Controller):
         data: JSONBody[DecisionIn],
     ) -> ReviewOut:
         """Reject a held fill-up: it never earns. Who and why are recorded."""
-        tx = await _flagged(db, event_id)
+        await _flagged(db, event_id)
         await reject_held(db, principal, event_id, data.reason, program=program, runtime=runtime)
-        db.add(
-            FuelReview(
-                tenant_id=tx.tenant_id,
-                id=new_id(),
-                transaction_id=tx.id,
-                decision="rejected",
-                reason=data.reason,
-                decided_by=principal.actor,
-                decided_at=utcnow(),
-                points=0,
-            )
-        )
-        await db.flush()
         return await _review(db, event_id)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import (
     Award,
+    Decision,
     EventContext,
     FieldIssue,
     JobContext,
@@ -26,6 +27,7 @@ from core import (
     assign_tier,
     create_tier,
     expiry_policy,
+    new_id,
     request_care,
     set_expiry_policy,
     tier_codes,
@@ -33,7 +35,7 @@ from core import (
 )
 from plugins.fuel_station import rules
 from plugins.fuel_station.events import FILL_UP, KIND_OF, event_issues
-from plugins.fuel_station.models import FuelSite, FuelTransaction
+from plugins.fuel_station.models import FuelReview, FuelSite, FuelTransaction
 from plugins.fuel_station.settings import FuelSettings
 
 #: Where screening leaves a held fill-up's fraud flags for ``fealty_event_processed`` to record (by event id).
@@ -267,7 +269,27 @@ async def processed(ctx: EventContext, status: str, awards: Sequence[Award]) -> 
     if ctx.event.type not in KIND_OF:
         return
     flags = ctx.session.info.get(_FLAGS, {}).pop(ctx.event.id, None)
-    await record(ctx, status, awards, flags)
+    row = await record(ctx, status, awards, flags)
+    if row is not None and row.flagged and ctx.decision is not None:
+        await record_decision(ctx.session, row, ctx.decision, sum(a.points for a in awards))
+
+
+async def record_decision(session: AsyncSession, row: FuelTransaction, decision: Decision, points: int) -> None:
+    """A reviewer's decision on a held fill-up, however it was made (this plugin's queue or core's
+    ``/v1/events/{id}/approve|reject``): kept with who, when, why and what it earned."""
+    session.add(
+        FuelReview(
+            tenant_id=row.tenant_id,
+            id=new_id(),
+            transaction_id=row.id,
+            decision=decision.decision,
+            reason=decision.reason,
+            decided_by=decision.decided_by,
+            decided_at=decision.decided_at,
+            points=points if decision.decision == "approved" else 0,
+        )
+    )
+    await session.flush()
 
 
 async def record(
