@@ -24,7 +24,7 @@ from core.members.models import Member
 from core.members.service import ensure_active, get_member
 from core.metrics import service as metrics
 from core.program.config import bump_config_version, load_config
-from core.tiers import rules, service
+from core.tiers import catalog, rules, service
 from core.tiers.models import Tier, TierChange
 from core.validation import AwareDatetime
 
@@ -214,16 +214,7 @@ class TiersController(Controller):
     @post(operation_id="createTier")
     async def create(self, db: Db, data: JSONBody[TierIn]) -> TierOut:
         """A tier: rank, qualification (metrics over a window, any or all of them), benefits, validity, downgrade."""
-        if not CODE.match(data.code):
-            raise ValidationFailed("code: lower-case letters, digits, - and _.", field="code")
-        _check(data)
-        await _unique(db, code=data.code, rank=data.rank)
-        tier = Tier(id=uuid.uuid4(), code=data.code)
-        _store(tier, data)
-        db.add(tier)
-        await db.flush()
-        await bump_config_version(db)
-        return TierOut.of(tier)
+        return TierOut.of(await catalog.add_tier(db, data))
 
     @get(operation_id="listTiers")
     async def list_tiers(self, db: Db) -> list[TierOut]:
