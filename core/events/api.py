@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.utils.scope.state import ScopeState
 from msgspec import Meta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -185,6 +186,9 @@ class _SingleEvents:
     writes = True
 
     def decode(self, scope: Any, body: bytes) -> pipeline.EventIn | None:
+        checked = ScopeState.from_scope(scope).json  # the input gate's strict decoding, when it ran
+        if isinstance(checked, pipeline.EventIn):
+            return checked
         try:
             return msgspec.json.decode(body, type=pipeline.EventIn)
         except (msgspec.DecodeError, msgspec.ValidationError):
