@@ -154,9 +154,23 @@ def settings_for_tests(database_url: str, **overrides: Any) -> Settings:
 # --- apps and clients -----------------------------------------------------------------------------------------------
 
 
+def registering(*plugins: Any) -> Callable[[], PluginManager]:
+    """A factory of plugin managers with ``plugins`` registered (each a ``PluginInfo``): what an override of
+    ``fealty_plugins`` returns, e.g. ``return registering(hotel.PLUGIN)``."""
+
+    def make() -> PluginManager:
+        manager = PluginManager()
+        for plugin in plugins:
+            manager.register(plugin)
+        return manager
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def fealty_plugins() -> Callable[[], PluginManager]:
-    """Override to register plugins under test: return a factory of a configured PluginManager."""
+    """Override to register plugins under test: return a factory of a configured PluginManager
+    (:func:`registering`)."""
     return PluginManager
 
 

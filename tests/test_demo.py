@@ -20,19 +20,13 @@ from core.demo import Api, CoffeeDemo, DemoAlreadySeeded, DemoTenant, seed_demo
 from core.plugins import PluginManager
 from core.runtime import Runtime
 from core.settings import get_settings
-from core.testing import TEST_PLATFORM_KEY, AppClient, TenantHandle, settings_for_tests
+from core.testing import TEST_PLATFORM_KEY, AppClient, TenantHandle, registering, settings_for_tests
 from plugins import fuel_station, hotel
 
 
 @pytest.fixture(scope="session")
 def fealty_plugins() -> Callable[[], PluginManager]:
-    def make() -> PluginManager:
-        manager = PluginManager()
-        manager.register(hotel.PLUGIN)
-        manager.register(fuel_station.PLUGIN)
-        return manager
-
-    return make
+    return registering(hotel.PLUGIN, fuel_station.PLUGIN)
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ from core.ledger import maths
 from core.ledger import service as ledger
 from core.plugins import PluginManager
 from core.runtime import Runtime
-from core.testing import AppClient, TenantHandle
+from core.testing import AppClient, TenantHandle, registering
 from tests.billing.support import PLATFORM, billing, make_plan, make_tenant
 from tests.engine.group_commit.test_group_commit import send_together
 from tests.plugins import example
@@ -35,12 +35,7 @@ NOW = datetime.now(UTC).isoformat()
 def fealty_plugins() -> Callable[[], PluginManager]:
     """The example plugin (it holds and rejects visits), for the held-event paths."""
 
-    def make() -> PluginManager:
-        manager = PluginManager()
-        manager.register(example.PLUGIN)
-        return manager
-
-    return make
+    return registering(example.PLUGIN)
 
 
 def purchase(event_id: str, member: str, amount: str = "10.00", **extra: Any) -> dict[str, Any]:

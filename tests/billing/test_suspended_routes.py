@@ -20,7 +20,7 @@ from core.clock import utcnow
 from core.db.engine import tenant_session
 from core.plugins import PluginManager
 from core.runtime import Runtime
-from core.testing import AppClient, MakeTenant
+from core.testing import AppClient, MakeTenant, registering
 from plugins import fuel_station, hotel
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
@@ -45,13 +45,7 @@ REFUSED_VARIANTS = {("POST", "/v1/tiers/recalculate", ""), ("POST", "/v1/tiers/r
 
 @pytest.fixture(scope="session")
 def fealty_plugins() -> Callable[[], PluginManager]:
-    def make() -> PluginManager:
-        manager = PluginManager()
-        manager.register(hotel.PLUGIN)
-        manager.register(fuel_station.PLUGIN)
-        return manager
-
-    return make
+    return registering(hotel.PLUGIN, fuel_station.PLUGIN)
 
 
 def _url(template: str) -> str:

@@ -27,7 +27,7 @@ from litestar.params import ParameterKwarg
 from core.app import create_app
 from core.http.inputs import declared_type, inputs_of, query_name
 from core.plugins import PluginManager
-from core.testing import TEST_PLATFORM_KEY, AppClient, MakeTenant, settings_for_tests
+from core.testing import TEST_PLATFORM_KEY, AppClient, MakeTenant, registering, settings_for_tests
 from core.validation import AwareDatetime
 from plugins import fuel_station, hotel
 
@@ -35,11 +35,7 @@ NAIVE = "2030-01-01T00:00:00"
 PLATFORM = {"Authorization": f"Bearer {TEST_PLATFORM_KEY}"}
 
 
-def _plugins() -> PluginManager:
-    manager = PluginManager()
-    manager.register(hotel.PLUGIN)
-    manager.register(fuel_station.PLUGIN)
-    return manager
+_plugins = registering(hotel.PLUGIN, fuel_station.PLUGIN)
 
 
 @pytest.fixture(scope="session")

@@ -11,18 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core.plugins import PluginManager
-from core.testing import MakeTenant, TenantHandle
+from core.testing import MakeTenant, TenantHandle, registering
 from plugins import fuel_station
 
 
 @pytest.fixture(scope="session")
 def fealty_plugins() -> Callable[[], PluginManager]:
-    def make() -> PluginManager:
-        manager = PluginManager()
-        manager.register(fuel_station.PLUGIN)
-        return manager
-
-    return make
+    return registering(fuel_station.PLUGIN)
 
 
 TENANT_TIMEZONE = ZoneInfo("Asia/Shanghai")

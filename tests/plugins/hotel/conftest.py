@@ -12,7 +12,7 @@ import pytest
 import time_machine
 
 from core.plugins import PluginManager
-from core.testing import MakeTenant, TenantHandle
+from core.testing import MakeTenant, TenantHandle, registering
 from plugins import hotel
 
 LONDON = ZoneInfo("Europe/London")
@@ -21,12 +21,7 @@ _ids = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def fealty_plugins() -> Callable[[], PluginManager]:
-    def make() -> PluginManager:
-        manager = PluginManager()
-        manager.register(hotel.PLUGIN)
-        return manager
-
-    return make
+    return registering(hotel.PLUGIN)
 
 
 @pytest.fixture(autouse=True)

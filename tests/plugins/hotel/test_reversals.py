@@ -13,6 +13,16 @@ from core.worker import tick
 from tests.plugins.hotel.conftest import send, stay, today
 
 
+async def nights_tier(t: TenantHandle) -> None:
+    """A tier on nights, out of reach: what the stays credit is seen in the member's progress."""
+    response = await t.post(
+        "/v1/tiers",
+        json={"code": "silver", "name": "Silver", "rank": 1,
+              "qualification": {"criteria": [{"metric": "nights", "min": "100"}]}},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+
+
 @pytest.mark.parametrize(
     ("update", "code"),
     [
@@ -47,15 +57,7 @@ async def test_an_update_reverses_pending_points(hotel_tenant: TenantHandle, upd
 
 async def test_a_failed_payment_reverses_posted_points_and_nights(hotel_tenant: TenantHandle, runtime) -> None:
     t = hotel_tenant
-    await t.post(
-        "/v1/tiers",
-        json={
-            "code": "silver",
-            "name": "Silver",
-            "rank": 1,
-            "qualification": {"criteria": [{"metric": "nights", "min": "100"}]},
-        },
-    )
+    await nights_tier(t)
     member = await t.enrol("g-1")
     earned = await send(t, stay("g-1", reservation="R-9", nights=2))
     posting = datetime.fromisoformat(earned["awards"][0]["available_at"])
@@ -111,15 +113,7 @@ async def test_a_partial_reversal_takes_its_share_of_points_and_nights_like_stat
     hotel_tenant: TenantHandle,
 ) -> None:
     t = hotel_tenant
-    await t.post(
-        "/v1/tiers",
-        json={
-            "code": "silver",
-            "name": "Silver",
-            "rank": 1,
-            "qualification": {"criteria": [{"metric": "nights", "min": "100"}]},
-        },
-    )
+    await nights_tier(t)
     member = await t.enrol("g-1")
     await send(t, stay("g-1", reservation="R-A", check_in=today() - timedelta(days=25), nights=10))
     second = await send(t, stay("g-1", reservation="R-B", nights=10))
