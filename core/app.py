@@ -22,6 +22,7 @@ from core.http.deps import DEPENDENCIES
 from core.http.middleware import ApiMiddleware
 from core.http.problems import handle_exception
 from core.ledger.api import LedgerController
+from core.measurement.api import MeasurementController
 from core.logging import configure_logging
 from core.members.api import MembersController
 from core.ops import MetricsController, healthz, readyz
@@ -51,6 +52,7 @@ CORE_ROUTES = [
     MemberTierController,
     SegmentsController,
     CampaignsController,
+    MeasurementController,
     CareRequestsController,
     RewardsController,
     RedemptionsController,
