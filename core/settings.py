@@ -106,6 +106,14 @@ class Settings:
     #: AWS (S3, SES, SNS) endpoint override, for moto in tests or local runs.
     aws_endpoint_url: str = ""
     aws_region: str = "eu-west-1"
+    #: AWS credentials (empty: boto3's own chain -- environment, instance role...).
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = ""
+    #: SES/SNS sends in flight at once per process (thread pool and connection pool), attempts per send inside
+    #: botocore (the care worker retries with backoff itself), and the timeout of each call.
+    aws_concurrency: int = 10
+    aws_max_attempts: int = 1
+    aws_timeout_seconds: float = 15.0
 
     #: Entry-point plugins to load (empty: every installed ``fealty.plugins`` entry point).
     plugins: tuple[str, ...] = field(default_factory=tuple)

@@ -9,3 +9,6 @@ for name in list(os.environ):
     if name.startswith("FEALTY_") and not name.startswith("FEALTY_TEST_"):
         del os.environ[name]
 os.environ.setdefault("FEALTY_LOG_LEVEL", "WARNING")
+
+#: The moto server (S3, SES, SNS) fixture, for every test that asks for it.
+pytest_plugins = ["tests.moto_server"]
