@@ -22,8 +22,8 @@ from core.http.deps import DEPENDENCIES
 from core.http.middleware import ApiMiddleware
 from core.http.problems import handle_exception
 from core.ledger.api import LedgerController
-from core.measurement.api import MeasurementController
 from core.logging import configure_logging
+from core.measurement.api import MeasurementController
 from core.members.api import MembersController
 from core.ops import MetricsController, healthz, readyz
 from core.plugins import PluginManager
