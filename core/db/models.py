@@ -11,6 +11,7 @@ from core.events.models import Event
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
 from core.jobs.models import Job
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
+from core.measurement.models import MeasurementModel
 from core.members.models import ConsentChange, Member, MemberConsent
 from core.metrics.models import MemberMetric
 from core.outbox.models import OutboxEvent
@@ -43,6 +44,7 @@ __all__ = [
     "LedgerEntry",
     "Lot",
     "LotConsumption",
+    "MeasurementModel",
     "Member",
     "MemberConsent",
     "MemberMetric",
