@@ -1,8 +1,8 @@
 """Care protections: send tallies per member and local day (caps), per-member reservation locks, the tenant's
 suppression list and care settings, and the platform's generated secrets (unsubscribe link signing key).
 
-Revision ID: 0010_care_protection
-Revises: 0009_tenant_locale
+Revision ID: 0011_care_protection
+Revises: 0010_measurement
 Create Date: 2026-12-05 17:20:00
 """
 
@@ -16,8 +16,8 @@ from sqlalchemy.dialects import postgresql
 
 from core.db import rls
 
-revision: str = "0010_care_protection"
-down_revision: str | Sequence[str] | None = "0009_tenant_locale"
+revision: str = "0011_care_protection"
+down_revision: str | Sequence[str] | None = "0010_measurement"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
