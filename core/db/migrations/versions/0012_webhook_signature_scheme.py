@@ -2,8 +2,8 @@
 (``fealty-v1``, the column's default here) until their secret is rotated or they opt in; new ones are created with
 ``standard`` by the application.
 
-Revision ID: 0011_webhook_signature_scheme
-Revises: 0010_measurement
+Revision ID: 0012_webhook_signature_scheme
+Revises: 0011_care_protection
 Create Date: 2026-12-05 17:30:00.000000
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_webhook_signature_scheme"
-down_revision: str | Sequence[str] | None = "0010_measurement"
+revision: str = "0012_webhook_signature_scheme"
+down_revision: str | Sequence[str] | None = "0011_care_protection"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
