@@ -34,7 +34,7 @@ from litestar import Litestar
 
 from core.app import create_app
 from core.db.migrate import upgrade_async
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.runtime import Runtime
 from core.settings import Settings
 

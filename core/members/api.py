@@ -179,7 +179,7 @@ async def welcome(
         db, tenant_id, "member.enrolled", {"member_id": str(member.id), "external_id": member.external_id}, member.id
     )
     tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
-    await hooks.member_enrolled(tenant, member_view(member, tier), db)
+    await hooks.member_enrolled(tenant, member_view(member, tier), db, now)
 
 
 class MembersController(Controller):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.members.models import Member
-from core.plugin_types import MemberView
+from core.plugin.types import MemberView
 
 
 class HasCodeAndRank(Protocol):

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from core.ledger import maths
 from core.ledger.service import LedgerPolicy
-from core.plugin_types import TenantView
-from core.plugins import PluginManager, TenantHooks
+from core.plugin.manager import PluginManager, TenantHooks
+from core.plugin.types import TenantView
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ from core.ledger.service import Cause
 from core.members.models import Member
 from core.members.service import ensure_active, get_member
 from core.outbox.service import emit, emit_many
-from core.plugin_types import RedemptionView, RewardView
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
+from core.plugin.types import RedemptionView, RewardView
 from core.program.settings import ProgramSettings
 from core.rewards import rules
 from core.rewards.models import VOUCHER, Redemption, Reward
@@ -328,11 +328,11 @@ async def redeem(
     tenant = program.tenant_view(tenant_id, plugins)
     view = redemption_view(row, reward)
     if reward.kind != VOUCHER:
-        fulfilment = await hooks.fulfil_reward(tenant, view, session)
+        fulfilment = await hooks.fulfil_reward(tenant, view, session, now)
         if fulfilment is None:
             raise _not_fulfilled(reward)
         row = await _set(session, row, {"fulfilment": fulfilment})
-    await hooks.reward_redeemed(tenant, view, session)
+    await hooks.reward_redeemed(tenant, view, session, now)
     await emit(session, tenant_id, "reward.redeemed", _event(row, reward), member_id)
     return Outcome(row, reward)
 

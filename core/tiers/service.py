@@ -16,9 +16,9 @@ from core.ids import new_id
 from core.members.models import Member
 from core.metrics import service as metrics
 from core.outbox.service import emit_many
-from core.plugin_types import TenantView
-from core.plugin_types import TierChange as TierChangeView
-from core.plugins import TenantHooks, plugins_of
+from core.plugin.manager import TenantHooks, plugins_of
+from core.plugin.types import TenantView
+from core.plugin.types import TierChange as TierChangeView
 from core.program.config import TenantConfig
 from core.program.settings import ProgramSettings
 from core.tiers import rules
@@ -156,6 +156,7 @@ async def apply_moves(
                     p.move.reason,
                 ),
                 session,
+                now,
             )
 
 

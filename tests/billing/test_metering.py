@@ -21,7 +21,7 @@ from core.clock import utcnow
 from core.db.engine import tenant_session
 from core.ledger import maths
 from core.ledger import service as ledger
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.runtime import Runtime
 from core.testing import AppClient, TenantHandle, registering
 from tests.billing.support import PLATFORM, billing, make_plan, make_tenant

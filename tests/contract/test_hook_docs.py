@@ -6,7 +6,7 @@ import inspect
 import re
 from pathlib import Path
 
-from core import hookspecs
+from core.plugin import spec as hookspecs
 
 DOCS = Path(__file__).parents[2] / "docs" / "hooks.md"
 

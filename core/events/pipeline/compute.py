@@ -25,7 +25,7 @@ from core.events.pipeline.context import (
 from core.members.views import member_view
 from core.metrics import service as metrics
 from core.metrics.service import Window
-from core.plugin_types import (
+from core.plugin.types import (
     Award,
     EarlierResult,
     EventContext,
@@ -64,6 +64,7 @@ async def compute(
     sums = await metrics.sums(ctx.session, ctx.tenant_id, member_ids, wanted, today) if wanted else {}
     caps = await CapTotals.read(ctx, items, sums, today)
     tenant = ctx.tenant_view()
+    services = ctx.plugins.services(ctx.session, tenant, ctx.now)
     tier_of: dict[uuid.UUID, tier_rules.TierSpec | None] = {}
     valid_until: dict[uuid.UUID, datetime | None] = {}
     earlier: dict[uuid.UUID, list[Item]] = defaultdict(list)
@@ -126,6 +127,7 @@ async def compute(
             member=mview,
             session=ctx.session,
             now=ctx.now,
+            services=services,
             simulate=simulate,
             earlier=tuple(e.context.event for e in earlier[member.id] if e.context is not None),
             earlier_results=tuple(

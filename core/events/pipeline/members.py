@@ -25,7 +25,7 @@ from core.ids import new_id
 from core.members.models import Member
 from core.members.service import enrol
 from core.members.views import member_view
-from core.plugin_types import (
+from core.plugin.types import (
     MemberView,
 )
 from core.program.config import TenantConfig
@@ -120,7 +120,7 @@ async def resolve_members(
                     consents=[],
                     now=ctx.now,
                 )
-                await ctx.hooks.member_enrolled(ctx.tenant_view(), member_view(member), ctx.session)
+                await ctx.hooks.member_enrolled(ctx.tenant_view(), member_view(member), ctx.session, ctx.now)
                 ctx.session.info.setdefault("fealty.enrolled", []).append(member)
             hit = (member, ctx.now)
             index[(name, value)] = hit

@@ -34,7 +34,7 @@ from core.events.pipeline.validation import validate
 from core.ledger import service as ledger
 from core.metrics import service as metrics
 from core.outbox.service import emit_many
-from core.plugin_types import (
+from core.plugin.types import (
     Award,
 )
 
