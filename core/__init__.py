@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "FieldIssue": "core.plugin_types",
     "TierChange": "core.plugin_types",
     "ScheduledJob": "core.plugin_types",
+    "CareTrigger": "core.plugin_types",
     "JobContext": "core.plugin_types",
     "RewardView": "core.plugin_types",
     "RedemptionView": "core.plugin_types",
@@ -115,6 +116,7 @@ __all__ = [
     "ReversalView",
     "RewardView",
     "ScheduledJob",
+    "CareTrigger",
     "Screening",
     "TenantScoped",
     "TenantView",
@@ -221,6 +223,7 @@ if TYPE_CHECKING:
     from core.plugin_types import ReversalView as ReversalView
     from core.plugin_types import RewardView as RewardView
     from core.plugin_types import ScheduledJob as ScheduledJob
+    from core.plugin_types import CareTrigger as CareTrigger
     from core.plugin_types import Screening as Screening
     from core.plugin_types import TenantView as TenantView
     from core.plugin_types import TierChange as TierChange

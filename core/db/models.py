@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.billing.models import ActiveMember, BillingEvent, BillingInvoice, BillingUsage, Plan, StripeEvent, UsageCount
 from core.campaigns.models import Campaign
-from core.care.models import CareRequest
+from core.care.models import CareHoliday, CareMessage, CareOccasion, CareRequest, CareRule, CareTemplate
 from core.db.base import Base
 from core.events.models import Event
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
@@ -29,7 +29,12 @@ __all__ = [
     "BillingInvoice",
     "BillingUsage",
     "Campaign",
+    "CareHoliday",
+    "CareMessage",
+    "CareOccasion",
     "CareRequest",
+    "CareRule",
+    "CareTemplate",
     "ConsentChange",
     "EarningRule",
     "Event",
