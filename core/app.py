@@ -23,6 +23,7 @@ from core.http.middleware import ApiMiddleware
 from core.http.problems import handle_exception
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
+from core.measurement.api import MeasurementController
 from core.members.api import MembersController
 from core.ops import MetricsController, healthz, readyz
 from core.plugins import PluginManager
@@ -51,6 +52,7 @@ CORE_ROUTES = [
     MemberTierController,
     SegmentsController,
     CampaignsController,
+    MeasurementController,
     CareRequestsController,
     RewardsController,
     RedemptionsController,

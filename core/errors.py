@@ -56,6 +56,14 @@ class ValidationFailed(FealtyError):
     title = "The request is not valid"
 
 
+class InconsistentJudgements(ValidationFailed):
+    """An AHP judgement matrix whose consistency ratio is 0.10 or more (the CR and the judgement that disagrees most
+    with the weights ride along as ``consistency_ratio`` and ``judgement``)."""
+
+    slug = "inconsistent-judgements"
+    title = "The pairwise judgements are too inconsistent"
+
+
 class MalformedRequest(FealtyError):
     status = 400
     slug = "malformed-request"

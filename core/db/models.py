@@ -5,11 +5,13 @@ from __future__ import annotations
 from core.billing.models import ActiveMember, BillingEvent, BillingInvoice, BillingUsage, Plan, StripeEvent, UsageCount
 from core.campaigns.models import Campaign
 from core.care.models import CareHoliday, CareMessage, CareOccasion, CareRequest, CareRule, CareTemplate
+from core.care.protection_models import CareSendLock, CareSendTally, CareSettings, CareSuppression, PlatformSecret
 from core.db.base import Base
 from core.events.models import Event
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
 from core.jobs.models import Job
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
+from core.measurement.models import MeasurementModel
 from core.members.models import ConsentChange, Member, MemberConsent
 from core.metrics.models import MemberMetric
 from core.outbox.models import OutboxEvent
@@ -34,6 +36,10 @@ __all__ = [
     "CareOccasion",
     "CareRequest",
     "CareRule",
+    "CareSendLock",
+    "CareSendTally",
+    "CareSettings",
+    "CareSuppression",
     "CareTemplate",
     "ConsentChange",
     "EarningRule",
@@ -43,6 +49,7 @@ __all__ = [
     "LedgerEntry",
     "Lot",
     "LotConsumption",
+    "MeasurementModel",
     "Member",
     "MemberConsent",
     "MemberMetric",
@@ -50,6 +57,7 @@ __all__ = [
     "Plan",
     "PlatformCredential",
     "PlatformIdempotencyRecord",
+    "PlatformSecret",
     "PointBalance",
     "Program",
     "Redemption",

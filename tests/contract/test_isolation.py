@@ -30,6 +30,7 @@ PATH_PARAMS = {
     "redemption_id": "redemption",
     "endpoint_id": "endpoint",
     "delivery_id": "delivery",
+    "model_id": "measurement_model",
 }
 #: A valid body per operation, so the request reaches the lookup (a 422 would prove nothing).
 BODIES = {
@@ -48,6 +49,9 @@ BODIES = {
     "cancelRedemption": {"reason": "steal"},
     "updateWebhookEndpoint": {"url": "https://attacker.example.com/hook", "status": "disabled"},
     "rotateWebhookEndpointSecret": {"keep_previous_hours": 1},
+    "updateMeasurementModel": {"name": "pwned", "active": False},
+    "computeSatisfactionIndex": {"groups": [{"group": "program", "factors": {}}]},
+    "previewLoyaltyIndex": {"facts": {}},
 }
 #: Routes that take no tenant resource id (or are the platform's, which sees every tenant by design).
 SKIP_PREFIXES = ("/v1/platform/",)
@@ -105,7 +109,9 @@ async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]
         await victim.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/victim", "event_types": ["*"]})
     ).json()
     delivery = (await victim.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")).json()
+    model = (await victim.post("/v1/measurement/models/copy", json={"default": "satisfaction"})).json()
     return victim, {
+        "measurement_model": model["id"],
         "endpoint": endpoint["id"],
         "delivery": delivery["id"],
         "reward": reward["id"],
@@ -158,6 +164,9 @@ async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppCli
     assert (await victim.get(f"/v1/redemptions/{ids['redemption']}")).json()["status"] == "issued"
     assert (await victim.get(f"/v1/webhook-endpoints/{ids['endpoint']}")).json() == endpoint_before
     assert [d["id"] for d in (await victim.get("/v1/webhook-deliveries")).json()["items"]] == [ids["delivery"]]
+    model = (await victim.get(f"/v1/measurement/models/{ids['measurement_model']}")).json()
+    assert (model["name"], model["active"]) == ("Satisfaction index (default)", True)
+    assert [m["id"] for m in (await attacker.get("/v1/measurement/models")).json()] == []
     listing = (await attacker.get("/v1/members", params={"external_id": "victim-1"})).json()
     assert listing["items"] == []
     keys = (await attacker.get("/v1/api-keys")).json()["items"]
