@@ -92,6 +92,7 @@ __all__ = [
     "Award",
     "AwareDatetime",
     "Base",
+    "CareTrigger",
     "Conflict",
     "CurrentPrincipal",
     "CurrentProgram",
@@ -116,7 +117,6 @@ __all__ = [
     "ReversalView",
     "RewardView",
     "ScheduledJob",
-    "CareTrigger",
     "Screening",
     "TenantScoped",
     "TenantView",
@@ -210,6 +210,7 @@ if TYPE_CHECKING:
     from core.metrics.service import sums as metric_sums
     from core.outbox.service import emit as emit
     from core.plugin_types import Award as Award
+    from core.plugin_types import CareTrigger as CareTrigger
     from core.plugin_types import Decision as Decision
     from core.plugin_types import EarlierResult as EarlierResult
     from core.plugin_types import EventContext as EventContext
@@ -223,7 +224,6 @@ if TYPE_CHECKING:
     from core.plugin_types import ReversalView as ReversalView
     from core.plugin_types import RewardView as RewardView
     from core.plugin_types import ScheduledJob as ScheduledJob
-    from core.plugin_types import CareTrigger as CareTrigger
     from core.plugin_types import Screening as Screening
     from core.plugin_types import TenantView as TenantView
     from core.plugin_types import TierChange as TierChange

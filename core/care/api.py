@@ -58,3 +58,24 @@ class CareRequestsController(Controller):
             ],
             next_cursor,
         )
+
+
+def care_controllers() -> list[type[Controller]]:
+    """Every care route, in one list: each part of the engine adds its controllers here."""
+    from core.care.config_api import (
+        CareCalendarController,
+        CareRulesController,
+        CareTemplatesController,
+        CareTriggersController,
+    )
+    from core.care.record_api import MemberMessagesController, MessagesController
+
+    return [
+        CareRequestsController,
+        CareTriggersController,
+        CareTemplatesController,
+        CareRulesController,
+        CareCalendarController,
+        MessagesController,
+        MemberMessagesController,
+    ]

@@ -360,7 +360,7 @@ def program_tenant(program: ProgramSettings, db: AsyncSession) -> uuid.UUID:
 async def _rule(db: AsyncSession, rule_id: uuid.UUID) -> CareRule:
     found = (await db.execute(select(CareRule).where(CareRule.id == rule_id))).scalar_one_or_none()
     if found is None:
-        raise NotFound("No such care rule.", field="rule_id")
+        raise NotFound("No such care rule.", field="care_rule_id")
     return found
 
 
@@ -431,20 +431,20 @@ class CareRulesController(Controller):
             query = query.where(CareRule.trigger == trigger)
         return [RuleOut.of(r) for r in (await db.execute(query)).scalars()]
 
-    @get("/{rule_id:uuid}", operation_id="getCareRule")
-    async def get_rule(self, db: Db, rule_id: FromPath[uuid.UUID]) -> RuleOut:
-        return RuleOut.of(await _rule(db, rule_id))
+    @get("/{care_rule_id:uuid}", operation_id="getCareRule")
+    async def get_rule(self, db: Db, care_rule_id: FromPath[uuid.UUID]) -> RuleOut:
+        return RuleOut.of(await _rule(db, care_rule_id))
 
-    @patch("/{rule_id:uuid}", operation_id="updateCareRule")
+    @patch("/{care_rule_id:uuid}", operation_id="updateCareRule")
     async def update(
         self,
         db: Db,
         runtime: CurrentRuntime,
         program: CurrentProgram,
-        rule_id: FromPath[uuid.UUID],
+        care_rule_id: FromPath[uuid.UUID],
         data: JSONBody[RuleUpdate],
     ) -> RuleOut:
-        rule = await _rule(db, rule_id)
+        rule = await _rule(db, care_rule_id)
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if not isinstance(v, UnsetType)}
         if "name" in changes:
             await _unique_name(db, CareRule, changes["name"], rule.id)
@@ -459,14 +459,14 @@ class CareRulesController(Controller):
         await db.flush()
         return RuleOut.of(rule)
 
-    @delete("/{rule_id:uuid}", operation_id="deleteCareRule", status_code=204)
-    async def delete_rule(self, db: Db, rule_id: FromPath[uuid.UUID]) -> None:
+    @delete("/{care_rule_id:uuid}", operation_id="deleteCareRule", status_code=204)
+    async def delete_rule(self, db: Db, care_rule_id: FromPath[uuid.UUID]) -> None:
         """Delete a rule that never made a message; one that did is kept for the record: deactivate it instead."""
         from core.care.models import CareMessage
 
-        rule = await _rule(db, rule_id)
+        rule = await _rule(db, care_rule_id)
         if (await db.execute(select(CareMessage.id).where(CareMessage.rule_id == rule.id).limit(1))).first():
-            raise Conflict("This rule has messages on record; set active to false instead.", field="rule_id")
+            raise Conflict("This rule has messages on record; set active to false instead.", field="care_rule_id")
         await db.delete(rule)
 
 

@@ -25,6 +25,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.care.models import CareMessage, CareOccasion, CareRule, CareTemplate
+from core.care.policy import Defer, MemberFacts, MessageFacts, ProtectionSettings, Send, Suppress, Verdict, decide
+from core.care.protection import load_member_facts, load_protection_settings
 from core.care.templates import pick_locale, render, sms_segments
 from core.clock import utcnow
 from core.db.base import table_of
@@ -395,6 +397,9 @@ async def _queue_messages(
     if wanted_segments:
         segments = await _segments_of(session, tenant_id, list(members.values()), wanted_segments, program, now)
     view = await program_view(session, tenant_id, program)
+    protection = await load_protection(
+        session, tenant_id, list(members), {c for _, rule in pairs for c in rule.channels}, program, now
+    )
     rows: list[dict[str, Any]] = []
     credits: list[tuple[uuid.UUID, uuid.UUID, RuleView]] = []
     for occasion, rule in pairs:
@@ -405,7 +410,7 @@ async def _queue_messages(
             continue
         if rule.segments and not rule.segments & segments.get(member.id, set()):
             continue
-        row = build_message(tenant_id, occasion, rule, member, view, now)
+        row = build_message(tenant_id, occasion, rule, member, view, now, protection)
         rows.append(row)
         if rule.points and row["state"] != "failed":
             credits.append((row["id"], member.id, rule))
@@ -437,24 +442,90 @@ async def _queue_messages(
     return len(created)
 
 
+#: Reasons that concern one channel only: the next channel of the rule is tried.
+CHANNEL_REASONS = frozenset({"no_address", "no_consent", "opted_out", "address_suppressed"})
+
+
+@dataclass(frozen=True)
+class Protection:
+    """What the policy needs at queuing: the tenant's settings and each channel's facts for the batch."""
+
+    settings: ProtectionSettings
+    facts: dict[str, dict[uuid.UUID, MemberFacts]]
+
+    def verdict(self, channel: str, member_id: uuid.UUID, facts: MessageFacts, now: datetime) -> Verdict:
+        member = self.facts.get(channel, {}).get(member_id)
+        if member is None:
+            return Suppress("member_inactive")
+        return decide(facts, member, self.settings, now)
+
+
+async def load_protection(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    member_ids: Sequence[uuid.UUID],
+    channels: set[str],
+    program: ProgramSettings,
+    now: datetime,
+) -> Protection:
+    from core.care.calendar import holidays_in
+
+    years = {(now + timedelta(days=d)).year for d in (-1, 0, 45)}
+    days = [h.day for h in await holidays_in(session, tenant_id, years, program.country)]
+    settings = await load_protection_settings(session)
+    facts = {
+        channel: await load_member_facts(session, tenant_id, member_ids, channel, now, holidays=days)
+        for channel in sorted(channels)
+    }
+    return Protection(settings, facts)
+
+
+def choose_channel(
+    rule: RuleView,
+    member: MemberRow,
+    trigger: str,
+    valid_until: datetime | None,
+    protection: Protection | None,
+    now: datetime,
+) -> tuple[str, str | None, Verdict]:
+    """The rule's first channel the member can be reached on now or later; else the first, with why not."""
+    first: tuple[str, str | None, Verdict] | None = None
+    for channel in rule.channels:
+        address = address_for(member, channel)
+        verdict: Verdict
+        if address is None:
+            verdict = Suppress("no_address")
+        elif protection is None:
+            verdict = Send()
+        else:
+            facts = MessageFacts(channel, rule.purpose, rule.category, valid_until, trigger)
+            verdict = protection.verdict(channel, member.id, facts, now)
+        if not (isinstance(verdict, Suppress) and verdict.reason in CHANNEL_REASONS):
+            return channel, address, verdict
+        first = first or (channel, address, verdict)
+    assert first is not None
+    return first
+
+
 def build_message(
-    tenant_id: uuid.UUID, occasion: Any, rule: RuleView, member: MemberRow, program: ProgramView, now: datetime
+    tenant_id: uuid.UUID,
+    occasion: Any,
+    rule: RuleView,
+    member: MemberRow,
+    program: ProgramView,
+    now: datetime,
+    protection: Protection | None = None,
 ) -> dict[str, Any]:
-    """The message row for ``occasion`` under ``rule``: rendered, its channel and address chosen."""
+    """The message row for ``occasion`` under ``rule``: its channel chosen, protected, rendered."""
     zone = member.timezone or program.timezone
-    channel, address = rule.channels[0], None
-    for candidate in rule.channels:
-        found = address_for(member, candidate)
-        if found:
-            channel, address = candidate, found
-            break
+    valid_until = occasion.occurred_at + timedelta(hours=rule.valid_for_hours) if rule.valid_for_hours else None
+    channel, address, verdict = choose_channel(rule, member, occasion.trigger, valid_until, protection, now)
     locale = pick_locale(rule.texts, member.locale, rule.default_locale)
     variables = {
         "member": member.variables(zone),
         "program": program.variables(),
         **dict(occasion.variables or {}),
     }
-    valid_until = occasion.occurred_at + timedelta(hours=rule.valid_for_hours) if rule.valid_for_hours else None
     message_id = new_id()
     row: dict[str, Any] = {
         "tenant_id": tenant_id,
@@ -501,10 +572,10 @@ def build_message(
         row.update(body=rendered.sms, segments=sms_segments(rendered.sms)[1])
     else:
         row.update(subject=(rendered.subject or "")[:500] or None, body=rendered.body, html=rendered.html)
-    if address is None:
-        row.update(state="suppressed", reason="no_address")
-    elif valid_until is not None and valid_until <= now:
-        row.update(state="suppressed", reason="expired")
+    if isinstance(verdict, Suppress):
+        row.update(state="suppressed", reason=verdict.reason)
+    elif isinstance(verdict, Defer):
+        row.update(state="deferred", reason=verdict.reason, due_at=verdict.until)
     return row
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, QueryParameter
 from sqlalchemy import select
 
 from core.care.messages import mask
@@ -136,7 +136,7 @@ class MessagesController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
         member_id: FromQuery[uuid.UUID | None] = None,
-        state: FromQuery[State | None] = None,
+        message_state: Annotated[State | None, QueryParameter(name="state")] = None,
         channel: FromQuery[Channel | None] = None,
         rule_id: FromQuery[uuid.UUID | None] = None,
         trigger: FromQuery[str | None] = None,
@@ -150,7 +150,7 @@ class MessagesController(Controller):
             cursor=cursor,
             limit=limit,
             member_id=member_id,
-            state=state,
+            state=message_state,
             channel=channel,
             rule_id=rule_id,
             trigger=trigger,
@@ -170,7 +170,7 @@ class MemberMessagesController(Controller):
         member_id: FromPath[uuid.UUID],
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
-        state: FromQuery[State | None] = None,
+        message_state: Annotated[State | None, QueryParameter(name="state")] = None,
         channel: FromQuery[Channel | None] = None,
         since: FromQuery[AwareDatetime | None] = None,
         until: FromQuery[AwareDatetime | None] = None,
@@ -183,7 +183,7 @@ class MemberMessagesController(Controller):
             cursor=cursor,
             limit=limit,
             member_id=member_id,
-            state=state,
+            state=message_state,
             channel=channel,
             since=since,
             until=until,

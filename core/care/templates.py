@@ -220,10 +220,11 @@ def render(
 ) -> Rendered:
     parts = texts[locale]
     context = {**variables, "_locale": babel_locale(locale), "_currency": currency, "_zone": zone}
-    subject = ENV.from_string(parts["subject"]).render(context).strip() if parts.get("subject") else None
-    body = ENV.from_string(parts["body"] or "").render(context)
-    html = HTML_ENV.from_string(parts["html"]).render(context) if parts.get("html") else None
-    sms = ENV.from_string(parts["sms"]).render(context).strip() if parts.get("sms") else body.strip()
+    subject_source, html_source, sms_source = parts.get("subject"), parts.get("html"), parts.get("sms")
+    subject = ENV.from_string(subject_source).render(context).strip() if subject_source else None
+    body = ENV.from_string(parts.get("body") or "").render(context)
+    html = HTML_ENV.from_string(html_source).render(context) if html_source else None
+    sms = ENV.from_string(sms_source).render(context).strip() if sms_source else body.strip()
     if marketing_sms:
         sms = with_opt_out(sms, locale)
     return Rendered(subject, body, html, sms)

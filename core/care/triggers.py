@@ -157,7 +157,7 @@ def samples(trigger: CareTrigger | None) -> dict[str, Any]:
 
 
 def describe(trigger: CareTrigger) -> dict[str, Any]:
-    return msgspec.to_builtins(
+    described: dict[str, Any] = msgspec.to_builtins(
         {
             "name": trigger.name,
             "description": trigger.description,
@@ -169,3 +169,4 @@ def describe(trigger: CareTrigger) -> dict[str, Any]:
             "plugin": trigger.plugin,
         }
     )
+    return described
