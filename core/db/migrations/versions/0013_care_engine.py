@@ -1,7 +1,7 @@
 """The care engine: templates, rules, the tenant's calendar, occasions (one per stable key) and messages.
 
-Revision ID: 0012_care_engine
-Revises: 0011_care_protection
+Revision ID: 0013_care_engine
+Revises: 0012_webhook_signature_scheme
 Create Date: 2026-12-05 17:05:00.202104
 """
 
@@ -17,8 +17,8 @@ from sqlalchemy.dialects import postgresql
 import core.db.base
 from core.db import rls
 
-revision: str = "0012_care_engine"
-down_revision: str | Sequence[str] | None = "0011_care_protection"
+revision: str = "0013_care_engine"
+down_revision: str | Sequence[str] | None = "0012_webhook_signature_scheme"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
