@@ -197,4 +197,6 @@ def fealty_scheduled_jobs() -> list[ScheduledJob]:
 @hookimpl
 @_records
 def fealty_care_triggers() -> list[CareTrigger]:
-    return [CareTrigger("example.nudge", "A nudge from the example plugin.", "service", "notice", {"n": "int"}, {"n": 1})]
+    return [
+        CareTrigger("example.nudge", "A nudge from the example plugin.", "service", "notice", {"n": "int"}, {"n": 1})
+    ]
