@@ -68,9 +68,11 @@ def care_controllers() -> list[type[Controller]]:
         CareTemplatesController,
         CareTriggersController,
     )
+    from core.care.protection_api import PROTECTION_ROUTES
     from core.care.record_api import MemberMessagesController, MessagesController
 
     return [
+        *PROTECTION_ROUTES,
         CareRequestsController,
         CareTriggersController,
         CareTemplatesController,

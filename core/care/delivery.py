@@ -22,7 +22,6 @@ the lease ends another worker sends it again, with the same reference, and recor
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.aws import AwsMessaging, ProviderPermanentError, ProviderThrottled, ProviderTransientError
+from core.care import optouts
 from core.care.calendar import holidays_in
 from core.care.messages import load_program, messages_table
 from core.care.policy import Defer, MessageFacts, Send, Suppress, Verdict
@@ -359,10 +359,6 @@ async def deliver_round(runtime: Runtime, tenant_id: uuid.UUID, now: datetime | 
 async def unsubscribe_headers_for(runtime: Runtime, tenant_id: uuid.UUID, messages: Sequence[Claimed]) -> Any:
     """The RFC 8058 one-click unsubscribe headers for each marketing email (None when there is none to send)."""
     if not any(m.channel == "email" and m.purpose == "marketing" for m in messages):
-        return None
-    try:
-        optouts = importlib.import_module("core.care.optouts")  # the signed link (the protection part)
-    except ImportError:  # pragma: no cover - only while that part is not installed
         return None
     secret = await optouts.link_secret(runtime.sessionmaker, runtime.settings)
 

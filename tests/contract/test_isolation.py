@@ -34,6 +34,8 @@ PATH_PARAMS = {
     "template_id": "care_template",
     "care_rule_id": "care_rule",
     "holiday_id": "care_holiday",
+    "channel": "suppression_channel",
+    "address": "suppression_address",
 }
 #: A valid body per operation, so the request reaches the lookup (a 422 would prove nothing).
 BODIES = {
@@ -126,11 +128,14 @@ async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]
         )
     ).json()
     care_holiday = (await victim.post("/v1/care/calendar", json={"day": "2030-01-02", "name": "Victim day"})).json()
+    await victim.post("/v1/care/suppressions", json={"channel": "email", "address": "held@example.com"})
     return victim, {
         "care_template": care_template["id"],
         "care_rule": care_rule["id"],
         "care_holiday": care_holiday["id"],
         "measurement_model": model["id"],
+        "suppression_channel": "email",
+        "suppression_address": "held@example.com",
         "endpoint": endpoint["id"],
         "delivery": delivery["id"],
         "reward": reward["id"],
@@ -186,6 +191,7 @@ async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppCli
     model = (await victim.get(f"/v1/measurement/models/{ids['measurement_model']}")).json()
     assert (model["name"], model["active"]) == ("Satisfaction index (default)", True)
     assert [m["id"] for m in (await attacker.get("/v1/measurement/models")).json()] == []
+    assert [s["address"] for s in (await victim.get("/v1/care/suppressions")).json()["items"]] == ["held@example.com"]
     listing = (await attacker.get("/v1/members", params={"external_id": "victim-1"})).json()
     assert listing["items"] == []
     keys = (await attacker.get("/v1/api-keys")).json()["items"]
