@@ -23,7 +23,7 @@ from core.http.middleware import ApiMiddleware
 from core.http.problems import handle_exception
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
-from core.measurement.api import MeasurementController
+from core.measurement.api import MeasurementController, MeasurementSettingsController, MemberLoyaltyController
 from core.members.api import MembersController
 from core.ops import MetricsController, healthz, readyz
 from core.plugins import PluginManager
@@ -53,6 +53,8 @@ CORE_ROUTES = [
     SegmentsController,
     CampaignsController,
     MeasurementController,
+    MeasurementSettingsController,
+    MemberLoyaltyController,
     CareRequestsController,
     RewardsController,
     RedemptionsController,
