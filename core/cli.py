@@ -1,4 +1,4 @@
-"""The ``fealty`` command: serve, worker, migrate, platform-key, demo, billing."""
+"""The ``fealty`` command: serve, worker, migrate, config, platform-key, demo, billing."""
 
 from __future__ import annotations
 
@@ -8,20 +8,47 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from core.settings import get_settings
+from core.settings import Settings, SettingsError, get_settings
 
 if TYPE_CHECKING:
     from core.demo import DemoRun
     from core.runtime import Runtime
 
 
-@click.group()
+class _Fealty(click.Group):
+    """The command group: wrong settings end any command with the list of wrong variables, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            click.echo(f"fealty: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Fealty)
 def main() -> None:
     """Fealty: a multi-tenant loyalty platform."""
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of lines.")
+def config(as_json: bool) -> None:
+    """Print the effective settings (secrets masked) and where each comes from; refuse wrong ones."""
+    settings = get_settings()
+    sources = settings.sources()
+    if as_json:
+        click.echo(json.dumps(dict(settings.effective()), indent=2, default=list))
+        return
+    for name, value in settings.effective():
+        shown = ",".join(value) if isinstance(value, tuple) else "" if value is None else value
+        if isinstance(shown, bool):
+            shown = str(shown).lower()
+        click.echo(f"{Settings.variable(name)}={shown}  # {sources[name]}")
 
 
 @main.command()

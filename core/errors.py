@@ -121,6 +121,13 @@ class AlreadyExists(Conflict):
     title = "A resource with this identity already exists"
 
 
+class SecretNotStandard(Conflict):
+    """A webhook endpoint asked to sign with Standard Webhooks while its secret predates them: rotate it."""
+
+    slug = "webhook-secret-not-standard"
+    title = "The endpoint's secret cannot sign Standard Webhooks"
+
+
 class IdempotencyKeyReused(Conflict):
     slug = "idempotency-key-reused"
     title = "This Idempotency-Key was used with a different request"

@@ -15,7 +15,11 @@ from typing import Any
 
 import structlog
 
-_REDACT = {"authorization", "api_key", "secret", "password", "platform_key", "key", "stripe-signature"}
+from core.settings import SECRET_FIELDS
+
+_REDACT = {"authorization", "api_key", "secret", "password", "platform_key", "key", "stripe-signature"} | set(
+    SECRET_FIELDS
+)
 
 #: Standard-library loggers kept at WARNING: httpx logs every request's URL at INFO (webhook URLs often carry a
 #: tenant's token, not ours to log), SQLAlchemy's engine logs statements and parameters.

@@ -1,30 +1,96 @@
-"""Environment-backed settings: every knob is a ``FEALTY_*`` variable, read once into one typed object."""
+"""Environment-backed settings: every knob is a ``FEALTY_*`` variable, read once into one typed object.
+
+Reading is strict, because a forgiven mistake becomes a production incident: an unknown ``FEALTY_*`` variable (a
+typo such as ``FEALTY_DATABSE_URL``) refuses to start with a "did you mean" hint; each value is decoded to its
+field's type by msgspec and every error names the variable; booleans accept only true/false/1/0/yes/no. Every
+problem is reported at once (:class:`SettingsError`). Secrets are masked in the repr (and so in logs and
+tracebacks) and in ``fealty config``. ``FEALTY_TEST_*`` and ``FEALTY_BENCH_*`` belong to the test suite and the
+benchmark, not to the application, and are not checked here.
+"""
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, get_type_hints
 
+import msgspec
+
 ENV_PREFIX = "FEALTY_"
+#: Variables of the test suite and the benchmark, which share the prefix but are not application settings.
+FOREIGN_PREFIXES = ("FEALTY_TEST_", "FEALTY_BENCH_")
+TRUE_WORDS = frozenset({"true", "1", "yes"})
+FALSE_WORDS = frozenset({"false", "0", "no"})
+#: Fields whose values never appear in a repr, a log line or ``fealty config``.
+SECRET_FIELDS = frozenset(
+    {"platform_key", "stripe_api_key", "stripe_webhook_secret", "aws_access_key_id", "aws_secret_access_key"}
+)
+#: Fields holding URLs whose password part is masked.
+URL_FIELDS = frozenset({"database_url", "migrate_database_url", "redis_url"})
+MASK = "********"
 
 
-def _parse(raw: str, kind: Any) -> Any:
-    if kind is bool:
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if kind is int:
-        return int(raw)
-    if kind is float:
-        return float(raw)
+class SettingsError(ValueError):
+    """One or more ``FEALTY_*`` variables are wrong; ``problems`` holds one line per variable, each naming it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("Invalid settings:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _parse_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"expected one of true/false/1/0/yes/no, got {raw!r}")
+
+
+def _decode(raw: str, kind: Any) -> Any:
+    """One variable's text as its field's type (msgspec's lax conversion of strings to numbers)."""
+    if kind in (bool, bool | None):
+        return _parse_bool(raw)
     if kind == tuple[str, ...]:
         return tuple(part.strip() for part in raw.split(",") if part.strip())
-    return raw
+    if kind in (str, str | None):
+        return raw
+    try:
+        return msgspec.convert(raw.strip(), kind, strict=False)
+    except msgspec.ValidationError as exc:
+        detail = str(exc).split(" - at ", 1)[0]
+        if detail.startswith("Expected `int`, got"):
+            detail = "expected a whole number"
+        elif detail.startswith("Expected `float`, got"):
+            detail = "expected a number"
+        raise ValueError(f"{detail[0].lower()}{detail[1:]}, got {raw!r}") from None
 
 
-@dataclass(frozen=True, slots=True)
+def mask_url(url: str) -> str:
+    """``scheme://user:********@host/db``: a URL with its password hidden."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, at, host = rest.rpartition("@")
+    user, colon, _password = credentials.partition(":")
+    return f"{scheme}://{user}{':' + MASK if colon else ''}{at}{host}"
+
+
+def masked(name: str, value: Any) -> Any:
+    """A setting's value as it may be shown: secrets masked (empty ones shown empty), URL passwords hidden."""
+    if name in SECRET_FIELDS:
+        return MASK if value else value
+    if name in URL_FIELDS and isinstance(value, str):
+        return mask_url(value)
+    return value
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class Settings:
     """All runtime configuration. Each field ``foo`` is read from ``FEALTY_FOO``."""
 
@@ -159,21 +225,52 @@ class Settings:
             return None
         return Path(self.database_url.split("///", 1)[1])
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.effective())
+        return f"Settings({shown})"
+
+    def effective(self) -> Iterator[tuple[str, Any]]:
+        """Every setting and its value, secrets masked: what ``fealty config`` prints and what a repr shows."""
+        for f in fields(self):
+            yield f.name, masked(f.name, getattr(self, f.name))
+
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    def variable(cls, name: str) -> str:
+        return ENV_PREFIX + name.upper()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``FEALTY_*`` from ``environ`` (default: the process environment), then apply ``overrides``
+        (already typed values, as tests pass them). Raises :class:`SettingsError` naming every wrong variable."""
         env = os.environ if environ is None else environ
         hints = get_type_hints(cls)
+        known = {cls.variable(f.name): f.name for f in fields(cls)}
+        problems: list[str] = []
         values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is None:
+        for variable in sorted(env):
+            if not variable.startswith(ENV_PREFIX) or variable.startswith(FOREIGN_PREFIXES):
                 continue
-            kind = hints[f.name]
-            if kind == bool | None:
-                kind = bool
-            values[f.name] = _parse(raw, kind)
+            name = known.get(variable)
+            if name is None:
+                close = difflib.get_close_matches(variable, list(known), n=1, cutoff=0.75)
+                hint = f"; did you mean {close[0]}?" if close else " (`fealty config` lists them)"
+                problems.append(f"{variable} is not a Fealty setting{hint}")
+                continue
+            try:
+                values[name] = _decode(env[variable], hints[name])
+            except ValueError as exc:
+                problems.append(f"{variable}: {exc}")
+        unknown = set(overrides) - set(known.values())
+        problems += [f"{name!r} is not a Fealty setting" for name in sorted(unknown)]
+        if problems:
+            raise SettingsError(problems)
         values.update(overrides)
         return cls(**values)
+
+    def sources(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Where each setting came from: ``environment`` or ``default``."""
+        env = os.environ if environ is None else environ
+        return {f.name: "environment" if self.variable(f.name) in env else "default" for f in fields(self)}
 
 
 @functools.cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 from core.billing.models import ActiveMember, BillingEvent, BillingInvoice, BillingUsage, Plan, StripeEvent, UsageCount
 from core.campaigns.models import Campaign
 from core.care.models import CareRequest
+from core.care.protection_models import CareSendLock, CareSendTally, CareSettings, CareSuppression, PlatformSecret
 from core.db.base import Base
 from core.events.models import Event
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
@@ -31,6 +32,10 @@ __all__ = [
     "BillingUsage",
     "Campaign",
     "CareRequest",
+    "CareSendLock",
+    "CareSendTally",
+    "CareSettings",
+    "CareSuppression",
     "ConsentChange",
     "EarningRule",
     "Event",
@@ -49,6 +54,7 @@ __all__ = [
     "Plan",
     "PlatformCredential",
     "PlatformIdempotencyRecord",
+    "PlatformSecret",
     "PointBalance",
     "Program",
     "Redemption",

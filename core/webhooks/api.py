@@ -42,6 +42,9 @@ class EndpointUpdate(msgspec.Struct, forbid_unknown_fields=True):
     description: Description | UnsetType | None = UNSET
     #: ``disabled`` stops deliveries (waiting ones are cancelled; replay them after enabling again).
     status: Literal["active", "disabled"] | UnsetType = UNSET
+    #: ``standard`` (Standard Webhooks headers) or ``fealty-v1`` (the ``Fealty-Signature`` header of before). An
+    #: endpoint whose secret predates Standard Webhooks switches by rotating its secret (409 otherwise).
+    signature_scheme: Literal["standard", "fealty-v1"] | UnsetType = UNSET
 
 
 class RotateSecretIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -58,6 +61,9 @@ class EndpointOut(msgspec.Struct):
     status: str
     #: The secret's prefix and last characters, to tell secrets apart; the secret itself is shown only once.
     secret_hint: str
+    #: How requests are signed: ``standard`` (Standard Webhooks: ``webhook-id``, ``webhook-timestamp``,
+    #: ``webhook-signature``) or ``fealty-v1`` (``Fealty-Signature``, endpoints created before, until rotated).
+    signature_scheme: str
     #: Until then, the rotated-out secret still signs too.
     previous_secret_expires_at: datetime | None
     created_at: datetime
@@ -73,6 +79,7 @@ class EndpointOut(msgspec.Struct):
             list(e.event_types),
             e.status,
             e.secret_hint,
+            e.signature_scheme,
             e.previous_secret_expires_at,
             e.created_at,
             e.updated_at,
@@ -214,6 +221,8 @@ class WebhookEndpointsController(Controller):
             changes["description"] = data.description
         if data.status is not UNSET:
             changes["status"] = data.status
+        if data.signature_scheme is not UNSET:
+            changes["signature_scheme"] = data.signature_scheme
         endpoint = await service.get_endpoint(db, endpoint_id, for_update=True)
         return EndpointOut.of(await service.update_endpoint(db, endpoint, changes, utcnow()))
 
@@ -256,8 +265,9 @@ class WebhookEndpointsController(Controller):
     async def rotate_secret(
         self, db: Db, endpoint_id: FromPath[uuid.UUID], data: JSONBody[RotateSecretIn | None] = None
     ) -> EndpointWithSecretOut:
-        """A new signing secret, shown only in this answer. Send ``{"keep_previous_hours": n}`` to have requests
-        signed with both secrets for a while; ``{}`` retires the old one at once (do that if it leaked)."""
+        """A new signing secret, shown only in this answer; the endpoint signs with Standard Webhooks from now on.
+        Send ``{"keep_previous_hours": n}`` to have requests signed with both secrets for a while (the old one in
+        its old scheme); ``{}`` retires the old one at once (do that if it leaked)."""
         endpoint = await service.get_endpoint(db, endpoint_id, for_update=True)
         keep = data.keep_previous_hours if data else 0
         secret = await service.rotate_secret(db, endpoint, keep_previous_hours=keep, now=utcnow())

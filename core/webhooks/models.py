@@ -13,6 +13,8 @@ from core.clock import utcnow
 from core.db.base import Base, TenantScoped, id_column
 
 ENDPOINT_STATUSES = ("active", "disabled")
+#: How requests are signed (:mod:`core.webhooks.signing`): Standard Webhooks, or Fealty's scheme of before.
+SIGNATURE_SCHEMES = ("standard", "fealty-v1")
 #: pending: due at ``next_attempt_at``; sending: claimed by a worker until ``next_attempt_at`` (its lease);
 #: succeeded / dead (no attempts left) / cancelled (its endpoint was disabled): final, ``next_attempt_at`` is null.
 DELIVERY_STATUSES = ("pending", "sending", "succeeded", "dead", "cancelled")
@@ -31,6 +33,7 @@ class WebhookEndpoint(TenantScoped, Base):
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
         CheckConstraint(f"status IN {ENDPOINT_STATUSES!r}", name="status"),
+        CheckConstraint(f"signature_scheme IN {SIGNATURE_SCHEMES!r}", name="signature_scheme"),
     )
 
     id: Mapped[uuid.UUID] = id_column()
@@ -41,9 +44,14 @@ class WebhookEndpoint(TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     secret: Mapped[str] = mapped_column(String(100))
     secret_hint: Mapped[str] = mapped_column(String(16))
+    #: ``standard`` for endpoints created or rotated since Standard Webhooks support; ``fealty-v1`` for older ones
+    #: (the migration's default), until their secret is rotated or they opt in.
+    signature_scheme: Mapped[str] = mapped_column(String(16), default="standard", server_default="fealty-v1")
     #: After a rotation, the old secret still signs (as a second ``v1``) until this time, so receivers can switch.
     previous_secret: Mapped[str | None] = mapped_column(String(100))
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column()
+    #: The scheme the previous secret signed in (it keeps signing that way during its grace period).
+    previous_signature_scheme: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column()

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.adapters.webhook_http import OutboundResult
 from core.db.base import table_of
 from core.db.engine import tenant_session
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, SecretNotStandard, ValidationFailed
 from core.ids import new_id
 from core.jobs.queue import backoff, enqueue_or_wake
 from core.outbox.models import OutboxEvent
@@ -109,6 +109,7 @@ async def create_endpoint(
         status="active",
         secret=secret,
         secret_hint=signing.secret_hint(secret),
+        signature_scheme=signing.STANDARD,
         created_at=now,
         updated_at=now,
     )
@@ -133,9 +134,16 @@ async def update_endpoint(
     changes: dict[str, Any],
     now: datetime,
 ) -> WebhookEndpoint:
-    """Apply ``changes`` (url, description, event_types, status), already validated."""
+    """Apply ``changes`` (url, description, event_types, status, signature_scheme), already validated."""
     await bump_config_version(session, endpoint.tenant_id)  # first, as in create_endpoint
     status = changes.pop("status", None)
+    scheme = changes.get("signature_scheme")
+    if scheme == signing.STANDARD and not signing.is_standard_secret(endpoint.secret):
+        raise SecretNotStandard(
+            "This endpoint's secret predates Standard Webhooks and cannot sign that way: rotate the secret "
+            "(POST .../rotate-secret), which switches the endpoint to Standard Webhooks with a new secret.",
+            field="signature_scheme",
+        )
     for name, value in changes.items():
         setattr(endpoint, name, value)
     if status == "disabled" and endpoint.status == "active":
@@ -175,7 +183,8 @@ async def disable_endpoint(session: AsyncSession, endpoint: WebhookEndpoint, now
 async def rotate_secret(
     session: AsyncSession, endpoint: WebhookEndpoint, *, keep_previous_hours: int, now: datetime
 ) -> str:
-    """A new secret; the old one keeps signing (as a second ``v1``) for ``keep_previous_hours`` (0: stops now)."""
+    """A new secret, in the Standard Webhooks scheme (whatever the endpoint used before); the old one keeps signing,
+    in its own scheme, for ``keep_previous_hours`` (0: stops now)."""
     if not 0 <= keep_previous_hours <= MAX_PREVIOUS_SECRET_HOURS:
         raise ValidationFailed(
             f"keep_previous_hours must be between 0 and {MAX_PREVIOUS_SECRET_HOURS}.", field="keep_previous_hours"
@@ -184,9 +193,12 @@ async def rotate_secret(
     if keep_previous_hours:
         endpoint.previous_secret = endpoint.secret
         endpoint.previous_secret_expires_at = now + timedelta(hours=keep_previous_hours)
+        endpoint.previous_signature_scheme = endpoint.signature_scheme
     else:
         endpoint.previous_secret = None
         endpoint.previous_secret_expires_at = None
+        endpoint.previous_signature_scheme = None
+    endpoint.signature_scheme = signing.STANDARD
     endpoint.secret = secret
     endpoint.secret_hint = signing.secret_hint(secret)
     endpoint.updated_at = now
@@ -374,12 +386,17 @@ class ClaimedDelivery:
     #: This attempt's number (1 for the first POST).
     attempt: int
     url: str
-    #: The secrets to sign with: the current one, then a rotated one still in its grace period.
-    secrets: tuple[str, ...]
+    #: The endpoint's scheme and its current secret.
+    scheme: signing.Scheme
+    secret: str
+    #: A rotated secret still in its grace period, and the scheme it signs in.
+    previous: tuple[signing.Scheme, str] | None = None
 
     def headers(self, timestamp: int) -> dict[str, str]:
-        return {
-            signing.SIGNATURE_HEADER: signing.signature_header(self.secrets, self.body, timestamp),
+        signed = signing.signed_headers(
+            self.scheme, str(self.id), (self.scheme, self.secret), self.previous, self.body, timestamp
+        )
+        return signed | {
             "Fealty-Delivery-Id": str(self.id),
             "Fealty-Event-Id": str(self.event_id),
             "Fealty-Event-Type": self.event_type,
@@ -423,8 +440,10 @@ async def claim_due(
                 e.c.status.label("endpoint_status"),
                 e.c.url,
                 e.c.secret,
+                e.c.signature_scheme,
                 e.c.previous_secret,
                 e.c.previous_secret_expires_at,
+                e.c.previous_signature_scheme,
             )
             .select_from(d.join(e, and_(e.c.tenant_id == d.c.tenant_id, e.c.id == d.c.endpoint_id)))
             .where(d.c.tenant_id == tenant_id, d.c.status.in_(("pending", "sending")), d.c.next_attempt_at <= now)
@@ -463,12 +482,21 @@ async def claim_due(
     )
     claimed = []
     for c in take:
-        secrets: tuple[str, ...] = (c.secret,)
+        previous = None
         if c.previous_secret and c.previous_secret_expires_at and c.previous_secret_expires_at > now:
-            secrets += (c.previous_secret,)
+            previous = (c.previous_signature_scheme or signing.LEGACY, c.previous_secret)
         claimed.append(
             ClaimedDelivery(
-                c.id, c.endpoint_id, c.event_id, c.event_type, c.body.encode(), c.attempts + 1, c.url, secrets
+                c.id,
+                c.endpoint_id,
+                c.event_id,
+                c.event_type,
+                c.body.encode(),
+                c.attempts + 1,
+                c.url,
+                c.signature_scheme,
+                c.secret,
+                previous,
             )
         )
     return ClaimReport(claimed, len(cancel) + len(bury))

@@ -1,23 +1,45 @@
-"""Webhook signatures (pure functions): what Fealty sends and what a receiver checks.
+"""Webhook signatures (pure functions): what Fealty sends and what a receiver checks. Two schemes:
 
-Every request carries ``Fealty-Signature: t=<unix seconds>,v1=<hex>``, where the hex is
+``standard`` (every endpoint created or rotated since Standard Webhooks support): the `Standard Webhooks
+<https://www.standardwebhooks.com/>`_ specification, signed with the ``standardwebhooks`` library. Headers
+``webhook-id`` (the delivery id, the same on every retry), ``webhook-timestamp`` (unix seconds) and
+``webhook-signature: v1,<base64 HMAC-SHA256 of f"{id}.{timestamp}.{body}">``, the key being the base64-decoded part
+of the ``whsec_...`` secret after the prefix. A receiver verifies with ``standardwebhooks.Webhook(secret).verify``
+(or the library of its language). While a rotated secret's grace period runs, the header carries one signature per
+valid secret, space-separated.
+
+``fealty-v1`` (endpoints created before, until their secret is rotated; ``PATCH {"signature_scheme": ...}`` switches
+back and forth while the secret allows): ``Fealty-Signature: t=<unix seconds>,v1=<hex>``, where the hex is
 ``HMAC-SHA256(key=secret, msg=f"{t}.".encode() + raw_body)`` and ``secret`` is the endpoint's whole ``whsec_...``
-string (UTF-8). While a rotated secret's grace period runs, the header carries one ``v1`` per valid secret. The
-timestamp is signed with the body, so a captured request cannot be replayed later than ``tolerance_s``.
+string (UTF-8); one ``v1`` per valid secret. The delivery id is not signed in this scheme.
+
+In both, the timestamp is signed with the body, so a captured request cannot be replayed later than the tolerance.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Literal
+
+from standardwebhooks import Webhook
 
 SECRET_PREFIX = "whsec_"
 SIGNATURE_HEADER = "Fealty-Signature"
 SCHEME = "v1"
 DEFAULT_TOLERANCE_S = 300
+Scheme = Literal["standard", "fealty-v1"]
+SCHEMES: tuple[Scheme, ...] = ("standard", "fealty-v1")
+STANDARD: Scheme = "standard"
+LEGACY: Scheme = "fealty-v1"
+#: Random bytes in a Standard Webhooks secret (the specification asks for 24 to 64).
+STANDARD_SECRET_BYTES = 32
 
 
 class InvalidSignature(ValueError):
@@ -25,8 +47,54 @@ class InvalidSignature(ValueError):
 
 
 def new_secret() -> str:
-    """A new endpoint secret: ``whsec_`` and 256 random bits."""
+    """A new endpoint secret in the Standard Webhooks format: ``whsec_`` and 256 random bits in standard base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(STANDARD_SECRET_BYTES)).decode()
+
+
+def new_legacy_secret() -> str:
+    """A secret as endpoints were given before Standard Webhooks (URL-safe base64, no padding): tests only."""
     return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def is_standard_secret(secret: str) -> bool:
+    """Whether ``secret`` is ``whsec_`` and strict standard base64 of 24 to 64 bytes, as the specification asks
+    (secrets issued before Standard Webhooks support are URL-safe base64 without padding, so they are not)."""
+    if not secret.startswith(SECRET_PREFIX):
+        return False
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return 24 <= len(key) <= 64
+
+
+def standard_headers(message_id: str, signing_secrets: Sequence[str], body: bytes, timestamp: int) -> dict[str, str]:
+    """The three Standard Webhooks headers, one ``v1,<base64>`` signature per secret (current first)."""
+    when = datetime.fromtimestamp(timestamp, UTC)
+    signatures = " ".join(Webhook(secret).sign(message_id, when, body) for secret in signing_secrets)
+    return {"webhook-id": message_id, "webhook-timestamp": str(timestamp), "webhook-signature": signatures}
+
+
+def signed_headers(
+    scheme: Scheme,
+    message_id: str,
+    current: tuple[Scheme, str],
+    previous: tuple[Scheme, str] | None,
+    body: bytes,
+    timestamp: int,
+) -> dict[str, str]:
+    """The signature headers of one request: the endpoint's scheme signed with its current secret and, during a
+    rotation's grace period, the previous secret in the scheme it was issued for (so a receiver not yet switched to
+    the new secret keeps verifying exactly as before)."""
+    keys = [current, *([previous] if previous else [])]
+    standard = [secret for kind, secret in keys if kind == STANDARD]
+    legacy = [secret for kind, secret in keys if kind == LEGACY or scheme == LEGACY]
+    headers: dict[str, str] = {}
+    if scheme == STANDARD and standard:
+        headers |= standard_headers(message_id, standard, body, timestamp)
+    if legacy:
+        headers[SIGNATURE_HEADER] = signature_header(legacy, body, timestamp)
+    return headers
 
 
 def secret_hint(secret: str) -> str:

@@ -1,8 +1,8 @@
 """Test helpers: a real webhook receiver on a loopback port, a worker runtime, and shortcuts.
 
-The receiver is a small HTTP/1.1 server (``asyncio.start_server``) that checks ``Fealty-Signature`` with
-:func:`core.webhooks.signing.verify_signature` exactly as a tenant's system would, records every request, and can
-be told to fail.
+The receiver is a small HTTP/1.1 server (``asyncio.start_server``) that checks signatures exactly as a tenant's system
+would: Standard Webhooks headers with the ``standardwebhooks`` library's own verifier, ``Fealty-Signature`` (endpoints
+of before) with :func:`core.webhooks.signing.verify_signature`. It records every request and can be told to fail.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
 from core.db.engine import tenant_session
 from core.jobs.queue import enqueue_or_wake
 from core.outbox.service import DISPATCH_JOB, emit
@@ -22,6 +25,17 @@ from core.testing import TenantHandle, settings_for_tests
 from core.webhooks.service import DELIVER_JOB
 from core.webhooks.signing import InvalidSignature, verify_signature
 from core.worker import WorkReport, build_registry, run_due, worker_name
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> None:
+    """What a receiver does: Standard Webhooks when its headers are there (the library's verifier), else the
+    ``Fealty-Signature`` scheme of before."""
+    if "webhook-signature" in headers:
+        if not secret:
+            raise WebhookVerificationError("no secret to verify with")
+        Webhook(secret).verify(body, headers, json_parse=False)
+    else:
+        verify_signature(secret, headers.get("fealty-signature"), body)
 
 
 @dataclass
@@ -117,8 +131,8 @@ class Receiver:
             await asyncio.sleep(hook.delay)
         error: str | None = None
         try:
-            verify_signature(hook.secret or "", headers.get("fealty-signature"), body)
-        except InvalidSignature as exc:
+            verify(hook.secret or "", headers, body)
+        except (InvalidSignature, WebhookVerificationError) as exc:
             error = str(exc)
         failing = hook.always_fail or len(hook.requests) < hook.fail_first
         status = 400 if error else 500 if failing else 200
