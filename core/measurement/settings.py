@@ -30,6 +30,8 @@ class MeasurementConfig(msgspec.Struct, forbid_unknown_fields=True, omit_default
     key_member_share: Annotated[float, Meta(gt=0, le=1)] = 0.2
     #: Value of one point in the program's currency (liability).
     point_value: Decimal = Decimal("0.01")
+    #: Breakage rate to use instead of the one estimated from the program's history (0-1; null: estimate).
+    breakage_rate: Annotated[float, Meta(ge=0, le=1)] | None = None
     types: TypeThresholds = msgspec.field(default_factory=TypeThresholds)
 
 
