@@ -47,6 +47,7 @@ FEATURE_JOB_MODULES: tuple[str, ...] = (
     "core.webhooks.jobs",
     "core.billing.jobs",
     "core.care.jobs",
+    "core.measurement.jobs",
 )
 
 
