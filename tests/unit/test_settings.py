@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from core.cli import main
 from core.settings import MASK, Settings, SettingsError, mask_url
+from tests.unit.test_logging import json_logs  # noqa: F401  (logs configured back on the real stderr afterwards)
 
 
 def problems(environ: dict[str, str]) -> list[str]:
@@ -73,7 +74,7 @@ def test_typed_values_and_overrides() -> None:
         Settings.from_env({}, log_levl="DEBUG")
 
 
-def test_secrets_are_masked_in_the_repr_and_in_logs(capsys: pytest.CaptureFixture[str]) -> None:
+def test_secrets_are_masked_in_the_repr_and_in_logs(json_logs: pytest.CaptureFixture[str]) -> None:  # noqa: F811
     settings = Settings.from_env(
         {
             "FEALTY_STRIPE_API_KEY": "sk_live_very_secret",
@@ -95,7 +96,7 @@ def test_secrets_are_masked_in_the_repr_and_in_logs(capsys: pytest.CaptureFixtur
 
     structlog.get_logger("t").info("starting", settings=settings, stripe_api_key=settings.stripe_api_key)
     logging.getLogger().handlers[-1].flush()
-    printed = capsys.readouterr().err
+    printed = json_logs.readouterr().err
     assert "sk_live_very_secret" not in printed and "db-password" not in printed and "starting" in printed
 
 
