@@ -15,6 +15,7 @@ from core import __version__
 from core.billing.api import BillingController, PlatformBillingController, PlatformPlansController
 from core.campaigns.api import CampaignsController
 from core.care.api import CareRequestsController
+from core.care.protection_api import PROTECTION_ROUTES
 from core.db.migrate import upgrade_async
 from core.events.api import EventsController
 from core.exports.api import ExportsController
@@ -54,6 +55,7 @@ CORE_ROUTES = [
     CampaignsController,
     MeasurementController,
     CareRequestsController,
+    *PROTECTION_ROUTES,
     RewardsController,
     RedemptionsController,
     MemberRewardsController,

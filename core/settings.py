@@ -28,7 +28,14 @@ TRUE_WORDS = frozenset({"true", "1", "yes"})
 FALSE_WORDS = frozenset({"false", "0", "no"})
 #: Fields whose values never appear in a repr, a log line or ``fealty config``.
 SECRET_FIELDS = frozenset(
-    {"platform_key", "stripe_api_key", "stripe_webhook_secret", "aws_access_key_id", "aws_secret_access_key"}
+    {
+        "platform_key",
+        "stripe_api_key",
+        "stripe_webhook_secret",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "care_link_secret",
+    }
 )
 #: Fields holding URLs whose password part is masked.
 URL_FIELDS = frozenset({"database_url", "migrate_database_url", "redis_url"})
@@ -180,6 +187,15 @@ class Settings:
     aws_concurrency: int = 10
     aws_max_attempts: int = 1
     aws_timeout_seconds: float = 15.0
+
+    #: The address members and providers reach this API at, for links in messages (unsubscribe). Empty:
+    #: ``http://{host}:{port}``.
+    public_url: str = ""
+    #: Signing key of unsubscribe links (HMAC). Empty: a key generated once and kept in the database, shared by
+    #: every process. Changing it invalidates the links already sent.
+    care_link_secret: str = ""
+    #: How long an unsubscribe link works, in days.
+    care_unsubscribe_link_days: int = 180
 
     #: Entry-point plugins to load (empty: every installed ``fealty.plugins`` entry point).
     plugins: tuple[str, ...] = field(default_factory=tuple)

@@ -31,6 +31,8 @@ PATH_PARAMS = {
     "endpoint_id": "endpoint",
     "delivery_id": "delivery",
     "model_id": "measurement_model",
+    "channel": "suppression_channel",
+    "address": "suppression_address",
 }
 #: A valid body per operation, so the request reaches the lookup (a 422 would prove nothing).
 BODIES = {
@@ -110,8 +112,11 @@ async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]
     ).json()
     delivery = (await victim.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")).json()
     model = (await victim.post("/v1/measurement/models/copy", json={"default": "satisfaction"})).json()
+    await victim.post("/v1/care/suppressions", json={"channel": "email", "address": "held@example.com"})
     return victim, {
         "measurement_model": model["id"],
+        "suppression_channel": "email",
+        "suppression_address": "held@example.com",
         "endpoint": endpoint["id"],
         "delivery": delivery["id"],
         "reward": reward["id"],
@@ -167,6 +172,7 @@ async def test_every_endpoint_answers_404_for_another_tenants_ids(client: AppCli
     model = (await victim.get(f"/v1/measurement/models/{ids['measurement_model']}")).json()
     assert (model["name"], model["active"]) == ("Satisfaction index (default)", True)
     assert [m["id"] for m in (await attacker.get("/v1/measurement/models")).json()] == []
+    assert [s["address"] for s in (await victim.get("/v1/care/suppressions")).json()["items"]] == ["held@example.com"]
     listing = (await attacker.get("/v1/members", params={"external_id": "victim-1"})).json()
     assert listing["items"] == []
     keys = (await attacker.get("/v1/api-keys")).json()["items"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 from click.testing import CliRunner
 
 from core.cli import main
 from core.settings import MASK, Settings, SettingsError, mask_url
-from tests.unit.test_logging import json_logs  # noqa: F401  (logs configured back on the real stderr afterwards)
 
 
 def problems(environ: dict[str, str]) -> list[str]:
@@ -74,7 +74,7 @@ def test_typed_values_and_overrides() -> None:
         Settings.from_env({}, log_levl="DEBUG")
 
 
-def test_secrets_are_masked_in_the_repr_and_in_logs(json_logs: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+def test_secrets_are_masked_in_the_repr_and_in_logs(capsys: pytest.CaptureFixture[str]) -> None:
     settings = Settings.from_env(
         {
             "FEALTY_STRIPE_API_KEY": "sk_live_very_secret",
@@ -94,9 +94,17 @@ def test_secrets_are_masked_in_the_repr_and_in_logs(json_logs: pytest.CaptureFix
     configure_logging("INFO", json=True)
     import structlog
 
-    structlog.get_logger("t").info("starting", settings=settings, stripe_api_key=settings.stripe_api_key)
-    logging.getLogger().handlers[-1].flush()
-    printed = json_logs.readouterr().err
+    try:
+        structlog.get_logger("t").info("starting", settings=settings, stripe_api_key=settings.stripe_api_key)
+        logging.getLogger().handlers[-1].flush()
+        printed = capsys.readouterr().err
+    finally:
+        # Back on the real stderr at the suite's level: later tests must not write to this test's captured stream.
+        captured, sys.stderr = sys.stderr, sys.__stderr__
+        try:
+            configure_logging("WARNING", json=True)
+        finally:
+            sys.stderr = captured
     assert "sk_live_very_secret" not in printed and "db-password" not in printed and "starting" in printed
 
 
