@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from core.plugin import hookimpl as hookimpl
     from core.plugin.types import Award as Award
     from core.plugin.types import AwardsContext as AwardsContext
+    from core.plugin.types import CareTrigger as CareTrigger
     from core.plugin.types import Credits as Credits
     from core.plugin.types import CreditsContext as CreditsContext
     from core.plugin.types import Decision as Decision

@@ -33,6 +33,7 @@ from core.plugin import PROJECT, spec
 from core.plugin.types import (
     Award,
     AwardsContext,
+    CareTrigger,
     Credits,
     CreditsContext,
     EventContext,
@@ -278,6 +279,16 @@ class PluginManager:
             for plugin, handlers in self._startup("fealty_routes")
             if plugin != CORE_PLUGIN
         ]
+
+    def care_triggers(self) -> dict[str, CareTrigger]:
+        """Every plugin's care trigger, by name (core's own are in :mod:`core.care.triggers`)."""
+        found: dict[str, CareTrigger] = {}
+        for plugin, triggers in self._startup("fealty_care_triggers"):
+            for trigger in cast(list[CareTrigger], triggers or []):
+                if trigger.name in found:
+                    raise ValueError(f"care trigger {trigger.name!r} registered twice")
+                found[trigger.name] = dataclasses.replace(trigger, plugin=None if plugin == CORE_PLUGIN else plugin)
+        return found
 
     def scheduled_jobs(self) -> list[tuple[str, ScheduledJob]]:
         return [(plugin, job) for plugin, jobs in self._startup("fealty_scheduled_jobs") for job in jobs or []]

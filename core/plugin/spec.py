@@ -2,7 +2,8 @@
 
 Two kinds of hook:
 
-- **startup hooks** take no argument (``fealty_register_event_types``, ``fealty_routes``, ``fealty_scheduled_jobs``):
+- **startup hooks** take no argument (``fealty_register_event_types``, ``fealty_routes``, ``fealty_scheduled_jobs``,
+  ``fealty_care_triggers``):
   called once for every registered plugin when the process starts;
 - **tenant hooks** take exactly one argument, ``ctx``: a frozen :class:`~core.plugin.types.HookContext` (the tenant's
   view, the transaction, the clock, the services) extended with the hook's subject. They run only for the plugins the
@@ -26,6 +27,7 @@ from core.plugin import PROJECT
 from core.plugin.types import (
     Award,
     AwardsContext,
+    CareTrigger,
     Credits,
     CreditsContext,
     EventContext,
@@ -46,7 +48,7 @@ _hookspec = pluggy.HookspecMarker(PROJECT)
 #: Hooks whose first answer (in call order) is the result: the later implementations are not awaited.
 FIRST_RESULT = frozenset({"fealty_fulfil_reward"})
 #: Hooks called once at startup, without arguments.
-STARTUP_HOOKS = ("fealty_register_event_types", "fealty_routes", "fealty_scheduled_jobs")
+STARTUP_HOOKS = ("fealty_register_event_types", "fealty_routes", "fealty_scheduled_jobs", "fealty_care_triggers")
 
 
 @_hookspec
@@ -170,4 +172,17 @@ def fealty_fulfil_reward(ctx: RedemptionContext) -> dict[str, Any] | None:
 def fealty_scheduled_jobs() -> list[ScheduledJob]:
     """Contribute periodic jobs (daily care, follow-ups, compensation). Called once at startup; the worker runs each
     job for every tenant that enabled the plugin, at most once per interval, whatever the number of workers."""
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_care_triggers() -> list[CareTrigger]:
+    """Contribute care triggers (name, default purpose and category, the variables each offers with their types and
+    sample values) at startup.
+
+    Called once for every installed plugin. A plugin raises its occasions with ``request_care(kind=<trigger name>)``;
+    tenants that enabled it write care rules (``/v1/care/rules``) and templates for those triggers, and templates are
+    checked against the trigger's variables and previewed with its samples. Results are concatenated; a name
+    registered twice (or clashing with core's triggers) is an error at startup.
+    """
     raise NotImplementedError

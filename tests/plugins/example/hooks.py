@@ -15,6 +15,7 @@ from litestar import Controller, get, post
 from litestar.params import JSONBody
 
 from core import (
+    CareTrigger,
     Award,
     AwardsContext,
     CreditsContext,
@@ -200,3 +201,11 @@ async def _nightly(ctx: JobContext) -> None:
 @_records
 def fealty_scheduled_jobs() -> list[ScheduledJob]:
     return [ScheduledJob("nightly", 3600, _nightly)]
+
+
+@hookimpl
+@_records
+def fealty_care_triggers() -> list[CareTrigger]:
+    return [
+        CareTrigger("example.nudge", "A nudge from the example plugin.", "service", "notice", {"n": "int"}, {"n": 1})
+    ]
