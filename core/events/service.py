@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
-from core.errors import Conflict, NotFound
+from core.db.lookup import one_or_404
+from core.errors import Conflict
 from core.events import pipeline
 from core.events.models import Event
 from core.members.models import Member
@@ -43,9 +44,7 @@ async def get_event(session: AsyncSession, event_id: uuid.UUID, *, lock: bool = 
     query = select(Event).where(Event.id == event_id)
     if lock:
         query = query.with_for_update()
-    event = (await session.execute(query)).scalar_one_or_none()
-    if event is None:
-        raise NotFound("No such event.", field="id")
+    event = await one_or_404(session, query, "No such event.", field="id")
     return event
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.base import table_of
 from core.db.bulk import is_postgres, one_of
-from core.errors import NotFound
+from core.db.lookup import row_or_404
 from core.ledger.models import LedgerEntry, Lot, PointBalance
 from core.program.settings import ProgramSettings
 
@@ -23,13 +23,12 @@ entries = table_of(LedgerEntry)
 
 
 async def balance_row(session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID) -> Row[Any]:
-    row = (
-        await session.execute(
-            select(balances).where(balances.c.tenant_id == tenant_id, balances.c.member_id == member_id)
-        )
-    ).first()
-    if row is None:
-        raise NotFound("No such member.", field="member_id")
+    row = await row_or_404(
+        session,
+        select(balances).where(balances.c.tenant_id == tenant_id, balances.c.member_id == member_id),
+        "No such member.",
+        field="member_id",
+    )
     return row
 
 

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import bulk
 from core.db.base import table_of
+from core.db.lookup import row_or_404
 from core.errors import Conflict, InsufficientPoints, NotFound, ValidationFailed
 from core.ids import new_id
 from core.ledger import maths
@@ -618,11 +619,12 @@ async def debit(
 
 
 async def _entry_for_update(session: AsyncSession, tenant_id: uuid.UUID, entry_id: uuid.UUID) -> Row[Any]:
-    row = (
-        await session.execute(select(entries).where(entries.c.tenant_id == tenant_id, entries.c.id == entry_id))
-    ).first()
-    if row is None:
-        raise NotFound("No such ledger entry.", field="entry_id")
+    row = await row_or_404(
+        session,
+        select(entries).where(entries.c.tenant_id == tenant_id, entries.c.id == entry_id),
+        "No such ledger entry.",
+        field="entry_id",
+    )
     return row
 
 

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.db.lookup import one_or_404
+from core.errors import Conflict, ValidationFailed
 from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
 from core.http.middleware import query_flag
 from core.members.models import Member
@@ -177,9 +178,7 @@ def _check(data: TierIn | TierUpdate) -> None:
 
 
 async def _tier(db: AsyncSession, tier_id: uuid.UUID) -> Tier:
-    tier = (await db.execute(select(Tier).where(Tier.id == tier_id))).scalar_one_or_none()
-    if tier is None:
-        raise NotFound("No such tier.", field="tier_id")
+    tier = await one_or_404(db, select(Tier).where(Tier.id == tier_id), "No such tier.", field="tier_id")
     return tier
 
 

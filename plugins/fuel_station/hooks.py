@@ -7,9 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from core import (
-    CareTrigger,
     Award,
     AwardsContext,
+    CareTrigger,
     CreditsContext,
     EventContext,
     EventType,

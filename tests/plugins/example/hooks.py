@@ -15,9 +15,9 @@ from litestar import Controller, get, post
 from litestar.params import JSONBody
 
 from core import (
-    CareTrigger,
     Award,
     AwardsContext,
+    CareTrigger,
     CreditsContext,
     CurrentPrincipal,
     CurrentProgram,
