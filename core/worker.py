@@ -32,6 +32,9 @@ from core.jobs import queue
 from core.jobs.models import Job
 from core.jobs.queue import ClaimedJob
 from core.jobs.registry import Handler, JobRegistry
+from core.ledger import jobs as ledger_jobs
+from core.ledger.jobs import load_program_settings
+from core.outbox.service import emit
 from core.plugin.types import JobContext
 from core.runtime import Runtime
 from core.tenancy.models import Tenant
@@ -81,8 +84,6 @@ async def purge_finished_jobs(runtime: Runtime, job: ClaimedJob) -> bool:
 
 def build_registry(runtime: Runtime) -> JobRegistry:
     """Every job kind: core's, each feature's, and the plugins' scheduled jobs."""
-    from core.ledger import jobs as ledger_jobs
-
     registry = JobRegistry()
     every = runtime.settings.housekeeping_every_seconds
     registry.register("idempotency.purge", purge_idempotency_keys, every_seconds=every)
@@ -103,9 +104,6 @@ def build_registry(runtime: Runtime) -> JobRegistry:
 
 def _plugin_runner(name: str, run: Callable[[JobContext], Awaitable[None]]) -> Handler:
     async def handler(runtime: Runtime, job: ClaimedJob) -> bool:
-        from core.ledger.jobs import load_program_settings
-        from core.outbox.service import emit
-
         assert job.tenant_id is not None
         tenant_id = job.tenant_id
         async with tenant_session(runtime.sessionmaker, tenant_id) as session:

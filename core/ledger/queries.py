@@ -15,6 +15,7 @@ from core.db.base import table_of
 from core.db.bulk import is_postgres, one_of
 from core.db.lookup import row_or_404
 from core.ledger.models import LedgerEntry, Lot, PointBalance
+from core.ledger.policy import expiry_of
 from core.program.settings import ProgramSettings
 
 balances = table_of(PointBalance)
@@ -77,8 +78,9 @@ def expiring_by_day(
     program: ProgramSettings, balance: Row[Any], lots_expiring: list[tuple[datetime, int]], until: datetime
 ) -> list[tuple[date, int]]:
     """Points that will expire by ``until``, summed per local date (in the program's time zone)."""
-    if program.expiry.kind == "inactivity":
-        deadline = program.expiry.inactivity_deadline(balance.last_activity_at) if balance.last_activity_at else None
+    expiry = expiry_of(program)
+    if expiry.kind == "inactivity":
+        deadline = expiry.inactivity_deadline(balance.last_activity_at) if balance.last_activity_at else None
         if deadline is None or deadline > until or balance.available <= 0:
             return []
         return [(deadline.astimezone(program.tz).date(), balance.available)]

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import msgspec
 from sqlalchemy import (
@@ -43,6 +42,7 @@ from core.errors import Conflict, InsufficientPoints, NotFound, ValidationFailed
 from core.ids import new_id
 from core.ledger import maths
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
+from core.ledger.policy import LedgerPolicy
 from core.outbox.service import emit_many
 
 balances = table_of(PointBalance)
@@ -78,15 +78,6 @@ class Cause:
     id: str | None = None
     reason: str | None = None
     actor: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerPolicy:
-    """The program settings the ledger needs."""
-
-    expiry: maths.ExpiryPolicy
-    reversal: maths.ReversalPolicy
-    timezone: ZoneInfo
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,7 +175,9 @@ class MembersController(Controller):
         """Enrol a member. ``external_id`` (and ``card``) are unique within the tenant; the plan may cap the number
         of members (403 ``plan-limit-reached``)."""
         assert principal.tenant_id is not None
-        await check_member_limit(db, principal)
+        await check_member_limit(
+            db, principal.tenant_id, limit=principal.plan_max_members, plan_code=principal.plan_code
+        )
         now = utcnow()
         fields = service.normalise(
             {name: getattr(data, name) for name in PERSONAL_FIELDS if name != "external_id"}, program, now.date()

@@ -138,9 +138,11 @@ async def enrol_member(
     attributes: dict[str, Any],
     consents: Sequence[ConsentUpdate],
     now: datetime,
+    entry_tier: bool = True,
 ) -> Member:
     """The enrolment use case, whoever enrols (``POST /v1/members``, or auto-enrolment on a first event): the member
-    (:func:`enrol`), then :func:`welcome`."""
+    (:func:`enrol`), then :func:`welcome`. ``entry_tier=False``: the caller places the member in a tier itself (the
+    event pipeline does, with the first event, and answers that move in the event's outcome)."""
     member = await enrol(
         session,
         tenant_id=tenant_id,
@@ -150,7 +152,16 @@ async def enrol_member(
         consents=consents,
         now=now,
     )
-    await welcome(session, tenant_id=tenant_id, program=program, config=config, plugins=plugins, member=member, now=now)
+    await welcome(
+        session,
+        tenant_id=tenant_id,
+        program=program,
+        config=config,
+        plugins=plugins,
+        member=member,
+        now=now,
+        entry_tier=entry_tier,
+    )
     return member
 
 
@@ -163,10 +174,12 @@ async def welcome(
     plugins: PluginManager,
     member: Member,
     now: datetime,
+    entry_tier: bool = True,
 ) -> None:
-    """What follows every enrolment: the entry tier (if the program has tiers), the ``member.enrolled`` outbox event
-    (webhooks), then the enabled plugins' ``fealty_member_enrolled``."""
-    move = tier_rules.on_activity(config.tiers, None, None, {}, now, program.tz) if config.tiers else None
+    """What follows every enrolment: the entry tier (if the program has tiers, unless ``entry_tier`` is false), the
+    ``member.enrolled`` outbox event (webhooks), then the enabled plugins' ``fealty_member_enrolled``."""
+    tiers = config.tiers if entry_tier else ()
+    move = tier_rules.on_activity(tiers, None, None, {}, now, program.tz) if tiers else None
     if move is not None:
         await apply_moves(session, tenant_id, [PlannedMove(member.id, member.external_id, None, move)], now)
         await session.refresh(member)

@@ -72,7 +72,6 @@ TRACE_ENV = "FEALTY_TRACE_PLUGINS"
 #: Builds the services a hook's context offers: ``(session, tenant, now) -> Services`` (core's runtime sets it).
 ServicesFactory = Callable[["AsyncSession", TenantView, datetime], Services]
 _C = TypeVar("_C", bound=HookContext)
-log = structlog.get_logger("fealty.plugins")
 
 
 def plugins_of(session: Any) -> PluginManager | None:
@@ -159,14 +158,16 @@ class PluginManager:
 
     @staticmethod
     def _before(hook: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
-        log.info("plugin_hook_call", hook=hook, plugins=[i.plugin_name for i in reversed(impls)])
+        structlog.get_logger("fealty.plugins").info(
+            "plugin_hook_call", hook=hook, plugins=[i.plugin_name for i in reversed(impls)]
+        )
 
     @staticmethod
     def _after(
         outcome: pluggy.Result[Any], hook: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
     ) -> None:
         failed = outcome.exception is not None
-        log.info(
+        structlog.get_logger("fealty.plugins").info(
             "plugin_hook_called", hook=hook, failed=failed, error=type(outcome.exception).__name__ if failed else None
         )
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db.base import table_of
 from core.ids import new_id
 from core.members.models import Member
+from core.members.views import member_view
 from core.metrics import service as metrics
 from core.outbox.service import emit_many
 from core.plugin.manager import TenantHooks, plugins_of
@@ -137,8 +138,6 @@ async def apply_moves(
         now,
     )
     if hooks is not None and tenant is not None and changed:
-        from core.members.views import member_view
-
         rows = {
             m.id: m
             for m in (

@@ -7,6 +7,7 @@ hooks the way core does, through ``TenantHooks``."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Generator
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from core import (
@@ -187,6 +189,16 @@ async def test_a_hook_wrapper_sees_every_call_and_its_result(manager: PluginMana
     assert manager.for_tenant(["wrapper"]).implements("fealty_validate_event") is False
 
 
+@pytest.fixture
+def info_logs() -> Generator[None]:
+    """Info logs reach the processors (the suite's logging configuration may filter them out)."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("info_logs")
 async def test_tracing_logs_every_call_in_call_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TRACE_ENV, "1")
     manager = PluginManager()
@@ -206,6 +218,7 @@ async def test_tracing_logs_every_call_in_call_order(monkeypatch: pytest.MonkeyP
     assert all("ctx" not in e and "kwargs" not in e for e in logs)
 
 
+@pytest.mark.usefixtures("info_logs")
 async def test_without_tracing_nothing_is_logged(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(TRACE_ENV, raising=False)
     manager = PluginManager()

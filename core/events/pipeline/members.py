@@ -111,7 +111,8 @@ async def resolve_members(
                     **fields,
                 )
             else:
-                # The same use case as POST /v1/members: entry tier, member.enrolled for webhooks, the plugins' hook.
+                # The same use case as POST /v1/members (member.enrolled for webhooks, the plugins' hook); the entry
+                # tier comes with this first event (computed below, answered in its outcome).
                 member = await enrol_member(
                     ctx.session,
                     tenant_id=ctx.tenant_id,
@@ -123,6 +124,7 @@ async def resolve_members(
                     attributes={},
                     consents=[],
                     now=ctx.now,
+                    entry_tier=False,
                 )
                 ctx.session.info.setdefault("fealty.enrolled", []).append(member)
             hit = (member, ctx.now)

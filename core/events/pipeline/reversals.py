@@ -19,6 +19,7 @@ from core.events.pipeline.context import (
 )
 from core.events.pipeline.members import member_view_of
 from core.ledger import service as ledger
+from core.ledger.policy import policy_of
 from core.members.models import Member
 from core.metrics import service as metrics
 from core.outbox.service import emit_many
@@ -88,7 +89,7 @@ async def reverse(ctx: PipelineContext, event: Any, fraction: Decimal, *, reason
             entry_id=entry.id,
             points=share,
             cause=cause,
-            policy=ctx.program.ledger_policy,
+            policy=policy_of(ctx.program),
             now=ctx.now,
         )
         if posted is not None:
