@@ -58,7 +58,7 @@ from core.idempotency import service as idempotency
 from core.ids import new_id
 from core.outbox.service import pending_wakes
 from core.runtime import Runtime
-from core.tenancy.keys import PLATFORM_KEY_PREFIX, keys_match, parse_tenant_key, scope_allows
+from core.tenancy.keys import keys_match, parse_tenant_key, scope_allows
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STATE_SESSION = "fealty.session"
@@ -311,7 +311,8 @@ class ApiMiddleware(ASGIMiddleware):
             raise AuthenticationRequired()
         if auth == "platform":
             expected = self.runtime.platform_key_hash
-            if not token.startswith(PLATFORM_KEY_PREFIX) or expected is None or not keys_match(token, expected):
+            # Any secret the operator chose (FEALTY_PLATFORM_KEY, at least 32 characters) or the generated ftp_ key.
+            if expected is None or not keys_match(token, expected):
                 raise AuthenticationRequired("The platform key is not valid.")
             return PLATFORM, None
         parsed = parse_tenant_key(token)
