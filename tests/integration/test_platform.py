@@ -221,7 +221,9 @@ async def test_an_operator_chosen_platform_key_works_whatever_its_form(sqlite_ur
             headers={"Authorization": f"Bearer {chosen}"},
         )
         assert made.status_code == 201, made.text
-        assert (await http.get("/v1/platform/tenants", headers={"Authorization": f"Bearer {chosen}"})).status_code == 200
+        assert (
+            await http.get("/v1/platform/tenants", headers={"Authorization": f"Bearer {chosen}"})
+        ).status_code == 200
         for wrong in (chosen[:-1], "ftp_" + chosen, chosen + "x"):
             refused = await http.get("/v1/platform/tenants", headers={"Authorization": f"Bearer {wrong}"})
             assert refused.status_code == 401, wrong
