@@ -102,11 +102,30 @@ def _without_none(annotation: Any) -> Any:
     return annotation
 
 
+_KWARG_BOUNDS = ("gt", "ge", "lt", "le", "min_length", "max_length", "pattern")
+
+
+def _kwarg_meta(annotation: Any) -> msgspec.Meta | None:
+    """The bounds a ``QueryParameter(ge=..., le=...)`` marker gives, as msgspec constraints."""
+    if get_origin(annotation) is not Annotated:
+        return None
+    for marker in get_args(annotation)[1:]:
+        if isinstance(marker, ParameterKwarg):
+            bounds = {k: getattr(marker, k) for k in _KWARG_BOUNDS if getattr(marker, k, None) is not None}
+            if bounds:
+                return msgspec.Meta(**bounds)
+    return None
+
+
 def query_type(name: str, annotation: Any) -> Any:
-    """What a query parameter's value must be: the well-known rule for ``name``, or its declared type."""
+    """What a query parameter's value must be: the well-known rule for ``name``, or its declared type with the
+    constraints of its msgspec ``Meta`` and of a ``QueryParameter(...)`` marker."""
     known = WELL_KNOWN_QUERY.get(name)
     wanted = declared_type(annotation)
-    return known if known is not None and not _has_constraints(wanted) else wanted
+    if known is not None and not _has_constraints(wanted):
+        return known
+    meta = _kwarg_meta(annotation)
+    return Annotated[wanted, meta] if meta is not None else wanted
 
 
 def query_name(name: str, kwarg: Any) -> str | None:

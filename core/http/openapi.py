@@ -92,7 +92,7 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 #: A decimal as the API takes it: a JSON number, or a string of digits (exact, as money should be sent).
 DECIMAL_SCHEMA: dict[str, Any] = {
-    "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?[0-9]{1,20}(\.[0-9]{1,20})?$"}],
+    "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"}],
 }
 
 
