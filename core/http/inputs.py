@@ -122,9 +122,9 @@ def query_type(name: str, annotation: Any) -> Any:
     constraints of its msgspec ``Meta`` and of a ``QueryParameter(...)`` marker."""
     known = WELL_KNOWN_QUERY.get(name)
     wanted = declared_type(annotation)
-    if known is not None and not _has_constraints(wanted):
-        return known
     meta = _kwarg_meta(annotation)
+    if known is not None and meta is None and not _has_constraints(wanted):
+        return known
     return Annotated[wanted, meta] if meta is not None else wanted
 
 

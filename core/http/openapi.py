@@ -23,6 +23,7 @@ The result is what ``/schema/openapi.json`` serves (:class:`ContractJsonRenderPl
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +38,7 @@ from litestar.routes import HTTPRoute
 from core.errors import PROBLEM_BASE
 from core.http.inputs import declared_type, query_name, query_type
 from core.http.problems import PROBLEM_MEDIA_TYPE
+from core.idempotency.service import MAX_KEY_LENGTH
 
 PROBLEM_REF = "#/components/schemas/Problem"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -68,8 +70,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 #: What each status means here, and the problem types it carries (docs/api.md lists them all).
 STATUS_MEANINGS: dict[int, str] = {
-    400: "The body is not JSON (`malformed-request`), nests too deeply (`json-too-deep`), or the Idempotency-Key "
-    "is not valid.",
+    400: "The body is not JSON (`malformed-request`) or nests too deeply (`json-too-deep`).",
     401: "No valid API key (`unauthenticated`).",
     402: "The tenant's writes are suspended by billing (`tenant-suspended`, `subscription-ended`).",
     403: "The key lacks the scope (`forbidden`), the tenant is disabled (`tenant-disabled`) or its plan does not "
@@ -92,7 +93,28 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 #: A decimal as the API takes it: a JSON number, or a string of digits (exact, as money should be sent).
 DECIMAL_SCHEMA: dict[str, Any] = {
-    "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"}],
+    "anyOf": [
+        {"type": "number"},
+        {"type": "string", "pattern": r"^-?[0-9]{1,30}(\.[0-9]{1,30})?([eE][-+]?[0-9]{1,3})?$"},
+    ],
+}
+
+
+#: Every write takes an ``Idempotency-Key`` (core.idempotency): 1 to MAX_KEY_LENGTH printable ASCII characters.
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Retry the request with the same key as often as needed: it is applied once, and the first "
+    "answer is replayed (`Idempotent-Replayed: true`) for 24 hours at least; the same key with another request is "
+    "a 409 `idempotency-key-reused`.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY_LENGTH,
+        "pattern": "^[!-~]([ -~]*[!-~])?$",
+        "examples": ["welcome-G-1001"],
+    },
 }
 
 
@@ -181,14 +203,74 @@ def _declare_parameters(operation: dict[str, Any], handler: HTTPRouteHandler) ->
 
 
 def _decimals_as_taken(node: Any) -> Any:
-    """msgspec writes a ``Decimal`` as a string of format ``decimal``; the decoder also takes a JSON number."""
+    """msgspec writes a ``Decimal`` as a string of format ``decimal``; the decoder also takes a JSON number. (And an
+    array of anything gets ``items: {}``, which client generators insist on.)"""
     if isinstance(node, dict):
         if node.get("type") == "string" and node.get("format") == "decimal":
             return {k: v for k, v in node.items() if k not in ("type", "format")} | DECIMAL_SCHEMA
+        if node.get("type") == "array" and "items" not in node and "prefixItems" not in node:
+            node = {**node, "items": {}}
         return {k: _decimals_as_taken(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_decimals_as_taken(v) for v in node]
     return node
+
+
+_REF_PREFIX = "#/components/schemas/"
+
+
+def _with_refs(node: Any, names: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_REF_PREFIX):
+            return {**node, "$ref": _REF_PREFIX + names.get(ref[len(_REF_PREFIX) :], ref[len(_REF_PREFIX) :])}
+        return {k: _with_refs(v, names) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_with_refs(v, names) for v in node]
+    return node
+
+
+def _referenced(schema: dict[str, Any]) -> set[str]:
+    """The components reachable from the paths (a body's schema the framework generated and msgspec's replaced is
+    not)."""
+    components = schema["components"]["schemas"]
+    found: set[str] = set()
+    stack: list[Any] = [schema["paths"]]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(_REF_PREFIX):
+                name = ref[len(_REF_PREFIX) :]
+                if name not in found and name in components:
+                    found.add(name)
+                    stack.append(components[name])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _plain_names(schema: dict[str, Any]) -> dict[str, Any]:
+    """Only the components in use, named by identifiers, each its schema's title too: a generator names a model after
+    its title, and two structs of one name in two modules (``DecisionIn``) would otherwise be one model."""
+    used = _referenced(schema) | {"Problem"}
+    schema["components"]["schemas"] = {k: v for k, v in schema["components"]["schemas"].items() if k in used}
+    components = schema["components"]["schemas"]
+    names: dict[str, str] = {}
+    for name in components:
+        plain = base = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "Schema"
+        counter = 1
+        while plain in names.values():
+            counter += 1
+            plain = f"{base}{counter}"
+        names[name] = plain
+    schema = _with_refs(schema, names)
+    schema["components"]["schemas"] = {
+        names[name]: {**value, "title": names[name]} if isinstance(value, dict) and "$ref" not in value else value
+        for name, value in schema["components"]["schemas"].items()
+    }
+    return schema
 
 
 def contract(app: Litestar, generated: dict[str, Any]) -> dict[str, Any]:
@@ -204,6 +286,8 @@ def contract(app: Litestar, generated: dict[str, Any]) -> dict[str, Any]:
         responses = {k: v for k, v in operation.get("responses", {}).items() if int(k) < 400}
         operation["responses"] = responses | {str(s): _problem_response(s) for s in sorted(statuses)}
         _declare_parameters(operation, handler)
+        if method not in SAFE_METHODS and handler.opt.get("auth", "tenant") != "none":
+            operation.setdefault("parameters", []).append(copy.deepcopy(IDEMPOTENCY_KEY_PARAMETER))
         data = _json_body(handler)
         if data is not None and "requestBody" in operation:
             required = not data.has_default and not data.is_optional
@@ -217,7 +301,7 @@ def contract(app: Litestar, generated: dict[str, Any]) -> dict[str, Any]:
             body = operation["requestBody"]
             body["content"] = {"application/json": {"schema": _decimals_as_taken(ref)}}
             body["required"] = required
-    return schema
+    return _plain_names(schema)
 
 
 _STATE_KEY = "fealty.openapi_contract"
