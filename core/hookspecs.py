@@ -13,7 +13,6 @@ from typing import Any
 import pluggy
 
 from core.care.policy import Verdict
-
 from core.plugin_types import (
     Award,
     CareProtectionContext,

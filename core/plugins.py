@@ -16,8 +16,8 @@ import msgspec
 import pluggy
 
 from core import hookspecs
-from core.errors import ValidationFailed, invalid
 from core.care.policy import Verdict
+from core.errors import ValidationFailed, invalid
 from core.plugin_types import (
     Award,
     CareProtectionContext,

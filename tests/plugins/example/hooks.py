@@ -17,21 +17,21 @@ from litestar.params import JSONBody
 from core import (
     Award,
     CareProtectionContext,
-    Defer,
-    Suppress,
-    local_instant,
-    next_in_window,
     CurrentPrincipal,
     CurrentProgram,
     CurrentRuntime,
+    Defer,
     EventContext,
     EventType,
     FieldIssue,
     JobContext,
     ScheduledJob,
     Screening,
+    Suppress,
     ValidationFailed,
     hookimpl,
+    local_instant,
+    next_in_window,
 )
 
 CALLS: list[tuple[str, Any]] = []
