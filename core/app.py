@@ -24,7 +24,8 @@ from core.http.middleware import ApiMiddleware
 from core.http.problems import handle_exception
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
-from core.measurement.api import MeasurementController
+from core.measurement.api import MeasurementController, MeasurementSettingsController, MemberLoyaltyController
+from core.measurement.reports_api import ReportsController
 from core.members.api import MembersController
 from core.ops import MetricsController, healthz, readyz
 from core.plugins import PluginManager
@@ -54,6 +55,9 @@ CORE_ROUTES = [
     SegmentsController,
     CampaignsController,
     MeasurementController,
+    MeasurementSettingsController,
+    MemberLoyaltyController,
+    ReportsController,
     CareRequestsController,
     *PROTECTION_ROUTES,
     RewardsController,

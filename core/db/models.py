@@ -11,7 +11,7 @@ from core.events.models import Event
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
 from core.jobs.models import Job
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
-from core.measurement.models import MeasurementModel
+from core.measurement.models import MeasurementModel, MeasurementSettings, MemberLoyalty
 from core.members.models import ConsentChange, Member, MemberConsent
 from core.metrics.models import MemberMetric
 from core.outbox.models import OutboxEvent
@@ -45,8 +45,10 @@ __all__ = [
     "Lot",
     "LotConsumption",
     "MeasurementModel",
+    "MeasurementSettings",
     "Member",
     "MemberConsent",
+    "MemberLoyalty",
     "MemberMetric",
     "OutboxEvent",
     "Plan",

@@ -56,7 +56,8 @@ BODIES = {
     "previewLoyaltyIndex": {"facts": {}},
 }
 #: Routes that take no tenant resource id (or are the platform's, which sees every tenant by design).
-SKIP_PREFIXES = ("/v1/platform/",)
+#: Reports are named, not tenant resources: each tenant reads its own (tests/measurement/test_reports.py).
+SKIP_PREFIXES = ("/v1/platform/", "/v1/reports/{name}")
 
 
 async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]]:
