@@ -188,6 +188,17 @@ class Settings:
     aws_max_attempts: int = 1
     aws_timeout_seconds: float = 15.0
 
+    #: Customer care: how often core occasions are looked for (birthdays, lapsing members...) and due messages
+    #: delivered, in seconds; messages claimed per round; attempts before a message is recorded failed; the retry
+    #: delay after attempt n (about base x 2^(n-1) s, at most the cap); sends per second per tenant (0: no limit).
+    care_occasions_every_seconds: int = 300
+    care_deliver_every_seconds: int = 15
+    care_deliver_batch: int = 200
+    care_max_attempts: int = 8
+    care_backoff_base_seconds: float = 30.0
+    care_backoff_cap_seconds: float = 3600.0
+    care_send_rate_per_second: float = 0.0
+
     #: The address members and providers reach this API at, for links in messages (unsubscribe). Empty:
     #: ``http://{host}:{port}``.
     public_url: str = ""

@@ -17,6 +17,7 @@ from litestar.params import JSONBody
 from core import (
     Award,
     CareProtectionContext,
+    CareTrigger,
     CurrentPrincipal,
     CurrentProgram,
     CurrentRuntime,
@@ -213,3 +214,11 @@ def fealty_care_protection(ctx: CareProtectionContext) -> Defer | Suppress | Non
         return Defer(local_instant(today + timedelta(days=1), time(8), zone), "example.collection_attempts")
     allowed = next_in_window(ctx.now, (time(8), time(19)), zone)
     return Defer(allowed, "example.collection_hours") if allowed > ctx.now else None
+
+
+@hookimpl
+@_records
+def fealty_care_triggers() -> list[CareTrigger]:
+    return [
+        CareTrigger("example.nudge", "A nudge from the example plugin.", "service", "notice", {"n": "int"}, {"n": 1})
+    ]
