@@ -10,5 +10,5 @@ for name in list(os.environ):
         del os.environ[name]
 os.environ.setdefault("FEALTY_LOG_LEVEL", "WARNING")
 
-#: The moto server (S3, SES, SNS) fixture, for every test that asks for it.
-pytest_plugins = ["tests.moto_server"]
+#: The moto server (S3, SES, SNS) and redis-server fixtures, for every test that asks for them.
+pytest_plugins = ["tests.moto_server", "tests.redis_server"]
