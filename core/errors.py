@@ -254,3 +254,17 @@ class MissingTenantContext(RuntimeError):
 
 class CrossTenantWrite(RuntimeError):
     """A row carrying another tenant's id was about to be written: a programming error."""
+
+
+class InvalidLink(FealtyError):
+    """A signed link (unsubscribe) that was altered, made for another purpose, or never made by this platform."""
+
+    status = 400
+    slug = "invalid-link"
+    title = "The link is not valid"
+
+
+class LinkExpired(FealtyError):
+    status = 410
+    slug = "link-expired"
+    title = "The link has expired"

@@ -28,7 +28,14 @@ TRUE_WORDS = frozenset({"true", "1", "yes"})
 FALSE_WORDS = frozenset({"false", "0", "no"})
 #: Fields whose values never appear in a repr, a log line or ``fealty config``.
 SECRET_FIELDS = frozenset(
-    {"platform_key", "stripe_api_key", "stripe_webhook_secret", "aws_access_key_id", "aws_secret_access_key"}
+    {
+        "platform_key",
+        "stripe_api_key",
+        "stripe_webhook_secret",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "care_link_secret",
+    }
 )
 #: Fields holding URLs whose password part is masked.
 URL_FIELDS = frozenset({"database_url", "migrate_database_url", "redis_url"})
@@ -183,6 +190,26 @@ class Settings:
     aws_concurrency: int = 10
     aws_max_attempts: int = 1
     aws_timeout_seconds: float = 15.0
+
+    #: Customer care: how often core occasions are looked for (birthdays, lapsing members...) and due messages
+    #: delivered, in seconds; messages claimed per round; attempts before a message is recorded failed; the retry
+    #: delay after attempt n (about base x 2^(n-1) s, at most the cap); sends per second per tenant (0: no limit).
+    care_occasions_every_seconds: int = 300
+    care_deliver_every_seconds: int = 15
+    care_deliver_batch: int = 200
+    care_max_attempts: int = 8
+    care_backoff_base_seconds: float = 30.0
+    care_backoff_cap_seconds: float = 3600.0
+    care_send_rate_per_second: float = 0.0
+
+    #: The address members and providers reach this API at, for links in messages (unsubscribe). Empty:
+    #: ``http://{host}:{port}``.
+    public_url: str = ""
+    #: Signing key of unsubscribe links (HMAC). Empty: a key generated once and kept in the database, shared by
+    #: every process. Changing it invalidates the links already sent.
+    care_link_secret: str = ""
+    #: How long an unsubscribe link works, in days.
+    care_unsubscribe_link_days: int = 180
 
     #: Entry-point plugins to load (empty: every installed ``fealty.plugins`` entry point).
     plugins: tuple[str, ...] = field(default_factory=tuple)

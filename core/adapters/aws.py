@@ -227,7 +227,7 @@ class AwsMessaging:
             return await loop.run_in_executor(self._executor, call)
         except (ClientError, BotoCoreError) as exc:
             error = classify(exc, reference)
-            log.warning("aws.send_failed", what=what, reference=reference, code=error.code, kind=type(error).__name__)
+            log.info("aws.send_failed", what=what, reference=reference, code=error.code, kind=type(error).__name__)
             raise error from None
 
     async def send_email(

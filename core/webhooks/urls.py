@@ -2,7 +2,7 @@
 
 ``https://`` only, except ``http://`` on loopback hosts (local development, tests). No credentials in the URL, and
 no IP literal in a private, link-local, shared or metadata range: a tenant must not be able to make Fealty's workers
-call into the network they run in (SSRF). Host names are not resolved here; see the README for what that leaves.
+call into the network they run in (SSRF). Host names are not resolved here; see docs/webhooks.md for what that leaves.
 """
 
 from __future__ import annotations

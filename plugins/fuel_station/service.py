@@ -323,7 +323,7 @@ async def record(
             local_month=local_month(event.occurred_at, tz),
             litres=event.quantity if kind == "fill_up" else None,
             grade=getattr(attrs, "grade", None),
-            pump=_text(getattr(attrs, "pump", None)),  # a number (the README's "pump": 4) or a code
+            pump=_text(getattr(attrs, "pump", None)),  # a number (docs/fuel.md's "pump": 4) or a code
             payment_method=getattr(attrs, "payment_method", None),
             category=getattr(attrs, "category", None),
             amount=event.amount or Decimal(0),

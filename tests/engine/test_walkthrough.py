@@ -1,5 +1,5 @@
-"""The README's walkthrough "Configuring a program and sending events", request for request, with the figures it
-shows: if the API drifts from what the README says, this fails."""
+"""The walkthrough of docs/events.md ("Program and events"), request for request, with the figures it
+shows: if the API drifts from what the page says, this fails."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ LONDON = ZoneInfo("Europe/London")
 
 
 def outside_tea_time(now: datetime) -> datetime:
-    """``now``, or 14:00 London today when now is weekday tea time (the README's figures are without its x2)."""
+    """``now``, or 14:00 London today when now is weekday tea time (the page's figures are without its x2)."""
     local = now.astimezone(LONDON)
     if local.isoweekday() <= 5 and 15 <= local.hour <= 16:
         return local.replace(hour=14, minute=0, second=0, microsecond=0).astimezone(UTC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -93,9 +94,17 @@ def test_secrets_are_masked_in_the_repr_and_in_logs(capsys: pytest.CaptureFixtur
     configure_logging("INFO", json=True)
     import structlog
 
-    structlog.get_logger("t").info("starting", settings=settings, stripe_api_key=settings.stripe_api_key)
-    logging.getLogger().handlers[-1].flush()
-    printed = capsys.readouterr().err
+    try:
+        structlog.get_logger("t").info("starting", settings=settings, stripe_api_key=settings.stripe_api_key)
+        logging.getLogger().handlers[-1].flush()
+        printed = capsys.readouterr().err
+    finally:
+        # Back on the real stderr at the suite's level: later tests must not write to this test's captured stream.
+        captured, sys.stderr = sys.stderr, sys.__stderr__
+        try:
+            configure_logging("WARNING", json=True)
+        finally:
+            sys.stderr = captured
     assert "sk_live_very_secret" not in printed and "db-password" not in printed and "starting" in printed
 
 

@@ -27,7 +27,7 @@ async def test_per_litre_with_grades_premium_part_litres_and_the_litre_cap(fuel:
 
 
 async def test_a_pump_number_is_taken_as_the_readme_sends_it(fuel: Fuel) -> None:
-    """``"pump": 4`` (a number, as in the README) is stored as the pump's code on both databases."""
+    """``"pump": 4`` (a number, as in docs/fuel.md) is stored as the pump's code on both databases."""
     await fuel.member("card-p")
     numbered = await fuel.send(fill_up("card-p", "20", "150", attributes={"pump": 4}))
     assert numbered["status"] == "awarded"
