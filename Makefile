@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install serve worker migrate demo test test-fast lint format bench postgres docs docs-serve clean
+.PHONY: help install serve worker migrate demo test test-fast lint format bench postgres docs docs-serve lock prod-like clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ bench: $(STAMP) postgres ## Run the benchmark (figures in bench/results/latest.m
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || \
 	  { echo "The benchmark needs wrk (Debian: apt-get install wrk)." >&2; exit 1; }
 	$(BIN)/python -m bench.run $(ARGS)
+
+lock: $(STAMP) ## Pin the production dependencies with hashes into infra/requirements.lock (the image installs them)
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --quiet -o infra/requirements.lock
 
 # Never -q: mkdocs's strict mode counts the warnings it logs, and -q silences them.
 docs: $(STAMP) ## Build the documentation site into site/ (strict: a broken link or a page missing from the nav fails)
