@@ -54,6 +54,9 @@ bench: $(STAMP) postgres ## Run the benchmark (figures in bench/results/latest.m
 	  { echo "The benchmark needs wrk (Debian: apt-get install wrk)." >&2; exit 1; }
 	$(BIN)/python -m bench.run $(ARGS)
 
+prod-like: $(STAMP) ## The production layout here: PostgreSQL, Redis, two API processes (8001, 8002), a worker
+	infra/prod-like $(ARGS)
+
 lock: $(STAMP) ## Pin the production dependencies with hashes into infra/requirements.lock (the image installs them)
 	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --quiet -o infra/requirements.lock

@@ -1,8 +1,8 @@
 """The container image: its Containerfile read as a builder would (pinned base, hash-checked lock file, a non-root
 user, the entry point), the lock file in step with pyproject.toml, and the entry point run for real: the default
 command serves a trial on SQLite with a message saying a database URL is wanted for production, and the commands
-that need the URL stop with a message that says so. (No image is built by the tests: there is no container engine
-on the CI machine; `docker build -f infra/Containerfile .` builds it where there is one.)"""
+that need the URL stop with a message that says so. (No image is built by the tests: no container daemon runs on
+the CI machine; `docker build -f infra/Containerfile .` builds it where there is one.)"""
 
 from __future__ import annotations
 
