@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "FieldIssue": "core.plugin_types",
     "TierChange": "core.plugin_types",
     "ScheduledJob": "core.plugin_types",
+    "CareTrigger": "core.plugin_types",
     "JobContext": "core.plugin_types",
     "RewardView": "core.plugin_types",
     "RedemptionView": "core.plugin_types",
@@ -91,6 +92,7 @@ __all__ = [
     "Award",
     "AwareDatetime",
     "Base",
+    "CareTrigger",
     "Conflict",
     "CurrentPrincipal",
     "CurrentProgram",
@@ -208,6 +210,7 @@ if TYPE_CHECKING:
     from core.metrics.service import sums as metric_sums
     from core.outbox.service import emit as emit
     from core.plugin_types import Award as Award
+    from core.plugin_types import CareTrigger as CareTrigger
     from core.plugin_types import Decision as Decision
     from core.plugin_types import EarlierResult as EarlierResult
     from core.plugin_types import EventContext as EventContext

@@ -14,6 +14,7 @@ import pluggy
 
 from core.plugin_types import (
     Award,
+    CareTrigger,
     Credits,
     EventContext,
     EventType,
@@ -154,9 +155,23 @@ def fealty_scheduled_jobs() -> list[ScheduledJob]:
     raise NotImplementedError
 
 
+@_hookspec
+def fealty_care_triggers() -> list[CareTrigger]:
+    """Contribute care triggers (name, default purpose and category, the variables each offers with their types and
+    sample values) at startup.
+
+    Called once for every installed plugin. A plugin raises its occasions with ``request_care(kind=<trigger name>)``;
+    tenants that enabled it write care rules (``/v1/care/rules``) and templates for those triggers, and templates are
+    checked against the trigger's variables and previewed with its samples. Results are concatenated; a name
+    registered twice (or clashing with core's triggers) is an error at startup.
+    """
+    raise NotImplementedError
+
+
 __all__ = [
     "MemberView",
     "ReversalView",
+    "fealty_care_triggers",
     "fealty_compute_awards",
     "fealty_event_processed",
     "fealty_event_reversed",

@@ -228,3 +228,21 @@ class ReversalView:
 
 Credits = dict[str, Decimal]
 Issues = Sequence[FieldIssue]
+
+
+@dataclass(frozen=True)
+class CareTrigger:
+    """An occasion a plugin can raise (``request_care`` with ``kind=name``) and tenants can write care rules for.
+
+    ``variables`` names what the occasion offers to templates, with its type (``str``, ``int``, ``decimal``,
+    ``money``, ``date``, ``datetime``, ``list``, ``dict``); ``samples`` gives a value for each, used to check
+    templates when they are saved and to preview them."""
+
+    name: str
+    description: str
+    purpose: Literal["service", "marketing", "safety"] = "service"
+    category: str = "notice"
+    variables: dict[str, str] = field(default_factory=dict)
+    samples: dict[str, Any] = field(default_factory=dict)
+    #: Set by core: the plugin that registered it (None for core's own triggers).
+    plugin: str | None = None

@@ -19,6 +19,7 @@ from core import hookspecs
 from core.errors import ValidationFailed, invalid
 from core.plugin_types import (
     Award,
+    CareTrigger,
     Credits,
     EventContext,
     EventType,
@@ -172,6 +173,17 @@ class PluginManager:
             if impl.plugin_name != CORE_PLUGIN:
                 contributions.append((impl.plugin_name, list(handlers)))
         return contributions
+
+    def care_triggers(self) -> dict[str, CareTrigger]:
+        """Every plugin's care trigger, by name (core's own are in :mod:`core.care.triggers`)."""
+        found: dict[str, CareTrigger] = {}
+        for impl in self._pm.hook.fealty_care_triggers.get_hookimpls():
+            for trigger in cast(list[CareTrigger], impl.function() or []):
+                if trigger.name in found:
+                    raise ValueError(f"care trigger {trigger.name!r} registered twice")
+                owner = None if impl.plugin_name == CORE_PLUGIN else impl.plugin_name
+                found[trigger.name] = CareTrigger(**{**trigger.__dict__, "plugin": owner})
+        return found
 
     def scheduled_jobs(self) -> list[tuple[str, ScheduledJob]]:
         found: list[tuple[str, ScheduledJob]] = []

@@ -1,18 +1,27 @@
-"""pytest fixtures for Fealty and for plugin authors (the ``fealty`` pytest plugin, loaded automatically).
+"""pytest fixtures for Fealty and for plugin authors: the ``fealty_testing`` pytest plugin, loaded only on request.
+
+Opt in with ``pytest -p fealty_testing`` or ``pytest_plugins = ["fealty_testing"]`` in a conftest.py (install
+``fealty[testing]`` for pytest and pytest-asyncio). Installing Fealty adds nothing to other projects' pytest sessions.
+The async fixtures live in the session's event loop: set ``asyncio_default_test_loop_scope = "session"`` (and
+``asyncio_mode = "auto"``) in your pytest configuration, as Fealty's own does.
 
 Every test runs against real databases: a fresh PostgreSQL database made for the test session (on
 ``FEALTY_TEST_POSTGRES_URL``, default the local server at 127.0.0.1:5432) and a SQLite file, both migrated with the
 real migrations. Tests are isolated by tenant, not by wiping tables: each test asks for its own tenant.
 
-Fixtures:
+Fixtures, all prefixed ``fealty_`` so that they never shadow a project's own:
 
-* ``backend`` -- ``"sqlite"`` and ``"postgres"`` (tests using it run on both);
+* ``fealty_backend`` -- ``"sqlite"`` and ``"postgres"`` (tests using it run on both);
   ``FEALTY_TEST_BACKENDS=sqlite`` limits it;
-* ``app`` / ``client`` -- the Litestar app and an HTTP client for the current backend;
-* ``pg_client`` -- the PostgreSQL client, for tests of row-level security and concurrency;
-* ``platform_headers`` -- headers carrying the platform operator key;
-* ``make_tenant`` -- ``await make_tenant(plugins=[...])`` creates a tenant and returns a :class:`TenantHandle`;
-* ``tenant`` -- one fresh tenant on the current backend;
+* ``fealty_app`` / ``fealty_client`` -- the Litestar app and an HTTP client for the current backend;
+* ``fealty_runtime`` -- the app's runtime (``await core.worker.tick(fealty_runtime, tenant.id)`` runs the worker);
+* ``fealty_pg_client`` / ``fealty_pg_tenant`` -- on PostgreSQL, for tests of row-level security and concurrency;
+* ``fealty_platform_headers`` -- headers carrying the platform operator key;
+* ``fealty_make_tenant`` -- ``await fealty_make_tenant(plugins=[...])`` creates a tenant, returns a
+  :class:`TenantHandle`;
+* ``fealty_tenant`` -- one fresh tenant on the current backend;
+* ``fealty_live_server`` / ``fealty_live_client`` / ``fealty_live_tenant`` -- the API over real HTTP (PostgreSQL);
+* ``fealty_postgres_url`` / ``fealty_sqlite_url`` / ``fealty_database_url`` -- the migrated test databases;
 * ``fealty_plugins`` -- override to register the plugins under test (default: none, installed ones are not loaded).
 """
 
@@ -102,8 +111,8 @@ class TenantHandle:
 # --- databases ------------------------------------------------------------------------------------------------------
 
 
-@pytest_asyncio.fixture(scope="session")
-async def postgres_url() -> AsyncIterator[str]:
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def fealty_postgres_url() -> AsyncIterator[str]:
     """A new, migrated PostgreSQL database for this test session (dropped afterwards)."""
     import asyncpg
 
@@ -127,8 +136,8 @@ async def postgres_url() -> AsyncIterator[str]:
             await conn.close()
 
 
-@pytest_asyncio.fixture(scope="session")
-async def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def fealty_sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     path: Path = tmp_path_factory.mktemp("sqlite") / "fealty-test.db"
     url = f"sqlite+aiosqlite:///{path}"
     await upgrade_async(url)
@@ -216,49 +225,51 @@ class _Apps:
         await asyncio.gather(*self.tasks)
 
 
-@pytest_asyncio.fixture(scope="session")
-async def _fealty_apps() -> AsyncIterator[_Apps]:
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def fealty_apps() -> AsyncIterator[_Apps]:
     apps = _Apps()
     yield apps
     await apps.close()
 
 
 @pytest.fixture(params=_backends())
-def backend(request: pytest.FixtureRequest) -> str:
+def fealty_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def database_url(backend: str, request: pytest.FixtureRequest) -> str:
-    fixture = "postgres_url" if backend == "postgres" else "sqlite_url"
+def fealty_database_url(fealty_backend: str, request: pytest.FixtureRequest) -> str:
+    fixture = "fealty_postgres_url" if fealty_backend == "postgres" else "fealty_sqlite_url"
     return str(request.getfixturevalue(fixture))
 
 
-@pytest_asyncio.fixture
-async def client(
-    backend: str, database_url: str, _fealty_apps: _Apps, fealty_plugins: Callable[[], PluginManager]
+@pytest_asyncio.fixture(loop_scope="session")
+async def fealty_client(
+    fealty_backend: str, fealty_database_url: str, fealty_apps: _Apps, fealty_plugins: Callable[[], PluginManager]
 ) -> AppClient:
-    return await _fealty_apps.client(backend, database_url, fealty_plugins)
+    return await fealty_apps.client(fealty_backend, fealty_database_url, fealty_plugins)
 
 
-@pytest_asyncio.fixture
-async def pg_client(postgres_url: str, _fealty_apps: _Apps, fealty_plugins: Callable[[], PluginManager]) -> AppClient:
-    return await _fealty_apps.client("postgres", postgres_url, fealty_plugins)
-
-
-@pytest.fixture
-def app(client: AppClient) -> Litestar:
-    return client.app
+@pytest_asyncio.fixture(loop_scope="session")
+async def fealty_pg_client(
+    fealty_postgres_url: str, fealty_apps: _Apps, fealty_plugins: Callable[[], PluginManager]
+) -> AppClient:
+    return await fealty_apps.client("postgres", fealty_postgres_url, fealty_plugins)
 
 
 @pytest.fixture
-def runtime(client: AppClient) -> Runtime:
-    rt: Runtime = client.app.state["runtime"]
+def fealty_app(fealty_client: AppClient) -> Litestar:
+    return fealty_client.app
+
+
+@pytest.fixture
+def fealty_runtime(fealty_client: AppClient) -> Runtime:
+    rt: Runtime = fealty_client.app.state["runtime"]
     return rt
 
 
 @pytest.fixture
-def platform_headers() -> dict[str, str]:
+def fealty_platform_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {TEST_PLATFORM_KEY}"}
 
 
@@ -277,21 +288,21 @@ async def create_tenant(client: httpx.AsyncClient, **fields: Any) -> TenantHandl
 
 
 @pytest.fixture
-def make_tenant(client: AppClient) -> MakeTenant:
+def fealty_make_tenant(fealty_client: AppClient) -> MakeTenant:
     async def make(**fields: Any) -> TenantHandle:
-        return await create_tenant(client, **fields)
+        return await create_tenant(fealty_client, **fields)
 
     return make
 
 
-@pytest_asyncio.fixture
-async def tenant(make_tenant: MakeTenant) -> TenantHandle:
-    return await make_tenant()
+@pytest_asyncio.fixture(loop_scope="session")
+async def fealty_tenant(fealty_make_tenant: MakeTenant) -> TenantHandle:
+    return await fealty_make_tenant()
 
 
-@pytest_asyncio.fixture
-async def pg_tenant(pg_client: AppClient) -> TenantHandle:
-    return await create_tenant(pg_client)
+@pytest_asyncio.fixture(loop_scope="session")
+async def fealty_pg_tenant(fealty_pg_client: AppClient) -> TenantHandle:
+    return await create_tenant(fealty_pg_client)
 
 
 # --- a real server on a loopback port -------------------------------------------------------------------------------
@@ -304,7 +315,7 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server_factory() -> Iterator[Callable[[Settings, Callable[[], PluginManager]], LiveServer]]:
+def fealty_live_server_factory() -> Iterator[Callable[[Settings, Callable[[], PluginManager]], LiveServer]]:
     """Start uvicorn on a free loopback port in a thread (its own event loop); stopped after the session."""
     import socket
 
@@ -337,32 +348,32 @@ def live_server_factory() -> Iterator[Callable[[Settings, Callable[[], PluginMan
 
 
 @pytest.fixture(scope="session")
-def _live_servers() -> dict[str, LiveServer]:
+def fealty_live_servers() -> dict[str, LiveServer]:
     return {}
 
 
-@pytest_asyncio.fixture
-async def live_server(
-    postgres_url: str,
-    live_server_factory: Callable[[Settings, Callable[[], PluginManager]], LiveServer],
+@pytest_asyncio.fixture(loop_scope="session")
+async def fealty_live_server(
+    fealty_postgres_url: str,
+    fealty_live_server_factory: Callable[[Settings, Callable[[], PluginManager]], LiveServer],
     fealty_plugins: Callable[[], PluginManager],
-    _live_servers: dict[str, LiveServer],
+    fealty_live_servers: dict[str, LiveServer],
 ) -> LiveServer:
     """The API served over real HTTP on a loopback port, on PostgreSQL: one server per set of plugins for the
     session (a directory's ``fealty_plugins`` override gets its own)."""
     key = ",".join(sorted(fealty_plugins().available()))
-    if key not in _live_servers:
-        _live_servers[key] = live_server_factory(settings_for_tests(postgres_url), fealty_plugins)
-    return _live_servers[key]
+    if key not in fealty_live_servers:
+        fealty_live_servers[key] = fealty_live_server_factory(settings_for_tests(fealty_postgres_url), fealty_plugins)
+    return fealty_live_servers[key]
 
 
-@pytest_asyncio.fixture
-async def live_client(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+@pytest_asyncio.fixture(loop_scope="session")
+async def fealty_live_client(fealty_live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    async with httpx.AsyncClient(base_url=live_server.url, timeout=60, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=fealty_live_server.url, timeout=60, limits=limits) as http:
         yield http
 
 
-@pytest_asyncio.fixture
-async def live_tenant(live_client: httpx.AsyncClient) -> TenantHandle:
-    return await create_tenant(live_client)
+@pytest_asyncio.fixture(loop_scope="session")
+async def fealty_live_tenant(fealty_live_client: httpx.AsyncClient) -> TenantHandle:
+    return await create_tenant(fealty_live_client)

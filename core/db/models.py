@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from core.billing.models import ActiveMember, BillingEvent, BillingInvoice, BillingUsage, Plan, StripeEvent, UsageCount
 from core.campaigns.models import Campaign
-from core.care.models import CareRequest
+from core.care.models import CareHoliday, CareMessage, CareOccasion, CareRequest, CareRule, CareTemplate
 from core.care.protection_models import CareSendLock, CareSendTally, CareSettings, CareSuppression, PlatformSecret
 from core.db.base import Base
 from core.events.models import Event
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
 from core.jobs.models import Job
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
-from core.measurement.models import MeasurementModel
+from core.measurement.models import MeasurementModel, MeasurementSettings, MemberLoyalty
 from core.members.models import ConsentChange, Member, MemberConsent
 from core.metrics.models import MemberMetric
 from core.outbox.models import OutboxEvent
@@ -31,11 +31,16 @@ __all__ = [
     "BillingInvoice",
     "BillingUsage",
     "Campaign",
+    "CareHoliday",
+    "CareMessage",
+    "CareOccasion",
     "CareRequest",
+    "CareRule",
     "CareSendLock",
     "CareSendTally",
     "CareSettings",
     "CareSuppression",
+    "CareTemplate",
     "ConsentChange",
     "EarningRule",
     "Event",
@@ -45,8 +50,10 @@ __all__ = [
     "Lot",
     "LotConsumption",
     "MeasurementModel",
+    "MeasurementSettings",
     "Member",
     "MemberConsent",
+    "MemberLoyalty",
     "MemberMetric",
     "OutboxEvent",
     "Plan",

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import select
@@ -15,11 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
 from core.errors import Conflict, InconsistentJudgements, NotFound, ValidationFailed
-from core.http.deps import Db
-from core.measurement import ahp, service
+from core.http.deps import CurrentPrincipal, Db
+from core.measurement import ahp, jobs, service
+from core.measurement import settings as measurement_settings
 from core.measurement.defaults import DEFAULTS, default_spec
-from core.measurement.models import MeasurementModel
+from core.measurement.models import MeasurementModel, MeasurementSettings, MemberLoyalty
+from core.measurement.settings import MeasurementConfig
 from core.measurement.spec import CODE, FactorIn, Inconsistent, Judgement, Kind, ModelSpec, SpecError, build
+from core.members.models import Member
 
 
 class ModelIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -280,3 +283,153 @@ class MeasurementController(Controller):
             raise ValidationFailed("This is not a loyalty model.", field="model_id")
         scored = service.score_member(model, data.facts)
         return LoyaltyIndexOut(model.code, round(scored["goal"], 4), {k: round(v, 4) for k, v in scored.items()})
+
+
+# --- member loyalty, settings and runs ------------------------------------------------------------------------------
+
+
+class Rfm(msgspec.Struct):
+    r: int
+    f: int
+    m: int
+    #: ``"545"``: R, F and M scores (1-5 by the tenant's quintiles; 0 when not active in the window).
+    code: str
+    segment: str
+
+
+class LoyaltyType(msgspec.Struct):
+    type: str | None
+    reasons: list[str]
+
+
+class Churn(msgspec.Struct):
+    #: Probability the member is still active (BG/NBD), and its complement.
+    p_alive: float | None
+    churn_probability: float | None
+    #: Over the next ``horizon_days``: expected purchases (active days), spend per purchase (Gamma-Gamma) and value.
+    expected_purchases: float | None
+    expected_spend: float | None
+    expected_value: float | None
+    horizon_days: int
+
+
+class MemberMetrics(msgspec.Struct):
+    recency_days: int | None
+    frequency: int
+    monetary: str
+    repeat_purchases: int
+    return_rate: float | None
+    churned: bool
+    tenure_days: int
+    price_sensitivity: float | None
+    incident_tolerance: float | None
+    share_of_need: float | None
+
+
+class MemberLoyaltyOut(msgspec.Struct):
+    member_id: uuid.UUID
+    #: When the nightly run computed these figures (null: not computed yet).
+    computed_at: datetime | None
+    window_days: int | None = None
+    metrics: MemberMetrics | None = None
+    rfm: Rfm | None = None
+    loyalty_type: LoyaltyType | None = None
+    loyalty_index: float | None = None
+    churn: Churn | None = None
+
+
+class MemberLoyaltyController(Controller):
+    path = "/v1/members/{member_id:uuid}/loyalty"
+    tags = ["measurement"]
+    opt = {"scope": "members:read"}
+
+    @get(operation_id="getMemberLoyalty")
+    async def get_loyalty(
+        self, db: Db, principal: CurrentPrincipal, member_id: FromPath[uuid.UUID]
+    ) -> MemberLoyaltyOut:
+        """The member's loyalty as of the last nightly run: metrics over the window, RFM scores and segment, loyalty
+        type with the reasons that decided it, loyalty index (0-100, the active loyalty model) and churn and value
+        (BG/NBD, Gamma-Gamma)."""
+        assert principal.tenant_id is not None
+        if (await db.execute(select(Member.id).where(Member.id == member_id))).first() is None:
+            raise NotFound("No such member.", field="member_id")
+        row = (await db.execute(select(MemberLoyalty).where(MemberLoyalty.member_id == member_id))).scalar_one_or_none()
+        if row is None:
+            return MemberLoyaltyOut(member_id, None)
+        config, _ = await measurement_settings.load(db, principal.tenant_id)
+        return MemberLoyaltyOut(
+            member_id,
+            row.computed_at,
+            row.window_days,
+            MemberMetrics(
+                row.recency_days,
+                row.frequency,
+                str(row.monetary),
+                row.repeat_purchases,
+                row.return_rate,
+                row.churned,
+                row.tenure_days,
+                row.price_sensitivity,
+                row.incident_tolerance,
+                row.share_of_need,
+            ),
+            Rfm(row.r_score, row.f_score, row.m_score, f"{row.r_score}{row.f_score}{row.m_score}", row.rfm_segment),
+            LoyaltyType(row.loyalty_type, list(row.type_reasons or [])),
+            row.loyalty_index,
+            Churn(
+                row.p_alive,
+                row.churn_probability,
+                row.expected_purchases,
+                row.expected_spend,
+                row.expected_value,
+                config.horizon_days,
+            ),
+        )
+
+
+class SettingsOut(msgspec.Struct):
+    settings: MeasurementConfig
+    #: The last nightly run: when, how many members, the fitted model parameters, timings.
+    last_run: dict[str, Any]
+
+
+class RunQueued(msgspec.Struct):
+    queued: bool
+
+
+class MeasurementSettingsController(Controller):
+    path = "/v1/measurement"
+    tags = ["measurement"]
+
+    @get("/settings", operation_id="getMeasurementSettings")
+    async def get_settings(self, db: Db, principal: CurrentPrincipal) -> SettingsOut:
+        """Windows, thresholds (loyalty types, churn risk, key members) and the point value, with their defaults;
+        and what the last run found."""
+        assert principal.tenant_id is not None
+        config, last_run = await measurement_settings.load(db, principal.tenant_id)
+        return SettingsOut(config, last_run)
+
+    @put("/settings", operation_id="putMeasurementSettings")
+    async def put_settings(self, db: Db, principal: CurrentPrincipal, data: JSONBody[MeasurementConfig]) -> SettingsOut:
+        """Replace the settings (anything left out takes its default). The next run uses them; a run is queued."""
+        assert principal.tenant_id is not None
+        if not data.point_value.is_finite() or data.point_value < 0:
+            raise ValidationFailed("point_value is a value in the program's currency, 0 or more.", field="point_value")
+        row = (await db.execute(select(MeasurementSettings))).scalar_one_or_none()
+        stored = msgspec.to_builtins(data)
+        if row is None:
+            db.add(MeasurementSettings(settings=stored, last_run={}, updated_at=utcnow()))
+        else:
+            row.settings = stored
+            row.updated_at = utcnow()
+        await db.flush()
+        await jobs.request_run(db, principal.tenant_id)
+        config, last_run = await measurement_settings.load(db, principal.tenant_id)
+        return SettingsOut(config, last_run)
+
+    @post("/runs", operation_id="requestMeasurementRun", status_code=202)
+    async def request_run(self, db: Db, principal: CurrentPrincipal) -> RunQueued:
+        """Queue the loyalty run now (it also runs every night): the worker recomputes every member."""
+        assert principal.tenant_id is not None
+        await jobs.request_run(db, principal.tenant_id)
+        return RunQueued(True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, String, text
+from sqlalchemy import CheckConstraint, Float, ForeignKeyConstraint, Index, Numeric, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.clock import utcnow
@@ -44,3 +45,56 @@ class MeasurementModel(TenantScoped, Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MeasurementSettings(TenantScoped, Base):
+    """The tenant's measurement settings (windows, thresholds, point value) and what the last nightly run found."""
+
+    __tablename__ = "measurement_settings"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+    #: One row per tenant: the key is the tenant's id alone.
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: The last run: when, how many members, the fitted BG/NBD and Gamma-Gamma parameters, timings.
+    last_run: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MemberLoyalty(TenantScoped, Base):
+    """A member's loyalty metrics, RFM, type, index and churn figures as of the last nightly run."""
+
+    __tablename__ = "member_loyalty"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "member_id"], ["members.tenant_id", "members.id"], ondelete="CASCADE"),
+        Index("ix_member_loyalty_segment", "tenant_id", "rfm_segment"),
+        Index("ix_member_loyalty_churn", "tenant_id", "churn_probability"),
+        CheckConstraint(
+            "r_score BETWEEN 0 AND 5 AND f_score BETWEEN 0 AND 5 AND m_score BETWEEN 0 AND 5", name="scores"
+        ),
+    )
+
+    member_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column()
+    window_days: Mapped[int] = mapped_column()
+    recency_days: Mapped[int | None] = mapped_column()
+    frequency: Mapped[int] = mapped_column()
+    monetary: Mapped[Decimal] = mapped_column(Numeric(18, 4))
+    repeat_purchases: Mapped[int] = mapped_column()
+    return_rate: Mapped[float | None] = mapped_column(Float)
+    churned: Mapped[bool] = mapped_column()
+    tenure_days: Mapped[int] = mapped_column()
+    price_sensitivity: Mapped[float | None] = mapped_column(Float)
+    incident_tolerance: Mapped[float | None] = mapped_column(Float)
+    share_of_need: Mapped[float | None] = mapped_column(Float)
+    r_score: Mapped[int] = mapped_column(SmallInteger)
+    f_score: Mapped[int] = mapped_column(SmallInteger)
+    m_score: Mapped[int] = mapped_column(SmallInteger)
+    rfm_segment: Mapped[str] = mapped_column(String(24))
+    loyalty_type: Mapped[str | None] = mapped_column(String(16))
+    type_reasons: Mapped[list[Any]] = mapped_column(default=list)
+    loyalty_index: Mapped[float | None] = mapped_column(Float)
+    p_alive: Mapped[float | None] = mapped_column(Float)
+    churn_probability: Mapped[float | None] = mapped_column(Float)
+    expected_purchases: Mapped[float | None] = mapped_column(Float)
+    expected_spend: Mapped[float | None] = mapped_column(Float)
+    expected_value: Mapped[float | None] = mapped_column(Float)

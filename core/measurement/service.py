@@ -39,3 +39,6 @@ async def model_changed(db: AsyncSession, model: MeasurementModel) -> None:
     """A loyalty model changed: the members' loyalty indices are recomputed by the next loyalty run (queued now)."""
     if model.kind != "loyalty":
         return
+    from core.measurement import jobs  # jobs -> nightly -> this module
+
+    await jobs.request_run(db, model.tenant_id)

@@ -5,7 +5,9 @@ A condition compares one field of the facts with a value: ``{"field": "event.att
 event are ``event.*`` (``type``, ``amount``, ``currency``, ``quantity``, ``unit``, ``weekday`` 1-7 and ``hour``
 0-23 in the program's time zone, ``attributes.*``) and ``member.*`` (``tier``, ``tier_rank``, ``segments``,
 ``attributes.*``, ``locale``, ``days_enrolled``, ``days_since_last_activity``); segments add ``metric.<name>.<window>``
-(windows: ``lifetime``, ``year``, ``<N>d``).
+(windows: ``lifetime``, ``year``, ``<N>d``) and ``loyalty.*`` (the member's figures from the last loyalty run:
+``rfm_segment``, ``churn_probability``, ``loyalty_type``, ``loyalty_index``, ``r_score``... see
+:data:`core.measurement.facts.SEGMENT_FACTS`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Literal
 import msgspec
 
 Op = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "exists", "contains", "overlaps"]
-FIELD_PATTERN = re.compile(r"^(event|member|metric)(\.[A-Za-z0-9_:\-]+)+$")
+FIELD_PATTERN = re.compile(r"^(event|member|metric|loyalty)(\.[A-Za-z0-9_:\-]+)+$")
 _MISSING = object()
 
 
@@ -53,7 +55,7 @@ def _number(value: Any) -> Decimal | None:
 def check(condition: Condition, path: str) -> None:
     """Refuse, at write time, a condition that could never be evaluated."""
     if not FIELD_PATTERN.match(condition.field):
-        raise ConditionError(f"{path}.field", f"'{condition.field}' is not event.*, member.* or metric.*")
+        raise ConditionError(f"{path}.field", f"'{condition.field}' is not event.*, member.*, metric.* or loyalty.*")
     op, value = condition.op, condition.value
     if op in ("in", "not_in", "overlaps") and not isinstance(value, list):
         raise ConditionError(f"{path}.value", f"'{op}' needs a list")

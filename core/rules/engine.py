@@ -145,6 +145,11 @@ def validate_definition(definition: RuleDefinition, path: str = "") -> None:
     _check_number(definition.per, f"{prefix}per", MAX_PER)
     for i, condition in enumerate(definition.conditions):
         check(condition, f"{prefix}conditions[{i}]")
+        if condition.field.startswith("loyalty."):
+            raise ConditionError(
+                f"{prefix}conditions[{i}].field",
+                "loyalty.* facts are for segments: put the condition in a segment and match member.segments",
+            )
     if definition.valid_from and definition.valid_until and definition.valid_from >= definition.valid_until:
         raise ConditionError(f"{prefix}valid_until", "must be after valid_from")
     if definition.kind == "fixed" and definition.points != definition.points.to_integral_value():

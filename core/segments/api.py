@@ -18,6 +18,7 @@ from core.clock import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.http.deps import CurrentPrincipal, CurrentProgram, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor
+from core.measurement.facts import SEGMENT_FACTS
 from core.members.models import Member
 from core.metrics.service import Window
 from core.program.config import bump_config_version, load_config
@@ -91,6 +92,8 @@ def _check_conditions(conditions: list[Condition]) -> list[Any]:
             )
         if condition.field == "member.segments":
             raise ValidationFailed("A segment cannot depend on segments.", field=f"{path}.field")
+        if condition.field.startswith("loyalty.") and condition.field.removeprefix("loyalty.") not in SEGMENT_FACTS:
+            raise ValidationFailed(f"loyalty.* facts: {', '.join(SEGMENT_FACTS)}.", field=f"{path}.field")
     for _metric, window in metric_fields(conditions):
         try:
             Window.parse(window)

@@ -16,6 +16,7 @@ from core.clock import utcnow
 from core.errors import NotFound
 from core.http.pagination import encode_cursor
 from core.ledger.models import PointBalance
+from core.measurement.facts import loyalty_facts, reads_loyalty
 from core.members.models import Member
 from core.metrics import service as metrics
 from core.metrics.service import Window, flatten
@@ -38,8 +39,9 @@ def member_facts(
     now: datetime,
     segments: Iterable[str] = (),
     sums: Mapping[tuple[str, str], Decimal] | None = None,
+    loyalty: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``member.*`` and ``metric.*`` facts conditions read."""
+    """The ``member.*``, ``metric.*`` and ``loyalty.*`` facts conditions read."""
     return {
         "member": {
             "tier": tier.code if tier else None,
@@ -53,6 +55,7 @@ def member_facts(
             "segments": sorted(segments),
         },
         "metric": flatten(sums or {}),
+        "loyalty": dict(loyalty or {}),
     }
 
 
@@ -84,6 +87,7 @@ async def scan_segment(
     Examines at most ``SCAN_LIMIT`` members per call; the returned cursor continues the scan (None at the end).
     """
     windows = {(metric, Window.parse(w)) for metric, w in spec.metric_fields}
+    needs_loyalty = reads_loyalty(c.field for c in spec.conditions)
     now = utcnow()
     today = metrics.local_day(now, program.tz)
     found: list[Member] = []
@@ -105,6 +109,7 @@ async def scan_segment(
             exhausted = True
             break
         sums = await metrics.sums(db, tenant_id, [m.id for m, _ in chunk], windows, today)
+        loyalty = await loyalty_facts(db, tenant_id, [m.id for m, _ in chunk]) if needs_loyalty else {}
         for member, last_activity in chunk:
             scanned += 1
             last = member.id
@@ -119,6 +124,7 @@ async def scan_segment(
                 birthday=member.birthday,
                 now=now,
                 sums=sums.get(member.id, {}),
+                loyalty=loyalty.get(member.id),
             )
             if segments_of([spec], facts):
                 found.append(member)

@@ -211,6 +211,15 @@ async def test_scheduled_jobs_run_only_for_enabling_tenants(
     assert (example_tenant.id, "welcome") in calls("scheduled_job")
 
 
+async def test_care_triggers_are_offered_only_to_enabling_tenants(
+    example_tenant: TenantHandle, tenant: TenantHandle
+) -> None:
+    offered = {t["name"]: t for t in (await example_tenant.get("/v1/care/triggers")).json()}
+    assert offered["example.nudge"]["plugin"] == "example" and offered["example.nudge"]["variables"] == {"n": "int"}
+    assert "birthday" in offered
+    assert "example.nudge" not in {t["name"] for t in (await tenant.get("/v1/care/triggers")).json()}
+
+
 def test_a_misspelled_hook_is_refused() -> None:
     class Sloppy:
         @hookimpl

@@ -16,6 +16,7 @@ from litestar.params import JSONBody
 
 from core import (
     Award,
+    CareTrigger,
     CurrentPrincipal,
     CurrentProgram,
     CurrentRuntime,
@@ -191,3 +192,11 @@ async def _nightly(ctx: JobContext) -> None:
 @_records
 def fealty_scheduled_jobs() -> list[ScheduledJob]:
     return [ScheduledJob("nightly", 3600, _nightly)]
+
+
+@hookimpl
+@_records
+def fealty_care_triggers() -> list[CareTrigger]:
+    return [
+        CareTrigger("example.nudge", "A nudge from the example plugin.", "service", "notice", {"n": "int"}, {"n": 1})
+    ]

@@ -1,0 +1,234 @@
+"""Points liability and breakage, read from the ledger so that an auditor can tie every figure to it.
+
+Every ledger entry changes the posted balance by its ``points`` once it is posted. An entry created posted counts
+from its ``created_at``; a pending credit (and the reversals taken from it while pending) counts from its release,
+``available_at``. So, for any instant T:
+
+* **posted** outstanding = sum of the points of posted entries effective at or before T;
+* **pending** outstanding = sum of the points of entries created by T that are (or were then) still pending;
+  cancelled pending credits never count (the ledger does not record when they were cancelled);
+* the **movement** of a month = the posted entries effective in it, by kind; opening + movement = closing, exactly.
+
+**Breakage** is estimated from the program's own history: earned points whose fate is known (redeemed or expired,
+from the lot consumptions) give the share that expired; that share of the outstanding points is expected never to
+be redeemed. A tenant may set the rate instead (``breakage_rate``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from core.db.base import table_of
+from core.ledger.models import LedgerEntry, Lot, LotConsumption
+
+entries = table_of(LedgerEntry)
+lots = table_of(Lot)
+consumptions = table_of(LotConsumption)
+KINDS = ("earn", "redeem", "expire", "adjust", "reverse", "transfer")
+CENT = Decimal("0.01")
+
+
+def month_starts(as_of: datetime, months: int, tz: ZoneInfo) -> list[datetime]:
+    """The UTC instants at which the last ``months`` local months start (the last one holds ``as_of``), plus
+    ``as_of`` itself as the end."""
+    local = as_of.astimezone(tz)
+    first = date(local.year, local.month, 1)
+    starts = [first]
+    for _ in range(months - 1):
+        previous = starts[0] - timedelta(days=1)
+        starts.insert(0, previous.replace(day=1))
+    return [datetime(d.year, d.month, 1, tzinfo=tz).astimezone(ZoneInfo("UTC")) for d in starts] + [as_of]
+
+
+def _effective(original: Any) -> Any:
+    """When an entry moved the posted balance: its release for a pending credit (or a reversal taken from one while
+    pending), else its creation."""
+    released = func.coalesce(original.c.available_at, entries.c.available_at)
+    return case((and_(released.is_not(None), released > entries.c.created_at), released), else_=entries.c.created_at)
+
+
+@dataclass
+class Movement:
+    month: str
+    opening: int
+    by_kind: dict[str, int]
+    closing: int
+
+
+@dataclass
+class Cohort:
+    month: str
+    earned: int
+    redeemed: int
+    expired: int
+    outstanding: int
+
+
+@dataclass
+class Liability:
+    as_of: datetime
+    currency: str
+    point_value: Decimal
+    posted: int
+    pending: int
+    breakage_rate: float | None
+    breakage_source: str
+    movement: list[Movement] = field(default_factory=list)
+    cohorts: list[Cohort] = field(default_factory=list)
+
+    @property
+    def outstanding(self) -> int:
+        return self.posted + self.pending
+
+    def value(self, points: int | float) -> Decimal:
+        return (Decimal(str(points)) * self.point_value).quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+    @property
+    def expected_breakage_points(self) -> int:
+        return round(self.outstanding * (self.breakage_rate or 0.0))
+
+
+async def liability(
+    db: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    as_of: datetime,
+    months: int,
+    tz: ZoneInfo,
+    currency: str,
+    point_value: Decimal,
+    breakage_rate: float | None,
+) -> Liability:
+    original = aliased(entries, name="original")
+    effective = _effective(original)
+    source = entries.outerjoin(
+        original, and_(original.c.tenant_id == entries.c.tenant_id, original.c.id == entries.c.reverses_entry_id)
+    )
+    mine = and_(entries.c.tenant_id == tenant_id, entries.c.created_at <= as_of)
+    bounds = month_starts(as_of, months, tz)
+    month_index = _month_index(effective, bounds)
+    posted = entries.c.status == "posted"
+    # One scan: the posted balance before the first month, each month's posted movement by kind, and the pending.
+    before = func.sum(case((and_(posted, effective < bounds[0]), entries.c.points), else_=0))
+    pending_now = func.sum(
+        case(
+            (
+                or_(
+                    entries.c.status == "pending",
+                    and_(posted, effective > as_of),
+                ),
+                entries.c.points,
+            ),
+            else_=0,
+        )
+    )
+    head = (
+        await db.execute(select(before.label("before"), pending_now.label("pending")).select_from(source).where(mine))
+    ).one()
+    rows = await db.execute(
+        select(month_index.label("m"), entries.c.kind, func.sum(entries.c.points).label("points"))
+        .select_from(source)
+        .where(mine, posted, effective >= bounds[0], effective <= as_of)
+        .group_by(month_index, entries.c.kind)
+    )
+    moved: dict[int, dict[str, int]] = {i: dict.fromkeys(KINDS, 0) for i in range(months)}
+    for r in rows:
+        moved[int(r.m)][r.kind] = int(r.points or 0)
+    running = int(head.before or 0)
+    movement = []
+    for i in range(months):
+        closing = running + sum(moved[i].values())
+        local = bounds[i].astimezone(tz)
+        movement.append(Movement(f"{local.year:04d}-{local.month:02d}", running, moved[i], closing))
+        running = closing
+    result = Liability(as_of, currency, point_value, running, int(head.pending or 0), breakage_rate, "settings")
+    result.movement = movement
+    result.cohorts = await _cohorts(db, tenant_id, as_of, tz)
+    if breakage_rate is None:
+        redeemed = sum(c.redeemed for c in result.cohorts)
+        expired = sum(c.expired for c in result.cohorts)
+        if redeemed + expired:
+            result.breakage_rate = expired / (redeemed + expired)
+            result.breakage_source = "history"
+        else:
+            result.breakage_source = "none: no points redeemed or expired yet"
+    return result
+
+
+MAX_COHORTS = 120
+
+
+def _month_index(column: Any, bounds: list[datetime]) -> Any:
+    """Which of the months starting at ``bounds`` (the last bound ends them) ``column`` falls in; earlier is 0."""
+    if len(bounds) <= 2:
+        return literal(0)
+    return case(*((column < bounds[i + 1], literal(i)) for i in range(len(bounds) - 2)), else_=literal(len(bounds) - 2))
+
+
+async def _cohorts(db: AsyncSession, tenant_id: uuid.UUID, as_of: datetime, tz: ZoneInfo) -> list[Cohort]:
+    """Earned points by month of earning (at most the last 120 months; older ones are counted in the first), and
+    what became of them by ``as_of``: redeemed, expired, outstanding. Two grouped scans."""
+    earn_lot = and_(lots.c.tenant_id == tenant_id, lots.c.kind == "earn", lots.c.earned_at <= as_of)
+    first = (await db.execute(select(func.min(lots.c.earned_at)).where(earn_lot))).scalar_one_or_none()
+    if first is None:
+        return []
+    local_first, local_end = first.astimezone(tz), as_of.astimezone(tz)
+    span = (local_end.year - local_first.year) * 12 + local_end.month - local_first.month + 1
+    bounds = month_starts(as_of, min(span, MAX_COHORTS), tz)
+    cohort_of = _month_index(lots.c.earned_at, bounds)
+    earned = (
+        await db.execute(
+            select(cohort_of.label("c"), func.sum(lots.c.points - lots.c.reversed).label("points"))
+            .where(earn_lot, lots.c.status != "cancelled")
+            .group_by(cohort_of)
+        )
+    ).all()
+    # A cancelled redemption gives its points back to the lots (a reverse entry of the redeem, negative takes).
+    original = aliased(entries, name="original")
+    fate = case(
+        (entries.c.kind.in_(("redeem", "expire")), entries.c.kind),
+        (and_(entries.c.kind == "reverse", original.c.kind == "redeem"), literal("redeem")),
+        else_=literal("other"),
+    )
+    fates = (
+        await db.execute(
+            select(cohort_of.label("c"), fate.label("fate"), func.sum(consumptions.c.points).label("points"))
+            .select_from(
+                consumptions.join(
+                    entries,
+                    and_(entries.c.tenant_id == consumptions.c.tenant_id, entries.c.id == consumptions.c.entry_id),
+                )
+                .join(lots, and_(lots.c.tenant_id == consumptions.c.tenant_id, lots.c.id == consumptions.c.lot_id))
+                .outerjoin(
+                    original,
+                    and_(original.c.tenant_id == entries.c.tenant_id, original.c.id == entries.c.reverses_entry_id),
+                )
+            )
+            .where(earn_lot, consumptions.c.tenant_id == tenant_id, entries.c.created_at <= as_of)
+            .group_by(cohort_of, fate)
+        )
+    ).all()
+    names = []
+    for start in bounds[:-1]:
+        local = start.astimezone(tz)
+        names.append(f"{local.year:04d}-{local.month:02d}")
+    cohorts = [Cohort(name, 0, 0, 0, 0) for name in names]
+    for row in earned:
+        cohorts[int(row.c)].earned += int(row.points or 0)
+    for row in fates:
+        if row.fate == "redeem":
+            cohorts[int(row.c)].redeemed += int(row.points or 0)
+        elif row.fate == "expire":
+            cohorts[int(row.c)].expired += int(row.points or 0)
+    for c in cohorts:
+        c.outstanding = max(0, c.earned - c.redeemed - c.expired)
+    return [c for c in cohorts if c.earned or c.redeemed or c.expired]
