@@ -69,8 +69,8 @@ lock: $(STAMP) ## Pin the production dependencies with hashes into infra/require
 docs: $(STAMP) ## Build the documentation site into site/ (strict: a broken link or a page missing from the nav fails)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
-docs-serve: $(STAMP) ## Serve the documentation with live reload at http://127.0.0.1:8001
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8001
+docs-serve: $(STAMP) ## Serve the documentation with live reload at http://127.0.0.1:8010
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8010
 
 clean: ## Remove the virtualenv, caches and the local SQLite database
 	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache fealty.db fealty.db-wal fealty.db-shm

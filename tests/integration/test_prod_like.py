@@ -1,14 +1,16 @@
 """`make prod-like` (infra/prod-like): the production layout on this machine's PostgreSQL and Redis -- the owner
-migrates, the API runs as a login role that owns nothing, two API processes and a worker under honcho -- started as
-an operator would, used over real HTTP, and stopped with one signal."""
+migrates, the API runs as a login role that owns nothing, two API processes sharing their rate limits in Redis and a
+worker under honcho -- started as an operator would, used over real HTTP, and stopped with one signal."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,12 +18,15 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as redis
 
 from core.testing import DEFAULT_ADMIN_URL, TEST_PLATFORM_KEY
 from tests.webhooks.helpers import Receiver
 
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.postgres_only
+RATE = 3  # requests per second per tenant (burst twice that), held in Redis across both API processes
+REDIS = "redis://127.0.0.1:6379/0"  # infra/prod-like's default: this machine's Redis
 
 
 def _free_port() -> int:
@@ -43,6 +48,25 @@ async def _ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None
     pytest.fail(f"{base} did not become ready:\n{log.read_text()}")
 
 
+async def _shared_rate_limit(http: httpx.AsyncClient, api1: str, api2: str, platform: str) -> None:
+    """A burst split between the two processes gets one plan's worth, not two: the bucket is in Redis."""
+    created = await http.post(
+        f"{api1}/v1/platform/tenants",
+        headers={"Authorization": f"Bearer {platform}"},
+        json={"name": "Burst", "slug": "burst", "timezone": "UTC", "currency": "EUR"},
+    )
+    assert created.status_code == 201, created.text
+    tenant_id, auth = created.json()["tenant"]["id"], {"Authorization": f"Bearer {created.json()['api_key']['secret']}"}
+    started = time.monotonic()
+    answers = await asyncio.gather(*(http.get(f"{(api1, api2)[n % 2]}/v1/program", headers=auth) for n in range(40)))
+    elapsed = time.monotonic() - started
+    allowed = sum(a.status_code == 200 for a in answers)
+    assert {a.status_code for a in answers} == {200, 429}
+    # One bucket: its burst (2 x RATE) and what it refilled meanwhile; two buckets would allow twice the burst.
+    assert allowed <= 2 * RATE + math.ceil(RATE * elapsed) + 1, (allowed, elapsed)
+    assert await redis.Redis.from_url(REDIS).exists(f"fealty:ratelimit:{tenant_id}")
+
+
 async def test_two_apis_and_a_worker_on_postgres_and_redis(tmp_path: Path) -> None:
     admin = os.environ.get("FEALTY_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)
     where = urlsplit(admin)
@@ -55,9 +79,11 @@ async def test_two_apis_and_a_worker_on_postgres_and_redis(tmp_path: Path) -> No
         "PRODLIKE_PGADMIN": where.username or "postgres",
         "PRODLIKE_API1_PORT": str(ports[0]),
         "PRODLIKE_API2_PORT": str(ports[1]),
+        "PRODLIKE_REDIS": REDIS,
         "FEALTY_PLATFORM_KEY": TEST_PLATFORM_KEY,
         "FEALTY_WORKER_POLL_SECONDS": "0.2",
         "FEALTY_DISPATCH_EVERY_SECONDS": "1",
+        "FEALTY_RATE_LIMIT_PER_SECOND": str(RATE),
     }
     log = tmp_path / "prod-like.log"
     process = subprocess.Popen(
@@ -102,6 +128,7 @@ async def test_two_apis_and_a_worker_on_postgres_and_redis(tmp_path: Path) -> No
                 await asyncio.sleep(0.1)
             assert hook.verified, log.read_text()
             assert hook.verified[0].headers["webhook-id"] == sent.json()["id"]
+            await _shared_rate_limit(http, api1, api2, platform=TEST_PLATFORM_KEY)
         # The API connects as the login role, which owns nothing and runs as fealty_app (row-level security).
         conn = await asyncpg.connect(admin.rsplit("/", 1)[0] + f"/{db}")
         try:
