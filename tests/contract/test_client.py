@@ -23,7 +23,11 @@ def _generate(server: LiveServer, where: Path) -> Any:
     schema.write_bytes(httpx.get(f"{server.url}/schema/openapi.json", timeout=30).content)
     package = f"fealty_client_{uuid.uuid4().hex[:8]}"
     config = where / "generator.yaml"
-    config.write_text("post_hooks: []\n")  # no formatting of the generated code: it is only imported
+    # No formatting of the generated code (it is only imported); binary answers (charts) read as files.
+    config.write_text(
+        "post_hooks: []\ncontent_type_overrides:\n"
+        "  image/png: application/octet-stream\n  image/svg+xml: application/octet-stream\n"
+    )
     done = subprocess.run(
         [
             str(OPENAPI_PYTHON_CLIENT),
