@@ -18,7 +18,7 @@ from core.campaigns.api import CampaignsController
 from core.care.api import care_controllers
 from core.db.migrate import upgrade_async
 from core.events.api import EventsController
-from core.exports.api import ExportsController
+from core.exports.api import BackgroundExportsController, ExportsController
 from core.http.deps import DEPENDENCIES
 from core.http.middleware import ApiMiddleware
 from core.http.openapi import ContractJsonRenderPlugin
@@ -50,6 +50,7 @@ CORE_ROUTES: list[Any] = [
     LedgerController,
     EventsController,
     ExportsController,
+    BackgroundExportsController,
     EarningRulesController,
     TiersController,
     MemberTierController,
