@@ -16,6 +16,13 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from core.care.policy import Defer as Defer
+    from core.care.policy import MemberFacts as MemberFacts
+    from core.care.policy import MessageFacts as MessageFacts
+    from core.care.policy import Send as Send
+    from core.care.policy import Suppress as Suppress
+    from core.care.policy import local_instant as local_instant
+    from core.care.policy import next_in_window as next_in_window
     from core.care.service import request_care as request_care
     from core.clock import utcnow as utcnow
     from core.db import rls as rls
@@ -56,6 +63,7 @@ if TYPE_CHECKING:
     from core.plugin import hookimpl as hookimpl
     from core.plugin.types import Award as Award
     from core.plugin.types import AwardsContext as AwardsContext
+    from core.plugin.types import CareProtectionContext as CareProtectionContext
     from core.plugin.types import CareTrigger as CareTrigger
     from core.plugin.types import Credits as Credits
     from core.plugin.types import CreditsContext as CreditsContext

@@ -33,6 +33,7 @@ from core.plugin import PROJECT, spec
 from core.plugin.types import (
     Award,
     AwardsContext,
+    CareProtectionContext,
     CareTrigger,
     Credits,
     CreditsContext,
@@ -59,6 +60,7 @@ from core.plugin.types import (
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from core.care.policy import Verdict
     from core.settings import Settings
 
 ENTRY_POINT_GROUP = "fealty.plugins"
@@ -347,6 +349,10 @@ class TenantHooks:
                     _close(rest)
                 return answer
         return None
+
+    async def care_protection(self, ctx: CareProtectionContext) -> tuple[Verdict, ...]:
+        """Every enabled plugin's answer about one care message (None answers left out), in call order."""
+        return tuple(await self._all("fealty_care_protection", ctx))
 
     async def validate_event(self, ctx: EventContext) -> list[FieldIssue]:
         return [issue for issues in await self._all("fealty_validate_event", ctx) for issue in issues]

@@ -21,6 +21,8 @@ import msgspec
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from core.care.policy import MemberFacts, MessageFacts
+
 
 @dataclass(frozen=True)
 class PluginInfo:
@@ -373,6 +375,19 @@ class RedemptionContext(HookContext):
     """``fealty_reward_redeemed`` and ``fealty_fulfil_reward``: the redemption."""
 
     redemption: RedemptionView
+
+
+@dataclass(frozen=True, kw_only=True)
+class CareProtectionContext(HookContext):
+    """``fealty_care_protection``: one care message about to be queued or sent to one member, with the facts core's
+    own protection read (consents, suppression, what was sent on each recent local day, holidays)."""
+
+    member_id: uuid.UUID
+    #: channel, purpose, category, valid_until, trigger.
+    message: MessageFacts
+    #: The member's time zone, consents, and ``sent`` tallies per (local day, purpose, category):
+    #: ``facts.count_between(first, last, category="collection")``, ``facts.holidays``, ``facts.zone``.
+    facts: MemberFacts
 
 
 @dataclass(frozen=True, kw_only=True)
