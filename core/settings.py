@@ -144,6 +144,9 @@ class Settings:
     idempotency_ttl_hours: int = 48
     #: Requests per second a tenant may make (token bucket, burst = 2x). 0 disables.
     rate_limit_per_second: float = 0.0
+    #: Redis holding the rate limits' buckets, shared by every API process (``redis://host:6379/0``). Empty: each
+    #: process limits on its own. If Redis cannot be reached, limits fall back to in-process, with a warning.
+    redis_url: str = ""
     #: Events dated further ahead than this many minutes are refused.
     max_event_future_minutes: int = 15
     #: Group commit of single events and balance reads arriving together from one key (off: one transaction each).
