@@ -131,7 +131,7 @@ class Throttling:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if b"Action=SendRawEmail" in body:
                     proxy.seen += 1

@@ -19,7 +19,7 @@ from tests.plugins.hotel.test_perks import make_tiers, tiered
 TEXTS = {
     "en": {
         "subject": "Your stay at {{ property }} on {{ check_in|date }}",
-        "body": "Dear {{ member.name }}, your {{ welcome_gift }} awaits; late checkout until {{ perks.late_checkout }}.",
+        "body": "Dear {{ member.name }}, {{ welcome_gift }} awaits; late checkout at {{ perks.late_checkout }}.",
     },
     "zh-CN": {
         "subject": "{{ member.name }}，期待您{{ check_in|date }}入住{{ property }}",
