@@ -18,14 +18,14 @@ from core.campaigns.api import CampaignsController
 from core.care.api import care_controllers
 from core.db.migrate import upgrade_async
 from core.events.api import EventsController
-from core.exports.api import ExportsController
+from core.exports.api import BackgroundExportsController, ExportsController
 from core.http.deps import DEPENDENCIES
 from core.http.middleware import ApiMiddleware
 from core.http.problems import handle_exception
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
 from core.measurement.api import MeasurementController, MeasurementSettingsController, MemberLoyaltyController
-from core.measurement.reports_api import ReportsController
+from core.measurement.reports_api import ReportsController, SharedDashboardController
 from core.members.api import MembersController
 from core.ops import MetricsController, healthz, readyz
 from core.plugins import PluginManager
@@ -49,6 +49,7 @@ CORE_ROUTES: list[Any] = [
     LedgerController,
     EventsController,
     ExportsController,
+    BackgroundExportsController,
     EarningRulesController,
     TiersController,
     MemberTierController,
@@ -58,6 +59,7 @@ CORE_ROUTES: list[Any] = [
     MeasurementSettingsController,
     MemberLoyaltyController,
     ReportsController,
+    SharedDashboardController,
     *care_controllers(),
     RewardsController,
     RedemptionsController,

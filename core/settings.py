@@ -190,6 +190,10 @@ class Settings:
     aws_concurrency: int = 10
     aws_max_attempts: int = 1
     aws_timeout_seconds: float = 15.0
+    #: The platform's S3 bucket for background exports (``POST /v1/exports``; a tenant may name its own bucket), and
+    #: how long a presigned download link works, in minutes.
+    exports_bucket: str = "fealty-exports"
+    exports_link_minutes: int = 15
 
     #: Customer care: how often core occasions are looked for (birthdays, lapsing members...) and due messages
     #: delivered, in seconds; messages claimed per round; attempts before a message is recorded failed; the retry
