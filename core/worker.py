@@ -48,6 +48,7 @@ FEATURE_JOB_MODULES: tuple[str, ...] = (
     "core.billing.jobs",
     "core.care.jobs",
     "core.measurement.jobs",
+    "core.exports.background",
 )
 
 

@@ -8,6 +8,7 @@ from core.care.models import CareHoliday, CareMessage, CareOccasion, CareRequest
 from core.care.protection_models import CareSendLock, CareSendTally, CareSettings, CareSuppression, PlatformSecret
 from core.db.base import Base
 from core.events.models import Event
+from core.exports.models import DataExport
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
 from core.jobs.models import Job
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
@@ -42,6 +43,7 @@ __all__ = [
     "CareSuppression",
     "CareTemplate",
     "ConsentChange",
+    "DataExport",
     "EarningRule",
     "Event",
     "IdempotencyRecord",
