@@ -22,6 +22,7 @@ from core.exports.api import BackgroundExportsController, ExportsController
 from core.http.deps import DEPENDENCIES
 from core.http.middleware import ApiMiddleware
 from core.http.problems import handle_exception
+from core.imports.api import ImportsController
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
 from core.measurement.api import MeasurementController, MeasurementSettingsController, MemberLoyaltyController
@@ -50,6 +51,7 @@ CORE_ROUTES: list[Any] = [
     EventsController,
     ExportsController,
     BackgroundExportsController,
+    ImportsController,
     EarningRulesController,
     TiersController,
     MemberTierController,
