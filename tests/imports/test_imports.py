@@ -14,9 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from core.plugins import PluginManager
 from core.runtime import Runtime
-from core.testing import TenantHandle, create_tenant, settings_for_tests
+from core.testing import AppClient, LiveServer, TenantHandle, create_tenant
 from core.worker import tick
 
 MEMBERS = """external_id,name,email,phone,birthday,attr.customer_nature
@@ -81,35 +80,22 @@ async def test_bad_imports_are_refused_whole(tenant: TenantHandle, make_tenant) 
 
 
 @pytest.mark.postgres_only
-async def test_fealty_import_shows_a_progress_bar(postgres_url: str, live_server_factory, tmp_path: Path) -> None:
-    server = live_server_factory(
-        settings_for_tests(postgres_url, embedded_worker=True, worker_poll_seconds=0.2), PluginManager
-    )
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-        tenant = await create_tenant(http)
+async def test_fealty_import_shows_a_progress_bar(
+    live_server: LiveServer, live_client: httpx.AsyncClient, pg_client: AppClient, tmp_path: Path
+) -> None:
+    tenant = await create_tenant(live_client)
+    runtime: Runtime = pg_client.app.state["runtime"]  # the same database: this test plays the worker
     path = tmp_path / "members.csv"
     path.write_text("external_id,name\n" + "".join(f"cli-{i},Member {i}\n" for i in range(450)) + ",nobody\n")
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "core.cli",
-            "import",
-            str(path),
-            "--kind",
-            "members",
-            "--url",
-            server.url,
-            "--key",
-            tenant.key,
-            "--poll",
-            "0.2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
+    command = [sys.executable, "-m", "core.cli", "import", str(path), "--kind", "members", "--url", live_server.url]
+    command += ["--key", tenant.key, "--poll", "0.2"]
+    running = asyncio.create_task(
+        asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=180)
     )
+    while not running.done():
+        await tick(runtime, tenant.id)
+        await asyncio.sleep(0.2)
+    done = await running
     assert done.returncode == 0, done.stderr
     assert "Importing members" in done.stdout
     assert "created 450, skipped 0 (already there), failed 1" in done.stdout
