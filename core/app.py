@@ -23,6 +23,7 @@ from core.http.deps import DEPENDENCIES
 from core.http.middleware import ApiMiddleware
 from core.http.openapi import ContractJsonRenderPlugin
 from core.http.problems import handle_exception
+from core.imports.api import ImportsController
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
 from core.measurement.api import MeasurementController, MeasurementSettingsController, MemberLoyaltyController
@@ -51,6 +52,7 @@ CORE_ROUTES: list[Any] = [
     EventsController,
     ExportsController,
     BackgroundExportsController,
+    ImportsController,
     EarningRulesController,
     TiersController,
     MemberTierController,

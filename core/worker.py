@@ -49,6 +49,7 @@ FEATURE_JOB_MODULES: tuple[str, ...] = (
     "core.care.jobs",
     "core.measurement.jobs",
     "core.exports.background",
+    "core.imports.service",
 )
 
 

@@ -445,3 +445,23 @@ async def test_care_settings(client: AppClient, tenant: TenantHandle, make_tenan
     ]:
         problem(await tenant.patch("/v1/care/settings", json=patch), 422, "validation-error", field)
     assert (await tenant.get("/v1/care/settings")).json() == body  # nothing half-written
+
+
+async def test_retries_with_one_idempotency_key_apply_once(client: AppClient, tenant: TenantHandle) -> None:
+    member = await tenant.enrol(phone=PHONE, consents=[MARKETING_SMS])
+    key = {"Idempotency-Key": f"stop-{uuid.uuid4()}"}
+    first = await tenant.post("/v1/care/opt-outs", json={"channel": "sms", "address": PHONE}, headers=key)
+    again = await tenant.post("/v1/care/opt-outs", json={"channel": "sms", "address": PHONE}, headers=key)
+    assert first.status_code == again.status_code == 200
+    assert again.headers.get("idempotent-replayed") == "true" and again.content == first.content
+    other_body = await tenant.post(
+        "/v1/care/opt-outs", json={"channel": "sms", "address": PHONE, "scope": "all"}, headers=key
+    )
+    problem(other_body, 409, "idempotency-key-reused", "Idempotency-Key")
+    assert len((await consents(tenant, member["id"]))["history"]) == 2  # the grant and one withdrawal
+    key = {"Idempotency-Key": f"block-{uuid.uuid4()}"}
+    body = {"channel": "email", "address": "grace@example.com"}
+    created = await tenant.post("/v1/care/suppressions", json=body, headers=key)
+    replayed = await tenant.post("/v1/care/suppressions", json=body, headers=key)
+    assert created.status_code == replayed.status_code == 201
+    assert replayed.headers.get("idempotent-replayed") == "true"
