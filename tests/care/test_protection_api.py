@@ -391,6 +391,16 @@ async def test_hostile_feedback(client: AppClient, tenant: TenantHandle) -> None
     for body, field in cases:
         response = await tenant.post("/v1/care/feedback", content=body, headers={"Content-Type": "application/json"})
         problem(response, 422, "validation-error", field)
+    # nesting that would exhaust the decoder, and NUL characters PostgreSQL cannot store: refused, never a 500
+    deep = await tenant.post("/v1/care/feedback", content=b"[" * 100_000 + b"]" * 100_000)
+    problem(deep, 400, "json-too-deep", None)
+    deep_inside = await tenant.post("/v1/care/feedback", content=sns_envelope("[" * 100_000 + "]" * 100_000))
+    problem(deep_inside, 400, "json-too-deep", "Message")
+    nul = ses_bounce("x@example.com")
+    nul["bounce"]["bounceSubType"] = "General\u0000"
+    problem(await tenant.post("/v1/care/feedback", json=nul), 422, "validation-error", "bounce.bounceSubType")
+    nul_detail = {"channel": "sms", "address": PHONE, "type": "hard_bounce", "detail": "a\u0000b"}
+    problem(await tenant.post("/v1/care/feedback", json=nul_detail), 422, "validation-error", "detail")
     assert (await tenant.get("/v1/care/suppressions")).json()["items"] == []
     # an unreadable address is reported, not stored
     odd = await tenant.post("/v1/care/feedback", json=ses_bounce("not-an-address"))
