@@ -56,9 +56,6 @@ if TYPE_CHECKING:
     from core.members.service import get_member as get_member
     from core.members.views import load_member_view as load_member_view
     from core.members.views import member_view as member_view
-    from core.metrics.service import Window as Window
-    from core.metrics.service import local_day as local_day
-    from core.metrics.service import sums as metric_sums
     from core.outbox.service import emit as emit
     from core.plugin import hookimpl as hookimpl
     from core.plugin.types import Award as Award
@@ -93,6 +90,9 @@ if TYPE_CHECKING:
     from core.program.service import ExpiryPolicyView as ExpiryPolicyView
     from core.program.service import expiry_policy as expiry_policy
     from core.program.service import set_expiry_policy as set_expiry_policy
+    from core.qualification.service import Window as Window
+    from core.qualification.service import local_day as local_day
+    from core.qualification.service import sums as metric_sums
     from core.rewards.service import get_redemption as get_redemption
     from core.rewards.service import use_redemption as use_redemption
     from core.tiers.catalog import create_tier as create_tier

@@ -17,6 +17,7 @@ from core.billing.api import BillingController, PlatformBillingController, Platf
 from core.campaigns.api import CampaignsController
 from core.care.api import care_controllers
 from core.db.migrate import upgrade_async
+from core.earning.api import EarningRulesController
 from core.events.api import EventsController
 from core.exports.api import BackgroundExportsController, ExportsController
 from core.http.deps import DEPENDENCIES
@@ -33,7 +34,6 @@ from core.ops import MetricsController, healthz, readyz
 from core.plugin.manager import PluginManager
 from core.program.api import ProgramController
 from core.rewards.api import MemberRewardsController, RedemptionsController, RewardsController
-from core.rules.api import EarningRulesController
 from core.runtime import Runtime
 from core.segments.api import SegmentsController
 from core.settings import Settings, get_settings

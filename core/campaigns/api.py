@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.campaigns.models import Campaign
 from core.clock import utcnow
 from core.db.lookup import one_or_404
+from core.earning.api import RuleOut, checked_definition
+from core.earning.engine import RuleDefinition
+from core.earning.models import EarningRule
 from core.errors import Conflict, ValidationFailed
 from core.http.deps import CurrentRuntime, Db
 from core.program.config import bump_config_version
-from core.rules.api import RuleOut, checked_definition
-from core.rules.engine import RuleDefinition
-from core.rules.models import EarningRule
 from core.runtime import Runtime
 from core.segments.models import Segment
 from core.validation import AwareDatetime

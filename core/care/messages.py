@@ -281,9 +281,9 @@ async def _segments_of(
     now: datetime,
 ) -> dict[uuid.UUID, set[str]]:
     """The segments (among ``wanted``) each member is in now (core's segment rules, evaluated for the batch)."""
-    from core.metrics import service as metrics
     from core.program.config import load_config
     from core.program.models import Program
+    from core.qualification import service as metrics
     from core.segments.service import member_facts, metric_windows, segments_of
 
     version = (await session.execute(select(Program.config_version))).scalar_one()

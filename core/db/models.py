@@ -7,6 +7,7 @@ from core.campaigns.models import Campaign
 from core.care.models import CareHoliday, CareMessage, CareOccasion, CareRequest, CareRule, CareTemplate
 from core.care.protection_models import CareSendLock, CareSendTally, CareSettings, CareSuppression, PlatformSecret
 from core.db.base import Base
+from core.earning.models import EarningRule
 from core.events.models import Event
 from core.exports.models import DataExport
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
@@ -15,11 +16,10 @@ from core.jobs.models import Job
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
 from core.measurement.models import MeasurementModel, MeasurementSettings, MemberLoyalty
 from core.members.models import ConsentChange, Member, MemberConsent
-from core.metrics.models import MemberMetric
 from core.outbox.models import OutboxEvent
 from core.program.models import Program
+from core.qualification.models import MemberMetric
 from core.rewards.models import Redemption, Reward
-from core.rules.models import EarningRule
 from core.segments.models import Segment
 from core.tenancy.models import ApiKey, PlatformCredential, Tenant
 from core.tiers.models import Tier, TierChange

@@ -16,10 +16,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.campaigns.models import Campaign
+from core.earning.conditions import Condition, metric_fields
+from core.earning.engine import Rule, RuleDefinition, capped_rules
+from core.earning.models import EarningRule
 from core.program.models import Program
-from core.rules.conditions import Condition, metric_fields
-from core.rules.engine import Rule, RuleDefinition, capped_rules
-from core.rules.models import EarningRule
 from core.segments.models import Segment
 from core.tiers.models import Tier
 from core.tiers.rules import Benefits, Qualification, TierSpec, Validity

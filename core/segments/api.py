@@ -16,14 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
 from core.db.lookup import one_or_404
+from core.earning.conditions import Condition, ConditionError, check, metric_fields
 from core.errors import Conflict, ValidationFailed
 from core.http.deps import CurrentPrincipal, CurrentProgram, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor
 from core.measurement.facts import SEGMENT_FACTS
 from core.members.models import Member
-from core.metrics.service import Window
 from core.program.config import bump_config_version, load_config
-from core.rules.conditions import Condition, ConditionError, check, metric_fields
+from core.qualification.service import Window
 from core.segments.models import Segment
 from core.segments.service import scan_segment, segment_spec
 

@@ -14,15 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
 from core.db.lookup import one_or_404
+from core.earning.conditions import Condition, all_hold
 from core.http.pagination import encode_cursor
 from core.ledger.models import PointBalance
 from core.measurement.facts import loyalty_facts, reads_loyalty
 from core.members.models import Member
-from core.metrics import service as metrics
-from core.metrics.service import Window, flatten
 from core.program.config import SegmentSpec, TenantConfig
 from core.program.settings import ProgramSettings
-from core.rules.conditions import Condition, all_hold
+from core.qualification import service as metrics
+from core.qualification.service import Window, flatten
 from core.segments.models import Segment
 from core.tiers.rules import TierSpec
 

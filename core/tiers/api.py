@@ -22,8 +22,8 @@ from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
 from core.http.middleware import query_flag
 from core.members.models import Member
 from core.members.service import ensure_active, get_member
-from core.metrics import service as metrics
 from core.program.config import bump_config_version, load_config, tier_spec
+from core.qualification import service as metrics
 from core.tiers import catalog, rules, service
 from core.tiers.models import Tier, TierChange
 from core.validation import AwareDatetime

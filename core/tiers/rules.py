@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from msgspec import Meta
 
-from core.metrics.service import Window
+from core.qualification.service import Window
 
 
 class Criterion(msgspec.Struct, forbid_unknown_fields=True):

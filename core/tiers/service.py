@@ -15,13 +15,13 @@ from core.db.base import table_of
 from core.ids import new_id
 from core.members.models import Member
 from core.members.views import member_view
-from core.metrics import service as metrics
 from core.outbox.service import emit_many
 from core.plugin.manager import TenantHooks, plugins_of
 from core.plugin.types import TenantView
 from core.plugin.types import TierChange as TierChangeView
 from core.program.config import TenantConfig
 from core.program.settings import ProgramSettings
+from core.qualification import service as metrics
 from core.tiers import rules
 from core.tiers.models import TierChange
 

@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from core.rules.conditions import Condition, ConditionError, check, holds
-from core.rules.engine import CapUsage, Rule, RuleDefinition, compute, validate_definition
+from core.earning.conditions import Condition, ConditionError, check, holds
+from core.earning.engine import CapUsage, Rule, RuleDefinition, compute, validate_definition
 
 AT = datetime(2030, 6, 15, 10, tzinfo=UTC)
 

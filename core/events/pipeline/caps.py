@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
+from core.earning import engine
 from core.events.pipeline.context import (
     Item,
     PipelineContext,
 )
-from core.metrics import service as metrics
-from core.rules import engine
+from core.qualification import service as metrics
 
 
 class CapTotals:

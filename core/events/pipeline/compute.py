@@ -12,6 +12,7 @@ from decimal import Decimal
 import msgspec
 from sqlalchemy import select
 
+from core.earning import engine
 from core.errors import Conflict, FealtyError, ValidationFailed
 from core.events.pipeline.caps import CapTotals
 from core.events.pipeline.context import (
@@ -24,15 +25,14 @@ from core.events.pipeline.context import (
 )
 from core.measurement.facts import loyalty_facts, reads_loyalty
 from core.members.views import member_view
-from core.metrics import service as metrics
-from core.metrics.service import Window
 from core.plugin.types import (
     Award,
     EarlierResult,
     EventContext,
     EventView,
 )
-from core.rules import engine
+from core.qualification import service as metrics
+from core.qualification.service import Window
 from core.segments.service import member_facts, metric_windows, segments_of
 from core.tiers import rules as tier_rules
 

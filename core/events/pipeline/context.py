@@ -13,6 +13,7 @@ from msgspec import Meta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.base import table_of
+from core.earning import engine
 from core.errors import FealtyError
 from core.events.models import Event
 from core.ids import new_id
@@ -28,7 +29,6 @@ from core.plugin.types import (
 )
 from core.program.config import TenantConfig
 from core.program.settings import ProgramSettings
-from core.rules import engine
 from core.tiers import rules as tier_rules
 from core.tiers.models import TierChange as TierChangeRow
 

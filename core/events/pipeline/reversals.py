@@ -21,13 +21,13 @@ from core.events.pipeline.members import member_view_of
 from core.ledger import service as ledger
 from core.ledger.policy import policy_of
 from core.members.models import Member
-from core.metrics import service as metrics
 from core.outbox.service import emit_many
 from core.plugin.types import (
     EventContext,
     EventView,
     ReversalView,
 )
+from core.qualification import service as metrics
 from core.tiers import service as tier_service
 
 # --- reversal -------------------------------------------------------------------------------------------------------

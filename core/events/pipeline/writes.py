@@ -33,11 +33,11 @@ from core.events.pipeline.tier_moves import write_tier_moves
 from core.events.pipeline.validation import validate
 from core.ledger import service as ledger
 from core.ledger.policy import policy_of
-from core.metrics import service as metrics
 from core.outbox.service import emit_many
 from core.plugin.types import (
     Award,
 )
+from core.qualification import service as metrics
 
 
 @functools.cache

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import bulk
 from core.db.base import table_of
-from core.metrics.models import MemberMetric
+from core.qualification.models import MemberMetric
 
 metrics = table_of(MemberMetric)
 METRIC_COLUMNS = ("tenant_id", "member_id", "metric", "day", "value")

@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from core.rules.conditions import Condition, ConditionError, all_hold, check
+from core.earning.conditions import Condition, ConditionError, all_hold, check
 from core.validation import AwareDatetime
 
 RuleKind = Literal["per_amount", "per_quantity", "fixed", "multiplier"]

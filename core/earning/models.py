@@ -1,4 +1,4 @@
-"""Earning rules, stored as validated JSON definitions (see :class:`core.rules.engine.RuleDefinition`)."""
+"""Earning rules, stored as validated JSON definitions (see :class:`core.earning.engine.RuleDefinition`)."""
 
 from __future__ import annotations
 

@@ -15,13 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import validation
 from core.clock import utcnow
 from core.db.lookup import one_or_404
+from core.earning.conditions import ConditionError
+from core.earning.engine import RuleDefinition, validate_definition
+from core.earning.models import EarningRule
 from core.errors import ValidationFailed, invalid
 from core.http.deps import CurrentRuntime, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.program.config import bump_config_version
-from core.rules.conditions import ConditionError
-from core.rules.engine import RuleDefinition, validate_definition
-from core.rules.models import EarningRule
 from core.runtime import Runtime
 
 
