@@ -271,8 +271,13 @@ async def test_tier_codes_and_ranks_are_unique_and_held_tiers_stay(tenant: Tenan
     base = (await tenant.post("/v1/tiers", json={"code": "base", "name": "Base", "rank": 0})).json()
     assert (await tenant.post("/v1/tiers", json={"code": "base", "name": "B", "rank": 3})).status_code == 409
     assert (await tenant.post("/v1/tiers", json={"code": "other", "name": "B", "rank": 0})).status_code == 409
-    await tenant.enrol("holder")
-    assert (await tenant.delete(f"/v1/tiers/{base['id']}")).status_code == 409
+    holder = await tenant.enrol("holder")
+    refused = await tenant.delete(f"/v1/tiers/{base['id']}")
+    assert refused.status_code == 409, refused.text
+    # Read back: the held tier is still there, unchanged, and its member still in it.
+    kept = await tenant.get(f"/v1/tiers/{base['id']}")
+    assert kept.status_code == 200 and (kept.json()["code"], kept.json()["rank"]) == ("base", 0)
+    assert (await member_tier(tenant, holder["id"]))["tier"]["code"] == "base"
 
 
 async def tier_events(runtime: Runtime, tenant: TenantHandle) -> list[dict]:

@@ -150,9 +150,14 @@ async def test_ledger_pages_newest_first(tenant: TenantHandle) -> None:
 
 async def test_anonymized_member_cannot_be_adjusted(tenant: TenantHandle) -> None:
     member = await tenant.enrol()
-    await tenant.post(f"/v1/members/{member['id']}/anonymize")
+    await tenant.credit(member["id"], 30)
+    anonymized = await tenant.post(f"/v1/members/{member['id']}/anonymize")
+    assert anonymized.status_code == 200, anonymized.text
+    before = {k: v for k, v in (await tenant.balance(member["id"])).items() if k != "as_of"}
     response = await tenant.post(f"/v1/members/{member['id']}/points/adjust", json={"points": 5, "reason": "x"})
-    assert response.status_code == 409
+    assert response.status_code == 409 and response.json()["field"] == "member_id", response.text
+    # Nothing was written: the balance is what it was before the refused credit.
+    assert {k: v for k, v in (await tenant.balance(member["id"])).items() if k != "as_of"} == before
 
 
 async def test_adjusting_an_unknown_member_is_404(tenant: TenantHandle) -> None:

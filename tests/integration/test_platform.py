@@ -92,7 +92,8 @@ async def test_list_get_and_paginate_tenants(
 async def test_suspended_tenant_is_refused_and_resumes(
     client: AsyncTestClient, platform_headers: dict, tenant: TenantHandle
 ) -> None:
-    member = await tenant.enrol()
+    member = await tenant.enrol(name="Kept Member")
+    await tenant.credit(member["id"], 40)
     patched = await client.patch(
         f"/v1/platform/tenants/{tenant.id}", json={"status": "suspended"}, headers=platform_headers
     )
@@ -101,7 +102,10 @@ async def test_suspended_tenant_is_refused_and_resumes(
     assert refused.status_code == 403 and refused.json()["type"].endswith("/tenant-disabled")
     await client.patch(f"/v1/platform/tenants/{tenant.id}", json={"status": "active"}, headers=platform_headers)
     again = await tenant.get(f"/v1/members/{member['id']}")
-    assert again.status_code == 200  # nothing was deleted
+    # Nothing was deleted: the member, its details and its points are as they were.
+    assert again.status_code == 200
+    assert (again.json()["external_id"], again.json()["name"]) == (member["external_id"], "Kept Member")
+    assert (await tenant.balance(member["id"]))["available"] == 40
 
 
 async def test_tenant_creation_is_idempotent_and_never_stores_the_secret(

@@ -91,6 +91,9 @@ async def test_update_validates_and_changes_only_what_is_given(tenant: TenantHan
     bad = await tenant.patch(url, json={"event_types": ["nope"]})
     assert bad.status_code == 422 and bad.json()["field"] == "event_types[0]"
     assert (await tenant.patch(url, json={"id": "x"})).status_code == 422
+    # The refused changes left nothing behind.
+    unchanged = (await tenant.get(url)).json()
+    assert (unchanged["url"], unchanged["event_types"]) == (endpoint["url"], endpoint["event_types"])
     changed = await tenant.patch(url, json={"event_types": ["*"], "url": "https://new.example.com/h"})
     assert changed.status_code == 200, changed.text
     after = changed.json()
