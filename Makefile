@@ -43,6 +43,10 @@ test: $(STAMP) postgres redis-server ## Run the whole test suite (SQLite and Pos
 test-fast: $(STAMP) redis-server ## The suite on SQLite only, no PostgreSQL needed
 	FEALTY_TEST_BACKENDS=sqlite $(BIN)/pytest -n 2 --dist loadfile -m "not postgres_only"
 
+fuzz: $(STAMP) ## The full fuzz: schemathesis, every route, all checks, many examples (FUZZ_EXAMPLES=200, random seed)
+	FEALTY_TEST_BACKENDS=sqlite FEALTY_TEST_FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} FEALTY_TEST_FUZZ_SEED=random \
+	  $(BIN)/pytest tests/contract/test_fuzz.py -p no:xdist -q
+
 lint: $(STAMP) ## ruff (format and check), mypy, import-linter
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
