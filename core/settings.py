@@ -203,7 +203,7 @@ class Settings:
     #: delivered, in seconds; messages claimed per round; attempts before a message is recorded failed; the retry
     #: delay after attempt n (about base x 2^(n-1) s, at most the cap); sends per second per tenant (0: no limit).
     care_occasions_every_seconds: int = 300
-    care_deliver_every_seconds: int = 15
+    care_deliver_every_seconds: int = 60
     care_deliver_batch: int = 200
     care_max_attempts: int = 8
     care_backoff_base_seconds: float = 30.0

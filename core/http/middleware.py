@@ -35,6 +35,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from core.billing import rules as billing_rules
+from core.care.messages import queued_tenants
 from core.clock import utcnow
 from core.db.engine import set_write_intent
 from core.db.tenancy import set_current_tenant
@@ -299,6 +300,7 @@ class ApiMiddleware(ASGIMiddleware):
                         if status >= 400:
                             raise _Finish(messages)
                     wakes = pending_wakes(session)
+                    care_wakes = queued_tenants(session)
                     if idempotency_key is not None and principal.kind != "anonymous":
                         await idempotency.complete(
                             session,
@@ -317,6 +319,8 @@ class ApiMiddleware(ASGIMiddleware):
             after_commit.append(lambda: self._touch_key(principal))
         if wakes:
             after_commit.append(lambda: runtime.wake_dispatchers(wakes))
+        if care_wakes:
+            after_commit.append(lambda: runtime.wake_care_delivery(care_wakes))
         for callback in after_commit:
             try:
                 await callback()
