@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install serve worker migrate demo test test-fast lint format bench postgres redis-server docs docs-serve lock prod-like clean
+.PHONY: help install serve worker migrate demo test test-fast fuzz lint format bench postgres redis-server docs docs-serve lock prod-like clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'

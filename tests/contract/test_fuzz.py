@@ -70,7 +70,9 @@ async def test_schemathesis_finds_nothing(contract_server: LiveServer) -> None:
         "FEALTY_FUZZ_PLATFORM_KEY": TEST_PLATFORM_KEY,
         "PYTHONPATH": str(ROOT),
     }
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600 + 60 * EXAMPLES, check=False)
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600 + 60 * EXAMPLES, check=False
+    )
     report = done.stdout + done.stderr
     # The findings first (each with a curl that reproduces it), then the summary.
     findings = report[report.find("=== FAILURES") :] if "=== FAILURES" in report else report[-20000:]
