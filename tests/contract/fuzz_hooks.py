@@ -61,7 +61,7 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     "POST /v1/measurement/models": ("factors", "judgements", "children"),
     "PATCH /v1/measurement/models/{model_id}": ("factors", "judgements", "children"),
     # A credit or a debit, never zero; a rule's rate; a stay the tenant's settings price.
-    "POST /v1/members/{member_id}/points/adjust": ("points",),
+    "POST /v1/members/{member_id}/points/adjust": ("points", "expires_at", "available_at"),  # in the future
     "POST /v1/earning-rules": ("points", r"conditions.*"),
     "POST /v1/campaigns/": (r"rules.*",),
     # http:// is taken for loopback receivers only when FEALTY_WEBHOOK_ALLOW_LOOPBACK is on (a deployment setting).
