@@ -100,7 +100,10 @@ async def enrol(
     attributes: dict[str, Any],
     consents: Sequence[ConsentUpdate],
     now: datetime,
+    active_since: datetime | None = None,
 ) -> Member:
+    """A new member and its balance. ``active_since``: the time of the activity that enrols the member (an event),
+    where its inactivity clock starts; by default the enrolment itself."""
     await _check_unique(session, external_id=external_id, card=fields.get("card"))
     member = Member(
         tenant_id=tenant_id,
@@ -114,7 +117,7 @@ async def enrol(
     )
     session.add(member)
     await flush_unique(session)
-    await open_balance(session, tenant_id, member.id, now)
+    await open_balance(session, tenant_id, member.id, now, active_since=active_since)
     await set_consents(session, member, consents, now)
     return member
 
