@@ -26,23 +26,24 @@ async def write_tier_moves(ctx: PipelineContext, items: list[Item]) -> None:
     member's previous move, so a backfill writes the history live traffic would have written."""
     if not items:
         return
-    final: dict[uuid.UUID, Item] = {}
+    #: Per member: the values its row ends with after the batch's moves, in order (an upgrade then a renewal in one
+    #: batch leaves the upgraded tier, since the upgrade, valid as the renewal says).
+    final: dict[uuid.UUID, dict[str, Any]] = {}
     moved_at: dict[int, datetime] = {}
     latest: dict[uuid.UUID, datetime] = {}
     for item in items:
-        assert item.member is not None
-        final[item.member.id] = item
+        move = item.tier_move
+        assert move is not None and item.member is not None
         at = activity_at(item, ctx.now)
         for earlier in (latest.get(item.member.id), getattr(item.member, "tier_since", None)):
             if earlier is not None and earlier > at:
                 at = earlier
         moved_at[item.index] = latest[item.member.id] = at
-    for member_id, item in final.items():
-        move = item.tier_move
-        assert move is not None and item.member is not None
-        values: dict[str, Any] = {"tier_valid_until": move.valid_until}
+        values = final.setdefault(item.member.id, {})
+        values["tier_valid_until"] = move.valid_until
         if move.reason != "renewal":
-            values |= {"tier_id": move.to.id if move.to else None, "tier_since": moved_at[item.index]}
+            values |= {"tier_id": move.to.id if move.to else None, "tier_since": at}
+    for member_id, values in final.items():
         await ctx.session.execute(
             update(members_table)
             .where(members_table.c.tenant_id == ctx.tenant_id, members_table.c.id == member_id)
