@@ -25,7 +25,7 @@ from core.http.problems import handle_exception
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
 from core.measurement.api import MeasurementController, MeasurementSettingsController, MemberLoyaltyController
-from core.measurement.reports_api import ReportsController
+from core.measurement.reports_api import ReportsController, SharedDashboardController
 from core.members.api import MembersController
 from core.ops import MetricsController, healthz, readyz
 from core.plugins import PluginManager
@@ -58,6 +58,7 @@ CORE_ROUTES: list[Any] = [
     MeasurementSettingsController,
     MemberLoyaltyController,
     ReportsController,
+    SharedDashboardController,
     *care_controllers(),
     RewardsController,
     RedemptionsController,

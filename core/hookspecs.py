@@ -12,8 +12,10 @@ from typing import Any
 
 import pluggy
 
+from core.care.policy import Verdict
 from core.plugin_types import (
     Award,
+    CareProtectionContext,
     CareTrigger,
     Credits,
     EventContext,
@@ -187,3 +189,18 @@ __all__ = [
     "fealty_tier_changed",
     "fealty_validate_event",
 ]
+
+
+@_hookspec
+def fealty_care_protection(ctx: CareProtectionContext) -> Verdict | None:
+    """Protect a member from a care message (a trade's own rules, e.g. fair collection: contact only 08:00-19:00,
+    at most 7 attempts in 7 days, none on holidays). Fires just before core's own policy decides, when the message is
+    sent (under the member's lock, so counts in ``ctx.facts`` are exact) and may fire when it is queued.
+
+    Return ``Send()`` or None (no objection), ``Defer(until, reason)`` or ``Suppress(reason)`` with a reason code
+    prefixed by the plugin's name. Every plugin's answer and core's rules are combined, most restrictive wins: any
+    Suppress suppresses (core's consent and suppression reasons first); otherwise the latest Defer, pushed further by
+    core's quiet hours and caps if they forbid that moment; a deferral past the message's validity suppresses it
+    (``expired``). Safety messages skip core's timing rules but not a plugin's answer.
+    """
+    raise NotImplementedError

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from core.care.policy import MemberFacts, MessageFacts
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -228,6 +230,22 @@ class ReversalView:
 
 Credits = dict[str, Decimal]
 Issues = Sequence[FieldIssue]
+
+
+@dataclass(frozen=True)
+class CareProtectionContext:
+    """What ``fealty_care_protection`` receives: one care message about to be queued or sent to one member, with the
+    facts core's own protection read (consents, suppression, what was sent on each recent local day, holidays)."""
+
+    tenant: TenantView
+    session: AsyncSession
+    now: datetime
+    member_id: uuid.UUID
+    #: channel, purpose, category, valid_until, trigger.
+    message: MessageFacts
+    #: The member's time zone, consents, and ``sent`` tallies per (local day, purpose, category):
+    #: ``facts.count_between(first, last, category="collection")``, ``facts.holidays``, ``facts.zone``.
+    facts: MemberFacts
 
 
 @dataclass(frozen=True)

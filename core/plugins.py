@@ -16,9 +16,11 @@ import msgspec
 import pluggy
 
 from core import hookspecs
+from core.care.policy import Verdict
 from core.errors import ValidationFailed, invalid
 from core.plugin_types import (
     Award,
+    CareProtectionContext,
     CareTrigger,
     Credits,
     EventContext,
@@ -238,6 +240,10 @@ class TenantHooks:
             if value is not None:
                 return value
         return None
+
+    async def care_protection(self, ctx: CareProtectionContext) -> tuple[Verdict, ...]:
+        """Every enabled plugin's answer about one care message (None answers left out), in registration order."""
+        return tuple(await self._all("fealty_care_protection", ctx=ctx))
 
     async def validate_event(self, ctx: EventContext) -> list[FieldIssue]:
         return [issue for issues in await self._all("fealty_validate_event", ctx=ctx) for issue in issues]
