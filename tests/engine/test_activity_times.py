@@ -4,11 +4,17 @@ SQLite and PostgreSQL; activity never moves back, and an event dated ahead count
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import time_machine
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy import Uuid, bindparam, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from core.db.base import UTCDateTime
 from core.runtime import Runtime
 from core.testing import MakeTenant, TenantHandle
 from core.worker import tick
@@ -151,3 +157,49 @@ async def test_activity_never_moves_back_and_never_ahead_of_now(make_tenant: Mak
         balance = await tenant.balance(member_id)
     assert balance["available"] == 20
     assert datetime.fromisoformat(balance["last_activity_at"]) == now  # unmoved by the older purchases
+
+
+async def test_the_migration_redates_what_was_dated_when_processed(make_tenant: MakeTenant, database_url: str) -> None:
+    """Migration 0015 on rows as the code before it left them (a backfill stamped with its processing time) gives
+    back the times the code writes now; a member without events keeps its enrolment time."""
+    tenant = await make_tenant()
+    await program(tenant)
+    end = T0 + timedelta(days=400)
+    with time_machine.travel(end, tick=False):
+        events = [purchase(n, at, who, amount) for n, (at, who, amount) in enumerate(YEAR)]
+        for start in range(0, len(events), 10):
+            response = await tenant.post("/v1/events/batch", json={"events": events[start : start + 10]})
+            assert response.status_code == 200, response.text
+        quiet = await tenant.enrol("eve")
+        now_dated = await state(tenant)
+        quiet_before = (await tenant.balance(quiet["id"]))["last_activity_at"]
+
+    engine = create_async_engine(database_url)  # the owner, as `fealty migrate` runs
+    try:
+        async with engine.begin() as conn:
+            params = {"tenant": tenant.id, "end": end}
+            for statement in (
+                "UPDATE point_balances SET last_activity_at = :end WHERE tenant_id = :tenant",
+                "UPDATE tier_changes SET changed_at = :end WHERE tenant_id = :tenant",
+                "UPDATE members SET tier_since = :end WHERE tenant_id = :tenant AND tier_since IS NOT NULL",
+            ):
+                typed = text(statement).bindparams(
+                    bindparam("tenant", type_=Uuid), bindparam("end", type_=UTCDateTime())
+                )
+                await conn.execute(typed, params)
+        with time_machine.travel(end, tick=False):
+            old_dated = await state(tenant)
+        assert old_dated["ann"]["last_activity_at"] != now_dated["ann"]["last_activity_at"]  # the old stamps
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate)
+    finally:
+        await engine.dispose()
+    with time_machine.travel(end, tick=False):
+        assert_same(await state(tenant), now_dated)
+        assert (await tenant.balance(quiet["id"]))["last_activity_at"] == quiet_before
+
+
+def _migrate(sync_conn: Any) -> None:
+    module = importlib.import_module("core.db.migrations.versions.0015_activity_times")
+    with Operations.context(MigrationContext.configure(sync_conn)):
+        module.upgrade()
