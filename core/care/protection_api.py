@@ -21,6 +21,7 @@ from core.care import feedback, optouts
 from core.care.protection import PROTECTION_KEYS, load_care_settings, protection_as_dict, protection_from
 from core.care.protection_models import CareSettings, CareSuppression
 from core.clock import utcnow
+from core.db.lookup import one_or_404
 from core.errors import FealtyError, NotFound, ValidationFailed
 from core.http.auth import Principal
 from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
@@ -88,7 +89,8 @@ class CareSettingsController(Controller):
 
     @get(operation_id="getCareSettings")
     async def get_settings(self, db: Db) -> CareSettingsOut:
-        """Who the tenant's messages come from, and the protections in force (DOMAIN's defaults unless changed)."""
+        """Who the tenant's messages come from, and the protections in force (docs/domain.md's defaults unless
+        changed)."""
         return await _settings_out(db)
 
     @patch(operation_id="updateCareSettings")
@@ -201,13 +203,12 @@ class SuppressionOut(msgspec.Struct):
 
 
 async def _one_suppression(db: Db, channel: str, address: str) -> CareSuppression:
-    row = (
-        await db.execute(
-            select(CareSuppression).where(CareSuppression.channel == channel, CareSuppression.address == address)
-        )
-    ).scalar_one_or_none()
-    if row is None:
-        raise NotFound("This address is not on the suppression list.", field="address")
+    row = await one_or_404(
+        db,
+        select(CareSuppression).where(CareSuppression.channel == channel, CareSuppression.address == address),
+        "This address is not on the suppression list.",
+        field="address",
+    )
     return row
 
 
@@ -381,7 +382,7 @@ class UnsubscribeController(Controller):
         max_age = max(1, runtime.settings.care_unsubscribe_link_days) * 86400
         return optouts.read_unsubscribe_token(secret, token, max_age_seconds=max_age)
 
-    @get(operation_id="showUnsubscribe", opt={"auth": "none"}, media_type="text/html")
+    @get(operation_id="showUnsubscribe", opt={"auth": "none", "problems": (400,)}, media_type="text/html")
     async def show(self, request: AnyRequest, runtime: CurrentRuntime, token: FromQuery[str] = "") -> Response[Any]:
         """The link in a message: a page that confirms with one button (a GET never unsubscribes, since mail
         scanners follow links; RFC 8058). ``Accept: application/json`` gets what the link would do."""
@@ -402,7 +403,7 @@ class UnsubscribeController(Controller):
         )
         return _page(f"Unsubscribe from {sender}", f"Stop receiving {what} from {sender}?", form)
 
-    @post(operation_id="unsubscribe", status_code=200, opt={"auth": "none"})
+    @post(operation_id="unsubscribe", status_code=200, opt={"auth": "none", "problems": (400,)})
     async def unsubscribe(
         self, request: AnyRequest, runtime: CurrentRuntime, token: FromQuery[str] = ""
     ) -> Response[Any]:

@@ -160,7 +160,7 @@ async def test_activity_never_moves_back_and_never_ahead_of_now(make_tenant: Mak
 
 
 async def test_the_migration_redates_what_was_dated_when_processed(make_tenant: MakeTenant, database_url: str) -> None:
-    """Migration 0015 on rows as the code before it left them (a backfill stamped with its processing time) gives
+    """Migration 0017 on rows as the code before it left them (a backfill stamped with its processing time) gives
     back the times the code writes now; a member without events keeps its enrolment time."""
     tenant = await make_tenant()
     await program(tenant)
@@ -200,6 +200,6 @@ async def test_the_migration_redates_what_was_dated_when_processed(make_tenant: 
 
 
 def _migrate(sync_conn: Any) -> None:
-    module = importlib.import_module("core.db.migrations.versions.0015_activity_times")
+    module = importlib.import_module("core.db.migrations.versions.0017_activity_times")
     with Operations.context(MigrationContext.configure(sync_conn)):
         module.upgrade()

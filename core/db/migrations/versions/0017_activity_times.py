@@ -15,8 +15,8 @@ than when it was received); this migration recomputes the stored times from the 
 Row-level security is forced on these tables, for the owner too: it is lifted for the correction, inside this
 migration's transaction, as 0009 does.
 
-Revision ID: 0015_activity_times
-Revises: 0014_member_loyalty
+Revision ID: 0017_activity_times
+Revises: 0016_data_imports
 Create Date: 2026-12-05 18:00:00.000000
 """
 
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0015_activity_times"
-down_revision: str | Sequence[str] | None = "0014_member_loyalty"
+revision: str = "0017_activity_times"
+down_revision: str | Sequence[str] | None = "0016_data_imports"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
