@@ -23,13 +23,14 @@ from core.http.deps import DEPENDENCIES
 from core.http.middleware import ApiMiddleware
 from core.http.openapi import ContractJsonRenderPlugin
 from core.http.problems import handle_exception
+from core.imports.api import ImportsController
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
 from core.measurement.api import MeasurementController, MeasurementSettingsController, MemberLoyaltyController
 from core.measurement.reports_api import ReportsController, SharedDashboardController
 from core.members.api import MembersController
 from core.ops import MetricsController, healthz, readyz
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.program.api import ProgramController
 from core.rewards.api import MemberRewardsController, RedemptionsController, RewardsController
 from core.rules.api import EarningRulesController
@@ -51,6 +52,7 @@ CORE_ROUTES: list[Any] = [
     EventsController,
     ExportsController,
     BackgroundExportsController,
+    ImportsController,
     EarningRulesController,
     TiersController,
     MemberTierController,

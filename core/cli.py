@@ -152,7 +152,7 @@ def platform_key(rotate: bool) -> None:
 def worker(once: bool) -> None:
     """Run due background work (release pending points, expiry, deliveries) until stopped."""
     from core.logging import configure_logging
-    from core.plugins import PluginManager
+    from core.plugin.manager import PluginManager
     from core.runtime import Runtime
     from core.worker import run_forever, tick
 
@@ -223,8 +223,24 @@ def _demo_report(run: DemoRun, seconds: float) -> str:
             f"{c['events_rejected']} rejected), {_many(c['redemptions'], 'redemption')}, "
             f"{_many(c['care_requests'], 'care request')}"
         )
+        states = ", ".join(
+            f"{c[f'messages_{state}']} {state}"
+            for state in ("sent", "queued", "deferred", "suppressed", "failed")
+            if c.get(f"messages_{state}")
+        )
+        reasons = t.extras.get("message_reasons")
+        lines.append(
+            f"  {'':<14} {_many(c.get('messages', 0), 'care message')}"
+            + (f" ({states})" if states else "")
+            + (f"; held back: {reasons}" if reasons else "")
+        )
     for skipped in result.skipped:
         lines.append(f"  skipped: {skipped}")
+    if result.delivered is not None:
+        emails, sms = result.delivered
+        lines.append(
+            f"  {_many(emails, 'email')} and {sms} SMS went to a local SES/SNS stand-in (no AWS endpoint set)."
+        )
     lines.append("")
     key_line = f"PK={run.platform_key}"
     if run.platform_key_origin == "generated":
@@ -317,7 +333,7 @@ def billing() -> None:
 
 def _run_with_runtime(work: Callable[[Runtime], Awaitable[None]]) -> None:
     from core.logging import configure_logging
-    from core.plugins import PluginManager
+    from core.plugin.manager import PluginManager
     from core.runtime import Runtime
 
     settings = get_settings()
@@ -392,6 +408,44 @@ def billing_close_periods() -> None:
             click.secho(f"failed: {error}", fg="red")
 
     _run_with_runtime(work)
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--kind", type=click.Choice(["members", "opening_balances"]), required=True, help="What the CSV holds.")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The API.")
+@click.option("--key", required=True, help="The tenant's admin API key.")
+@click.option("--poll", default=0.5, show_default=True, help="Seconds between progress reads.")
+def import_csv(path: str, kind: str, url: str, key: str, poll: float) -> None:
+    """Import members or opening balances from a CSV through the API, with a progress bar; rows refused are
+    listed at the end (and downloadable as CSV)."""
+    import time
+
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"}
+    with open(path, encoding="utf-8-sig") as f:
+        text = f.read()
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+        created = http.post("/v1/imports", json={"kind": kind, "csv": text})
+        if created.status_code != 202:
+            raise click.ClickException(f"{created.status_code}: {created.json().get('detail', created.text)}")
+        import_id = created.json()["id"]
+        state = created.json()
+        with click.progressbar(length=max(1, text.count("\n") - 1), label=f"Importing {kind}") as bar:
+            shown = 0
+            while state["state"] in ("queued", "running"):
+                time.sleep(poll)
+                state = http.get(f"/v1/imports/{import_id}").json()
+                bar.update(state["rows_done"] - shown)
+                shown = state["rows_done"]
+    if state["state"] == "failed":
+        raise click.ClickException(f"the import failed: {state['error']}")
+    click.echo(f"created {state['created']}, skipped {state['skipped']} (already there), failed {state['failed']}")
+    for error in state["errors"]:
+        click.echo(f"  row {error['row']}: {error['field'] or '-'}: {error['detail']}")
+    if state["failed"] > len(state["errors"]):
+        click.echo(f"  ... all of them: {url}/v1/imports/{import_id}/errors.csv")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from core.db.base import Base
 from core.events.models import Event
 from core.exports.models import DataExport
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
+from core.imports.models import DataImport, ImportedRow
 from core.jobs.models import Job
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
 from core.measurement.models import MeasurementModel, MeasurementSettings, MemberLoyalty
@@ -44,9 +45,11 @@ __all__ = [
     "CareTemplate",
     "ConsentChange",
     "DataExport",
+    "DataImport",
     "EarningRule",
     "Event",
     "IdempotencyRecord",
+    "ImportedRow",
     "Job",
     "LedgerEntry",
     "Lot",
