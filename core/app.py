@@ -22,6 +22,7 @@ from core.exports.api import ExportsController
 from core.http.deps import DEPENDENCIES
 from core.http.middleware import ApiMiddleware
 from core.http.problems import handle_exception
+from core.jobs.api import JobsController
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
 from core.measurement.api import MeasurementController, MeasurementSettingsController, MemberLoyaltyController
@@ -66,6 +67,7 @@ CORE_ROUTES = [
     WebhookEndpointsController,
     WebhookDeliveriesController,
     WebhookEventTypesController,
+    JobsController,
     BillingController,
     PlatformPlansController,
     PlatformBillingController,

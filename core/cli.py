@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -381,6 +382,102 @@ def billing_close_periods() -> None:
         click.echo(f"closed={report.closed} billed={report.billed} ({amounts})")
         for error in report.errors:
             click.secho(f"failed: {error}", fg="red")
+
+    _run_with_runtime(work)
+
+
+# --- jobs -----------------------------------------------------------------------------------------------------------
+
+
+@main.group()
+def jobs() -> None:
+    """Follow background jobs."""
+
+
+async def _watch(runtime: Runtime, job_id: uuid.UUID, running: asyncio.Task[Any] | None = None) -> dict[str, Any]:
+    """Draw a progress bar for a job until it is done or dead; returns its final state."""
+    from sqlalchemy import select
+
+    from core.db.engine import tenant_session
+    from core.jobs.models import Job
+
+    bar: Any = None
+    shown = 0
+    try:
+        while True:
+            async with tenant_session(runtime.sessionmaker, None, writes=False) as session:
+                job = (await session.execute(select(Job).where(Job.id == job_id))).scalar_one_or_none()
+            if job is None:
+                raise click.ClickException(f"No job {job_id}.")
+            if bar is None and job.progress_total is not None:
+                bar = click.progressbar(length=max(job.progress_total, 1), label=job.kind, file=sys.stderr)
+                bar.__enter__()
+            if bar is not None and job.progress_done > shown:
+                bar.update(job.progress_done - shown)
+                shown = job.progress_done
+            if job.status in ("done", "dead"):
+                return {"id": str(job.id), "status": job.status, "result": job.result, "problem": job.problem}
+            if running is not None and running.done():
+                running.result()  # the in-process run failed outright: say so
+                running = None
+            await asyncio.sleep(0.3)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+@jobs.command("watch")
+@click.argument("job_id", type=click.UUID)
+def jobs_watch(job_id: uuid.UUID) -> None:
+    """Show a job's progress until it ends (a worker runs it), then its result."""
+
+    async def work(runtime: Runtime) -> None:
+        click.echo(json.dumps(await _watch(runtime, job_id)))
+
+    _run_with_runtime(work)
+
+
+@main.group()
+def tiers() -> None:
+    """Tier maintenance."""
+
+
+@tiers.command("recalculate")
+@click.option("--tenant", "slug", required=True, help="The tenant's slug (or id).")
+@click.option("--run/--no-run", default=True, show_default=True, help="Run the job here, or leave it to a worker.")
+def tiers_recalculate(slug: str, run: bool) -> None:
+    """Re-evaluate every member of a tenant (the job POST /v1/tiers/recalculate starts), with a progress bar."""
+    from sqlalchemy import String, cast, or_, select
+
+    from core.db.engine import tenant_session
+    from core.jobs.queue import start_task
+    from core.tenancy.models import Tenant
+    from core.tiers.jobs import RECALCULATE_JOB
+    from core.worker import build_registry, run_due, worker_name
+
+    async def work(runtime: Runtime) -> None:
+        async with tenant_session(runtime.sessionmaker, None) as session:
+            tenant_id = (
+                await session.execute(
+                    select(Tenant.id).where(or_(Tenant.slug == slug, cast(Tenant.id, String) == slug))
+                )
+            ).scalar_one_or_none()
+            if tenant_id is None:
+                raise click.ClickException(f"No tenant {slug!r}.")
+            job_id = await start_task(session, RECALCULATE_JOB, tenant_id=tenant_id)
+        click.echo(f"job {job_id}", err=True)
+        running = None
+        if run:
+            registry = build_registry(runtime)
+            running = asyncio.create_task(
+                run_due(runtime, registry, worker_name(), tenant_ids=[tenant_id], kinds=[RECALCULATE_JOB])
+            )
+        final = await _watch(runtime, job_id, running)
+        if running is not None:
+            await running
+        click.echo(json.dumps(final))
+        if final["status"] != "done":
+            raise SystemExit(1)
 
     _run_with_runtime(work)
 

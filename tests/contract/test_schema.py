@@ -90,7 +90,7 @@ async def test_every_tenant_table_has_forced_rls_and_a_policy(postgres_url: str)
 
 #: Tables that carry a tenant_id but are the platform's, without row-level security by design: the job queue (its
 #: worker claims jobs of every tenant), Stripe's events and the usage counters billing reads across tenants.
-GLOBAL_TABLES_WITH_TENANT_ID = {"jobs", "stripe_events", "billing_usage", "billing_usage_counts"}
+GLOBAL_TABLES_WITH_TENANT_ID = {"jobs", "job_schedules", "stripe_events", "billing_usage", "billing_usage_counts"}
 
 _KEYS_SQL = """
 SELECT c.relname AS table_name, i.relname AS index_name, ix.indisprimary AS is_primary, a.attname AS first_column

@@ -1,0 +1,65 @@
+"""Jobs at scale: the job resource (progress, result, problem, started_at, a ``task`` flag for jobs a tenant
+started and may watch) and ``job_schedules``, recurring work stored once per tenant and kind with its next due time,
+so that an idle worker tick reads only what is due.
+
+Revision ID: 0014_jobs_at_scale
+Revises: 0013_member_loyalty
+Create Date: 2026-12-05 17:40:00.000000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+from core.db import rls
+
+revision: str = "0014_jobs_at_scale"
+down_revision: str | Sequence[str] | None = "0013_member_loyalty"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("task", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.add_column(sa.Column("started_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("progress_done", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("progress_total", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("result", JSON, nullable=True))
+        batch.add_column(sa.Column("problem", JSON, nullable=True))
+    op.create_index(
+        "ix_jobs_tasks",
+        "jobs",
+        ["tenant_id", "created_at"],
+        postgresql_where=sa.text("task"),
+        sqlite_where=sa.text("task"),
+    )
+    op.create_table(
+        "job_schedules",
+        sa.Column("kind", sa.String(length=100), nullable=False),
+        #: The tenant's id as text, or "platform": a primary key cannot hold a null tenant.
+        sa.Column("scope", sa.String(length=36), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=True),
+        sa.Column("every_seconds", sa.Integer(), nullable=False),
+        sa.Column("next_due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("every_seconds > 0", name=op.f("ck_job_schedules_every_positive")),
+        sa.PrimaryKeyConstraint("kind", "scope", name=op.f("pk_job_schedules")),
+    )
+    op.create_index("ix_job_schedules_due", "job_schedules", ["next_due_at"])
+    rls.global_table("job_schedules")  # like ``jobs``: the worker (the application role) sees every row
+
+
+def downgrade() -> None:
+    op.drop_index("ix_job_schedules_due", table_name="job_schedules")
+    op.drop_table("job_schedules")
+    op.drop_index("ix_jobs_tasks", table_name="jobs")
+    with op.batch_alter_table("jobs") as batch:
+        for column in ("problem", "result", "progress_total", "progress_done", "started_at", "task"):
+            batch.drop_column(column)
