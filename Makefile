@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install serve worker migrate demo test test-fast lint format bench postgres docs docs-serve clean
+.PHONY: help install serve worker migrate demo test test-fast lint format bench postgres redis-server docs docs-serve lock prod-like clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,10 +33,14 @@ demo: $(STAMP) ## Seed demo tenants and print what to try
 postgres: ## Start the local PostgreSQL cluster if it is installed and stopped
 	@infra/ensure-postgres
 
-test: $(STAMP) postgres ## Run the whole test suite (SQLite and PostgreSQL, localstripe)
+redis-server: ## Install redis-server if it is missing (tests start their own on a loopback port)
+	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q redis-server >/dev/null; } || \
+	  { echo "The tests need redis-server (Debian: apt-get install redis-server)." >&2; exit 1; }
+
+test: $(STAMP) postgres redis-server ## Run the whole test suite (SQLite and PostgreSQL, localstripe)
 	$(BIN)/pytest -n 2 --dist loadfile
 
-test-fast: $(STAMP) ## The suite on SQLite only, no PostgreSQL needed
+test-fast: $(STAMP) redis-server ## The suite on SQLite only, no PostgreSQL needed
 	FEALTY_TEST_BACKENDS=sqlite $(BIN)/pytest -n 2 --dist loadfile -m "not postgres_only"
 
 lint: $(STAMP) ## ruff (format and check), mypy, import-linter
@@ -54,12 +58,19 @@ bench: $(STAMP) postgres ## Run the benchmark (figures in bench/results/latest.m
 	  { echo "The benchmark needs wrk (Debian: apt-get install wrk)." >&2; exit 1; }
 	$(BIN)/python -m bench.run $(ARGS)
 
+prod-like: $(STAMP) ## The production layout here: PostgreSQL, Redis, two API processes (8001, 8002), a worker
+	infra/prod-like $(ARGS)
+
+lock: $(STAMP) ## Pin the production dependencies with hashes into infra/requirements.lock (the image installs them)
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --quiet -o infra/requirements.lock
+
 # Never -q: mkdocs's strict mode counts the warnings it logs, and -q silences them.
 docs: $(STAMP) ## Build the documentation site into site/ (strict: a broken link or a page missing from the nav fails)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
-docs-serve: $(STAMP) ## Serve the documentation with live reload at http://127.0.0.1:8001
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8001
+docs-serve: $(STAMP) ## Serve the documentation with live reload at http://127.0.0.1:8010
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8010
 
 clean: ## Remove the virtualenv, caches and the local SQLite database
 	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache fealty.db fealty.db-wal fealty.db-shm

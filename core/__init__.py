@@ -27,10 +27,20 @@ _EXPORTS: dict[str, str] = {
     "FieldIssue": "core.plugin_types",
     "TierChange": "core.plugin_types",
     "ScheduledJob": "core.plugin_types",
+    "CareTrigger": "core.plugin_types",
     "JobContext": "core.plugin_types",
     "RewardView": "core.plugin_types",
     "RedemptionView": "core.plugin_types",
     "ReversalView": "core.plugin_types",
+    "CareProtectionContext": "core.plugin_types",
+    # care protection verdicts and helpers (fealty_care_protection)
+    "Send": "core.care.policy",
+    "Defer": "core.care.policy",
+    "Suppress": "core.care.policy",
+    "MessageFacts": "core.care.policy",
+    "MemberFacts": "core.care.policy",
+    "local_instant": "core.care.policy",
+    "next_in_window": "core.care.policy",
     # errors
     "FealtyError": "core.errors",
     "ValidationFailed": "core.errors",
@@ -91,12 +101,15 @@ __all__ = [
     "Award",
     "AwareDatetime",
     "Base",
+    "CareProtectionContext",
+    "CareTrigger",
     "Conflict",
     "CurrentPrincipal",
     "CurrentProgram",
     "CurrentRuntime",
     "Db",
     "Decision",
+    "Defer",
     "EarlierResult",
     "EventContext",
     "EventType",
@@ -105,7 +118,9 @@ __all__ = [
     "FealtyError",
     "FieldIssue",
     "JobContext",
+    "MemberFacts",
     "MemberView",
+    "MessageFacts",
     "NotFound",
     "Page",
     "PermissionDenied",
@@ -116,6 +131,8 @@ __all__ = [
     "RewardView",
     "ScheduledJob",
     "Screening",
+    "Send",
+    "Suppress",
     "TenantScoped",
     "TenantView",
     "TierChange",
@@ -139,9 +156,11 @@ __all__ = [
     "id_column",
     "load_member_view",
     "local_day",
+    "local_instant",
     "member_view",
     "metric_sums",
     "new_id",
+    "next_in_window",
     "page_of",
     "query_flag",
     "reject_held",
@@ -171,6 +190,13 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     # ``X as X``: explicit re-exports, so that mypy --strict accepts ``from core import X`` in plugins.
+    from core.care.policy import Defer as Defer
+    from core.care.policy import MemberFacts as MemberFacts
+    from core.care.policy import MessageFacts as MessageFacts
+    from core.care.policy import Send as Send
+    from core.care.policy import Suppress as Suppress
+    from core.care.policy import local_instant as local_instant
+    from core.care.policy import next_in_window as next_in_window
     from core.care.service import request_care as request_care
     from core.clock import utcnow as utcnow
     from core.db import rls as rls
@@ -208,6 +234,8 @@ if TYPE_CHECKING:
     from core.metrics.service import sums as metric_sums
     from core.outbox.service import emit as emit
     from core.plugin_types import Award as Award
+    from core.plugin_types import CareProtectionContext as CareProtectionContext
+    from core.plugin_types import CareTrigger as CareTrigger
     from core.plugin_types import Decision as Decision
     from core.plugin_types import EarlierResult as EarlierResult
     from core.plugin_types import EventContext as EventContext

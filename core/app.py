@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, Router
 from litestar.datastructures import State
@@ -14,8 +15,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from core import __version__
 from core.billing.api import BillingController, PlatformBillingController, PlatformPlansController
 from core.campaigns.api import CampaignsController
-from core.care.api import CareRequestsController
-from core.care.protection_api import PROTECTION_ROUTES
+from core.care.api import care_controllers
 from core.db.migrate import upgrade_async
 from core.events.api import EventsController
 from core.exports.api import ExportsController
@@ -26,7 +26,7 @@ from core.jobs.api import JobsController
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
 from core.measurement.api import MeasurementController, MeasurementSettingsController, MemberLoyaltyController
-from core.measurement.reports_api import ReportsController
+from core.measurement.reports_api import ReportsController, SharedDashboardController
 from core.members.api import MembersController
 from core.ops import MetricsController, healthz, readyz
 from core.plugins import PluginManager
@@ -42,7 +42,7 @@ from core.tiers.api import MemberTierController, TiersController
 from core.webhooks.api import WebhookDeliveriesController, WebhookEndpointsController, WebhookEventTypesController
 from core.worker import run_forever
 
-CORE_ROUTES = [
+CORE_ROUTES: list[Any] = [
     PlatformTenantsController,
     ApiKeysController,
     ProgramController,
@@ -59,8 +59,8 @@ CORE_ROUTES = [
     MeasurementSettingsController,
     MemberLoyaltyController,
     ReportsController,
-    CareRequestsController,
-    *PROTECTION_ROUTES,
+    SharedDashboardController,
+    *care_controllers(),
     RewardsController,
     RedemptionsController,
     MemberRewardsController,

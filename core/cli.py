@@ -1,4 +1,4 @@
-"""The ``fealty`` command: serve, worker, migrate, config, platform-key, demo, billing."""
+"""The ``fealty`` command: serve, worker, migrate, config, platform-key, demo, billing, citus-ddl."""
 
 from __future__ import annotations
 
@@ -128,6 +128,15 @@ def migrate() -> None:
     settings = get_settings()
     _migrate(settings.owner_database_url)
     click.echo("Database is at the latest migration.")
+
+
+@main.command("citus-ddl")
+def citus_ddl() -> None:
+    """Print the Citus DDL distributing every tenant table on tenant_id (co-located) and making every global table a
+    reference table, from the models of core and the installed plugins."""
+    from core.db.citus import schema_distribution
+
+    click.echo(schema_distribution().sql(), nl=False)
 
 
 @main.command("platform-key")

@@ -12,8 +12,11 @@ from typing import Any
 
 import pluggy
 
+from core.care.policy import Verdict
 from core.plugin_types import (
     Award,
+    CareProtectionContext,
+    CareTrigger,
     Credits,
     EventContext,
     EventType,
@@ -154,9 +157,23 @@ def fealty_scheduled_jobs() -> list[ScheduledJob]:
     raise NotImplementedError
 
 
+@_hookspec
+def fealty_care_triggers() -> list[CareTrigger]:
+    """Contribute care triggers (name, default purpose and category, the variables each offers with their types and
+    sample values) at startup.
+
+    Called once for every installed plugin. A plugin raises its occasions with ``request_care(kind=<trigger name>)``;
+    tenants that enabled it write care rules (``/v1/care/rules``) and templates for those triggers, and templates are
+    checked against the trigger's variables and previewed with its samples. Results are concatenated; a name
+    registered twice (or clashing with core's triggers) is an error at startup.
+    """
+    raise NotImplementedError
+
+
 __all__ = [
     "MemberView",
     "ReversalView",
+    "fealty_care_triggers",
     "fealty_compute_awards",
     "fealty_event_processed",
     "fealty_event_reversed",
@@ -172,3 +189,18 @@ __all__ = [
     "fealty_tier_changed",
     "fealty_validate_event",
 ]
+
+
+@_hookspec
+def fealty_care_protection(ctx: CareProtectionContext) -> Verdict | None:
+    """Protect a member from a care message (a trade's own rules, e.g. fair collection: contact only 08:00-19:00,
+    at most 7 attempts in 7 days, none on holidays). Fires just before core's own policy decides, when the message is
+    sent (under the member's lock, so counts in ``ctx.facts`` are exact) and may fire when it is queued.
+
+    Return ``Send()`` or None (no objection), ``Defer(until, reason)`` or ``Suppress(reason)`` with a reason code
+    prefixed by the plugin's name. Every plugin's answer and core's rules are combined, most restrictive wins: any
+    Suppress suppresses (core's consent and suppression reasons first); otherwise the latest Defer, pushed further by
+    core's quiet hours and caps if they forbid that moment; a deferral past the message's validity suppresses it
+    (``expired``). Safety messages skip core's timing rules but not a plugin's answer.
+    """
+    raise NotImplementedError

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from core.care.policy import MemberFacts, MessageFacts
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -228,3 +230,37 @@ class ReversalView:
 
 Credits = dict[str, Decimal]
 Issues = Sequence[FieldIssue]
+
+
+@dataclass(frozen=True)
+class CareProtectionContext:
+    """What ``fealty_care_protection`` receives: one care message about to be queued or sent to one member, with the
+    facts core's own protection read (consents, suppression, what was sent on each recent local day, holidays)."""
+
+    tenant: TenantView
+    session: AsyncSession
+    now: datetime
+    member_id: uuid.UUID
+    #: channel, purpose, category, valid_until, trigger.
+    message: MessageFacts
+    #: The member's time zone, consents, and ``sent`` tallies per (local day, purpose, category):
+    #: ``facts.count_between(first, last, category="collection")``, ``facts.holidays``, ``facts.zone``.
+    facts: MemberFacts
+
+
+@dataclass(frozen=True)
+class CareTrigger:
+    """An occasion a plugin can raise (``request_care`` with ``kind=name``) and tenants can write care rules for.
+
+    ``variables`` names what the occasion offers to templates, with its type (``str``, ``int``, ``decimal``,
+    ``money``, ``date``, ``datetime``, ``list``, ``dict``); ``samples`` gives a value for each, used to check
+    templates when they are saved and to preview them."""
+
+    name: str
+    description: str
+    purpose: Literal["service", "marketing", "safety"] = "service"
+    category: str = "notice"
+    variables: dict[str, str] = field(default_factory=dict)
+    samples: dict[str, Any] = field(default_factory=dict)
+    #: Set by core: the plugin that registered it (None for core's own triggers).
+    plugin: str | None = None

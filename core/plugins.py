@@ -16,9 +16,12 @@ import msgspec
 import pluggy
 
 from core import hookspecs
+from core.care.policy import Verdict
 from core.errors import ValidationFailed, invalid
 from core.plugin_types import (
     Award,
+    CareProtectionContext,
+    CareTrigger,
     Credits,
     EventContext,
     EventType,
@@ -173,6 +176,17 @@ class PluginManager:
                 contributions.append((impl.plugin_name, list(handlers)))
         return contributions
 
+    def care_triggers(self) -> dict[str, CareTrigger]:
+        """Every plugin's care trigger, by name (core's own are in :mod:`core.care.triggers`)."""
+        found: dict[str, CareTrigger] = {}
+        for impl in self._pm.hook.fealty_care_triggers.get_hookimpls():
+            for trigger in cast(list[CareTrigger], impl.function() or []):
+                if trigger.name in found:
+                    raise ValueError(f"care trigger {trigger.name!r} registered twice")
+                owner = None if impl.plugin_name == CORE_PLUGIN else impl.plugin_name
+                found[trigger.name] = CareTrigger(**{**trigger.__dict__, "plugin": owner})
+        return found
+
     def scheduled_jobs(self) -> list[tuple[str, ScheduledJob]]:
         found: list[tuple[str, ScheduledJob]] = []
         for impl in self._pm.hook.fealty_scheduled_jobs.get_hookimpls():
@@ -226,6 +240,10 @@ class TenantHooks:
             if value is not None:
                 return value
         return None
+
+    async def care_protection(self, ctx: CareProtectionContext) -> tuple[Verdict, ...]:
+        """Every enabled plugin's answer about one care message (None answers left out), in registration order."""
+        return tuple(await self._all("fealty_care_protection", ctx=ctx))
 
     async def validate_event(self, ctx: EventContext) -> list[FieldIssue]:
         return [issue for issues in await self._all("fealty_validate_event", ctx=ctx) for issue in issues]

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db.engine import create_engine, create_sessionmaker
-from core.http.ratelimit import TokenBuckets
 from core.plugins import SESSION_PLUGINS_KEY, PluginManager
 from core.program.config import ConfigCache
+from core.ratelimit import LocalRateLimiter, RateLimiter, rate_limiter_for
 from core.settings import Settings
 from core.tenancy.keys import hash_key
 
@@ -26,7 +26,8 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     plugins: PluginManager
     platform_key_hash: str | None = None
-    rate_limits: TokenBuckets = field(default_factory=TokenBuckets)
+    #: Per-tenant request limits, which the HTTP layer applies (see core.ratelimit).
+    rate_limits: RateLimiter = field(default_factory=LocalRateLimiter)
     configs: ConfigCache = field(default_factory=ConfigCache)
     extras: dict[str, Any] = field(default_factory=dict)
     _last_wake: dict[uuid.UUID, float] = field(default_factory=dict)
@@ -34,18 +35,21 @@ class Runtime:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
-    def create(cls, settings: Settings, plugins: PluginManager) -> Runtime:
+    def create(cls, settings: Settings, plugins: PluginManager, *, rate_limits: RateLimiter | None = None) -> Runtime:
         engine = create_engine(settings)
         sessionmaker = create_sessionmaker(engine, strict=settings.strict_tenant_checks)
         # Every session knows the plugins (see core.plugins.plugins_of).
         sessionmaker.configure(info={**sessionmaker.kw.get("info", {}), SESSION_PLUGINS_KEY: plugins})
-        return cls(
+        runtime = cls(
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
             plugins=plugins,
             platform_key_hash=hash_key(settings.platform_key) if settings.platform_key else None,
+            rate_limits=rate_limits or rate_limiter_for(settings),
         )
+        runtime.closers.append(runtime.rate_limits.close)
+        return runtime
 
     @property
     def job_lease(self) -> timedelta:

@@ -167,6 +167,9 @@ class Settings:
     idempotency_ttl_hours: int = 48
     #: Requests per second a tenant may make (token bucket, burst = 2x). 0 disables.
     rate_limit_per_second: float = 0.0
+    #: Redis holding the rate limits' buckets, shared by every API process (``redis://host:6379/0``). Empty: each
+    #: process limits on its own. If Redis cannot be reached, limits fall back to in-process, with a warning.
+    redis_url: str = ""
     #: Events dated further ahead than this many minutes are refused.
     max_event_future_minutes: int = 15
     #: Group commit of single events and balance reads arriving together from one key (off: one transaction each).
@@ -210,6 +213,17 @@ class Settings:
     aws_concurrency: int = 10
     aws_max_attempts: int = 1
     aws_timeout_seconds: float = 15.0
+
+    #: Customer care: how often core occasions are looked for (birthdays, lapsing members...) and due messages
+    #: delivered, in seconds; messages claimed per round; attempts before a message is recorded failed; the retry
+    #: delay after attempt n (about base x 2^(n-1) s, at most the cap); sends per second per tenant (0: no limit).
+    care_occasions_every_seconds: int = 300
+    care_deliver_every_seconds: int = 15
+    care_deliver_batch: int = 200
+    care_max_attempts: int = 8
+    care_backoff_base_seconds: float = 30.0
+    care_backoff_cap_seconds: float = 3600.0
+    care_send_rate_per_second: float = 0.0
 
     #: The address members and providers reach this API at, for links in messages (unsubscribe). Empty:
     #: ``http://{host}:{port}``.

@@ -48,6 +48,7 @@ FEATURE_JOB_MODULES: tuple[str, ...] = (
     "core.rewards.jobs",
     "core.webhooks.jobs",
     "core.billing.jobs",
+    "core.care.jobs",
     "core.measurement.jobs",
 )
 

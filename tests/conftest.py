@@ -21,8 +21,8 @@ for name in list(os.environ):
         del os.environ[name]
 os.environ.setdefault("FEALTY_LOG_LEVEL", "WARNING")
 
-#: Fealty's fixtures, and the moto server (S3, SES, SNS) fixture for every test that asks for it.
-pytest_plugins = ["fealty_testing", "tests.moto_server"]
+#: Fealty's fixtures, and the moto server (S3, SES, SNS) and redis-server fixtures for every test that asks for them.
+pytest_plugins = ["fealty_testing", "tests.moto_server", "tests.redis_server"]
 
 
 # --- the short names (aliases of the plugin's fealty_* fixtures) ---------------------------------------------------

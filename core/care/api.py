@@ -58,3 +58,26 @@ class CareRequestsController(Controller):
             ],
             next_cursor,
         )
+
+
+def care_controllers() -> list[type[Controller]]:
+    """Every care route, in one list: each part of the engine adds its controllers here."""
+    from core.care.config_api import (
+        CareCalendarController,
+        CareRulesController,
+        CareTemplatesController,
+        CareTriggersController,
+    )
+    from core.care.protection_api import PROTECTION_ROUTES
+    from core.care.record_api import MemberMessagesController, MessagesController
+
+    return [
+        *PROTECTION_ROUTES,
+        CareRequestsController,
+        CareTriggersController,
+        CareTemplatesController,
+        CareRulesController,
+        CareCalendarController,
+        MessagesController,
+        MemberMessagesController,
+    ]

@@ -183,6 +183,46 @@ async def _count(
     )
 
 
+_PROGRAM_KEY = "fealty.care.program"
+
+
+async def plugin_verdicts(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    member_id: uuid.UUID,
+    message: MessageFacts,
+    facts: MemberFacts,
+    now: datetime,
+) -> tuple[Verdict, ...]:
+    """What the tenant's enabled plugins answer through ``fealty_care_protection`` (nothing when none implements
+    it; the program is read once per session)."""
+    from core.plugin_types import CareProtectionContext
+    from core.plugins import plugins_of
+
+    manager = plugins_of(session)
+    if manager is None or not manager.for_tenant(frozenset(manager.available())).implements("fealty_care_protection"):
+        return ()
+    program = session.info.get(_PROGRAM_KEY)
+    if program is None:
+        from core.ledger.jobs import load_program_settings
+
+        program = session.info[_PROGRAM_KEY] = await load_program_settings(session, tenant_id)
+    hooks = program.hooks(manager)
+    if not hooks.implements("fealty_care_protection"):
+        return ()
+    ctx = CareProtectionContext(
+        tenant=program.tenant_view(tenant_id, manager),
+        session=session,
+        now=now,
+        member_id=member_id,
+        message=message,
+        facts=facts,
+    )
+    verdicts: tuple[Verdict, ...] = await hooks.care_protection(ctx)
+    return verdicts
+
+
 async def reserve(
     session: AsyncSession,
     *,
@@ -193,7 +233,8 @@ async def reserve(
     now: datetime,
     holidays: Collection[date] = (),
 ) -> Verdict:
-    """Decide again for one message at delivery, under the member's lock and on fresh facts; when the answer is
+    """Decide again for one message at delivery, under the member's lock and on fresh facts (plugins'
+    ``fealty_care_protection`` answers included); when the answer is
     :class:`~core.care.policy.Send`, the send is counted on the member's local day in the same transaction (so it
     holds only if that transaction commits). Other answers reserve nothing."""
     await _lock_member(session, tenant_id, member_id, now)
@@ -202,6 +243,11 @@ async def reserve(
     )
     if facts is None:
         return Suppress("member_inactive", detail="no such member")
+    from_plugins = await plugin_verdicts(
+        session, tenant_id=tenant_id, member_id=member_id, message=message, facts=facts, now=now
+    )
+    if from_plugins:
+        message = replace(message, plugin_verdicts=(*message.plugin_verdicts, *from_plugins))
     verdict = decide(message, facts, settings, now)
     if isinstance(verdict, Send):
         day = now.astimezone(facts.zone).date()

@@ -31,7 +31,10 @@ async def request_care(
     now: datetime | None = None,
 ) -> bool:
     """Record that ``member_id`` should get care of ``kind``. Returns False when this very request (same
-    ``dedupe_key``) was already recorded, so daily jobs may run twice without asking twice."""
+    ``dedupe_key``) was already recorded, so daily jobs may run twice without asking twice.
+
+    The request is also an occasion of the care engine (trigger ``kind``, occasion key ``dedupe_key``, the payload
+    as its variables): the tenant's active care rules for that trigger queue their messages in this transaction."""
     now = now or utcnow()
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     request_id = new_id()
@@ -54,6 +57,14 @@ async def request_care(
     )
     if (await session.execute(statement)).first() is None:
         return False
+    from core.care.messages import OccasionIn, raise_occasions
+
+    await raise_occasions(
+        session,
+        tenant_id,
+        [OccasionIn(kind, dedupe_key, member_id, now, dict(payload or {}), source)],
+        now=now,
+    )
     await emit(
         session,
         tenant_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.billing.models import ActiveMember, BillingEvent, BillingInvoice, BillingUsage, Plan, StripeEvent, UsageCount
 from core.campaigns.models import Campaign
-from core.care.models import CareRequest
+from core.care.models import CareHoliday, CareMessage, CareOccasion, CareRequest, CareRule, CareTemplate
 from core.care.protection_models import CareSendLock, CareSendTally, CareSettings, CareSuppression, PlatformSecret
 from core.db.base import Base
 from core.events.models import Event
@@ -31,11 +31,16 @@ __all__ = [
     "BillingInvoice",
     "BillingUsage",
     "Campaign",
+    "CareHoliday",
+    "CareMessage",
+    "CareOccasion",
     "CareRequest",
+    "CareRule",
     "CareSendLock",
     "CareSendTally",
     "CareSettings",
     "CareSuppression",
+    "CareTemplate",
     "ConsentChange",
     "EarningRule",
     "Event",

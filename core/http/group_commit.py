@@ -73,7 +73,7 @@ class GroupedRoute(Protocol):
         """Process every payload in ``session``'s transaction; one answer or error per payload, in order."""
 
 
-Admit = Callable[[Principal, dict[str, Any], bool, datetime, list[tuple[bytes, bytes]]], None]
+Admit = Callable[[Principal, dict[str, Any], bool, datetime, list[tuple[bytes, bytes]]], Awaitable[None]]
 
 
 @dataclass
@@ -176,7 +176,7 @@ class GroupCommit:
             admitted: list[int] = []
             for index, request in enumerate(group):
                 try:
-                    self.admit(principal, opt, route.writes, now, request.extra_headers)
+                    await self.admit(principal, opt, route.writes, now, request.extra_headers)
                     admitted.append(index)
                 except FealtyError as error:
                     answers[index] = problem_messages(error, instance=request.path)

@@ -244,7 +244,7 @@ class ApiMiddleware(ASGIMiddleware):
                     if parsed_key is not None:
                         principal = await authenticate_tenant_key(session, parsed_key, now)
                         structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))
-                        self._admit(principal, opt, writes, now, extra_headers)
+                        await self._admit(principal, opt, writes, now, extra_headers)
                     state[STATE_PRINCIPAL] = principal
                     # Bad input is refused once the caller is known and admitted (401, 403 and a plugin's 404 come
                     # first), before anything is read for or written by the request; the body is decoded once.
@@ -319,7 +319,7 @@ class ApiMiddleware(ASGIMiddleware):
             raise AuthenticationRequired("The API key is not valid.")
         return ANONYMOUS, parsed
 
-    def _admit(
+    async def _admit(
         self,
         principal: Principal,
         opt: dict[str, Any],
@@ -358,7 +358,7 @@ class ApiMiddleware(ASGIMiddleware):
             )
         assert principal.tenant_id is not None
         rate = principal.plan_rate_limit if principal.plan_rate_limit is not None else settings.rate_limit_per_second
-        wait = self.runtime.rate_limits.take(principal.tenant_id, rate)
+        wait = await self.runtime.rate_limits.take(principal.tenant_id, rate)
         if wait:
             raise RateLimited(f"Slow down: retry in {wait:.3f} s.", headers={"Retry-After": str(max(1, round(wait)))})
 

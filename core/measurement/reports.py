@@ -209,8 +209,15 @@ async def churn_risk(db: AsyncSession, req: Request) -> Report:
     rows = await db.execute(
         _member_query(req).where(at_risk).order_by(r.monetary.desc(), r.churn_probability.desc()).limit(req.limit)
     )
+    steps = [i / 10 for i in range(11)]
+    counts = (
+        await db.execute(
+            select(*(func.sum(case((r.churn_probability >= p, 1), else_=0)) for p in steps)).where(_mine(req))
+        )
+    ).one()
     summary = {
         "min_churn_probability": threshold,
+        "curve": [{"churn_probability": p, "members": int(c or 0)} for p, c in zip(steps, counts, strict=True)],
         "members_at_risk": int(head.members or 0),
         "value_at_risk": str(Decimal(head.value or 0).quantize(Decimal("0.01"))),
         "currency": req.program.currency,

@@ -28,6 +28,7 @@ EVENT_TYPES: dict[str, str] = {
     "redemption.expired": "A voucher expired unused.",
     "billing.status_changed": "The tenant's billing status changed (active, past due, suspended).",
     "care.requested": "A care notice is due for a member (for tenants who send their own messages).",
+    "care.message": "A care message for the tenant's own channel (a care rule with the webhook channel).",
     "webhook.test": "A test event sent on request to one endpoint (POST /v1/webhook-endpoints/{id}/test).",
 }
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from core import (
     Award,
+    CareTrigger,
     EventContext,
     EventType,
     FieldIssue,
@@ -92,3 +93,17 @@ async def _win_back(ctx: JobContext) -> None:
 @hookimpl
 def fealty_scheduled_jobs() -> list[ScheduledJob]:
     return [ScheduledJob("win_back", WIN_BACK_EVERY_SECONDS, _win_back)]
+
+
+@hookimpl
+def fealty_care_triggers() -> list[CareTrigger]:
+    return [
+        CareTrigger(
+            "fuel.win_back",
+            "A member's last fill-up or shop purchase began a lapse of win_back_after_days: a win-back offer.",
+            "marketing",
+            "notice",
+            {"last_activity_at": "datetime", "days_inactive": "int", "transactions": "int"},
+            {"last_activity_at": "2026-10-01T08:30:00+00:00", "days_inactive": 45, "transactions": 12},
+        )
+    ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from core import (
     Award,
+    CareTrigger,
     EventContext,
     EventType,
     FieldIssue,
@@ -78,3 +79,49 @@ async def fealty_fulfil_reward(tenant: TenantView, redemption: RedemptionView, s
 @hookimpl
 def fealty_scheduled_jobs() -> list[ScheduledJob]:
     return [ScheduledJob("pre_arrival", PRE_ARRIVAL_EVERY_SECONDS, service.pre_arrival_job)]
+
+
+@hookimpl
+def fealty_care_triggers() -> list[CareTrigger]:
+    return [
+        CareTrigger(
+            "hotel.pre_arrival",
+            "A top-tier guest arrives within the pre-arrival window: what awaits them.",
+            "service",
+            "notice",
+            {
+                "reservation_id": "str",
+                "property": "str",
+                "check_in": "date",
+                "check_out": "date",
+                "tier": "str",
+                "welcome_gift": "str",
+                "perks": "dict",
+            },
+            {
+                "reservation_id": "R-1001",
+                "property": "Shanghai Bund",
+                "check_in": "2027-03-01",
+                "check_out": "2027-03-03",
+                "tier": "diamond",
+                "welcome_gift": "Tea selection",
+                "perks": {"priority_check_in": True, "late_checkout": "14:00", "butler": False},
+            },
+        ),
+        CareTrigger(
+            "hotel.milestone",
+            "A guest reached a nights milestone: the choices on offer.",
+            "service",
+            "notice",
+            {"milestone_id": "str", "nights": "int", "year": "int", "options": "list"},
+            {"milestone_id": "0", "nights": 20, "year": 2027, "options": [{"choice": "points", "points": 5000}]},
+        ),
+        CareTrigger(
+            "hotel.milestone_choice",
+            "A guest chose a milestone reward the hotel hands over (voucher, upgrade).",
+            "service",
+            "notice",
+            {"milestone_id": "str", "nights": "int", "choice": "str"},
+            {"milestone_id": "0", "nights": 20, "choice": "suite_upgrade"},
+        ),
+    ]

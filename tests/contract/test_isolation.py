@@ -31,6 +31,9 @@ PATH_PARAMS = {
     "endpoint_id": "endpoint",
     "delivery_id": "delivery",
     "model_id": "measurement_model",
+    "template_id": "care_template",
+    "care_rule_id": "care_rule",
+    "holiday_id": "care_holiday",
     "channel": "suppression_channel",
     "address": "suppression_address",
 }
@@ -54,6 +57,9 @@ BODIES = {
     "updateMeasurementModel": {"name": "pwned", "active": False},
     "computeSatisfactionIndex": {"groups": [{"group": "program", "factors": {}}]},
     "previewLoyaltyIndex": {"facts": {}},
+    "updateCareTemplate": {"name": "pwned"},
+    "previewCareTemplate": {},
+    "updateCareRule": {"name": "pwned", "active": False},
 }
 #: Routes that take no tenant resource id (or are the platform's, which sees every tenant by design).
 #: Reports are named, not tenant resources: each tenant reads its own (tests/measurement/test_reports.py).
@@ -113,8 +119,21 @@ async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]
     ).json()
     delivery = (await victim.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")).json()
     model = (await victim.post("/v1/measurement/models/copy", json={"default": "satisfaction"})).json()
+    care_template = (
+        await victim.post("/v1/care/templates", json={"name": "victim", "texts": {"en": {"body": "Hi"}}})
+    ).json()
+    care_rule = (
+        await victim.post(
+            "/v1/care/rules",
+            json={"name": "victim", "trigger": "welcome", "template_id": care_template["id"], "channels": ["email"]},
+        )
+    ).json()
+    care_holiday = (await victim.post("/v1/care/calendar", json={"day": "2030-01-02", "name": "Victim day"})).json()
     await victim.post("/v1/care/suppressions", json={"channel": "email", "address": "held@example.com"})
     return victim, {
+        "care_template": care_template["id"],
+        "care_rule": care_rule["id"],
+        "care_holiday": care_holiday["id"],
         "measurement_model": model["id"],
         "suppression_channel": "email",
         "suppression_address": "held@example.com",

@@ -206,3 +206,36 @@ async def test_a_tenant_with_few_members_gets_metrics_without_a_fit(tenant: Tena
     solo = await _loyalty(tenant, member["id"])
     assert solo["rfm"]["code"] == "333"  # alone, the member is the middle of every quintile
     assert solo["churn"]["churn_probability"] is None
+
+
+async def test_a_campaign_for_a_loyalty_segment_reaches_only_its_members(
+    tenant: TenantHandle, runtime: Runtime
+) -> None:
+    ids = await _seed(tenant)
+    await nightly.run(runtime.sessionmaker, tenant.id, utcnow())
+    segment = await tenant.post(
+        "/v1/segments",
+        json={
+            "code": "slipping",
+            "name": "Slipping away",
+            "conditions": [{"field": "loyalty.rfm_segment", "op": "in", "value": ["at_risk", "cannot_lose"]}],
+        },
+    )
+    assert segment.status_code == 201, segment.text
+    campaign = await tenant.post(
+        "/v1/campaigns",
+        json={
+            "code": "win-back",
+            "name": "Win back",
+            "starts_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+            "ends_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+            "segments": ["slipping"],
+            "rules": [{"name": "welcome back", "kind": "fixed", "points": "500"}],
+        },
+    )
+    assert campaign.status_code == 201, campaign.text
+    lapsed = (await tenant.post("/v1/events", json=_purchase("lapsed", 0, "10"))).json()
+    champ = (await tenant.post("/v1/events", json=_purchase("champ", 0, "10"))).json()
+    assert lapsed["points"] == 10 + 500
+    assert champ["points"] == 10
+    assert ids

@@ -176,3 +176,52 @@ async def test_reports_need_the_reports_scope(tenant: TenantHandle) -> None:
     key = (await tenant.post("/v1/api-keys", json={"name": "members only", "scopes": ["members:read"]})).json()
     response = await tenant.client.get("/v1/reports/rfm", headers={"Authorization": f"Bearer {key['secret']}"})
     assert response.status_code == 403
+
+
+async def test_charts_as_svg_png_and_vega_lite(tenant: TenantHandle, runtime: Runtime) -> None:
+    from tests.measurement.test_member_loyalty import _seed
+
+    await _seed(tenant)
+    await nightly.run(runtime.sessionmaker, tenant.id, utcnow())
+    for name in ("tiers", "rfm", "loyalty-types", "churn-risk", "value-concentration", "liability"):
+        spec = await tenant.get(f"/v1/reports/{name}/chart.json")
+        assert spec.status_code == 200, spec.text
+        assert spec.json()["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
+        assert spec.json()["data"]["values"], name
+        svg = await tenant.get(f"/v1/reports/{name}/chart.svg")
+        assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+        assert svg.text.lstrip().startswith("<svg") and "</svg>" in svg.text
+    rfm_svg = (await tenant.get("/v1/reports/rfm/chart.svg")).text
+    assert "Frequency score" in rfm_svg and "Recency score" in rfm_svg
+    png = await tenant.get("/v1/reports/tiers/chart.png")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    width = int.from_bytes(png.content[16:20], "big")
+    assert width > 500  # rendered at twice the size
+    assert (await tenant.get("/v1/reports/key-members/chart.svg")).status_code == 404
+
+
+async def test_dashboard_with_a_key_and_with_a_short_lived_link(tenant: TenantHandle, make_tenant) -> None:
+    member = await tenant.enrol()
+    await tenant.credit(member["id"], 250)
+    page = await tenant.get("/v1/reports/dashboard")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.text.count('<figure data-chart="') == 6 and page.text.count("<svg") >= 6
+    assert "Outstanding points" in page.text and "250" in page.text
+    link = await tenant.post("/v1/reports/links", json={"expires_in_minutes": 5})
+    assert link.status_code == 201, link.text
+    url = link.json()["url"]
+    path = url[url.index("/v1/") :]
+    shared = await tenant.client.get(path)  # no API key
+    assert shared.status_code == 200 and "Loyalty dashboard" in shared.text and "250" in shared.text
+    assert shared.headers["cache-control"] == "no-store"
+    other = await make_tenant()
+    assert "250" not in (await other.get("/v1/reports/dashboard")).text
+    tampered = await tenant.client.get(path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB"))
+    assert tampered.status_code == 400 and tampered.json()["type"].endswith("/invalid-link")
+    assert (await tenant.client.get("/v1/reports/dashboard/shared")).status_code == 400
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=6), tick=False):
+        expired = await tenant.client.get(path)
+    assert expired.status_code == 410
+    assert (await tenant.client.get("/v1/reports/dashboard")).status_code == 401
+    too_long = await tenant.post("/v1/reports/links", json={"expires_in_minutes": 60 * 24 + 1})
+    assert too_long.status_code == 422 and too_long.json()["field"] == "expires_in_minutes"

@@ -28,6 +28,50 @@ def visit(event_id: str, member: str, site: str = "S-1", minutes: int = 30) -> d
     }
 
 
+async def test_care_protection_from_a_plugin_is_combined_with_cores(make_tenant: MakeTenant, runtime) -> None:
+    """fealty_care_protection: the example's fair-collection rules hold at delivery, for its tenants only."""
+    from core.care.policy import Defer, MessageFacts, ProtectionSettings, Send, Suppress
+    from core.care.protection import reserve
+    from core.db.engine import tenant_session
+
+    collection = MessageFacts(channel="sms", purpose="service", category="collection", trigger="example.overdue")
+    with_plugin = await make_tenant(plugins=["example"])
+    without = await make_tenant()
+
+    members = {t.id: uuid.UUID((await t.enrol(phone="+447911123456"))["id"]) for t in (with_plugin, without)}
+
+    async def attempt(tenant: TenantHandle, at: datetime, message: MessageFacts = collection) -> object:
+        async with tenant_session(runtime.sessionmaker, tenant.id) as session:
+            return await reserve(
+                session,
+                tenant_id=tenant.id,
+                member_id=members[tenant.id],
+                message=message,
+                settings=ProtectionSettings(),
+                now=at,
+            )
+
+    evening = datetime(2026, 1, 15, 19, 30, tzinfo=UTC)  # 19:30 in London: core allows it, the plugin does not
+    assert await attempt(without, evening) == Send()
+    assert await attempt(with_plugin, evening) == Defer(
+        datetime(2026, 1, 16, 8, tzinfo=UTC), "example.collection_hours"
+    )
+    noon = datetime(2026, 1, 15, 12, tzinfo=UTC)
+    assert await attempt(with_plugin, noon) == Send()
+    assert await attempt(with_plugin, noon) == Send()
+    assert await attempt(with_plugin, noon) == Defer(
+        datetime(2026, 1, 16, 8, tzinfo=UTC), "example.collection_attempts"
+    )
+    written_off = MessageFacts(channel="sms", purpose="service", category="collection", trigger="example.written_off")
+    assert await attempt(with_plugin, noon, written_off) == Suppress("example.written_off")
+    # most restrictive wins: the plugin's deferral, and a quiet-hours night for the tenant without it
+    late = datetime(2026, 1, 15, 22, tzinfo=UTC)
+    assert await attempt(with_plugin, late) == Defer(
+        datetime(2026, 1, 16, 8, tzinfo=UTC), "example.collection_attempts"
+    )
+    assert await attempt(without, late) == Defer(datetime(2026, 1, 16, 8, tzinfo=UTC), "quiet_hours")
+
+
 def calls(kind: str, tenant: TenantHandle | None = None) -> list:
     return [args for name, args in hooks.CALLS if name == kind and (tenant is None or args[0] == tenant.id)]
 
@@ -209,6 +253,15 @@ async def test_scheduled_jobs_run_only_for_enabling_tenants(
     ran_for = {args[0] for args in calls("scheduled_job")}
     assert example_tenant.id in ran_for and tenant.id not in ran_for
     assert (example_tenant.id, "welcome") in calls("scheduled_job")
+
+
+async def test_care_triggers_are_offered_only_to_enabling_tenants(
+    example_tenant: TenantHandle, tenant: TenantHandle
+) -> None:
+    offered = {t["name"]: t for t in (await example_tenant.get("/v1/care/triggers")).json()}
+    assert offered["example.nudge"]["plugin"] == "example" and offered["example.nudge"]["variables"] == {"n": "int"}
+    assert "birthday" in offered
+    assert "example.nudge" not in {t["name"] for t in (await tenant.get("/v1/care/triggers")).json()}
 
 
 def test_a_misspelled_hook_is_refused() -> None:

@@ -22,6 +22,7 @@ from core.events.pipeline.context import (
     all_awards,
     events_table,
 )
+from core.measurement.facts import loyalty_facts, reads_loyalty
 from core.members.views import member_view
 from core.metrics import service as metrics
 from core.metrics.service import Window
@@ -62,6 +63,12 @@ async def compute(
     for rule in config.capped:
         wanted |= {(f"rule:{rule.id}", Window("rolling_days", 1)), (f"rule:{rule.id}", Window("calendar_month"))}
     sums = await metrics.sums(ctx.session, ctx.tenant_id, member_ids, wanted, today) if wanted else {}
+    # Segments over the nightly loyalty figures (an "at risk" campaign): one query for the batch's members.
+    loyalty = (
+        await loyalty_facts(ctx.session, ctx.tenant_id, member_ids)
+        if config.needs_segments and reads_loyalty(c.field for s in config.segments for c in s.conditions)
+        else {}
+    )
     caps = await CapTotals.read(ctx, items, sums, today)
     tenant = ctx.tenant_view()
     tier_of: dict[uuid.UUID, tier_rules.TierSpec | None] = {}
@@ -90,6 +97,7 @@ async def compute(
             birthday=member.birthday,
             now=ctx.now,
             sums=member_sums,
+            loyalty=loyalty.get(member.id),
         )
         segments: set[str] = segments_of(config.segments, facts) if config.needs_segments else set()
         if segments:

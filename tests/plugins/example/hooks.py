@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar, cast
 
@@ -16,17 +16,23 @@ from litestar.params import JSONBody
 
 from core import (
     Award,
+    CareProtectionContext,
+    CareTrigger,
     CurrentPrincipal,
     CurrentProgram,
     CurrentRuntime,
+    Defer,
     EventContext,
     EventType,
     FieldIssue,
     JobContext,
     ScheduledJob,
     Screening,
+    Suppress,
     ValidationFailed,
     hookimpl,
+    local_instant,
+    next_in_window,
 )
 
 CALLS: list[tuple[str, Any]] = []
@@ -191,3 +197,28 @@ async def _nightly(ctx: JobContext) -> None:
 @_records
 def fealty_scheduled_jobs() -> list[ScheduledJob]:
     return [ScheduledJob("nightly", 3600, _nightly)]
+
+
+@hookimpl
+@_records
+def fealty_care_protection(ctx: CareProtectionContext) -> Defer | Suppress | None:
+    """Fair collection, the way the microfinance plugin does it: collection contact only 08:00-19:00 in the member's
+    zone, at most 2 attempts in 7 local days here (7 there), never for a written-off loan."""
+    if ctx.message.category != "collection":
+        return None
+    if ctx.message.trigger == "example.written_off":
+        return Suppress("example.written_off")
+    zone = ctx.facts.zone
+    today = ctx.now.astimezone(zone).date()
+    if ctx.facts.count_between(today - timedelta(days=6), today, category="collection") >= 2:
+        return Defer(local_instant(today + timedelta(days=1), time(8), zone), "example.collection_attempts")
+    allowed = next_in_window(ctx.now, (time(8), time(19)), zone)
+    return Defer(allowed, "example.collection_hours") if allowed > ctx.now else None
+
+
+@hookimpl
+@_records
+def fealty_care_triggers() -> list[CareTrigger]:
+    return [
+        CareTrigger("example.nudge", "A nudge from the example plugin.", "service", "notice", {"n": "int"}, {"n": 1})
+    ]

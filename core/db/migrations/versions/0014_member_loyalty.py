@@ -1,8 +1,8 @@
 """Member loyalty (metrics, RFM, type, index, churn and value as of the last nightly run) and the tenant's
 measurement settings.
 
-Revision ID: 0013_member_loyalty
-Revises: 0012_webhook_signature_scheme
+Revision ID: 0014_member_loyalty
+Revises: 0013_care_engine
 Create Date: 2026-12-05 17:25:00.000000
 """
 
@@ -16,8 +16,8 @@ from sqlalchemy.dialects import postgresql
 
 from core.db import rls
 
-revision: str = "0013_member_loyalty"
-down_revision: str | Sequence[str] | None = "0012_webhook_signature_scheme"
+revision: str = "0014_member_loyalty"
+down_revision: str | Sequence[str] | None = "0013_care_engine"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
