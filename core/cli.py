@@ -446,6 +446,32 @@ def jobs_watch(job_id: uuid.UUID) -> None:
     _run_with_runtime(work)
 
 
+@jobs.command("dead")
+@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+def jobs_dead(limit: int) -> None:
+    """List dead jobs (they failed every attempt) with the last line of their error, for the operator."""
+    from sqlalchemy import select
+
+    from core.db.engine import tenant_session
+    from core.jobs.models import Job
+
+    async def work(runtime: Runtime) -> None:
+        async with tenant_session(runtime.sessionmaker, None, writes=False) as session:
+            dead = (
+                await session.execute(
+                    select(Job).where(Job.status == "dead").order_by(Job.finished_at.desc()).limit(limit)
+                )
+            ).scalars()
+            for job in dead:
+                error = (job.last_error or "").strip().splitlines()[-1:] or [""]
+                click.echo(
+                    f"{job.finished_at:%Y-%m-%d %H:%M} {job.id} {job.kind} tenant={job.tenant_id or 'platform'} "
+                    f"attempts={job.attempts} {error[0][:200]}"
+                )
+
+    _run_with_runtime(work)
+
+
 @main.group()
 def tiers() -> None:
     """Tier maintenance."""

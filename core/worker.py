@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from core.clock import utcnow
 from core.db.base import table_of
@@ -41,7 +41,6 @@ from core.tenancy.models import Tenant
 log = structlog.get_logger("fealty.worker")
 jobs_table = table_of(Job)
 tenants = table_of(Tenant)
-DONE_JOBS_KEPT = timedelta(days=1)
 #: Feature modules with a ``register(registry, runtime)`` adding their job kinds.
 FEATURE_JOB_MODULES: tuple[str, ...] = (
     "core.tiers.jobs",
@@ -50,6 +49,7 @@ FEATURE_JOB_MODULES: tuple[str, ...] = (
     "core.billing.jobs",
     "core.care.jobs",
     "core.measurement.jobs",
+    "core.retention.jobs",
 )
 
 
@@ -70,17 +70,6 @@ async def purge_idempotency_keys(runtime: Runtime, job: ClaimedJob) -> bool:
     return True
 
 
-async def purge_finished_jobs(runtime: Runtime, job: ClaimedJob) -> bool:
-    async with tenant_session(runtime.sessionmaker, None) as session:
-        await session.execute(
-            delete(jobs_table).where(
-                jobs_table.c.status == "done", jobs_table.c.finished_at < utcnow() - DONE_JOBS_KEPT
-            )
-        )
-        await queue.complete(session, job)
-    return True
-
-
 def build_registry(runtime: Runtime) -> JobRegistry:
     """Every job kind: core's, each feature's, and the plugins' scheduled jobs."""
     from core.ledger import jobs as ledger_jobs
@@ -89,7 +78,6 @@ def build_registry(runtime: Runtime) -> JobRegistry:
     every = runtime.settings.housekeeping_every_seconds
     registry.register("idempotency.purge", purge_idempotency_keys, every_seconds=every)
     registry.register("platform.idempotency.purge", purge_idempotency_keys, every_seconds=every, per_tenant=False)
-    registry.register("jobs.purge", purge_finished_jobs, every_seconds=every, per_tenant=False)
     ledger_jobs.register(registry, runtime)
     for path in FEATURE_JOB_MODULES:
         importlib.import_module(path).register(registry, runtime)

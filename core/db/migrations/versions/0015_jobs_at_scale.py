@@ -4,6 +4,8 @@ so that an idle worker tick reads only what is due.
 
 Revision ID: 0015_jobs_at_scale
 Revises: 0014_member_loyalty
+On PostgreSQL the application role may now delete the rows retention removes (old deliveries, events, jobs).
+
 Create Date: 2026-12-05 17:40:00.000000
 """
 
@@ -54,9 +56,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_job_schedules_due", "job_schedules", ["next_due_at"])
     rls.global_table("job_schedules")  # like ``jobs``: the worker (the application role) sees every row
+    if op.get_bind().dialect.name == "postgresql":
+        # Retention (core.retention.jobs) deletes old rows as the application role, inside each tenant's scope.
+        role = rls.app_role()
+        tables = "webhook_deliveries, webhook_delivery_attempts, outbox_events, stripe_events, jobs"
+        op.execute(f"GRANT DELETE ON {tables} TO {role}")
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        role = rls.app_role()
+        op.execute(
+            f"REVOKE DELETE ON webhook_deliveries, webhook_delivery_attempts, outbox_events, stripe_events FROM {role}"
+        )
     op.drop_index("ix_job_schedules_due", table_name="job_schedules")
     op.drop_table("job_schedules")
     op.drop_index("ix_jobs_tasks", table_name="jobs")
