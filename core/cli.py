@@ -71,6 +71,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         _print_new_platform_key()
     if workers > 1 and settings.is_sqlite:
         raise click.UsageError("Several worker processes need PostgreSQL (FEALTY_DATABASE_URL).")
+    if workers > 1:
+        _multiprocess_metrics(settings.metrics_dir)
     uvicorn.run(
         "core.asgi:app",
         host=host or settings.host,
@@ -82,6 +84,27 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         access_log=False,
         proxy_headers=True,
     )
+
+
+def _multiprocess_metrics(directory: str) -> None:
+    """Prometheus multiprocess mode for ``--workers N``: each process writes its samples to files in one directory
+    and every scrape of ``/metrics``, whichever process answers it, adds up all of them. The directory is emptied
+    first (samples of processes of a previous run would count)."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="fealty-metrics-"))
+    if path.exists():
+        for entry in path.glob("*.db"):
+            entry.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    if not directory:
+        import atexit
+
+        atexit.register(shutil.rmtree, path, True)
 
 
 def _migrate(url: str) -> None:
@@ -150,7 +173,13 @@ def platform_key(rotate: bool) -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="Run one pass and exit.")
-def worker(once: bool) -> None:
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve this worker's Prometheus metrics (FEALTY_WORKER_METRICS_PORT).",
+)
+def worker(once: bool, metrics_port: int | None) -> None:
     """Run due background work (release pending points, expiry, deliveries) until stopped."""
     from core.logging import configure_logging
     from core.plugins import PluginManager
@@ -159,6 +188,12 @@ def worker(once: bool) -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    port = settings.worker_metrics_port if metrics_port is None else metrics_port
+    if port and not once:
+        from prometheus_client import start_http_server
+
+        # Its own port: a worker serves no HTTP otherwise, and each worker process is scraped on its own.
+        start_http_server(port, addr=settings.host)
 
     async def run() -> None:
         runtime = Runtime.create(settings, PluginManager.for_settings(settings))

@@ -133,6 +133,9 @@ class Settings:
     worker_listen_url: str = ""
     #: The worker's own Prometheus metrics port (0: none). ``fealty worker --metrics-port`` overrides it.
     worker_metrics_port: int = 0
+    #: Where ``fealty serve --workers N`` keeps Prometheus' multiprocess files (default: a temporary directory of
+    #: its own), so that every scrape of /metrics adds up all the processes.
+    metrics_dir: str = ""
     #: How often the recurring schedule follows changed tenants, and re-reads every tenant, in seconds.
     schedule_sync_seconds: int = 30
     schedule_full_sync_seconds: int = 3600
