@@ -110,6 +110,9 @@ class Settings:
     database_pool_size: int = 10
     database_max_overflow: int = 10
     database_echo: bool = False
+    #: PostgreSQL is reached through PgBouncer in transaction pooling mode: no startup parameters and no prepared
+    #: statement cache (the application role and the tenant are set in each transaction in any case).
+    database_pgbouncer: bool = False
     #: Refuse any Core statement on a tenant table without a tenant_id criterion. Default: on for SQLite; off for
     #: PostgreSQL, where row-level security enforces it (the test suite turns it on for both).
     strict_tenant_checks: bool | None = None

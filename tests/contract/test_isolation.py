@@ -36,6 +36,7 @@ PATH_PARAMS = {
     "holiday_id": "care_holiday",
     "channel": "suppression_channel",
     "address": "suppression_address",
+    "job_id": "job",
 }
 #: A valid body per operation, so the request reaches the lookup (a 422 would prove nothing).
 BODIES = {
@@ -130,7 +131,9 @@ async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]
     ).json()
     care_holiday = (await victim.post("/v1/care/calendar", json={"day": "2030-01-02", "name": "Victim day"})).json()
     await victim.post("/v1/care/suppressions", json={"channel": "email", "address": "held@example.com"})
+    job = (await victim.post("/v1/tiers/recalculate")).json()
     return victim, {
+        "job": job["id"],
         "care_template": care_template["id"],
         "care_rule": care_rule["id"],
         "care_holiday": care_holiday["id"],

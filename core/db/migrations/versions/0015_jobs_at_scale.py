@@ -58,9 +58,19 @@ def upgrade() -> None:
     rls.global_table("job_schedules")  # like ``jobs``: the worker (the application role) sees every row
     if op.get_bind().dialect.name == "postgresql":
         # Retention (core.retention.jobs) deletes old rows as the application role, inside each tenant's scope.
+        # The delivery log and the outbox stay append-only for everything else: restrictive policies let a DELETE
+        # reach only rows that are finished and older than a day (the shortest retention); attempts go with their
+        # delivery through the foreign key's cascade, and the role still may not delete them itself.
         role = rls.app_role()
-        tables = "webhook_deliveries, webhook_delivery_attempts, outbox_events, stripe_events, jobs"
-        op.execute(f"GRANT DELETE ON {tables} TO {role}")
+        op.execute(f"GRANT DELETE ON webhook_deliveries, outbox_events, stripe_events, jobs TO {role}")
+        op.execute(
+            "CREATE POLICY retention_only ON webhook_deliveries AS RESTRICTIVE FOR DELETE USING ("
+            "status IN ('succeeded', 'cancelled', 'dead') AND finished_at < now() - interval '1 day')"
+        )
+        op.execute(
+            "CREATE POLICY retention_only ON outbox_events AS RESTRICTIVE FOR DELETE USING ("
+            "dispatched_at IS NOT NULL AND dispatched_at < now() - interval '1 day')"
+        )
 
 
 def downgrade() -> None:
