@@ -18,11 +18,16 @@ from core.campaigns.api import CampaignsController
 from core.care.api import care_controllers
 from core.db.migrate import upgrade_async
 from core.events.api import EventsController
-from core.exports.api import ExportsController
+from core.exports.api import BackgroundExportsController, ExportsController
 from core.http.deps import DEPENDENCIES
 from core.http.middleware import ApiMiddleware
+from core.http.openapi import ContractJsonRenderPlugin
 from core.http.problems import handle_exception
+<<<<<<< HEAD
 from core.jobs.api import JobsController
+=======
+from core.imports.api import ImportsController
+>>>>>>> main
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
 from core.measurement.api import MeasurementController, MeasurementSettingsController, MemberLoyaltyController
@@ -50,6 +55,8 @@ CORE_ROUTES: list[Any] = [
     LedgerController,
     EventsController,
     ExportsController,
+    BackgroundExportsController,
+    ImportsController,
     EarningRulesController,
     TiersController,
     MemberTierController,
@@ -112,9 +119,11 @@ def create_app(settings: Settings | None = None, *, plugins: PluginManager | Non
         openapi_config=OpenAPIConfig(
             title="Fealty",
             version=__version__,
-            description="Multi-tenant loyalty platform API. Errors are RFC 9457 problem documents.",
+            description="Multi-tenant loyalty platform API. Errors are RFC 9457 problem documents "
+            "(application/problem+json); every operation lists the statuses it can answer (docs/api.md).",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            # /schema/openapi.json serves the contract (core.http.openapi), not the bare generated schema.
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger"), ContractJsonRenderPlugin()],
         ),
         request_max_body_size=settings.max_body_bytes,
         # Logging is core.logging's: Litestar's default config would add handlers printing in its own format.

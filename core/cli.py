@@ -430,6 +430,7 @@ def billing_close_periods() -> None:
     _run_with_runtime(work)
 
 
+<<<<<<< HEAD
 # --- jobs -----------------------------------------------------------------------------------------------------------
 
 
@@ -550,6 +551,44 @@ def tiers_recalculate(slug: str, run: bool) -> None:
             raise SystemExit(1)
 
     _run_with_runtime(work)
+=======
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--kind", type=click.Choice(["members", "opening_balances"]), required=True, help="What the CSV holds.")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The API.")
+@click.option("--key", required=True, help="The tenant's admin API key.")
+@click.option("--poll", default=0.5, show_default=True, help="Seconds between progress reads.")
+def import_csv(path: str, kind: str, url: str, key: str, poll: float) -> None:
+    """Import members or opening balances from a CSV through the API, with a progress bar; rows refused are
+    listed at the end (and downloadable as CSV)."""
+    import time
+
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"}
+    with open(path, encoding="utf-8-sig") as f:
+        text = f.read()
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+        created = http.post("/v1/imports", json={"kind": kind, "csv": text})
+        if created.status_code != 202:
+            raise click.ClickException(f"{created.status_code}: {created.json().get('detail', created.text)}")
+        import_id = created.json()["id"]
+        state = created.json()
+        with click.progressbar(length=max(1, text.count("\n") - 1), label=f"Importing {kind}") as bar:
+            shown = 0
+            while state["state"] in ("queued", "running"):
+                time.sleep(poll)
+                state = http.get(f"/v1/imports/{import_id}").json()
+                bar.update(state["rows_done"] - shown)
+                shown = state["rows_done"]
+    if state["state"] == "failed":
+        raise click.ClickException(f"the import failed: {state['error']}")
+    click.echo(f"created {state['created']}, skipped {state['skipped']} (already there), failed {state['failed']}")
+    for error in state["errors"]:
+        click.echo(f"  row {error['row']}: {error['field'] or '-'}: {error['detail']}")
+    if state["failed"] > len(state["errors"]):
+        click.echo(f"  ... all of them: {url}/v1/imports/{import_id}/errors.csv")
+>>>>>>> main
 
 
 if __name__ == "__main__":

@@ -83,6 +83,16 @@ class Runtime:
                     session, DISPATCH_JOB, tenant_id=tenant_id, dedupe_key=f"{DISPATCH_JOB}:{tenant_id}"
                 )
 
+    async def wake_care_delivery(self, tenant_ids: set[uuid.UUID]) -> None:
+        """Queue (or requeue) the care delivery job of each tenant that just queued messages (after the commit)."""
+        from core.db.engine import tenant_session
+        from core.jobs.queue import enqueue_or_wake
+
+        kind = "care.deliver"
+        async with tenant_session(self.sessionmaker, None) as session:
+            for tenant_id in sorted(tenant_ids):
+                await enqueue_or_wake(session, kind, tenant_id=tenant_id, dedupe_key=f"{kind}:{tenant_id}")
+
     async def close(self) -> None:
         for closer in reversed(self.closers):
             await closer()

@@ -40,6 +40,8 @@ SECRET_FIELDS = frozenset(
 #: Fields holding URLs whose password part is masked.
 URL_FIELDS = frozenset({"database_url", "migrate_database_url", "redis_url", "worker_listen_url"})
 MASK = "********"
+#: The shortest ``FEALTY_PLATFORM_KEY`` accepted: a guessable operator key would open every tenant.
+MIN_PLATFORM_KEY_LENGTH = 32
 
 
 class SettingsError(ValueError):
@@ -117,7 +119,9 @@ class Settings:
     #: PostgreSQL, where row-level security enforces it (the test suite turns it on for both).
     strict_tenant_checks: bool | None = None
 
-    #: The platform operator key. When unset, ``fealty serve`` generates one on first start and prints it once.
+    #: The platform operator key: any secret of at least :data:`MIN_PLATFORM_KEY_LENGTH` characters the operator
+    #: chooses (a shorter one refuses to start). When unset, ``fealty serve`` generates one on first start and prints
+    #: it once.
     platform_key: str = ""
 
     host: str = "127.0.0.1"
@@ -219,12 +223,16 @@ class Settings:
     aws_concurrency: int = 10
     aws_max_attempts: int = 1
     aws_timeout_seconds: float = 15.0
+    #: The platform's S3 bucket for background exports (``POST /v1/exports``; a tenant may name its own bucket), and
+    #: how long a presigned download link works, in minutes.
+    exports_bucket: str = "fealty-exports"
+    exports_link_minutes: int = 15
 
     #: Customer care: how often core occasions are looked for (birthdays, lapsing members...) and due messages
     #: delivered, in seconds; messages claimed per round; attempts before a message is recorded failed; the retry
     #: delay after attempt n (about base x 2^(n-1) s, at most the cap); sends per second per tenant (0: no limit).
     care_occasions_every_seconds: int = 300
-    care_deliver_every_seconds: int = 15
+    care_deliver_every_seconds: int = 60
     care_deliver_batch: int = 200
     care_max_attempts: int = 8
     care_backoff_base_seconds: float = 30.0
@@ -332,9 +340,16 @@ class Settings:
                 problems.append(f"{variable}: {exc}")
         unknown = set(overrides) - set(known.values())
         problems += [f"{name!r} is not a Fealty setting" for name in sorted(unknown)]
+        values.update({k: v for k, v in overrides.items() if k not in unknown})
+        key = values.get("platform_key", "")
+        if key and len(key) < MIN_PLATFORM_KEY_LENGTH:
+            problems.append(
+                f"{cls.variable('platform_key')} must be at least {MIN_PLATFORM_KEY_LENGTH} characters long "
+                f"(it has {len(key)}): choose a long random secret, e.g. `openssl rand -base64 32`, or unset it "
+                "and `fealty serve` generates one"
+            )
         if problems:
             raise SettingsError(problems)
-        values.update(overrides)
         return cls(**values)
 
     def sources(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -49,7 +49,12 @@ FEATURE_JOB_MODULES: tuple[str, ...] = (
     "core.billing.jobs",
     "core.care.jobs",
     "core.measurement.jobs",
+<<<<<<< HEAD
     "core.retention.jobs",
+=======
+    "core.exports.background",
+    "core.imports.service",
+>>>>>>> main
 )
 
 

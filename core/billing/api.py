@@ -42,7 +42,7 @@ PlanCode = Annotated[str, Meta(min_length=1, max_length=64)]
 
 
 class PlanCreate(msgspec.Struct, forbid_unknown_fields=True):
-    code: Annotated[str, Meta(min_length=1, max_length=40)]
+    code: Annotated[str, Meta(min_length=1, max_length=40, pattern=plan_service.CODE.pattern)]
     name: Name
     currency: str
     #: Flat plans: the price a month. Per-block plans: the price of one block a month.
@@ -519,7 +519,7 @@ class PlatformBillingController(Controller):
     async def list_usage(
         self,
         db: Db,
-        period: FromQuery[str | None] = None,
+        period: FromQuery[Annotated[str, Meta(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] | None] = None,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
     ) -> Page[TenantUsageOut]:

@@ -478,7 +478,9 @@ class CareCalendarController(Controller):
     tags = ["care"]
 
     @get(operation_id="listCareCalendar")
-    async def list_days(self, db: Db, program: CurrentProgram, year: FromQuery[int | None] = None) -> list[HolidayOut]:
+    async def list_days(
+        self, db: Db, program: CurrentProgram, year: FromQuery[Annotated[int, Meta(ge=1900, le=2200)] | None] = None
+    ) -> list[HolidayOut]:
         """The tenant's holidays in ``year`` (this year by default): its own days, or, for a year it has not set,
         its country's public holidays (``source: country:<CC>``)."""
         wanted = year or utcnow().astimezone(program.tz).year

@@ -188,36 +188,43 @@ async def _holiday(session: Any, scan: Scan, after: Any) -> Page:
 
 
 async def _tier_changed(session: Any, scan: Scan, after: Any) -> Page:
-    old, new = tiers.alias("old"), tiers.alias("new")
-    query = (
-        select(
-            tier_changes.c.id,
-            tier_changes.c.member_id,
-            tier_changes.c.changed_at,
-            old.c.code.label("old_code"),
-            old.c.rank.label("old_rank"),
-            new.c.code.label("new_code"),
-            new.c.rank.label("new_rank"),
-        )
-        .outerjoin(old, and_(old.c.tenant_id == tier_changes.c.tenant_id, old.c.id == tier_changes.c.from_tier_id))
-        .outerjoin(new, and_(new.c.tenant_id == tier_changes.c.tenant_id, new.c.id == tier_changes.c.to_tier_id))
-        .where(
-            tier_changes.c.tenant_id == scan.tenant_id,
-            tier_changes.c.changed_at >= scan.now - RECENT,
-            tier_changes.c.reason.not_like("%renewal"),
-        )
+    query = select(
+        tier_changes.c.id,
+        tier_changes.c.member_id,
+        tier_changes.c.changed_at,
+        tier_changes.c.from_tier_id,
+        tier_changes.c.to_tier_id,
+    ).where(
+        tier_changes.c.tenant_id == scan.tenant_id,
+        tier_changes.c.changed_at >= scan.now - RECENT,
+        # A renewal is no change; the entry tier given at enrolment is the welcome's business.
+        tier_changes.c.reason.not_like("%renewal"),
+        tier_changes.c.reason.not_like("%enrolment"),
     )
     rows = (await session.execute(_page(query, tier_changes.c.id, after))).all()
+    if not rows:
+        return [], None
+    # The tenant's tiers (a handful): code and rank by id.
+    ranks = {
+        t.id: (t.code, t.rank)
+        for t in (
+            await session.execute(
+                select(tiers.c.id, tiers.c.code, tiers.c.rank).where(tiers.c.tenant_id == scan.tenant_id)
+            )
+        ).all()
+    }
     wanted = scan.rule.params.get("direction", "any")
     found = []
     for r in rows:
-        if r.old_code == r.new_code:
+        old_code, old_rank = ranks.get(r.from_tier_id, (None, None))
+        new_code, new_rank = ranks.get(r.to_tier_id, (None, None))
+        if old_code == new_code:
             continue
-        up = r.new_rank is not None and (r.old_rank is None or r.new_rank > r.old_rank)
+        up = new_rank is not None and (old_rank is None or new_rank > old_rank)
         direction = "up" if up else "down"
         if wanted not in ("any", direction):
             continue
-        variables = {"old_tier": r.old_code, "new_tier": r.new_code, "direction": direction}
+        variables = {"old_tier": old_code, "new_tier": new_code, "direction": direction}
         found.append(OccasionIn("tier_changed", f"tier_changed:{r.id}", r.member_id, r.changed_at, variables))
     return found, _next(rows, "id")
 

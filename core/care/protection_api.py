@@ -381,7 +381,7 @@ class UnsubscribeController(Controller):
         max_age = max(1, runtime.settings.care_unsubscribe_link_days) * 86400
         return optouts.read_unsubscribe_token(secret, token, max_age_seconds=max_age)
 
-    @get(operation_id="showUnsubscribe", opt={"auth": "none"}, media_type="text/html")
+    @get(operation_id="showUnsubscribe", opt={"auth": "none", "problems": (400,)}, media_type="text/html")
     async def show(self, request: AnyRequest, runtime: CurrentRuntime, token: FromQuery[str] = "") -> Response[Any]:
         """The link in a message: a page that confirms with one button (a GET never unsubscribes, since mail
         scanners follow links; RFC 8058). ``Accept: application/json`` gets what the link would do."""
@@ -402,7 +402,7 @@ class UnsubscribeController(Controller):
         )
         return _page(f"Unsubscribe from {sender}", f"Stop receiving {what} from {sender}?", form)
 
-    @post(operation_id="unsubscribe", status_code=200, opt={"auth": "none"})
+    @post(operation_id="unsubscribe", status_code=200, opt={"auth": "none", "problems": (400,)})
     async def unsubscribe(
         self, request: AnyRequest, runtime: CurrentRuntime, token: FromQuery[str] = ""
     ) -> Response[Any]:

@@ -8,7 +8,9 @@ from core.care.models import CareHoliday, CareMessage, CareOccasion, CareRequest
 from core.care.protection_models import CareSendLock, CareSendTally, CareSettings, CareSuppression, PlatformSecret
 from core.db.base import Base
 from core.events.models import Event
+from core.exports.models import DataExport
 from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
+from core.imports.models import DataImport, ImportedRow
 from core.jobs.models import Job
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
 from core.measurement.models import MeasurementModel, MeasurementSettings, MemberLoyalty
@@ -42,9 +44,12 @@ __all__ = [
     "CareSuppression",
     "CareTemplate",
     "ConsentChange",
+    "DataExport",
+    "DataImport",
     "EarningRule",
     "Event",
     "IdempotencyRecord",
+    "ImportedRow",
     "Job",
     "LedgerEntry",
     "Lot",

@@ -20,6 +20,7 @@ from sqlalchemy import Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.base import table_of
+from core.events.models import Event
 from core.ledger.models import LedgerEntry, PointBalance
 from core.members.models import Member
 from core.tiers.models import Tier
@@ -31,6 +32,7 @@ members = table_of(Member)
 balances = table_of(PointBalance)
 tiers = table_of(Tier)
 entries = table_of(LedgerEntry)
+events = table_of(Event)
 
 MEMBER_COLUMNS = (
     "member_id",
@@ -103,6 +105,11 @@ async def _pages(
 
 def members_csv(session: AsyncSession, tenant_id: uuid.UUID) -> AsyncIterator[bytes]:
     """Every member of the tenant (anonymized ones too, keeping their totals), oldest first."""
+    return _pages(session, members_page(tenant_id), lambda r: tuple(r), MEMBER_COLUMNS)
+
+
+def members_page(tenant_id: uuid.UUID) -> Callable[[uuid.UUID | None], Select[Any]]:
+    """The members export's page query: the page after ``after`` (by id)."""
 
     def page(after: uuid.UUID | None) -> Select[Any]:
         query = (
@@ -134,7 +141,7 @@ def members_csv(session: AsyncSession, tenant_id: uuid.UUID) -> AsyncIterator[by
         )
         return query if after is None else query.where(members.c.id > after)
 
-    return _pages(session, page, lambda r: tuple(r), MEMBER_COLUMNS)
+    return page
 
 
 def ledger_csv(
@@ -147,6 +154,18 @@ def ledger_csv(
 ) -> AsyncIterator[bytes]:
     """The tenant's ledger entries (of one member, in a time window: ``created_after`` inclusive,
     ``created_before`` exclusive), in the order they were written."""
+    page = ledger_page(tenant_id, member_id=member_id, created_after=created_after, created_before=created_before)
+    return _pages(session, page, lambda r: tuple(r), LEDGER_COLUMNS)
+
+
+def ledger_page(
+    tenant_id: uuid.UUID,
+    *,
+    member_id: uuid.UUID | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> Callable[[uuid.UUID | None], Select[Any]]:
+    """The ledger export's page query."""
 
     def page(after: uuid.UUID | None) -> Select[Any]:
         query = (
@@ -177,4 +196,36 @@ def ledger_csv(
             query = query.where(entries.c.created_at < created_before)
         return query if after is None else query.where(entries.c.id > after)
 
-    return _pages(session, page, lambda r: tuple(r), LEDGER_COLUMNS)
+    return page
+
+
+EVENT_COLUMNS = (
+    "id",
+    "event_id",
+    "type",
+    "member_id",
+    "occurred_at",
+    "received_at",
+    "amount",
+    "currency",
+    "quantity",
+    "unit",
+    "status",
+    "points",
+    "reversed_points",
+)
+
+
+def events_page(tenant_id: uuid.UUID) -> Callable[[uuid.UUID | None], Select[Any]]:
+    """The events export's page query (the events as received, with their outcome's status and points)."""
+
+    def page(after: uuid.UUID | None) -> Select[Any]:
+        query = (
+            select(*(events.c[name] for name in EVENT_COLUMNS))
+            .where(events.c.tenant_id == tenant_id)
+            .order_by(events.c.id)
+            .limit(PAGE_SIZE)
+        )
+        return query if after is None else query.where(events.c.id > after)
+
+    return page

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import structlog
 from prometheus_client import Histogram
 
+from core.care.messages import queued_tenants
 from core.clock import utcnow
 from core.db.engine import set_write_intent
 from core.db.tenancy import set_current_tenant
@@ -190,12 +191,15 @@ class GroupCommit:
                         else _messages(result)
                     )
             wakes = pending_wakes(session)
+            care_wakes = queued_tenants(session)
         if principal.touch_last_used:
             from core.tenancy.service import touch_api_key
 
             after_commit.append(lambda: touch_api_key(runtime.sessionmaker, key.tenant_id, key.key_id))
         if wakes:
             after_commit.append(lambda: runtime.wake_dispatchers(wakes))
+        if care_wakes:
+            after_commit.append(lambda: runtime.wake_care_delivery(care_wakes))
         return answers
 
     def waiting(self) -> int:

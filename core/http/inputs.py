@@ -8,8 +8,12 @@
 * JSON nests at most :data:`MAX_JSON_DEPTH` levels (checked without recursion).
 * No string of the body, the query or the path may contain the NUL character (``\\u0000``): PostgreSQL cannot store
   it in text, and SQLite must behave the same.
-* Query parameters obey the constraints their annotations declare (``FromQuery[Annotated[int, Meta(ge=0)]]``,
+* Every query parameter is converted to its declared type (``?active=maybe`` and ``?active=null`` are refused, not
+  read as absent) and obeys the constraints its annotation declares (``FromQuery[Annotated[int, Meta(ge=0)]]``,
   ``FromQuery[AwareDatetime | None]``): the framework only enforces constraints given as ``Parameter(...)``.
+  The well-known parameters (:data:`WELL_KNOWN_QUERY`: ``limit``, ``cursor``) obey the API-wide rules whatever their
+  route declares, and a date or time in the query must be written as RFC 3339 (``0.5`` is not a date-time).
+  :mod:`core.http.openapi` declares exactly these types in the OpenAPI schema: what is enforced is what is declared.
 
 Each refusal is a problem document naming the offending field, raised before any transaction is opened.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import types
 from dataclasses import dataclass
+from datetime import date, datetime, time
 from typing import Annotated, Any, Union, cast, get_args, get_origin
 
 import msgspec
@@ -28,11 +33,18 @@ from litestar.types import Scope
 from litestar.utils.scope.state import ScopeState
 
 from core.errors import FealtyError, JsonTooDeep, MalformedRequest, UnsupportedMediaType, ValidationFailed, invalid
+from core.http.pagination import Cursor, Limit
 
 #: The deepest a JSON body may nest (objects and arrays). Loyalty payloads need a handful of levels.
 MAX_JSON_DEPTH = 32
 
 _NUL = "\x00"
+
+#: Query parameters whose rules are the API's, not their route's: a route's ``limit: FromQuery[int] = 50`` is checked
+#: (and declared in the schema) as 1 to 500, its ``cursor`` as a cursor.
+WELL_KNOWN_QUERY: dict[str, Any] = {"limit": Limit, "cursor": Cursor}
+
+_TEMPORAL = (datetime, date, time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +52,9 @@ class QueryCheck:
     name: str
     #: The parameter's declared type with its msgspec constraints (the framework's own markers removed).
     type: Any
+    #: Dates and times are converted strictly (an RFC 3339 string only; the lax conversion reads ``0.5`` as a Unix
+    #: time); numbers and booleans leniently, as query strings carry them.
+    strict: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +64,7 @@ class RouteInputs:
     body: msgspec.json.Decoder[Any] | None
     body_required: bool
     query: tuple[QueryCheck, ...]
+    body_type: Any = None
 
 
 def declared_type(annotation: Any) -> Any:
@@ -69,6 +85,47 @@ def _has_constraints(annotation: Any) -> bool:
     if get_origin(annotation) is Annotated:
         return True
     return any(_has_constraints(a) for a in get_args(annotation))
+
+
+def _is_temporal(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, _TEMPORAL):
+        return True
+    return any(_is_temporal(a) for a in get_args(annotation))
+
+
+def _without_none(annotation: Any) -> Any:
+    """A query parameter's type without ``None``: a query string has no null (``?active=null`` is not a boolean),
+    only absence."""
+    if get_origin(annotation) is Union or get_origin(annotation) is types.UnionType:
+        kept = [a for a in get_args(annotation) if a is not type(None)]
+        return Union[tuple(kept)] if len(kept) > 1 else kept[0]  # noqa: UP007
+    return annotation
+
+
+_KWARG_BOUNDS = ("gt", "ge", "lt", "le", "min_length", "max_length", "pattern")
+
+
+def _kwarg_meta(annotation: Any) -> msgspec.Meta | None:
+    """The bounds a ``QueryParameter(ge=..., le=...)`` marker gives, as msgspec constraints."""
+    if get_origin(annotation) is not Annotated:
+        return None
+    for marker in get_args(annotation)[1:]:
+        if isinstance(marker, ParameterKwarg):
+            bounds = {k: getattr(marker, k) for k in _KWARG_BOUNDS if getattr(marker, k, None) is not None}
+            if bounds:
+                return msgspec.Meta(**bounds)
+    return None
+
+
+def query_type(name: str, annotation: Any) -> Any:
+    """What a query parameter's value must be: the well-known rule for ``name``, or its declared type with the
+    constraints of its msgspec ``Meta`` and of a ``QueryParameter(...)`` marker."""
+    known = WELL_KNOWN_QUERY.get(name)
+    wanted = declared_type(annotation)
+    meta = _kwarg_meta(annotation)
+    if known is not None and meta is None and not _has_constraints(wanted):
+        return known
+    return Annotated[wanted, meta] if meta is not None else wanted
 
 
 def query_name(name: str, kwarg: Any) -> str | None:
@@ -95,10 +152,9 @@ def inputs_of(handler: Any) -> RouteInputs:
         alias = query_name(name, field.kwarg_definition)
         if alias is None:
             continue
-        wanted = declared_type(field.raw)
-        if _has_constraints(wanted):
-            checks.append(QueryCheck(alias, wanted))
-    return RouteInputs(body, required, tuple(checks))
+        wanted = _without_none(query_type(alias, field.raw))
+        checks.append(QueryCheck(alias, wanted, strict=_is_temporal(wanted)))
+    return RouteInputs(body, required, tuple(checks), body.type if body is not None else None)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -165,6 +221,33 @@ def check_body_structure(body: bytes) -> None:
     raise _nul_refused(path or None)
 
 
+def _integral(value: Any) -> Any:
+    """``value`` with every integral float (``255.0``) as the integer it is, walked without recursion."""
+    root = [value]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    while stack:
+        container, key = stack.pop()
+        item = container[key]
+        if isinstance(item, float) and item.is_integer() and abs(item) < 2**63:
+            container[key] = int(item)
+        elif isinstance(item, dict):
+            stack.extend((item, k) for k in item)
+        elif isinstance(item, list):
+            stack.extend((item, i) for i in range(len(item)))
+    return root[0]
+
+
+def _decode_with_integral_floats(inputs: RouteInputs, body: bytes) -> Any:
+    """The slow path of a body a strict decoder refused for a float: JSON has one number type, and ``255.0`` is the
+    integer 255 (JSON Schema's ``integer`` says so too), so an integral float is taken where an integer is due. Other
+    refusals stay what the strict decoder said."""
+    assert inputs.body is not None
+    try:
+        return msgspec.convert(_integral(msgspec.json.decode(body)), inputs.body_type, strict=True)
+    except msgspec.ValidationError as exc:
+        raise invalid(str(exc)) from None
+
+
 def decode_body(inputs: RouteInputs, body: bytes, content_type: str | None) -> Any:
     """The body decoded into the route's type (``msgspec.UNSET`` when the route takes none or it was left out)."""
     if inputs.body is None:
@@ -181,6 +264,8 @@ def decode_body(inputs: RouteInputs, body: bytes, content_type: str | None) -> A
     except RecursionError:
         raise _too_deep() from None
     except msgspec.ValidationError as exc:
+        if "got `float`" in str(exc):
+            return _decode_with_integral_floats(inputs, body)
         raise invalid(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise MalformedRequest(f"The request body is not valid JSON: {exc}") from None
@@ -205,7 +290,7 @@ def check_query_and_path(inputs: RouteInputs, scope: Scope) -> None:
     for check in inputs.query:
         for value in query.getall(check.name, []):
             try:
-                msgspec.convert(value, check.type, strict=False)
+                msgspec.convert(value, check.type, strict=check.strict)
             except msgspec.ValidationError as exc:
                 raise ValidationFailed(f"{check.name}: {exc}", field=check.name) from None
 

@@ -35,6 +35,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from core.billing import rules as billing_rules
+from core.care.messages import queued_tenants
 from core.clock import utcnow
 from core.db.engine import set_write_intent
 from core.db.tenancy import set_current_tenant
@@ -58,7 +59,7 @@ from core.idempotency import service as idempotency
 from core.ids import new_id
 from core.outbox.service import pending_wakes
 from core.runtime import Runtime
-from core.tenancy.keys import PLATFORM_KEY_PREFIX, keys_match, parse_tenant_key, scope_allows
+from core.tenancy.keys import keys_match, parse_tenant_key, scope_allows
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STATE_SESSION = "fealty.session"
@@ -156,6 +157,8 @@ class ApiMiddleware(ASGIMiddleware):
         self.runtime = runtime
         self.group_commit = GroupCommit(runtime, self._admit)
         self.inputs = InputGate()
+        #: Each /v1 path template's methods, for OPTIONS (worked out on the first one).
+        self._allow: dict[str, str] | None = None
         runtime.closers.append(self.group_commit.close)
         self.should_bypass_for_scope = lambda scope: not scope["path"].startswith("/v1/")
 
@@ -177,7 +180,10 @@ class ApiMiddleware(ASGIMiddleware):
             await send(cast(Any, _with_request_id(message, request_id)))
 
         try:
-            await self._handle(scope, receive, cast(Send, send_with_id), next_app, request_id, extra_headers)
+            if http_scope["method"] == "OPTIONS":
+                await self._options(scope, cast(Send, send_with_id))
+            else:
+                await self._handle(scope, receive, cast(Send, send_with_id), next_app, request_id, extra_headers)
         except FealtyError as error:
             for message in problem_messages(error, instance=scope["path"]):
                 await send_with_id(message)
@@ -195,6 +201,21 @@ class ApiMiddleware(ASGIMiddleware):
                 status=status_holder["status"],
                 duration_ms=round(elapsed * 1000, 2),
             )
+
+    async def _options(self, scope: Scope, send: Send) -> None:
+        """``OPTIONS``: the resource's methods in ``Allow`` (RFC 9110), without credentials (a CORS preflight has
+        none). Answered here because the framework's own answer lists only the methods of the first controller
+        that declared the path."""
+        if self._allow is None:
+            app = cast(Any, scope)["litestar_app"]
+            self._allow = {
+                route.path_format: ", ".join(sorted(route.methods))
+                for route in app.routes
+                if route.path.startswith("/v1/")
+            }
+        allow = self._allow.get(cast(Any, scope).get("path_template") or "", "OPTIONS")
+        await send(cast(Any, {"type": "http.response.start", "status": 204, "headers": [(b"allow", allow.encode())]}))
+        await send(cast(Any, {"type": "http.response.body", "body": b"", "more_body": False}))
 
     async def _handle(
         self,
@@ -279,6 +300,7 @@ class ApiMiddleware(ASGIMiddleware):
                         if status >= 400:
                             raise _Finish(messages)
                     wakes = pending_wakes(session)
+                    care_wakes = queued_tenants(session)
                     if idempotency_key is not None and principal.kind != "anonymous":
                         await idempotency.complete(
                             session,
@@ -297,6 +319,8 @@ class ApiMiddleware(ASGIMiddleware):
             after_commit.append(lambda: self._touch_key(principal))
         if wakes:
             after_commit.append(lambda: runtime.wake_dispatchers(wakes))
+        if care_wakes:
+            after_commit.append(lambda: runtime.wake_care_delivery(care_wakes))
         for callback in after_commit:
             try:
                 await callback()
@@ -311,7 +335,8 @@ class ApiMiddleware(ASGIMiddleware):
             raise AuthenticationRequired()
         if auth == "platform":
             expected = self.runtime.platform_key_hash
-            if not token.startswith(PLATFORM_KEY_PREFIX) or expected is None or not keys_match(token, expected):
+            # Any secret the operator chose (FEALTY_PLATFORM_KEY, at least 32 characters) or the generated ftp_ key.
+            if expected is None or not keys_match(token, expected):
                 raise AuthenticationRequired("The platform key is not valid.")
             return PLATFORM, None
         parsed = parse_tenant_key(token)

@@ -7,9 +7,10 @@ import binascii
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 import msgspec
+from msgspec import Meta
 
 from core.errors import ValidationFailed
 
@@ -17,6 +18,20 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+
+#: A page size, as every list takes it (``?limit=``): enforced by the input gate and declared in the OpenAPI schema
+#: for any query parameter named ``limit`` (core.http.inputs.WELL_KNOWN_QUERY), whatever its route declares.
+Limit = Annotated[int, Meta(ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}.")]
+#: The ``next_cursor`` a previous page returned: URL-safe base64 without padding. Only cursors this API returned
+#: are accepted (another well-formed string is a 422 naming ``cursor``).
+Cursor = Annotated[
+    str,
+    Meta(
+        pattern="^[A-Za-z0-9_-]+$",
+        max_length=512,
+        description="The next_cursor of the previous page (opaque; only cursors this API returned are accepted).",
+    ),
+]
 
 
 class Page(msgspec.Struct, Generic[T]):

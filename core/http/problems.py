@@ -100,7 +100,9 @@ def to_fealty_error(exc: Exception) -> FealtyError | None:
     if isinstance(exc, NotFoundException):
         return NotFound("No such resource.")
     if isinstance(exc, MethodNotAllowedException):
-        return MethodNotAllowed(str(exc.detail))
+        # RFC 9110: a 405 says which methods the resource supports (the router put them in its ``allow`` header).
+        allow = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow")
+        return MethodNotAllowed(str(exc.detail), headers={"Allow": allow} if allow else None)
     if isinstance(exc, IntegrityError):
         return AlreadyExists("The change conflicts with existing data (a unique identifier is already taken).")
     if isinstance(exc, DataError):

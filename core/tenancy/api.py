@@ -35,7 +35,7 @@ assert set(Scope.__args__) == set(SCOPES)  # type: ignore[attr-defined]
 
 class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
-    slug: Annotated[str, Meta(min_length=1, max_length=63)]
+    slug: Annotated[str, Meta(min_length=1, max_length=63, pattern=SLUG.pattern)]
     timezone: str
     currency: str
     country: str | None = None

@@ -489,7 +489,7 @@ class RedemptionsController(Controller):
         principal: CurrentPrincipal,
         program: CurrentProgram,
         runtime: CurrentRuntime,
-        points: FromQuery[int | None] = None,
+        points: FromQuery[Annotated[int, Meta(ge=0)] | None] = None,
     ) -> StepsOut:
         """The amounts points can be redeemed in and what each takes off a litre (up to ``points`` when given):
         the points costs a ``fuel.cents_off`` reward may have."""
@@ -555,7 +555,7 @@ class ReportsController(Controller):
         self,
         db: Db,
         principal: CurrentPrincipal,
-        days: FromQuery[int] = 30,
+        days: FromQuery[Annotated[int, Meta(ge=1, le=366)]] = 30,
         as_of: FromQuery[AwareDatetime | None] = None,
     ) -> RetentionOut:
         """Return rate and churn rate per site and for the network: the cohort is who filled up or shopped in the

@@ -28,6 +28,11 @@ SENDER_DOMAIN = "care.fealty.test"
 @pytest.fixture
 def care_runtime(runtime: Runtime, moto_server: MotoServer) -> Runtime:
     """The app's runtime, its care delivery sending to moto."""
+    return use_moto(runtime, moto_server)
+
+
+def use_moto(runtime: Runtime, moto_server: MotoServer) -> Runtime:
+    """Point ``runtime``'s care delivery at the suite's moto server (once per app), senders at SENDER_DOMAIN."""
     if delivery.MESSAGING_KEY not in runtime.extras:
         moto_server.verify_domain(SENDER_DOMAIN)
         client = AwsMessaging(

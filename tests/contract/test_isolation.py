@@ -31,6 +31,8 @@ PATH_PARAMS = {
     "endpoint_id": "endpoint",
     "delivery_id": "delivery",
     "model_id": "measurement_model",
+    "export_id": "export",
+    "import_id": "import",
     "template_id": "care_template",
     "care_rule_id": "care_rule",
     "holiday_id": "care_holiday",
@@ -132,8 +134,12 @@ async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]
     care_holiday = (await victim.post("/v1/care/calendar", json={"day": "2030-01-02", "name": "Victim day"})).json()
     await victim.post("/v1/care/suppressions", json={"channel": "email", "address": "held@example.com"})
     job = (await victim.post("/v1/tiers/recalculate")).json()
+    export = (await victim.post("/v1/exports", json={"kind": "members"})).json()
+    imported = (await victim.post("/v1/imports", json={"kind": "members", "csv": "external_id\nvictim-9\n"})).json()
     return victim, {
         "job": job["id"],
+        "import": imported["id"],
+        "export": export["id"],
         "care_template": care_template["id"],
         "care_rule": care_rule["id"],
         "care_holiday": care_holiday["id"],

@@ -202,3 +202,47 @@ async def test_a_tenant_is_only_put_on_a_plan_that_is_offered(client: AsyncTestC
     other = await _plan(client, platform_headers)
     assert (await client.patch(url, json={"plan": other}, headers=platform_headers)).json()["plan"] == other
     assert (await client.patch(url, json={"plan": None}, headers=platform_headers)).json()["plan"] is None
+
+
+async def test_an_operator_chosen_platform_key_works_whatever_its_form(sqlite_url: str) -> None:
+    """FEALTY_PLATFORM_KEY may be any secret of 32 characters or more (not only the generated ``ftp_`` form)."""
+    import httpx
+
+    from core.app import create_app
+    from core.plugins import PluginManager
+    from core.testing import settings_for_tests
+
+    chosen = "Zk3v9+operator/chosen secret, long enough!"
+    app = create_app(settings_for_tests(sqlite_url, platform_key=chosen), plugins=PluginManager())
+    async with app.lifespan(), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        made = await http.post(
+            "/v1/platform/tenants",
+            json={"name": "Op", "slug": f"op-{uuid.uuid4().hex[:8]}", "timezone": "UTC", "currency": "EUR"},
+            headers={"Authorization": f"Bearer {chosen}"},
+        )
+        assert made.status_code == 201, made.text
+        assert (
+            await http.get("/v1/platform/tenants", headers={"Authorization": f"Bearer {chosen}"})
+        ).status_code == 200
+        for wrong in (chosen[:-1], "ftp_" + chosen, chosen + "x"):
+            refused = await http.get("/v1/platform/tenants", headers={"Authorization": f"Bearer {wrong}"})
+            assert refused.status_code == 401, wrong
+
+
+def test_a_short_platform_key_refuses_to_start_and_says_why() -> None:
+    from click.testing import CliRunner
+
+    from core.cli import main
+    from core.settings import Settings, SettingsError, get_settings
+
+    with pytest.raises(SettingsError, match="FEALTY_PLATFORM_KEY must be at least 32 characters long"):
+        Settings.from_env({"FEALTY_PLATFORM_KEY": "short-secret"})
+    assert Settings.from_env({"FEALTY_PLATFORM_KEY": "x" * 32}).platform_key == "x" * 32
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, ["config"], env={"FEALTY_PLATFORM_KEY": "ftp_too-short"})
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code != 0
+    assert "FEALTY_PLATFORM_KEY must be at least 32 characters long (it has 13)" in result.output
+    assert "ftp_too-short" not in result.output  # the secret itself is never echoed

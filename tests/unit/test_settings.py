@@ -78,13 +78,13 @@ def test_secrets_are_masked_in_the_repr_and_in_logs(capsys: pytest.CaptureFixtur
     settings = Settings.from_env(
         {
             "FEALTY_STRIPE_API_KEY": "sk_live_very_secret",
-            "FEALTY_PLATFORM_KEY": "ftp_platform_secret",
+            "FEALTY_PLATFORM_KEY": "ftp_platform_secret-of-at-least-32-chars",
             "FEALTY_AWS_SECRET_ACCESS_KEY": "aws-secret",
             "FEALTY_DATABASE_URL": "postgresql+asyncpg://fealty:db-password@db.internal/fealty",
         }
     )
     shown = repr(settings)
-    for secret in ("sk_live_very_secret", "ftp_platform_secret", "aws-secret", "db-password"):
+    for secret in ("sk_live_very_secret", "ftp_platform_secret-of-at-least-32-chars", "aws-secret", "db-password"):
         assert secret not in shown
     assert f"stripe_api_key='{MASK}'" in shown and f"fealty:{MASK}@db.internal" in shown
     assert settings.stripe_api_key == "sk_live_very_secret"  # the value itself is intact

@@ -1,0 +1,1 @@
+"""Bulk imports of members and opening balances from CSV, row by row, idempotent per row."""
