@@ -23,11 +23,8 @@ from core.http.deps import DEPENDENCIES
 from core.http.middleware import ApiMiddleware
 from core.http.openapi import ContractJsonRenderPlugin
 from core.http.problems import handle_exception
-<<<<<<< HEAD
-from core.jobs.api import JobsController
-=======
 from core.imports.api import ImportsController
->>>>>>> main
+from core.jobs.api import JobsController
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
 from core.measurement.api import MeasurementController, MeasurementSettingsController, MemberLoyaltyController

@@ -430,7 +430,6 @@ def billing_close_periods() -> None:
     _run_with_runtime(work)
 
 
-<<<<<<< HEAD
 # --- jobs -----------------------------------------------------------------------------------------------------------
 
 
@@ -551,7 +550,8 @@ def tiers_recalculate(slug: str, run: bool) -> None:
             raise SystemExit(1)
 
     _run_with_runtime(work)
-=======
+
+
 @main.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True))
 @click.option("--kind", type=click.Choice(["members", "opening_balances"]), required=True, help="What the CSV holds.")
@@ -588,7 +588,6 @@ def import_csv(path: str, kind: str, url: str, key: str, poll: float) -> None:
         click.echo(f"  row {error['row']}: {error['field'] or '-'}: {error['detail']}")
     if state["failed"] > len(state["errors"]):
         click.echo(f"  ... all of them: {url}/v1/imports/{import_id}/errors.csv")
->>>>>>> main
 
 
 if __name__ == "__main__":

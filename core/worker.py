@@ -49,12 +49,9 @@ FEATURE_JOB_MODULES: tuple[str, ...] = (
     "core.billing.jobs",
     "core.care.jobs",
     "core.measurement.jobs",
-<<<<<<< HEAD
     "core.retention.jobs",
-=======
     "core.exports.background",
     "core.imports.service",
->>>>>>> main
 )
 
 
