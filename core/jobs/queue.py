@@ -139,8 +139,12 @@ async def enqueue_or_wake(
     await notify(session)
 
 
-async def wake_many(session: AsyncSession, wanted: list[tuple[str, uuid.UUID | None, str]], now: datetime) -> None:
-    """:func:`enqueue_or_wake` for many ``(kind, tenant_id, dedupe_key)`` at once (the recurring schedule)."""
+async def wake_many(
+    session: AsyncSession, wanted: list[tuple[str, uuid.UUID | None, str, datetime]], now: datetime
+) -> None:
+    """:func:`enqueue_or_wake` for many ``(kind, tenant_id, dedupe_key, due_at)`` at once (the recurring schedule):
+    each job is due at the time its schedule said, so claims take the most overdue first and the lateness metric
+    counts from then."""
     if not wanted:
         return
     statement = _insert(session)
@@ -158,14 +162,14 @@ async def wake_many(session: AsyncSession, wanted: list[tuple[str, uuid.UUID | N
             "dedupe_key": key,
             "payload": {},
             "status": "queued",
-            "run_at": now,
+            "run_at": due_at,
             "attempts": 0,
             "max_attempts": 10,
             "created_at": now,
             "task": False,
             "progress_done": 0,
         }
-        for kind, tenant_id, key in wanted
+        for kind, tenant_id, key, due_at in wanted
     ]
     await session.execute(statement, rows)
     await notify(session)

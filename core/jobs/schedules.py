@@ -166,7 +166,8 @@ async def materialize_due(sessionmaker: async_sessionmaker[AsyncSession], now: d
             ).all()
             if not due:
                 return total
-            await queue.wake_many(session, [(r.kind, r.tenant_id, dedupe_key(r.kind, r.tenant_id)) for r in due], now)
+            wanted = [(r.kind, r.tenant_id, dedupe_key(r.kind, r.tenant_id), r.next_due_at) for r in due]
+            await queue.wake_many(session, wanted, now)
             moves = []
             for r in due:
                 step = timedelta(seconds=r.every_seconds)
