@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from core.app import create_app
 from core.db.engine import create_engine, create_sessionmaker, tenant_session
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.testing import create_tenant, settings_for_tests
 
 pytestmark = pytest.mark.postgres_only
