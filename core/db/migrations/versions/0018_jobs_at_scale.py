@@ -2,8 +2,8 @@
 started and may watch) and ``job_schedules``, recurring work stored once per tenant and kind with its next due time,
 so that an idle worker tick reads only what is due.
 
-Revision ID: 0017_jobs_at_scale
-Revises: 0016_data_imports
+Revision ID: 0018_jobs_at_scale
+Revises: 0017_activity_times
 On PostgreSQL the application role may now delete the rows retention removes (old deliveries, events, jobs).
 
 Create Date: 2026-12-05 17:40:00.000000
@@ -19,8 +19,8 @@ from sqlalchemy.dialects import postgresql
 
 from core.db import rls
 
-revision: str = "0017_jobs_at_scale"
-down_revision: str | Sequence[str] | None = "0016_data_imports"
+revision: str = "0018_jobs_at_scale"
+down_revision: str | Sequence[str] | None = "0017_activity_times"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
