@@ -19,6 +19,7 @@ from core.events.pipeline.context import (
     Item,
     ItemResult,
     PipelineContext,
+    activity_at,
     all_awards,
     events_table,
 )
@@ -26,7 +27,7 @@ from core.measurement.facts import loyalty_facts, reads_loyalty
 from core.members.views import member_view
 from core.metrics import service as metrics
 from core.metrics.service import Window
-from core.plugin_types import (
+from core.plugin.types import (
     Award,
     EarlierResult,
     EventContext,
@@ -71,6 +72,7 @@ async def compute(
     )
     caps = await CapTotals.read(ctx, items, sums, today)
     tenant = ctx.tenant_view()
+    services = ctx.plugins.services(ctx.session, tenant, ctx.now)
     tier_of: dict[uuid.UUID, tier_rules.TierSpec | None] = {}
     valid_until: dict[uuid.UUID, datetime | None] = {}
     earlier: dict[uuid.UUID, list[Item]] = defaultdict(list)
@@ -134,6 +136,7 @@ async def compute(
             member=mview,
             session=ctx.session,
             now=ctx.now,
+            services=services,
             simulate=simulate,
             earlier=tuple(e.context.event for e in earlier[member.id] if e.context is not None),
             earlier_results=tuple(
@@ -197,7 +200,9 @@ async def compute(
         caps.add(member.id, item.local_day, item.lines)
         sums[member.id] = member_sums
         if config.tiers:
-            move = tier_rules.on_activity(config.tiers, tier, valid_until[member.id], member_sums, ctx.now, tz)
+            move = tier_rules.on_activity(
+                config.tiers, tier, valid_until[member.id], member_sums, activity_at(item, ctx.now), tz
+            )
             if move is not None:
                 item.tier_before, item.tier_move = tier, move
                 tier_of[member.id], valid_until[member.id] = move.to, move.valid_until

@@ -18,14 +18,14 @@ from core.events.models import Event
 from core.ids import new_id
 from core.ledger.models import PointBalance
 from core.members.models import Member
-from core.plugin_types import (
+from core.plugin.manager import PluginManager, TenantHooks
+from core.plugin.types import (
     Award,
     Decision,
     EventContext,
     EventType,
     TenantView,
 )
-from core.plugins import PluginManager, TenantHooks
 from core.program.config import TenantConfig
 from core.program.settings import ProgramSettings
 from core.rules import engine
@@ -59,6 +59,7 @@ MEMBER_COLUMNS = (
     "locale",
     "birthday",
     "tier_id",
+    "tier_since",
     "tier_valid_until",
 )
 CORE_METRICS = ("points", "base_points", "spend", "events")
@@ -153,6 +154,13 @@ class Item:
     context: EventContext | None = None
     #: The outcome as stored with the event (the answer is the very same, so a retry's answer equals the first).
     outcome: dict[str, Any] | None = None
+
+
+def activity_at(item: Item, now: datetime) -> datetime:
+    """When the item's member acted, for everything that counts recency (``last_activity_at``, the tier history,
+    inactivity expiry): the event's own ``occurred_at``, never later than ``now``. So a backfill of old events
+    leaves the state live traffic would have left, and an event dated a few minutes ahead is not activity to come."""
+    return min(item.data.occurred_at, now)
 
 
 def all_awards(item: Item, now: datetime) -> list[Award]:
