@@ -223,6 +223,9 @@ def _demo_report(run: DemoRun, seconds: float) -> str:
             f"{c['events_rejected']} rejected), {_many(c['redemptions'], 'redemption')}, "
             f"{_many(c['care_requests'], 'care request')}"
         )
+        if "members_measured" in c:
+            lines.append(f"  {'':<14} loyalty: {t.notes.get('rfm', '')}; types: {t.notes.get('loyalty_types', '-')}")
+            lines.append(f"  {'':<14} liability: {t.notes.get('liability', '')}; dashboard: GET /v1/reports/dashboard")
     for skipped in result.skipped:
         lines.append(f"  skipped: {skipped}")
     lines.append("")
