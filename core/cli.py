@@ -152,7 +152,7 @@ def platform_key(rotate: bool) -> None:
 def worker(once: bool) -> None:
     """Run due background work (release pending points, expiry, deliveries) until stopped."""
     from core.logging import configure_logging
-    from core.plugins import PluginManager
+    from core.plugin.manager import PluginManager
     from core.runtime import Runtime
     from core.worker import run_forever, tick
 
@@ -223,11 +223,27 @@ def _demo_report(run: DemoRun, seconds: float) -> str:
             f"{c['events_rejected']} rejected), {_many(c['redemptions'], 'redemption')}, "
             f"{_many(c['care_requests'], 'care request')}"
         )
+        states = ", ".join(
+            f"{c[f'messages_{state}']} {state}"
+            for state in ("sent", "queued", "deferred", "suppressed", "failed")
+            if c.get(f"messages_{state}")
+        )
+        reasons = t.extras.get("message_reasons")
+        lines.append(
+            f"  {'':<14} {_many(c.get('messages', 0), 'care message')}"
+            + (f" ({states})" if states else "")
+            + (f"; held back: {reasons}" if reasons else "")
+        )
         if "members_measured" in c:
             lines.append(f"  {'':<14} loyalty: {t.notes.get('rfm', '')}; types: {t.notes.get('loyalty_types', '-')}")
             lines.append(f"  {'':<14} liability: {t.notes.get('liability', '')}; dashboard: GET /v1/reports/dashboard")
     for skipped in result.skipped:
         lines.append(f"  skipped: {skipped}")
+    if result.delivered is not None:
+        emails, sms = result.delivered
+        lines.append(
+            f"  {_many(emails, 'email')} and {sms} SMS went to a local SES/SNS stand-in (no AWS endpoint set)."
+        )
     lines.append("")
     key_line = f"PK={run.platform_key}"
     if run.platform_key_origin == "generated":
@@ -320,7 +336,7 @@ def billing() -> None:
 
 def _run_with_runtime(work: Callable[[Runtime], Awaitable[None]]) -> None:
     from core.logging import configure_logging
-    from core.plugins import PluginManager
+    from core.plugin.manager import PluginManager
     from core.runtime import Runtime
 
     settings = get_settings()

@@ -84,6 +84,8 @@ class DemoResult:
     tenants: list[DemoTenant]
     #: Verticals left out because their plugin is not installed.
     skipped: list[str] = field(default_factory=list)
+    #: Emails and SMS the local SES/SNS stand-in received (None: messages went to the configured AWS endpoint).
+    delivered: tuple[int, int] | None = None
 
     def tenant(self, slug_suffix: str) -> DemoTenant | None:
         return next((t for t in self.tenants if t.slug.endswith(f"-{slug_suffix}")), None)
@@ -255,10 +257,14 @@ async def run_demo(settings: Settings, *, prefix: str = "demo") -> DemoRun:
     from core.app import create_app
     from core.db.engine import create_engine, create_sessionmaker
     from core.db.migrate import upgrade_async
-    from core.plugins import PluginManager
+    from core.plugin.manager import PluginManager
     from core.tenancy.service import ensure_platform_key
 
     await upgrade_async(settings.owner_database_url)
+    from core.adapters import local_aws
+
+    # No AWS endpoint configured: the demo's emails and SMS go to a local SES/SNS stand-in, never to AWS.
+    local = None if settings.aws_endpoint_url else local_aws.start([DEMO_SENDER_DOMAIN])
     # The API in this process accepts the key it is given (only its hash is compared), so the demo needs no stored
     # key: FEALTY_PLATFORM_KEY when set, otherwise a key of its own for this run.
     key = settings.platform_key or f"ftp_demo-{secrets.token_urlsafe(24)}"
@@ -269,6 +275,7 @@ async def run_demo(settings: Settings, *, prefix: str = "demo") -> DemoRun:
         migrate_on_start=False,
         rate_limit_per_second=0.0,
         log_level="WARNING",
+        **(local.settings() if local is not None else {}),
     )
     app = create_app(demo_settings, plugins=PluginManager.for_settings(demo_settings))
     runtime: Runtime = app.state["runtime"]
@@ -281,6 +288,10 @@ async def run_demo(settings: Settings, *, prefix: str = "demo") -> DemoRun:
                 result = await seed_demo(client, runtime, key, prefix=prefix)
             except Exception as exc:  # raised below, as itself: the lifespan's task group would wrap it in a group
                 failure = exc
+    if local is not None:
+        if result is not None:
+            result.delivered = local.received()
+        local.stop()
     if failure is not None:
         raise failure
     assert result is not None
@@ -341,6 +352,22 @@ class _TenantDemo:
         if report.failed:
             raise DemoError(f"{report.failed} background job(s) failed for {self.slug}: {report.kinds}")
 
+    async def care(self, rules: Sequence[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+        """The tenant's sender, and a care rule with its template for each ``(trigger, texts, rule fields)``."""
+        await self.api.patch(
+            "/v1/care/settings",
+            {"email_from": f"{self.name.split(' (')[0]} <hello@{DEMO_SENDER_DOMAIN}>", "sms_sender_id": "Fealty"},
+        )
+        for trigger, texts, fields in rules:
+            template = await self.api.post(
+                "/v1/care/templates", {"name": f"{trigger} ({self.slug})", "trigger": trigger, "texts": texts}
+            )
+            channels = fields.pop("channels", ["email"])
+            await self.api.post(
+                "/v1/care/rules",
+                {"name": trigger, "trigger": trigger, "template_id": template["id"], "channels": channels, **fields},
+            )
+
     def local(self, day: date, hour: int, minute: int = 0) -> datetime:
         return datetime.combine(day, time(hour), tzinfo=self.tz) + timedelta(minutes=minute)
 
@@ -363,6 +390,12 @@ class _TenantDemo:
         self.tenant.counts["members"] = len(await self.api.all_items("/v1/members"))
         self.tenant.counts["redemptions"] = len(await self.api.all_items("/v1/redemptions"))
         self.tenant.counts["care_requests"] = len(await self.api.all_items("/v1/care/requests"))
+        messages = await self.api.all_items("/v1/messages")
+        self.tenant.counts["messages"] = len(messages)
+        for state, n in Counter(m["state"] for m in messages).items():
+            self.tenant.counts[f"messages_{state}"] = n
+        reasons = Counter(m["reason"] for m in messages if m["state"] in ("suppressed", "deferred") and m["reason"])
+        self.tenant.extras["message_reasons"] = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
         return self.tenant
 
 
@@ -472,7 +505,7 @@ class HotelDemo(_TenantDemo):
                 "name": name,
                 "email": f"{email_name}@example.com",
                 "phone": f"07911 1{self.rng.randrange(10**5):05d}",
-                "locale": "en-GB",
+                "locale": "zh-CN" if i % 2 else "en-GB",
                 "attributes": {"profile": profile, **({"preferences": preferences} if preferences else {})},
                 "consents": [
                     {"channel": "email", "purpose": "service", "granted": True, "source": "web"},
@@ -627,6 +660,7 @@ class HotelDemo(_TenantDemo):
             },
         )
 
+        await self.care([("hotel.pre_arrival", HOTEL_PRE_ARRIVAL, {"channels": ["email"]})])
         members = self.guests()
         ids = await _enrol(api, members)
         stays = self.stays(members)
@@ -899,6 +933,7 @@ class FuelDemo(_TenantDemo):
             {"code": "FREE-COFFEE", "name": "A free coffee in the shop", "points_cost": 400, "voucher_valid_days": 30},
         )
 
+        await self.care([("fuel.win_back", FUEL_WIN_BACK, {"channels": ["sms"], "purpose": "marketing"})])
         members = self.drivers()
         ids = await _enrol(api, members)
         statuses = await api.send_events(self.history(members))
@@ -984,6 +1019,37 @@ COFFEE_CUSTOMERS = [
 COFFEE_MENU = [("flat white", "3.40"), ("latte", "3.60"), ("cortado", "3.10"), ("croissant", "2.80")]
 
 
+DEMO_SENDER_DOMAIN = "mail.fealty-demo.com"
+HOTEL_PRE_ARRIVAL = {
+    "en": {
+        "subject": "{{ member.first_name }}, we look forward to welcoming you on {{ check_in|date }}",
+        "body": "Your {{ tier }} perks are ready: {{ welcome_gift or 'a warm welcome' }}, late checkout until "
+        "{{ perks.late_checkout or '12:00' }}.",
+    },
+    "zh-CN": {
+        "subject": "{{ member.name }}，期待您于{{ check_in|date }}光临",
+        "body": "您的{{ tier }}礼遇已备好：{{ welcome_gift or '热情欢迎' }}，"
+        "可延迟退房至{{ perks.late_checkout or '12:00' }}。",
+    },
+}
+FUEL_WIN_BACK = {
+    "zh-CN": {"body": "好久不见！{{ days_inactive }}天没来加油了，本周加油每升立减0.2元。"},
+    "en": {"body": "We miss you! 20 fen off a litre this week."},
+}
+COFFEE_BIRTHDAY = {
+    "en": {
+        "subject": "Happy birthday, {{ member.first_name }}!",
+        "body": "A drink on us today, and you have {{ member.points|number }} {{ program.points_name }} to spend.",
+    }
+}
+COFFEE_LAPSING = {
+    "en": {
+        "subject": "We saved you a seat, {{ member.first_name }}",
+        "body": "It has been {{ days_inactive }} days: double {{ program.points_name }} on your next visit.",
+    }
+}
+
+
 class CoffeeDemo(_TenantDemo):
     name = "Harbour Coffee Co. (demo)"
     timezone = "Europe/London"
@@ -1051,6 +1117,17 @@ class CoffeeDemo(_TenantDemo):
             }
             for i, name in enumerate(COFFEE_CUSTOMERS)
         ]
+        for i, member in enumerate(members):
+            member["consents"] = [{"channel": "email", "purpose": "marketing", "granted": i % 3 != 1}]
+            if i % 4 == 2:  # a few have their birthday today
+                member["birthday"] = date(1992, self.today.month, self.today.day).isoformat()
+        await self.care(
+            [
+                # The demo's members were enrolled a moment ago: no waiting period for their birthday.
+                ("birthday", COFFEE_BIRTHDAY, {"params": {"min_member_days": 0}, "valid_for_hours": 36}),
+                ("lapsing", COFFEE_LAPSING, {"params": {"days": 18}}),
+            ]
+        )
         ids = await _enrol(api, members)
         events = []
         for i, member in enumerate(members):

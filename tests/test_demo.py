@@ -16,12 +16,14 @@ from click.testing import CliRunner
 
 from core.app import create_app
 from core.cli import main
-from core.demo import Api, CoffeeDemo, DemoAlreadySeeded, DemoTenant, seed_demo
-from core.plugins import PluginManager
+from core.demo import DEMO_SENDER_DOMAIN, Api, CoffeeDemo, DemoAlreadySeeded, DemoTenant, seed_demo
+from core.plugin.manager import PluginManager
 from core.runtime import Runtime
 from core.settings import get_settings
 from core.testing import TEST_PLATFORM_KEY, AppClient, TenantHandle, registering, settings_for_tests
 from plugins import fuel_station, hotel
+from tests.care.conftest import use_moto
+from tests.moto_server import MotoServer
 
 
 @pytest.fixture(scope="session")
@@ -161,7 +163,29 @@ async def check_coffee(t: TenantHandle, seeded: DemoTenant) -> None:
     assert await check_ledgers(t) > 0
 
 
-async def test_the_demo_seeds_three_programs_through_the_api(client: AppClient, runtime: Runtime) -> None:
+async def check_care(client: AppClient, seeded: dict[str, DemoTenant], moto_server: MotoServer) -> None:
+    """Care in the demo: the hotel's pre-arrival emails went out in each guest's language, the fuel network's
+    win-back SMS and the coffee chain's birthday greetings are on record, sent or held back with the reason."""
+    hotel_messages = await every(handle(client, seeded["hotel"]), "/v1/messages")
+    assert {m["trigger"] for m in hotel_messages} == {"hotel.pre_arrival"} and len(hotel_messages) == 2
+    for message in hotel_messages:
+        assert message["state"] in ("sent", "deferred"), message
+        if message["state"] == "sent":
+            [mail] = moto_server.emails(header=("X-Fealty-Reference", message["reference"]))
+            assert ("期待" in mail.subject) == (message["locale"] == "zh-CN")
+    fuel_messages = await every(handle(client, seeded["fuel"]), "/v1/messages")
+    assert {(m["trigger"], m["channel"]) for m in fuel_messages} == {("fuel.win_back", "sms")}
+    assert all(m["reason"] for m in fuel_messages if m["state"] in ("suppressed", "deferred"))
+    coffee_messages = await every(handle(client, seeded["coffee"]), "/v1/messages", trigger="birthday")
+    assert len(coffee_messages) == 2
+    assert seeded["coffee"].counts["messages"] == len(coffee_messages)
+
+
+async def test_the_demo_seeds_three_programs_through_the_api(
+    client: AppClient, runtime: Runtime, moto_server: MotoServer
+) -> None:
+    use_moto(runtime, moto_server)
+    moto_server.verify_domain(DEMO_SENDER_DOMAIN)
     prefix = f"d{uuid.uuid4().hex[:8]}"
     result = await seed_demo(client, runtime, TEST_PLATFORM_KEY, prefix=prefix)
     assert [t.slug for t in result.tenants] == [f"{prefix}-hotel", f"{prefix}-fuel", f"{prefix}-coffee"]
@@ -176,6 +200,7 @@ async def test_the_demo_seeds_three_programs_through_the_api(client: AppClient, 
         assert tenant.notes["rfm"] and "points outstanding" in tenant.notes["liability"]
         dashboard = await client.get(tenant.extras["dashboard"][tenant.extras["dashboard"].index("/v1/") :])
         assert dashboard.status_code == 200 and dashboard.text.count("<figure data-chart=") == 6
+    await check_care(client, seeded, moto_server)
 
     # A second run finds the tenants and writes nothing.
     tenants = await client.get("/v1/platform/tenants", params={"limit": 200})
@@ -188,8 +213,9 @@ async def test_the_demo_seeds_three_programs_through_the_api(client: AppClient, 
     assert (await client.get("/v1/platform/tenants", params={"limit": 200})).json() == tenants.json()
 
 
-async def test_without_the_plugins_only_the_core_tenant_is_seeded(sqlite_url: str) -> None:
-    app = create_app(settings_for_tests(sqlite_url), plugins=PluginManager())  # no plugin registered
+async def test_without_the_plugins_only_the_core_tenant_is_seeded(sqlite_url: str, moto_server: MotoServer) -> None:
+    settings = settings_for_tests(sqlite_url, **moto_server.settings())
+    app = create_app(settings, plugins=PluginManager())  # no plugin registered
     prefix = f"b{uuid.uuid4().hex[:8]}"
     async with app.lifespan():
         transport = httpx.ASGITransport(app=cast(Any, app))

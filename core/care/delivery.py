@@ -37,6 +37,7 @@ from core.adapters.aws import AwsMessaging, ProviderPermanentError, ProviderThro
 from core.care import optouts
 from core.care.calendar import holidays_in
 from core.care.messages import load_program, messages_table
+from core.care.metrics import count
 from core.care.policy import Defer, MessageFacts, Send, Suppress, Verdict
 from core.care.protection import Sender, load_care_settings, release_send, reserve
 from core.clock import utcnow
@@ -197,6 +198,7 @@ async def protect(
         )
         if isinstance(verdict, Suppress):
             await _set(session, tenant_id, message.id, state="suppressed", reason=verdict.reason, claimed_until=None)
+            count([("suppressed", message.channel)])
         elif isinstance(verdict, Defer):
             await _set(
                 session,
@@ -207,6 +209,7 @@ async def protect(
                 due_at=verdict.until,
                 claimed_until=None,
             )
+            count([("deferred", message.channel)])
         elif isinstance(verdict, Send):
             if message.channel == "webhook":
                 await emit(session, tenant_id, "care.message", _webhook_payload(message), message.member_id)
@@ -221,6 +224,7 @@ async def protect(
                     sent_at=now,
                     claimed_until=None,
                 )
+                count([("sent", "webhook")])
             elif message.channel in ("email", "sms") and message.address:
                 to_send.append(message)
             else:
@@ -326,6 +330,7 @@ async def record(
             update(m).where(mine).values(attempts=attempts, claimed_until=None, updated_at=utcnow(), **values)
         )
         counts[values["state"]] = counts.get(values["state"], 0) + 1
+        count([(values["state"], message.channel)])
     return counts
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import validation
 from core.care.optouts import members_with_address, opt_out, suppress
-from core.errors import FealtyError, ValidationFailed
+from core.errors import FealtyError, JsonTooDeep, ValidationFailed
 
 #: Recipients read from one notification, at most (SES sends at most 50 per message).
 MAX_RECIPIENTS = 100
@@ -68,8 +68,22 @@ def _object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _text(value: Any, limit: int = 200) -> str | None:
-    return str(value)[:limit] if isinstance(value, str | int | float) and value != "" else None
+def _text(value: Any, limit: int = 200, where: str | None = None) -> str | None:
+    if not isinstance(value, str | int | float) or value == "":
+        return None
+    text = str(value)
+    if "\x00" in text:
+        raise ValidationFailed("Text must not contain the NUL character (\\u0000).", field=where)
+    return text[:limit]
+
+
+def _decode(raw: bytes | str, where: str | None) -> Any:
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        raise ValidationFailed(f"{where or 'The body'} is not JSON.", field=where) from None
+    except RecursionError:
+        raise JsonTooDeep("The JSON nests too deeply.", field=where) from None
 
 
 def _recipients(items: Any, where: str) -> list[dict[str, Any]]:
@@ -85,7 +99,9 @@ def parse_ses(notification: dict[str, Any], prefix: str = "") -> Parsed:
     where = f"{prefix}." if prefix else ""
     kind = notification.get("notificationType", notification.get("eventType"))
     mail: dict[str, Any] = notification["mail"] if isinstance(notification.get("mail"), dict) else {}
-    parsed = Parsed(source="feedback:ses", provider_message_id=_text(mail.get("messageId")))
+    parsed = Parsed(
+        source="feedback:ses", provider_message_id=_text(mail.get("messageId"), 200, f"{where}mail.messageId")
+    )
     if kind == "Bounce":
         bounce = _object(notification.get("bounce"), f"{where}bounce")
         bounce_type = bounce.get("bounceType")
@@ -94,12 +110,14 @@ def parse_ses(notification: dict[str, Any], prefix: str = "") -> Parsed:
                 "bounceType must be Permanent, Transient or Undetermined.", field=f"{where}bounce.bounceType"
             )
         report_kind = "hard_bounce" if bounce_type == "Permanent" else "soft_bounce"
-        detail = f"{bounce_type}/{_text(bounce.get('bounceSubType'), 60) or 'General'}"
+        sub_type = _text(bounce.get("bounceSubType"), 60, f"{where}bounce.bounceSubType")
+        detail = f"{bounce_type}/{sub_type or 'General'}"
         for recipient in _recipients(bounce.get("bouncedRecipients"), f"{where}bounce.bouncedRecipients"):
             parsed.reports.append(Report("email", str(recipient.get("emailAddress", "")), report_kind, detail))
     elif kind == "Complaint":
         complaint = _object(notification.get("complaint"), f"{where}complaint")
-        detail = _text(complaint.get("complaintFeedbackType"), 60) or "complaint"
+        feedback_type = _text(complaint.get("complaintFeedbackType"), 60, f"{where}complaint.complaintFeedbackType")
+        detail = feedback_type or "complaint"
         for recipient in _recipients(complaint.get("complainedRecipients"), f"{where}complaint.complainedRecipients"):
             parsed.reports.append(Report("email", str(recipient.get("emailAddress", "")), "complaint", detail))
     elif kind == "Delivery":
@@ -120,11 +138,7 @@ _TENANT_KINDS = ("hard_bounce", "soft_bounce", "complaint", "delivery")
 
 def parse(body: bytes) -> Parsed:
     """Any of the three shapes, or a 422 naming what is wrong."""
-    try:
-        document = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        raise ValidationFailed("The body must be a JSON object.", field=None) from None
-    document = _object(document, "")
+    document = _object(_decode(body, None), "")
     sns_type = document.get("Type")
     if sns_type is not None:
         if sns_type == "SubscriptionConfirmation":
@@ -141,11 +155,7 @@ def parse(body: bytes) -> Parsed:
         message = document.get("Message")
         if not isinstance(message, str):
             raise ValidationFailed("Message must be the SES notification as a JSON string.", field="Message")
-        try:
-            inner = msgspec.json.decode(message)
-        except msgspec.DecodeError:
-            raise ValidationFailed("Message is not JSON.", field="Message") from None
-        parsed = parse_ses(_object(inner, "Message"), prefix="Message")
+        parsed = parse_ses(_object(_decode(message, "Message"), "Message"), prefix="Message")
         parsed.source = "feedback:sns"
         return parsed
     if "notificationType" in document or "eventType" in document:
@@ -159,7 +169,8 @@ def parse(body: bytes) -> Parsed:
     address = document.get("address")
     if not isinstance(address, str) or not address:
         raise ValidationFailed("address is required.", field="address")
-    return Parsed(source="feedback:tenant", reports=[Report(channel, address, kind, _text(document.get("detail")))])
+    detail = _text(document.get("detail"), 200, "detail")
+    return Parsed(source="feedback:tenant", reports=[Report(channel, address, kind, detail)])
 
 
 def canonical(channel: str, address: str, country: str | None) -> str | None:

@@ -24,6 +24,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.care.metrics import count
 from core.care.models import CareMessage, CareOccasion, CareRule, CareTemplate
 from core.care.policy import Defer, MemberFacts, MessageFacts, ProtectionSettings, Send, Suppress, Verdict, decide
 from core.care.protection import load_member_facts, load_protection_settings
@@ -423,6 +424,7 @@ async def _queue_messages(
         .returning(msg.c.id)
     )
     created = {r.id for r in (await session.execute(statement)).all()}
+    count((row["state"], row["channel"]) for row in rows if row["id"] in created)
     for message_id, member_id, rule in credits:
         if message_id in created and rule.points:
             from core.ledger.plugin_points import credit_points

@@ -127,7 +127,7 @@ async def _birthday(session: Any, scan: Scan, after: Any) -> Page:
         if yearly(r.birthday, today.year) != today:
             continue
         start = local_midnight(today, zone)
-        if r.created_at > start - timedelta(days=min_days):
+        if min_days and r.created_at > start - timedelta(days=min_days):
             continue
         found.append(
             OccasionIn("birthday", f"birthday:{r.id}:{today.year}", r.id, start, {"age": today.year - r.birthday.year})

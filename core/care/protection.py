@@ -153,19 +153,6 @@ def _zone_name(member_zone: str | None, program_zone: str | None) -> str:
     return "UTC"
 
 
-async def _lock_member(session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID, now: datetime) -> None:
-    """Take the member's reservation lock (a row lock on PostgreSQL; SQLite has one writer at a time anyway)."""
-    insert = _insert(session)
-    await session.execute(
-        insert(locks)
-        .values(tenant_id=tenant_id, member_id=member_id, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "member_id"])
-    )
-    await session.execute(
-        update(locks).where(locks.c.tenant_id == tenant_id, locks.c.member_id == member_id).values(updated_at=now)
-    )
-
-
 async def _count(
     session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID, key: tuple[date, str, str], by: int
 ) -> None:
@@ -197,8 +184,8 @@ async def plugin_verdicts(
 ) -> tuple[Verdict, ...]:
     """What the tenant's enabled plugins answer through ``fealty_care_protection`` (nothing when none implements
     it; the program is read once per session)."""
-    from core.plugin_types import CareProtectionContext
-    from core.plugins import plugins_of
+    from core.plugin.manager import plugins_of
+    from core.plugin.types import CareProtectionContext
 
     manager = plugins_of(session)
     if manager is None or not manager.for_tenant(frozenset(manager.available())).implements("fealty_care_protection"):
@@ -211,15 +198,103 @@ async def plugin_verdicts(
     hooks = program.hooks(manager)
     if not hooks.implements("fealty_care_protection"):
         return ()
+    tenant = program.tenant_view(tenant_id, manager)
     ctx = CareProtectionContext(
-        tenant=program.tenant_view(tenant_id, manager),
+        tenant=tenant,
         session=session,
         now=now,
+        services=manager.services(session, tenant, now),
         member_id=member_id,
         message=message,
         facts=facts,
     )
     verdicts: tuple[Verdict, ...] = await hooks.care_protection(ctx)
+    return verdicts
+
+
+async def _lock_members(
+    session: AsyncSession, tenant_id: uuid.UUID, member_ids: Sequence[uuid.UUID], now: datetime
+) -> None:
+    """Take the members' reservation locks, in id order so that two workers never wait on each other in a cycle (a
+    row lock on PostgreSQL; SQLite has one writer at a time, and the first write takes it)."""
+    insert = _insert(session)
+    await session.execute(
+        insert(locks)
+        .values([{"tenant_id": tenant_id, "member_id": m, "updated_at": now} for m in member_ids])
+        .on_conflict_do_nothing(index_elements=["tenant_id", "member_id"])
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            select(locks.c.member_id)
+            .where(locks.c.tenant_id == tenant_id, locks.c.member_id.in_(member_ids))
+            .order_by(locks.c.member_id)
+            .with_for_update()
+        )
+    else:
+        await session.execute(
+            update(locks)
+            .where(locks.c.tenant_id == tenant_id, locks.c.member_id.in_(member_ids))
+            .values(updated_at=now)
+        )
+
+
+async def reserve_many(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    messages: Sequence[tuple[uuid.UUID, MessageFacts]],
+    settings: ProtectionSettings,
+    now: datetime,
+    holidays: Collection[date] = (),
+) -> list[Verdict]:
+    """:func:`reserve` for a batch of ``(member_id, message)`` at once, answers in the same order: the members'
+    locks in one statement, the facts set-based (per channel), the sends counted in one statement. Messages to one
+    member are decided in the given order, each seeing the sends granted before it in the batch."""
+    if not messages:
+        return []
+    member_ids = sorted({member_id for member_id, _ in messages})
+    await _lock_members(session, tenant_id, member_ids, now)
+    facts_by_channel: dict[str, dict[uuid.UUID, MemberFacts]] = {}
+    for channel in sorted({message.channel for _, message in messages}):
+        wanted = sorted({m for m, message in messages if message.channel == channel})
+        facts_by_channel[channel] = await load_member_facts(session, tenant_id, wanted, channel, now, holidays=holidays)
+    granted: dict[tuple[uuid.UUID, date, str, str], int] = {}
+    verdicts: list[Verdict] = []
+    for member_id, message in messages:
+        facts = facts_by_channel[message.channel].get(member_id)
+        if facts is None:
+            verdicts.append(Suppress("member_inactive", detail="no such member"))
+            continue
+        mine = {(d, p, c): n for (m, d, p, c), n in granted.items() if m == member_id}
+        if mine:
+            sent = dict(facts.sent)
+            for day_key, n in mine.items():
+                sent[day_key] = sent.get(day_key, 0) + n
+            facts = replace(facts, sent=sent)
+        from_plugins = await plugin_verdicts(
+            session, tenant_id=tenant_id, member_id=member_id, message=message, facts=facts, now=now
+        )
+        if from_plugins:
+            message = replace(message, plugin_verdicts=(*message.plugin_verdicts, *from_plugins))
+        verdict = decide(message, facts, settings, now)
+        if isinstance(verdict, Send):
+            key = (member_id, now.astimezone(facts.zone).date(), message.purpose, message.category)
+            granted[key] = granted.get(key, 0) + 1
+        verdicts.append(verdict)
+    if granted:
+        insert = _insert(session)
+        statement = insert(tallies).values(
+            [
+                {"tenant_id": tenant_id, "member_id": m, "day": d, "purpose": p, "category": c, "sent": n}
+                for (m, d, p, c), n in sorted(granted.items())
+            ]
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["tenant_id", "member_id", "day", "purpose", "category"],
+                set_={"sent": tallies.c.sent + statement.excluded.sent},
+            )
+        )
     return verdicts
 
 
@@ -234,24 +309,12 @@ async def reserve(
     holidays: Collection[date] = (),
 ) -> Verdict:
     """Decide again for one message at delivery, under the member's lock and on fresh facts (plugins'
-    ``fealty_care_protection`` answers included); when the answer is
-    :class:`~core.care.policy.Send`, the send is counted on the member's local day in the same transaction (so it
-    holds only if that transaction commits). Other answers reserve nothing."""
-    await _lock_member(session, tenant_id, member_id, now)
-    facts = (await load_member_facts(session, tenant_id, [member_id], message.channel, now, holidays=holidays)).get(
-        member_id
+    ``fealty_care_protection`` answers included); when the answer is :class:`~core.care.policy.Send`, the send is
+    counted on the member's local day in the same transaction (so it holds only if that transaction commits). Other
+    answers reserve nothing. :func:`reserve_many` does the same for a batch."""
+    [verdict] = await reserve_many(
+        session, tenant_id=tenant_id, messages=[(member_id, message)], settings=settings, now=now, holidays=holidays
     )
-    if facts is None:
-        return Suppress("member_inactive", detail="no such member")
-    from_plugins = await plugin_verdicts(
-        session, tenant_id=tenant_id, member_id=member_id, message=message, facts=facts, now=now
-    )
-    if from_plugins:
-        message = replace(message, plugin_verdicts=(*message.plugin_verdicts, *from_plugins))
-    verdict = decide(message, facts, settings, now)
-    if isinstance(verdict, Send):
-        day = now.astimezone(facts.zone).date()
-        await _count(session, tenant_id, member_id, (day, message.purpose, message.category), 1)
     return verdict
 
 
@@ -287,7 +350,7 @@ async def release_send(
     reserved_at: datetime,
 ) -> None:
     """Give back a send counted by :func:`reserve` at ``reserved_at`` (the provider refused it for good)."""
-    await _lock_member(session, tenant_id, member_id, reserved_at)
+    await _lock_members(session, tenant_id, [member_id], reserved_at)
     row = (
         await session.execute(
             select(Member.timezone, Program.timezone)

@@ -96,6 +96,9 @@ async def test_welcome_goes_out_by_email_once_with_its_reference(
     [mail] = moto_server.emails(to=address)
     assert mail.subject == "Welcome Ann" and mail.headers["X-Fealty-Reference"] == sent["reference"]
     assert await deliver(care_tenant) == {}  # nothing twice
+    metrics = (await care_tenant.client.get("/metrics")).text
+    assert 'fealty_care_messages_total{channel="email",state="sent"}' in metrics
+    assert 'fealty_care_messages_total{channel="email",state="queued"}' in metrics
 
 
 async def test_birthday_only_for_members_of_at_least_n_days_on_their_local_day(

@@ -221,3 +221,78 @@ async def test_settings_default_when_never_set(client: AppClient, tenant: Tenant
         sender, protection = await load_care_settings(session)
     assert sender.email_from is None and protection == ProtectionSettings()
     _ = Suppress  # the verdict types are part of the module's API
+
+
+async def test_a_batch_reserves_in_a_few_statements_and_counts_its_own_sends(
+    client: AppClient, tenant: TenantHandle, runtime: Runtime
+) -> None:
+    from core.care.protection import reserve_many
+
+    members = [
+        uuid.UUID(
+            (await tenant.enrol(phone=f"+447911104{i:03d}", email=f"b{i}@example.com", consents=CONSENTING))["id"]
+        )
+        for i in range(20)
+    ]
+    notice = MessageFacts(channel="email", purpose="service", category="notice")
+    batch = [(m, OFFER) for m in members] + [(members[0], OFFER), (members[0], OFFER)] + [(m, notice) for m in members]
+    async with tenant_session(runtime.sessionmaker, tenant.id) as session:
+        with counting_statements(runtime) as statements:
+            verdicts = await reserve_many(
+                session,
+                tenant_id=tenant.id,
+                messages=batch,
+                settings=ProtectionSettings(marketing_per_day=2),
+                now=NOON_LONDON,
+            )
+    # BEGIN, the locks (2), per channel the facts (4), the tallies (1): the same for 2 messages or 2,000
+    assert len([s for s in statements if "set_config" not in s]) <= 12, len(statements)
+    assert verdicts[:20] == [Send()] * 20
+    # the member's third marketing message of the day, in the same batch, is over the cap of 2
+    assert verdicts[20:22] == [Send(), Defer(datetime(2026, 1, 16, 8, tzinfo=UTC), "daily_cap")]
+    assert verdicts[22:] == [Send()] * 20
+    async with tenant_session(runtime.sessionmaker, tenant.id) as session:
+        facts = await load_member_facts(session, tenant.id, members[:2], "sms", NOON_LONDON)
+    assert facts[members[0]].sent == {
+        (date(2026, 1, 15), "marketing", "offer"): 2,
+        (date(2026, 1, 15), "service", "notice"): 1,
+    }
+    assert facts[members[1]].sent == {
+        (date(2026, 1, 15), "marketing", "offer"): 1,
+        (date(2026, 1, 15), "service", "notice"): 1,
+    }
+
+
+@pytest.mark.postgres_only
+async def test_batches_over_the_same_members_in_opposite_orders_neither_deadlock_nor_overspend(
+    pg_client: AppClient, pg_tenant: TenantHandle
+) -> None:
+    from core.care.protection import reserve_many
+
+    runtime: Runtime = pg_client.app.state["runtime"]
+    members = [
+        uuid.UUID((await pg_tenant.enrol(phone=f"+447911105{i:03d}", consents=CONSENTING))["id"]) for i in range(10)
+    ]
+    inside = asyncio.Barrier(4)
+
+    async def worker(order: list[uuid.UUID]) -> list[object]:
+        async with tenant_session(runtime.sessionmaker, pg_tenant.id) as session:
+            await inside.wait()
+            verdicts = await reserve_many(
+                session,
+                tenant_id=pg_tenant.id,
+                messages=[(m, OFFER) for m in order],
+                settings=ProtectionSettings(marketing_per_day=1),
+                now=NOON_LONDON,
+            )
+            await asyncio.sleep(0.05)
+            return list(verdicts)
+
+    results = await asyncio.wait_for(
+        asyncio.gather(*(worker(members if i % 2 else members[::-1]) for i in range(4))), timeout=60
+    )
+    sends = sum(1 for verdicts in results for v in verdicts if v == Send())
+    assert sends == 10  # one per member, whichever worker took it
+    async with tenant_session(runtime.sessionmaker, pg_tenant.id) as session:
+        facts = await load_member_facts(session, pg_tenant.id, members, "sms", NOON_LONDON)
+    assert all(f.sent == {(date(2026, 1, 15), "marketing", "offer"): 1} for f in facts.values())

@@ -391,6 +391,16 @@ async def test_hostile_feedback(client: AppClient, tenant: TenantHandle) -> None
     for body, field in cases:
         response = await tenant.post("/v1/care/feedback", content=body, headers={"Content-Type": "application/json"})
         problem(response, 422, "validation-error", field)
+    # nesting that would exhaust the decoder, and NUL characters PostgreSQL cannot store: refused, never a 500
+    deep = await tenant.post("/v1/care/feedback", content=b"[" * 100_000 + b"]" * 100_000)
+    problem(deep, 400, "json-too-deep", None)
+    deep_inside = await tenant.post("/v1/care/feedback", content=sns_envelope("[" * 100_000 + "]" * 100_000))
+    problem(deep_inside, 400, "json-too-deep", "Message")
+    nul = ses_bounce("x@example.com")
+    nul["bounce"]["bounceSubType"] = "General\u0000"
+    problem(await tenant.post("/v1/care/feedback", json=nul), 422, "validation-error", "bounce.bounceSubType")
+    nul_detail = {"channel": "sms", "address": PHONE, "type": "hard_bounce", "detail": "a\u0000b"}
+    problem(await tenant.post("/v1/care/feedback", json=nul_detail), 422, "validation-error", "detail")
     assert (await tenant.get("/v1/care/suppressions")).json()["items"] == []
     # an unreadable address is reported, not stored
     odd = await tenant.post("/v1/care/feedback", json=ses_bounce("not-an-address"))
@@ -445,3 +455,23 @@ async def test_care_settings(client: AppClient, tenant: TenantHandle, make_tenan
     ]:
         problem(await tenant.patch("/v1/care/settings", json=patch), 422, "validation-error", field)
     assert (await tenant.get("/v1/care/settings")).json() == body  # nothing half-written
+
+
+async def test_retries_with_one_idempotency_key_apply_once(client: AppClient, tenant: TenantHandle) -> None:
+    member = await tenant.enrol(phone=PHONE, consents=[MARKETING_SMS])
+    key = {"Idempotency-Key": f"stop-{uuid.uuid4()}"}
+    first = await tenant.post("/v1/care/opt-outs", json={"channel": "sms", "address": PHONE}, headers=key)
+    again = await tenant.post("/v1/care/opt-outs", json={"channel": "sms", "address": PHONE}, headers=key)
+    assert first.status_code == again.status_code == 200
+    assert again.headers.get("idempotent-replayed") == "true" and again.content == first.content
+    other_body = await tenant.post(
+        "/v1/care/opt-outs", json={"channel": "sms", "address": PHONE, "scope": "all"}, headers=key
+    )
+    problem(other_body, 409, "idempotency-key-reused", "Idempotency-Key")
+    assert len((await consents(tenant, member["id"]))["history"]) == 2  # the grant and one withdrawal
+    key = {"Idempotency-Key": f"block-{uuid.uuid4()}"}
+    body = {"channel": "email", "address": "grace@example.com"}
+    created = await tenant.post("/v1/care/suppressions", json=body, headers=key)
+    replayed = await tenant.post("/v1/care/suppressions", json=body, headers=key)
+    assert created.status_code == replayed.status_code == 201
+    assert replayed.headers.get("idempotent-replayed") == "true"
