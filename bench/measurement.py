@@ -177,9 +177,10 @@ async def main(members: int, days: int) -> None:
         await upgrade_async(url)
         app = create_app(settings_for_tests(url))
         runtime: Runtime = app.state["runtime"]
-        async with app.lifespan(), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=600
-        ) as client:
+        async with (
+            app.lifespan(),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=600) as client,
+        ):
             tenant = await create_tenant(client)
             started = time.monotonic()
             await seed(runtime, tenant.id, members, days)
