@@ -40,6 +40,10 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     "POST /v1/measurement/models/{model_id}/loyalty-index": ("model_id",),
     "POST /v1/hotel/quotes/points-stay": ("nights", "category"),
     "POST /v1/exports": ("kind",),  # a report's name, from the reports' registry
+    # A per_block plan needs block_size; an import is the CSV itself or where it is in S3, one of the two.
+    "POST /v1/platform/plans": ("block_size",),
+    "PATCH /v1/platform/plans/{code}": ("block_size",),
+    "POST /v1/imports": ("csv", "s3"),
     # A plan of the platform's catalogue.
     "PATCH /v1/platform/tenants/{tenant_id}": ("plan",),
     # One field given with, or instead of, another; an ordered window; a time that must be in the future.
