@@ -270,6 +270,9 @@ def _demo_report(run: DemoRun, seconds: float) -> str:
             + (f" ({states})" if states else "")
             + (f"; held back: {reasons}" if reasons else "")
         )
+        if "members_measured" in c:
+            lines.append(f"  {'':<14} loyalty: {t.notes.get('rfm', '')}; types: {t.notes.get('loyalty_types', '-')}")
+            lines.append(f"  {'':<14} liability: {t.notes.get('liability', '')}; dashboard: GET /v1/reports/dashboard")
     for skipped in result.skipped:
         lines.append(f"  skipped: {skipped}")
     if result.delivered is not None:
