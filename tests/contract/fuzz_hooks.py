@@ -23,7 +23,7 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     "PATCH /v1/members/{member_id}": ("timezone", "locale", "email", "phone"),
     "GET /v1/members": ("email", "phone"),
     "POST /v1/platform/tenants": ("timezone", "currency", "country"),
-    "POST /v1/platform/plans": ("currency",),
+    "POST /v1/platform/plans": ("currency", "block_size"),
     "PATCH /v1/care/settings": ("email_from", "sms_sender", "sms_sender_id"),
     "POST /v1/care/suppressions": ("address",),
     "GET /v1/care/suppressions/{channel}/{address}": ("address",),
@@ -40,6 +40,9 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     "POST /v1/measurement/models/{model_id}/loyalty-index": ("model_id",),
     "POST /v1/hotel/quotes/points-stay": ("nights", "category"),
     "POST /v1/exports": ("kind",),  # a report's name, from the reports' registry
+    # A per_block plan needs block_size; an import is the CSV itself or where it is in S3, one of the two.
+    "PATCH /v1/platform/plans/{code}": ("block_size",),
+    "POST /v1/imports": ("csv", "s3"),
     # A plan of the platform's catalogue.
     "PATCH /v1/platform/tenants/{tenant_id}": ("plan",),
     # One field given with, or instead of, another; an ordered window; a time that must be in the future.
