@@ -39,7 +39,7 @@ from core.ledger.models import LedgerEntry, Lot, PointBalance
 from core.measurement import nightly
 from core.measurement.reports import REPORTS
 from core.members.models import Member
-from core.metrics.models import MemberMetric
+from core.qualification.models import MemberMetric
 from core.runtime import Runtime
 from core.testing import TEST_PLATFORM_KEY, create_tenant, settings_for_tests
 
