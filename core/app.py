@@ -30,7 +30,7 @@ from core.measurement.api import MeasurementController, MeasurementSettingsContr
 from core.measurement.reports_api import ReportsController, SharedDashboardController
 from core.members.api import MembersController
 from core.ops import MetricsController, healthz, readyz
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.program.api import ProgramController
 from core.rewards.api import MemberRewardsController, RedemptionsController, RewardsController
 from core.rules.api import EarningRulesController

@@ -152,7 +152,7 @@ def platform_key(rotate: bool) -> None:
 def worker(once: bool) -> None:
     """Run due background work (release pending points, expiry, deliveries) until stopped."""
     from core.logging import configure_logging
-    from core.plugins import PluginManager
+    from core.plugin.manager import PluginManager
     from core.runtime import Runtime
     from core.worker import run_forever, tick
 
@@ -333,7 +333,7 @@ def billing() -> None:
 
 def _run_with_runtime(work: Callable[[Runtime], Awaitable[None]]) -> None:
     from core.logging import configure_logging
-    from core.plugins import PluginManager
+    from core.plugin.manager import PluginManager
     from core.runtime import Runtime
 
     settings = get_settings()

@@ -231,7 +231,7 @@ async def run_demo(settings: Settings, *, prefix: str = "demo") -> DemoRun:
     from core.app import create_app
     from core.db.engine import create_engine, create_sessionmaker
     from core.db.migrate import upgrade_async
-    from core.plugins import PluginManager
+    from core.plugin.manager import PluginManager
     from core.tenancy.service import ensure_platform_key
 
     await upgrade_async(settings.owner_database_url)

@@ -12,9 +12,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db.engine import create_engine, create_sessionmaker
-from core.plugins import SESSION_PLUGINS_KEY, PluginManager
+from core.plugin.manager import SESSION_PLUGINS_KEY, PluginManager
 from core.program.config import ConfigCache
 from core.ratelimit import LocalRateLimiter, RateLimiter, rate_limiter_for
+from core.services import CoreServices
 from core.settings import Settings
 from core.tenancy.keys import hash_key
 
@@ -38,7 +39,8 @@ class Runtime:
     def create(cls, settings: Settings, plugins: PluginManager, *, rate_limits: RateLimiter | None = None) -> Runtime:
         engine = create_engine(settings)
         sessionmaker = create_sessionmaker(engine, strict=settings.strict_tenant_checks)
-        # Every session knows the plugins (see core.plugins.plugins_of).
+        # Every session knows the plugins (see core.plugin.manager.plugins_of); hook contexts get core's services.
+        plugins.use_services(CoreServices)
         sessionmaker.configure(info={**sessionmaker.kw.get("info", {}), SESSION_PLUGINS_KEY: plugins})
         runtime = cls(
             settings=settings,

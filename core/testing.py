@@ -23,6 +23,8 @@ Fixtures, all prefixed ``fealty_`` so that they never shadow a project's own:
 * ``fealty_live_server`` / ``fealty_live_client`` / ``fealty_live_tenant`` -- the API over real HTTP (PostgreSQL);
 * ``fealty_postgres_url`` / ``fealty_sqlite_url`` / ``fealty_database_url`` -- the migrated test databases;
 * ``fealty_plugins`` -- override to register the plugins under test (default: none, installed ones are not loaded).
+
+:func:`register_inline_plugin` registers a few functions as a plugin, for tests of the contract itself.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import types
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,13 +40,16 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import msgspec
 import pytest
 import pytest_asyncio
 from litestar import Litestar
 
 from core.app import create_app
 from core.db.migrate import upgrade_async
-from core.plugins import PluginManager
+from core.plugin import PROJECT, hookimpl
+from core.plugin.manager import PluginManager
+from core.plugin.types import PluginInfo
 from core.runtime import Runtime
 from core.settings import Settings
 
@@ -174,6 +180,30 @@ def registering(*plugins: Any) -> Callable[[], PluginManager]:
         return manager
 
     return make
+
+
+def register_inline_plugin(
+    manager: PluginManager,
+    *hooks: Callable[..., Any],
+    name: str | None = None,
+    settings: type[msgspec.Struct] | None = None,
+) -> PluginInfo:
+    """Register plain functions as one plugin (tox's ``register_inline_plugin``): each function is named after the
+    hook it implements, and marked with :data:`core.hookimpl` unless it already is (``@hookimpl(wrapper=True)`` for a
+    wrapper). The plugin is called after those registered before it. Returns its ``PluginInfo``::
+
+        def fealty_screen_event(ctx: EventContext) -> Screening:
+            return Screening("hold", "under review", "test.hold")
+
+        register_inline_plugin(runtime.plugins, fealty_screen_event, name="holds")
+    """
+    marked = {f.__name__: f if hasattr(f, f"{PROJECT}_impl") else hookimpl(f) for f in hooks}
+    name = name or f"inline_{len(manager.available()) + 1}"
+    module = types.ModuleType(f"inline_plugin_{name}")
+    module.__dict__.update(marked)
+    info = PluginInfo(name, f"Inline plugin {name}", "0", module, settings=settings)
+    manager.register(info)
+    return info
 
 
 @pytest.fixture(scope="session")

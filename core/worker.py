@@ -32,7 +32,10 @@ from core.jobs import queue
 from core.jobs.models import Job
 from core.jobs.queue import ClaimedJob
 from core.jobs.registry import Handler, JobRegistry
-from core.plugin_types import JobContext, TenantView
+from core.ledger import jobs as ledger_jobs
+from core.ledger.jobs import load_program_settings
+from core.outbox.service import emit
+from core.plugin.types import JobContext
 from core.runtime import Runtime
 from core.tenancy.models import Tenant
 
@@ -83,8 +86,6 @@ async def purge_finished_jobs(runtime: Runtime, job: ClaimedJob) -> bool:
 
 def build_registry(runtime: Runtime) -> JobRegistry:
     """Every job kind: core's, each feature's, and the plugins' scheduled jobs."""
-    from core.ledger import jobs as ledger_jobs
-
     registry = JobRegistry()
     every = runtime.settings.housekeeping_every_seconds
     registry.register("idempotency.purge", purge_idempotency_keys, every_seconds=every)
@@ -96,36 +97,26 @@ def build_registry(runtime: Runtime) -> JobRegistry:
     for plugin, scheduled in runtime.plugins.scheduled_jobs():
         registry.register(
             f"plugin.{plugin}.{scheduled.name}",
-            _plugin_runner(scheduled.run),
+            _plugin_runner(scheduled.name, scheduled.run),
             every_seconds=scheduled.every_seconds,
             plugin=plugin,
         )
     return registry
 
 
-def _plugin_runner(run: Callable[[JobContext], Awaitable[None]]) -> Handler:
+def _plugin_runner(name: str, run: Callable[[JobContext], Awaitable[None]]) -> Handler:
     async def handler(runtime: Runtime, job: ClaimedJob) -> bool:
-        from core.ledger.jobs import load_program_settings
-        from core.outbox.service import emit
-
         assert job.tenant_id is not None
         tenant_id = job.tenant_id
         async with tenant_session(runtime.sessionmaker, tenant_id) as session:
             program = await load_program_settings(session, tenant_id)
-            enabled = program.options.get("plugins", [])
-            stored = program.options.get("plugin_settings", {})
-            tenant = TenantView(
-                tenant_id,
-                program.timezone,
-                program.currency,
-                program.country,
-                runtime.plugins.tenant_view_settings(enabled, stored),
-            )
+            tenant, now = program.tenant_view(tenant_id, runtime.plugins), utcnow()
+            services = runtime.plugins.services(session, tenant, now)
 
             async def emit_event(kind: str, data: dict[str, object]) -> None:
                 await emit(session, tenant_id, kind, dict(data))
 
-            await run(JobContext(tenant=tenant, session=session, now=utcnow(), emit=emit_event))
+            await run(JobContext(tenant=tenant, session=session, now=now, services=services, job=name, emit=emit_event))
             await queue.complete(session, job)
         return True
 

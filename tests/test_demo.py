@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from core.app import create_app
 from core.cli import main
 from core.demo import DEMO_SENDER_DOMAIN, Api, CoffeeDemo, DemoAlreadySeeded, DemoTenant, seed_demo
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.runtime import Runtime
 from core.settings import get_settings
 from core.testing import TEST_PLATFORM_KEY, AppClient, TenantHandle, registering, settings_for_tests

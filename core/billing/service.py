@@ -25,8 +25,9 @@ from core.billing.models import BillingEvent, BillingInvoice
 from core.billing.usage import usage_of
 from core.db.base import table_of
 from core.db.engine import tenant_session
+from core.db.lookup import one_or_404
 from core.db.tenancy import current_tenant
-from core.errors import BillingDisabled, Conflict, NotFound, PaymentFailed, ValidationFailed
+from core.errors import BillingDisabled, Conflict, PaymentFailed, ValidationFailed
 from core.ids import new_id
 from core.outbox.service import emit
 from core.runtime import Runtime
@@ -91,13 +92,12 @@ async def lock_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
     """The tenant's row, locked until the transaction ends, and the transaction switched to the tenant's scope."""
     if current_tenant() != tenant_id:
         await enter_tenant(session, tenant_id)
-    tenant = (
-        await session.execute(
-            select(Tenant).where(Tenant.id == tenant_id).with_for_update().execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
-    if tenant is None:
-        raise NotFound("No such tenant.", field="tenant_id")
+    tenant = await one_or_404(
+        session,
+        select(Tenant).where(Tenant.id == tenant_id).with_for_update().execution_options(populate_existing=True),
+        "No such tenant.",
+        field="tenant_id",
+    )
     return tenant
 
 

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.campaigns.models import Campaign
 from core.clock import utcnow
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.db.lookup import one_or_404
+from core.errors import Conflict, ValidationFailed
 from core.http.deps import CurrentRuntime, Db
 from core.program.config import bump_config_version
 from core.rules.api import RuleOut, checked_definition
@@ -113,9 +114,9 @@ async def _replace_rules(db: AsyncSession, runtime: Runtime, campaign: Campaign,
 
 
 async def _campaign(db: AsyncSession, campaign_id: uuid.UUID) -> Campaign:
-    campaign = (await db.execute(select(Campaign).where(Campaign.id == campaign_id))).scalar_one_or_none()
-    if campaign is None:
-        raise NotFound("No such campaign.", field="campaign_id")
+    campaign = await one_or_404(
+        db, select(Campaign).where(Campaign.id == campaign_id), "No such campaign.", field="campaign_id"
+    )
     return campaign
 
 

@@ -20,6 +20,7 @@ from core.care.models import MESSAGE_CHANNELS, CareHoliday, CareRule, CareTempla
 from core.care.templates import MEMBER_FIELDS, PROGRAM_FIELDS, check_texts, pick_locale, render, sms_segments
 from core.care.triggers import all_triggers, check_params, describe, samples, tenant_trigger
 from core.clock import utcnow
+from core.db.lookup import one_or_404
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.http.deps import CurrentProgram, CurrentRuntime, Db
 from core.ids import new_id
@@ -204,9 +205,9 @@ def _template_out(t: CareTemplate, runtime: Runtime, program: ProgramSettings) -
 
 
 async def _template(db: AsyncSession, template_id: uuid.UUID, field: str = "template_id") -> CareTemplate:
-    found = (await db.execute(select(CareTemplate).where(CareTemplate.id == template_id))).scalar_one_or_none()
-    if found is None:
-        raise NotFound("No such care template.", field=field)
+    found = await one_or_404(
+        db, select(CareTemplate).where(CareTemplate.id == template_id), "No such care template.", field=field
+    )
     return found
 
 
@@ -358,9 +359,9 @@ def program_tenant(program: ProgramSettings, db: AsyncSession) -> uuid.UUID:
 
 
 async def _rule(db: AsyncSession, rule_id: uuid.UUID) -> CareRule:
-    found = (await db.execute(select(CareRule).where(CareRule.id == rule_id))).scalar_one_or_none()
-    if found is None:
-        raise NotFound("No such care rule.", field="care_rule_id")
+    found = await one_or_404(
+        db, select(CareRule).where(CareRule.id == rule_id), "No such care rule.", field="care_rule_id"
+    )
     return found
 
 

@@ -29,6 +29,7 @@ from core.care.protection_models import CareSuppression, PlatformSecret
 from core.clock import utcnow
 from core.db.base import table_of
 from core.db.engine import tenant_session
+from core.db.lookup import one_or_404
 from core.errors import InvalidLink, LinkExpired, NotFound
 from core.members.models import Member
 from core.members.service import ConsentUpdate, set_consents
@@ -161,13 +162,12 @@ async def unsubscribe(
     """Apply a verified unsubscribe token in the token's tenant (never another's): withdraw the purpose on the
     channel, source ``unsubscribe-link``. Applying it twice changes nothing the second time."""
     async with tenant_session(sessionmaker, token.tenant_id) as session:
-        member = (
-            await session.execute(
-                select(Member).where(Member.tenant_id == token.tenant_id, Member.id == token.member_id)
-            )
-        ).scalar_one_or_none()
-        if member is None:
-            raise NotFound("This member no longer exists.", field="token")
+        member = await one_or_404(
+            session,
+            select(Member).where(Member.tenant_id == token.tenant_id, Member.id == token.member_id),
+            "This member no longer exists.",
+            field="token",
+        )
         if member.status == "active":
             await set_consents(
                 session, member, [ConsentUpdate(token.channel, token.purpose, False, "unsubscribe-link")], now

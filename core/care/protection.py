@@ -184,8 +184,8 @@ async def plugin_verdicts(
 ) -> tuple[Verdict, ...]:
     """What the tenant's enabled plugins answer through ``fealty_care_protection`` (nothing when none implements
     it; the program is read once per session)."""
-    from core.plugin_types import CareProtectionContext
-    from core.plugins import plugins_of
+    from core.plugin.manager import plugins_of
+    from core.plugin.types import CareProtectionContext
 
     manager = plugins_of(session)
     if manager is None or not manager.for_tenant(frozenset(manager.available())).implements("fealty_care_protection"):
@@ -198,10 +198,12 @@ async def plugin_verdicts(
     hooks = program.hooks(manager)
     if not hooks.implements("fealty_care_protection"):
         return ()
+    tenant = program.tenant_view(tenant_id, manager)
     ctx = CareProtectionContext(
-        tenant=program.tenant_view(tenant_id, manager),
+        tenant=tenant,
         session=session,
         now=now,
+        services=manager.services(session, tenant, now),
         member_id=member_id,
         message=message,
         facts=facts,

@@ -21,6 +21,7 @@ from core.care import feedback, optouts
 from core.care.protection import PROTECTION_KEYS, load_care_settings, protection_as_dict, protection_from
 from core.care.protection_models import CareSettings, CareSuppression
 from core.clock import utcnow
+from core.db.lookup import one_or_404
 from core.errors import FealtyError, NotFound, ValidationFailed
 from core.http.auth import Principal
 from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
@@ -88,7 +89,8 @@ class CareSettingsController(Controller):
 
     @get(operation_id="getCareSettings")
     async def get_settings(self, db: Db) -> CareSettingsOut:
-        """Who the tenant's messages come from, and the protections in force (DOMAIN's defaults unless changed)."""
+        """Who the tenant's messages come from, and the protections in force (docs/domain.md's defaults unless
+        changed)."""
         return await _settings_out(db)
 
     @patch(operation_id="updateCareSettings")
@@ -201,13 +203,12 @@ class SuppressionOut(msgspec.Struct):
 
 
 async def _one_suppression(db: Db, channel: str, address: str) -> CareSuppression:
-    row = (
-        await db.execute(
-            select(CareSuppression).where(CareSuppression.channel == channel, CareSuppression.address == address)
-        )
-    ).scalar_one_or_none()
-    if row is None:
-        raise NotFound("This address is not on the suppression list.", field="address")
+    row = await one_or_404(
+        db,
+        select(CareSuppression).where(CareSuppression.channel == channel, CareSuppression.address == address),
+        "This address is not on the suppression list.",
+        field="address",
+    )
     return row
 
 

@@ -72,7 +72,7 @@ class CareSuppression(TenantScoped, Base):
 
 
 class CareSettings(TenantScoped, Base):
-    """The tenant's sender identity and protections. No row: the defaults (DOMAIN's)."""
+    """The tenant's sender identity and protections. No row: the defaults (docs/domain.md's)."""
 
     __tablename__ = "care_settings"
     __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)

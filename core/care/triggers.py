@@ -12,8 +12,8 @@ from typing import Any
 import msgspec
 
 from core.errors import ValidationFailed
-from core.plugin_types import CareTrigger
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
+from core.plugin.types import CareTrigger
 
 CORE_TRIGGERS: dict[str, CareTrigger] = {
     t.name: t

@@ -79,7 +79,7 @@ def schema_distribution() -> Distribution:
     """The distribution of every model: core's and every installed plugin's (importing them registers them)."""
     import core.db.models  # noqa: F401  (registers every core model)
     from core.db.base import Base
-    from core.plugins import installed_plugins
+    from core.plugin.manager import installed_plugins
 
     installed_plugins()
     return distribution(Base.metadata)

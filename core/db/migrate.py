@@ -33,7 +33,7 @@ def alembic_config(database_url: str | None = None, extra_version_dirs: Sequence
 
 def plugin_version_dirs() -> list[Path]:
     """Migration directories of every installed plugin (each on its own Alembic branch)."""
-    from core.plugins import installed_migration_dirs
+    from core.plugin.manager import installed_migration_dirs
 
     return installed_migration_dirs()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -13,20 +12,16 @@ from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.utils.scope.state import ScopeState
 from msgspec import Meta
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 
-from core.clock import utcnow
-from core.errors import Conflict, FealtyError, NotFound, ValidationFailed, invalid
+from core.errors import Conflict, FealtyError, ValidationFailed, invalid
 from core.events import pipeline
 from core.events.models import Event
+from core.events.service import approve_held, get_event, pipeline_context, reject_held
 from core.http.auth import Principal
 from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
 from core.http.group_commit import Answer
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
-from core.members.models import Member
-from core.outbox.service import emit
-from core.plugin_types import Decision
 from core.program.settings import ProgramSettings
 from core.runtime import Runtime
 from core.validation import AwareDatetime
@@ -140,17 +135,7 @@ async def context_for(
     db: Any, principal: Principal, program: ProgramSettings, runtime: Runtime
 ) -> pipeline.PipelineContext:
     assert principal.tenant_id is not None
-    config = await runtime.configs.get(db, principal.tenant_id, program.config_version)
-    return pipeline.PipelineContext(
-        session=db,
-        tenant_id=principal.tenant_id,
-        program=program,
-        config=config,
-        plugins=runtime.plugins,
-        now=utcnow(),
-        actor=principal.actor,
-        max_future=runtime.settings.max_event_future,
-    )
+    return await pipeline_context(db, runtime, program, tenant_id=principal.tenant_id, actor=principal.actor)
 
 
 def _decode(raw: Any, prefix: str) -> pipeline.EventIn:
@@ -160,16 +145,6 @@ def _decode(raw: Any, prefix: str) -> pipeline.EventIn:
         return msgspec.convert(raw, pipeline.EventIn, str_keys=True)
     except msgspec.ValidationError as exc:
         raise invalid(str(exc), prefix) from None
-
-
-async def _event(db: AsyncSession, event_id: uuid.UUID, *, lock: bool = False) -> Event:
-    query = select(Event).where(Event.id == event_id)
-    if lock:
-        query = query.with_for_update()
-    event = (await db.execute(query)).scalar_one_or_none()
-    if event is None:
-        raise NotFound("No such event.", field="id")
-    return event
 
 
 def _stored_outcome(event: Event) -> EventOutcome:
@@ -338,7 +313,7 @@ class EventsController(Controller):
     @get("/{id:uuid}", operation_id="getEvent", opt={"scope": "members:read"})
     async def get_event(self, db: Db, id: FromPath[uuid.UUID]) -> EventOutcome:
         """The event, its outcome and its awards, and any reversals."""
-        return _stored_outcome(await _event(db, id))
+        return _stored_outcome(await get_event(db, id))
 
     @post("/{id:uuid}/reverse", operation_id="reverseEvent", opt={"scope": "events:write"}, status_code=200)
     async def reverse(
@@ -352,7 +327,7 @@ class EventsController(Controller):
     ) -> ReverseOut:
         """Refund or cancel: remove exactly what the event earned (points and tier credits), all of it or a share
         (``fraction``, or ``amount`` of the original). Points already spent follow the program's reversal policy."""
-        event = await _event(db, id, lock=True)
+        event = await get_event(db, id, lock=True)
         if event.status != "awarded":
             raise Conflict(f"Only an awarded event can be reversed; this one is {event.status}.", field="id")
         if data.fraction is not None and data.amount is not None:
@@ -401,7 +376,11 @@ class EventsController(Controller):
         data: JSONBody[DecisionIn],
     ) -> EventOutcome:
         """Approve an event held for review: it earns now, exactly once however often this is called."""
-        return await approve_held(db, principal, program, runtime, id, data.reason)
+        assert principal.tenant_id is not None
+        event = await approve_held(
+            db, runtime, program, id, tenant_id=principal.tenant_id, actor=principal.actor, reason=data.reason
+        )
+        return _stored_outcome(event)
 
     @post("/{id:uuid}/reject", operation_id="rejectEvent", status_code=200)
     async def reject(
@@ -414,87 +393,8 @@ class EventsController(Controller):
         data: JSONBody[DecisionIn],
     ) -> EventOutcome:
         """Reject an event held for review: it never earns."""
-        return await reject_held(db, principal, id, data.reason, program=program, runtime=runtime)
-
-
-async def _claim_held(db: AsyncSession, event_id: uuid.UUID) -> Event:
-    """Take the held event for a decision: one atomic status change, so two deciders never both decide."""
-    await _event(db, event_id)
-    claimed = (
-        await db.execute(
-            update(Event)
-            .where(Event.id == event_id, Event.status == "held")
-            .values(status="processing")
-            .returning(Event.id)
+        assert principal.tenant_id is not None
+        event = await reject_held(
+            db, runtime, program, id, tenant_id=principal.tenant_id, actor=principal.actor, reason=data.reason
         )
-    ).first()
-    if claimed is None:
-        event = await _event(db, event_id)
-        raise Conflict(f"This event is not held for review (it is {event.status}).", field="id")
-    return await _event(db, event_id)
-
-
-async def approve_held(
-    db: Any, principal: Principal, program: ProgramSettings, runtime: Runtime, event_id: uuid.UUID, reason: str
-) -> EventOutcome:
-    event = await _claim_held(db, event_id)
-    member = (await db.execute(select(Member).where(Member.id == event.member_id))).scalar_one()
-    data = pipeline.EventIn(
-        type=event.type,
-        event_id=event.event_id,
-        member=pipeline.MemberRef(member_id=member.id),
-        occurred_at=event.occurred_at,
-        amount=event.amount,
-        currency=event.currency,
-        quantity=event.quantity,
-        unit=event.unit,
-        attributes=dict(event.attributes),
-    )
-    ctx = await context_for(db, principal, program, runtime)
-    ctx.decision = Decision("approved", reason, principal.actor, ctx.now)
-    result = (await pipeline.process(ctx, [data], existing={0: event.id}))[0]
-    if result.error is not None:
-        raise result.error
-    await db.execute(update(Event).where(Event.id == event.id).values(status_reason=f"approved: {reason}"))
-    return _stored_outcome(await _refreshed(db, event))
-
-
-async def reject_held(
-    db: AsyncSession,
-    principal: Principal,
-    event_id: uuid.UUID,
-    reason: str,
-    *,
-    program: ProgramSettings | None = None,
-    runtime: Runtime | None = None,
-) -> EventOutcome:
-    """Reject a held event. With ``program`` and ``runtime`` the enabled plugins' ``fealty_event_processed`` hears
-    of it (status ``rejected``), in this transaction, as it heard of the hold."""
-    event = await _claim_held(db, event_id)
-    now = utcnow()
-    await db.execute(
-        update(Event)
-        .where(Event.id == event.id)
-        .values(status="rejected", status_reason=f"rejected: {reason}", decided_by=principal.actor, decided_at=now)
-    )
-    assert principal.tenant_id is not None
-    if program is not None and runtime is not None and program.enabled_plugins:
-        ctx = await context_for(db, principal, program, runtime)
-        hook_ctx = replace(
-            await pipeline.stored_event_context(ctx, event),
-            decision=Decision("rejected", reason, principal.actor, now),
-        )
-        await ctx.hooks.event_processed(hook_ctx, "rejected", [], {})
-    await emit(
-        db,
-        principal.tenant_id,
-        "event.rejected",
-        {"id": str(event.id), "event_id": event.event_id, "member_id": str(event.member_id), "reason": reason},
-        event.member_id,
-    )
-    return _stored_outcome(await _refreshed(db, event))
-
-
-async def _refreshed(db: AsyncSession, event: Event) -> Event:
-    await db.refresh(event)
-    return event
+        return _stored_outcome(event)

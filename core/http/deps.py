@@ -1,4 +1,5 @@
-"""Dependencies every route handler can ask for by name: ``db``, ``principal``, ``program``, ``runtime``."""
+"""Dependencies every route handler can ask for by name: ``db``, ``principal``, ``program``, ``runtime`` and
+``tenant_view`` (what plugin hooks see of the tenant: plugins' route handlers ask for it as ``CurrentTenant``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.http.auth import Principal
 from core.http.middleware import STATE_AFTER_COMMIT, STATE_PRINCIPAL, STATE_SESSION
+from core.plugin.types import TenantView
 from core.program.settings import ProgramSettings
 from core.runtime import Runtime
 
@@ -36,6 +38,14 @@ def provide_runtime(request: AnyRequest) -> Runtime:
     return runtime
 
 
+def provide_tenant_view(request: AnyRequest) -> TenantView:
+    """The tenant's view (timezone, currency, each enabled plugin's settings), as the plugins' hooks get it."""
+    principal = provide_principal(request)
+    program = principal.require_program()
+    assert principal.tenant_id is not None  # a tenant's program: a tenant's key
+    return program.tenant_view(principal.tenant_id, provide_runtime(request).plugins)
+
+
 def after_commit(request: AnyRequest, callback: Callable[[], Awaitable[None]]) -> None:
     """Run ``callback`` once the request's transaction has committed (e.g. wake the worker)."""
     request.scope["state"][STATE_AFTER_COMMIT].append(callback)
@@ -46,6 +56,7 @@ DEPENDENCIES = {
     "principal": Provide(provide_principal, sync_to_thread=False),
     "program": Provide(provide_program, sync_to_thread=False),
     "runtime": Provide(provide_runtime, sync_to_thread=False),
+    "tenant_view": Provide(provide_tenant_view, sync_to_thread=False),
 }
 
 
@@ -54,3 +65,4 @@ Db = NamedDependency[AsyncSession]
 CurrentPrincipal = NamedDependency[Principal]
 CurrentProgram = NamedDependency[ProgramSettings]
 CurrentRuntime = NamedDependency[Runtime]
+CurrentTenant = NamedDependency[TenantView]

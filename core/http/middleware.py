@@ -34,7 +34,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from core.billing import rules as billing_rules
+from core.billing import gate as billing_gate
 from core.care.messages import queued_tenants
 from core.clock import utcnow
 from core.db.engine import set_write_intent
@@ -46,9 +46,7 @@ from core.errors import (
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
-    SubscriptionEnded,
     TenantDisabled,
-    TenantSuspended,
 )
 from core.http.auth import ANONYMOUS, PLATFORM, Principal, authenticate_tenant_key, bearer_token
 from core.http.group_commit import GroupCommit, GroupedRoute
@@ -362,25 +360,18 @@ class ApiMiddleware(ASGIMiddleware):
         if not scope_allows(principal.scopes, required):
             raise PermissionDenied(f"This API key lacks the '{required}' scope.", required_scope=required)
         settings = self.runtime.settings
-        grace = timedelta(days=settings.billing_grace_days)
-        billing = billing_rules.effective_status(
-            principal.billing_status or "none", principal.past_due_since, now, grace
+        admission = billing_gate.admit(
+            principal.billing_status,
+            principal.past_due_since,
+            now,
+            timedelta(days=settings.billing_grace_days),
+            writes=writes,
+            allowed_when_suspended=bool(opt.get("allowed_when_suspended")),
         )
-        deadline = billing_rules.grace_ends_at(principal.past_due_since, grace) if billing == "past_due" else None
-        warning = billing_rules.billing_warning(billing, deadline)
-        if warning:
-            extra_headers.append((BILLING_WARNING_HEADER, warning.encode()))
-        if writes and billing in billing_rules.WRITES_REFUSED and not opt.get("allowed_when_suspended"):
-            if billing == "canceled":
-                raise SubscriptionEnded(
-                    "Writes are refused because the subscription has ended. Reads, exports and billing keep working; "
-                    "start a subscription (POST /v1/billing/subscription) to resume. Nothing was deleted.",
-                )
-            raise TenantSuspended(
-                "Writes are suspended because the subscription is unpaid. Reads, exports and billing keep working; "
-                "pay the open invoice (POST /v1/billing/pay) or attach a new payment method "
-                "(POST /v1/billing/payment-method) to resume at once. Nothing was deleted.",
-            )
+        if admission.warning:
+            extra_headers.append((BILLING_WARNING_HEADER, admission.warning.encode()))
+        if admission.refusal is not None:
+            raise admission.refusal
         assert principal.tenant_id is not None
         rate = principal.plan_rate_limit if principal.plan_rate_limit is not None else settings.rate_limit_per_second
         wait = await self.runtime.rate_limits.take(principal.tenant_id, rate)

@@ -36,6 +36,7 @@ from core.jobs.queue import ClaimedJob
 from core.jobs.registry import JobRegistry
 from core.ledger import service as ledger
 from core.ledger.jobs import load_program_settings
+from core.ledger.policy import policy_of
 from core.members import service as members
 from core.members.models import Member
 from core.program.settings import ProgramSettings
@@ -153,7 +154,7 @@ async def _opening_row(
         points=int(text),
         kind="adjust",
         cause=ledger.Cause("system", id=f"import:{import_id}:{line}", reason=reason[:500], actor="import"),
-        policy=program.ledger_policy,
+        policy=policy_of(program),
         now=utcnow(),
     )
     return "created"

@@ -22,6 +22,7 @@ from core.http.group_commit import Answer
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.ledger import queries, service
 from core.ledger.models import LedgerEntry
+from core.ledger.policy import expiry_of, policy_of
 from core.members.service import ensure_active, get_member
 from core.outbox.service import emit
 from core.program.settings import ProgramSettings
@@ -113,7 +114,7 @@ async def balances_out(
     ids = sorted({member_id for member_id, _ in wanted})
     rows = await queries.balances_of(db, tenant_id, ids)
     lots: dict[uuid.UUID, list[tuple[datetime, int]]] = {}
-    if rows and program.expiry.kind != "inactivity":
+    if rows and expiry_of(program).kind != "inactivity":
         horizon = now + timedelta(days=max(days for _, days in wanted))
         lots = await queries.expiring_lots(db, tenant_id, sorted(rows), horizon)
     out: list[BalanceOut | FealtyError] = []
@@ -257,7 +258,7 @@ class LedgerController(Controller):
                 points=data.points,
                 kind="adjust",
                 cause=cause,
-                policy=program.ledger_policy,
+                policy=policy_of(program),
                 now=now,
                 available_at=data.available_at,
                 expires_at=data.expires_at,

@@ -13,6 +13,7 @@ from core.db.engine import tenant_session
 from core.jobs.queue import ClaimedJob, complete
 from core.jobs.registry import JobRegistry
 from core.ledger import service as ledger
+from core.ledger.policy import expiry_of, policy_of
 from core.program.models import Program
 from core.program.settings import ProgramSettings
 from core.runtime import Runtime
@@ -45,11 +46,11 @@ async def expire_points(runtime: Runtime, job: ClaimedJob) -> bool:
         async with tenant_session(runtime.sessionmaker, job.tenant_id) as session:
             program = await load_program_settings(session, job.tenant_id)
             expired = 0
-            if program.expiry.kind != "never":
+            if expiry_of(program).kind != "never":
                 expired = await ledger.expire_due(
                     session,
                     tenant_id=job.tenant_id,
-                    policy=program.ledger_policy,
+                    policy=policy_of(program),
                     now=utcnow(),
                     limit=runtime.settings.worker_batch_size,
                 )

@@ -21,6 +21,7 @@ from core.clock import utcnow
 from core.db.base import table_of
 from core.errors import ValidationFailed
 from core.ledger import service as ledger
+from core.ledger.policy import policy_of
 from core.members.service import ensure_active, get_member
 from core.outbox.service import emit
 from core.program.models import Program
@@ -78,7 +79,7 @@ async def credit_points(
         points=points,
         kind="earn",
         cause=ledger.Cause("plugin", id=reference, reason=reason, actor=f"plugin:{plugin}"),
-        policy=program.ledger_policy,
+        policy=policy_of(program),
         now=now,
         available_at=available_at,
         counts_as_activity=counts_as_activity,

@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.base import table_of
 from core.db.bulk import is_postgres, one_of
-from core.errors import NotFound
+from core.db.lookup import row_or_404
 from core.ledger.models import LedgerEntry, Lot, PointBalance
+from core.ledger.policy import expiry_of
 from core.program.settings import ProgramSettings
 
 balances = table_of(PointBalance)
@@ -23,13 +24,12 @@ entries = table_of(LedgerEntry)
 
 
 async def balance_row(session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID) -> Row[Any]:
-    row = (
-        await session.execute(
-            select(balances).where(balances.c.tenant_id == tenant_id, balances.c.member_id == member_id)
-        )
-    ).first()
-    if row is None:
-        raise NotFound("No such member.", field="member_id")
+    row = await row_or_404(
+        session,
+        select(balances).where(balances.c.tenant_id == tenant_id, balances.c.member_id == member_id),
+        "No such member.",
+        field="member_id",
+    )
     return row
 
 
@@ -78,8 +78,9 @@ def expiring_by_day(
     program: ProgramSettings, balance: Row[Any], lots_expiring: list[tuple[datetime, int]], until: datetime
 ) -> list[tuple[date, int]]:
     """Points that will expire by ``until``, summed per local date (in the program's time zone)."""
-    if program.expiry.kind == "inactivity":
-        deadline = program.expiry.inactivity_deadline(balance.last_activity_at) if balance.last_activity_at else None
+    expiry = expiry_of(program)
+    if expiry.kind == "inactivity":
+        deadline = expiry.inactivity_deadline(balance.last_activity_at) if balance.last_activity_at else None
         if deadline is None or deadline > until or balance.available <= 0:
             return []
         return [(deadline.astimezone(program.tz).date(), balance.available)]

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import msgspec
 from sqlalchemy import (
@@ -38,10 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import bulk
 from core.db.base import table_of
+from core.db.lookup import row_or_404
 from core.errors import Conflict, InsufficientPoints, NotFound, ValidationFailed
 from core.ids import new_id
 from core.ledger import maths
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
+from core.ledger.policy import LedgerPolicy
 from core.outbox.service import emit_many
 
 balances = table_of(PointBalance)
@@ -77,15 +78,6 @@ class Cause:
     id: str | None = None
     reason: str | None = None
     actor: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerPolicy:
-    """The program settings the ledger needs."""
-
-    expiry: maths.ExpiryPolicy
-    reversal: maths.ReversalPolicy
-    timezone: ZoneInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -618,11 +610,12 @@ async def debit(
 
 
 async def _entry_for_update(session: AsyncSession, tenant_id: uuid.UUID, entry_id: uuid.UUID) -> Row[Any]:
-    row = (
-        await session.execute(select(entries).where(entries.c.tenant_id == tenant_id, entries.c.id == entry_id))
-    ).first()
-    if row is None:
-        raise NotFound("No such ledger entry.", field="entry_id")
+    row = await row_or_404(
+        session,
+        select(entries).where(entries.c.tenant_id == tenant_id, entries.c.id == entry_id),
+        "No such ledger entry.",
+        field="entry_id",
+    )
     return row
 
 

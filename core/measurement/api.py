@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
+from core.db.lookup import one_or_404
 from core.errors import Conflict, InconsistentJudgements, NotFound, ValidationFailed
 from core.http.deps import CurrentPrincipal, Db
 from core.measurement import ahp, jobs, service
@@ -132,9 +133,12 @@ def _weighed(kind: Kind, spec: ModelSpec) -> list[dict[str, Any]]:
 
 
 async def _model(db: AsyncSession, model_id: uuid.UUID) -> MeasurementModel:
-    model = (await db.execute(select(MeasurementModel).where(MeasurementModel.id == model_id))).scalar_one_or_none()
-    if model is None:
-        raise NotFound("No such measurement model.", field="model_id")
+    model = await one_or_404(
+        db,
+        select(MeasurementModel).where(MeasurementModel.id == model_id),
+        "No such measurement model.",
+        field="model_id",
+    )
     return model
 
 

@@ -20,10 +20,7 @@ from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, 
 from core.ledger.queries import balances_of
 from core.members import service
 from core.members.models import Member, MemberConsent
-from core.members.views import member_view
 from core.outbox.service import emit
-from core.program.settings import ProgramSettings
-from core.runtime import Runtime
 from core.segments.service import scan_segment, segment_spec
 from core.tiers.models import Tier
 from core.validation import AwareDatetime
@@ -162,26 +159,6 @@ async def members_out(db: Db, tenant_id: FromPath[uuid.UUID], members: list[Memb
     return out
 
 
-async def welcome(
-    db: Any, runtime: Runtime, tenant_id: uuid.UUID, program: ProgramSettings, member: Member, now: datetime
-) -> None:
-    """What follows an enrolment: the entry tier (if the program has tiers), the outbox event, the plugins' hook."""
-    from core.tiers import rules as tier_rules
-    from core.tiers.service import PlannedMove, apply_moves
-
-    config = await runtime.configs.get(db, tenant_id, program.config_version)
-    hooks, tenant = program.hooks(runtime.plugins), program.tenant_view(tenant_id, runtime.plugins)
-    move = tier_rules.on_activity(config.tiers, None, None, {}, now, program.tz) if config.tiers else None
-    if move is not None:
-        await apply_moves(db, tenant_id, [PlannedMove(member.id, member.external_id, None, move)], now)
-        await db.refresh(member)
-    await emit(
-        db, tenant_id, "member.enrolled", {"member_id": str(member.id), "external_id": member.external_id}, member.id
-    )
-    tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
-    await hooks.member_enrolled(tenant, member_view(member, tier), db)
-
-
 class MembersController(Controller):
     path = "/v1/members"
     tags = ["members"]
@@ -198,21 +175,25 @@ class MembersController(Controller):
         """Enrol a member. ``external_id`` (and ``card``) are unique within the tenant; the plan may cap the number
         of members (403 ``plan-limit-reached``)."""
         assert principal.tenant_id is not None
-        await check_member_limit(db, principal)
+        await check_member_limit(
+            db, principal.tenant_id, limit=principal.plan_max_members, plan_code=principal.plan_code
+        )
         now = utcnow()
         fields = service.normalise(
             {name: getattr(data, name) for name in PERSONAL_FIELDS if name != "external_id"}, program, now.date()
         )
-        member = await service.enrol(
+        member = await service.enrol_member(
             db,
             tenant_id=principal.tenant_id,
+            program=program,
+            config=await runtime.configs.get(db, principal.tenant_id, program.config_version),
+            plugins=runtime.plugins,
             external_id=data.external_id,
             fields=fields,
             attributes=data.attributes,
             consents=_consent_updates(data.consents),
             now=now,
         )
-        await welcome(db, runtime, principal.tenant_id, program, member, now)
         return (await members_out(db, principal.tenant_id, [member]))[0]
 
     @get(operation_id="listMembers", opt={"scope": "members:read"})

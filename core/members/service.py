@@ -13,11 +13,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import validation
-from core.errors import AlreadyExists, Conflict, NotFound, ValidationFailed
+from core.db.lookup import one_or_404
+from core.errors import AlreadyExists, Conflict, ValidationFailed
 from core.ids import new_id
 from core.ledger.service import open_balance
 from core.members.models import ConsentChange, Member, MemberConsent
+from core.members.views import member_view
+from core.outbox.service import emit
+from core.plugin.manager import PluginManager
+from core.program.config import TenantConfig
 from core.program.settings import ProgramSettings
+from core.tiers import rules as tier_rules
+from core.tiers.service import PlannedMove, apply_moves
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +126,75 @@ async def enrol(
     return member
 
 
+async def enrol_member(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    program: ProgramSettings,
+    config: TenantConfig,
+    plugins: PluginManager,
+    external_id: str,
+    fields: dict[str, Any],
+    attributes: dict[str, Any],
+    consents: Sequence[ConsentUpdate],
+    now: datetime,
+    entry_tier: bool = True,
+) -> Member:
+    """The enrolment use case, whoever enrols (``POST /v1/members``, or auto-enrolment on a first event): the member
+    (:func:`enrol`), then :func:`welcome`. ``entry_tier=False``: the caller places the member in a tier itself (the
+    event pipeline does, with the first event, and answers that move in the event's outcome)."""
+    member = await enrol(
+        session,
+        tenant_id=tenant_id,
+        external_id=external_id,
+        fields=fields,
+        attributes=attributes,
+        consents=consents,
+        now=now,
+    )
+    await welcome(
+        session,
+        tenant_id=tenant_id,
+        program=program,
+        config=config,
+        plugins=plugins,
+        member=member,
+        now=now,
+        entry_tier=entry_tier,
+    )
+    return member
+
+
+async def welcome(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    program: ProgramSettings,
+    config: TenantConfig,
+    plugins: PluginManager,
+    member: Member,
+    now: datetime,
+    entry_tier: bool = True,
+) -> None:
+    """What follows every enrolment: the entry tier (if the program has tiers, unless ``entry_tier`` is false), the
+    ``member.enrolled`` outbox event (webhooks), then the enabled plugins' ``fealty_member_enrolled``."""
+    tiers = config.tiers if entry_tier else ()
+    move = tier_rules.on_activity(tiers, None, None, {}, now, program.tz) if tiers else None
+    if move is not None:
+        await apply_moves(session, tenant_id, [PlannedMove(member.id, member.external_id, None, move)], now)
+        await session.refresh(member)
+    data = {"member_id": str(member.id), "external_id": member.external_id}
+    await emit(session, tenant_id, "member.enrolled", data, member.id)
+    tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
+    hooks, tenant = program.hooks(plugins), program.tenant_view(tenant_id, plugins)
+    await hooks.member_enrolled(tenant, member_view(member, tier), session, now)
+
+
 async def get_member(session: AsyncSession, member_id: uuid.UUID, *, for_update: bool = False) -> Member:
     query = select(Member).where(Member.id == member_id)
     if for_update:
         query = query.with_for_update()
-    member = (await session.execute(query)).scalar_one_or_none()
-    if member is None:
-        raise NotFound("No such member.", field="member_id")
+    member = await one_or_404(session, query, "No such member.", field="member_id")
     return member
 
 

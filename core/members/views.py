@@ -9,8 +9,10 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.lookup import one_or_404
 from core.members.models import Member
-from core.plugin_types import MemberView
+from core.plugin.types import MemberView
+from core.tiers.models import Tier
 
 
 class HasCodeAndRank(Protocol):
@@ -40,10 +42,9 @@ def member_view(member: Member | Any, tier: HasCodeAndRank | None = None, segmen
 async def load_member_view(session: AsyncSession, member_id: uuid.UUID) -> MemberView:
     """The member as plugin hooks see it (with its tier's code and rank), for a plugin's routes and jobs.
     Raises ``not-found`` for an unknown member (or another tenant's)."""
-    from core.members.service import get_member
-    from core.tiers.models import Tier
-
-    member = await get_member(session, member_id)
+    member = await one_or_404(
+        session, select(Member).where(Member.id == member_id), "No such member.", field="member_id"
+    )
     tier = None
     if member.tier_id is not None:
         tier = (await session.execute(select(Tier).where(Tier.id == member.tier_id))).scalar_one_or_none()

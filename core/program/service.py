@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,10 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import utcnow
 from core.errors import ValidationFailed
 from core.ledger import maths
-from core.plugin_types import TenantView
+from core.plugin.types import TenantView
 from core.program.models import EXPIRY_KINDS, Program
-from core.runtime import Runtime
 from core.tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from core.runtime import Runtime
 
 
 async def load_program(session: AsyncSession) -> Program:
@@ -63,7 +65,7 @@ async def set_enabled_plugins(
             program.country,
             runtime.plugins.tenant_view_settings(options["plugins"], options["plugin_settings"]),
         )
-        await runtime.plugins.for_tenant(newly).plugin_enabled(view, session)
+        await runtime.plugins.for_tenant(newly).plugin_enabled(view, session, program.updated_at)
     return program
 
 

@@ -8,10 +8,8 @@ from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from core.ledger import maths
-from core.ledger.service import LedgerPolicy
-from core.plugin_types import TenantView
-from core.plugins import PluginManager, TenantHooks
+from core.plugin.manager import PluginManager, TenantHooks
+from core.plugin.types import TenantView
 
 
 @dataclass(frozen=True)
@@ -34,14 +32,6 @@ class ProgramSettings:
     @cached_property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-    @cached_property
-    def expiry(self) -> maths.ExpiryPolicy:
-        return maths.ExpiryPolicy(self.expiry_kind, self.expiry_value)  # type: ignore[arg-type]
-
-    @cached_property
-    def ledger_policy(self) -> LedgerPolicy:
-        return LedgerPolicy(expiry=self.expiry, reversal=self.reversal_policy, timezone=self.tz)  # type: ignore[arg-type]
 
     def tenant_view(self, tenant_id: uuid.UUID, plugins: PluginManager) -> TenantView:
         """What plugin hooks see of the tenant: its settings and each enabled plugin's decoded settings."""

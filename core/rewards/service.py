@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.billing.usage import record_activity
 from core.db.base import table_of
+from core.db.lookup import one_or_404, row_or_404
 from core.errors import (
     AlreadyExists,
     Conflict,
     FealtyError,
-    NotFound,
     OutOfStock,
     RedemptionClosed,
     RewardNotFulfilled,
@@ -36,8 +36,8 @@ from core.ledger.service import Cause
 from core.members.models import Member
 from core.members.service import ensure_active, get_member
 from core.outbox.service import emit, emit_many
-from core.plugin_types import RedemptionView, RewardView
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
+from core.plugin.types import RedemptionView, RewardView
 from core.program.settings import ProgramSettings
 from core.rewards import rules
 from core.rewards.models import VOUCHER, Redemption, Reward
@@ -53,9 +53,9 @@ CODE_ATTEMPTS = 5
 
 
 async def get_reward(session: AsyncSession, reward_id: uuid.UUID) -> Reward:
-    reward = (await session.execute(select(Reward).where(Reward.id == reward_id))).scalar_one_or_none()
-    if reward is None:
-        raise NotFound("No such reward.", field="reward_id")
+    reward = await one_or_404(
+        session, select(Reward).where(Reward.id == reward_id), "No such reward.", field="reward_id"
+    )
     return reward
 
 
@@ -328,11 +328,11 @@ async def redeem(
     tenant = program.tenant_view(tenant_id, plugins)
     view = redemption_view(row, reward)
     if reward.kind != VOUCHER:
-        fulfilment = await hooks.fulfil_reward(tenant, view, session)
+        fulfilment = await hooks.fulfil_reward(tenant, view, session, now)
         if fulfilment is None:
             raise _not_fulfilled(reward)
         row = await _set(session, row, {"fulfilment": fulfilment})
-    await hooks.reward_redeemed(tenant, view, session)
+    await hooks.reward_redeemed(tenant, view, session, now)
     await emit(session, tenant_id, "reward.redeemed", _event(row, reward), member_id)
     return Outcome(row, reward)
 
@@ -346,9 +346,7 @@ async def get_redemption(
     query = select(redemptions).where(redemptions.c.tenant_id == tenant_id, redemptions.c.id == redemption_id)
     if for_update:
         query = query.with_for_update()
-    row = (await session.execute(query)).first()
-    if row is None:
-        raise NotFound("No such redemption.", field="redemption_id")
+    row = await row_or_404(session, query, "No such redemption.", field="redemption_id")
     return row
 
 

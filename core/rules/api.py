@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import validation
 from core.clock import utcnow
-from core.errors import NotFound, ValidationFailed, invalid
+from core.db.lookup import one_or_404
+from core.errors import ValidationFailed, invalid
 from core.http.deps import CurrentRuntime, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.program.config import bump_config_version
@@ -62,9 +63,9 @@ def checked_definition(definition: RuleDefinition, runtime: Runtime, path: str =
 
 
 async def _rule(db: AsyncSession, rule_id: uuid.UUID) -> EarningRule:
-    rule = (await db.execute(select(EarningRule).where(EarningRule.id == rule_id))).scalar_one_or_none()
-    if rule is None:
-        raise NotFound("No such earning rule.", field="rule_id")
+    rule = await one_or_404(
+        db, select(EarningRule).where(EarningRule.id == rule_id), "No such earning rule.", field="rule_id"
+    )
     return rule
 
 

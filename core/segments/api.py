@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.db.lookup import one_or_404
+from core.errors import Conflict, ValidationFailed
 from core.http.deps import CurrentPrincipal, CurrentProgram, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor
 from core.measurement.facts import SEGMENT_FACTS
@@ -103,9 +104,9 @@ def _check_conditions(conditions: list[Condition]) -> list[Any]:
 
 
 async def _segment(db: AsyncSession, segment_id: uuid.UUID) -> Segment:
-    segment = (await db.execute(select(Segment).where(Segment.id == segment_id))).scalar_one_or_none()
-    if segment is None:
-        raise NotFound("No such segment.", field="segment_id")
+    segment = await one_or_404(
+        db, select(Segment).where(Segment.id == segment_id), "No such segment.", field="segment_id"
+    )
     return segment
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
-from core.errors import NotFound
+from core.db.lookup import one_or_404
 from core.http.pagination import encode_cursor
 from core.ledger.models import PointBalance
 from core.measurement.facts import loyalty_facts, reads_loyalty
@@ -139,7 +139,5 @@ async def segment_spec(
     query = (
         select(Segment).where(Segment.id == segment_id) if segment_id else select(Segment).where(Segment.code == code)
     )
-    row = (await db.execute(query)).scalar_one_or_none()
-    if row is None:
-        raise NotFound("No such segment.", field="segment_id" if segment_id else "segment")
+    row = await one_or_404(db, query, "No such segment.", field="segment_id" if segment_id else "segment")
     return SegmentSpec(row.id, row.code, tuple(msgspec.convert(row.conditions, list[Condition])), row.match)

@@ -13,8 +13,9 @@ from core.adapters.stripe import StripeGateway
 from core.billing.customers import ensure_customer
 from core.clock import utcnow
 from core.db.engine import tenant_session
+from core.db.lookup import one_or_404
 from core.db.tenancy import apply_database_tenant, set_current_tenant
-from core.errors import AlreadyExists, NotFound, ValidationFailed
+from core.errors import AlreadyExists, ValidationFailed
 from core.ids import new_id
 from core.program.models import Program
 from core.tenancy.keys import SCOPES, hash_key, key_hint, new_platform_key, new_tenant_key
@@ -99,9 +100,7 @@ async def issue_api_key(session: AsyncSession, tenant_id: uuid.UUID, *, name: st
 
 
 async def revoke_api_key(session: AsyncSession, key_id: uuid.UUID, now: datetime) -> ApiKey:
-    key = (await session.execute(select(ApiKey).where(ApiKey.id == key_id))).scalar_one_or_none()
-    if key is None:
-        raise NotFound("No such API key.", field="key_id")
+    key = await one_or_404(session, select(ApiKey).where(ApiKey.id == key_id), "No such API key.", field="key_id")
     if key.revoked_at is None:
         key.revoked_at = now
         await session.flush()

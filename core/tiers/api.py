@@ -2,53 +2,31 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
-from msgspec import UNSET, Meta, UnsetType
+from msgspec import UNSET, Meta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import utcnow
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.db.lookup import one_or_404
+from core.errors import Conflict, ValidationFailed
 from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
 from core.http.middleware import query_flag
 from core.members.models import Member
 from core.members.service import ensure_active, get_member
 from core.metrics import service as metrics
-from core.program.config import bump_config_version, load_config
+from core.program.config import bump_config_version, load_config, tier_spec
 from core.tiers import catalog, rules, service
 from core.tiers.models import Tier, TierChange
 from core.validation import AwareDatetime
-
-CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-
-
-class TierIn(msgspec.Struct, forbid_unknown_fields=True):
-    code: Annotated[str, Meta(min_length=1, max_length=40)]
-    name: Annotated[str, Meta(min_length=1, max_length=100)]
-    #: 0 is the entry level; higher is better.
-    rank: Annotated[int, Meta(ge=0, le=100)]
-    qualification: rules.Qualification = msgspec.field(default_factory=rules.Qualification)
-    benefits: rules.Benefits = msgspec.field(default_factory=rules.Benefits)
-    validity: rules.Validity = msgspec.field(default_factory=rules.Validity)
-    downgrade: Literal["one_step", "to_qualified"] = "one_step"
-
-
-class TierUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(min_length=1, max_length=100)] | UnsetType = UNSET
-    rank: Annotated[int, Meta(ge=0, le=100)] | UnsetType = UNSET
-    qualification: rules.Qualification | UnsetType = UNSET
-    benefits: rules.Benefits | UnsetType = UNSET
-    validity: rules.Validity | UnsetType = UNSET
-    downgrade: Literal["one_step", "to_qualified"] | UnsetType = UNSET
 
 
 class TierOut(msgspec.Struct):
@@ -150,61 +128,12 @@ class RecalculationOut(msgspec.Struct):
 
 
 def _spec(tier: Tier) -> rules.TierSpec:
-    from core.program.config import tier_spec
-
     return tier_spec(tier)
 
 
-def _check(data: TierIn | TierUpdate) -> None:
-    qualification = data.qualification
-    if isinstance(qualification, rules.Qualification):
-        window = qualification.window
-        if window.kind == "rolling_days" and window.days is None:
-            raise ValidationFailed("A rolling window needs days.", field="qualification.window.days")
-        for i, criterion in enumerate(qualification.criteria):
-            if not criterion.min.is_finite() or criterion.min <= 0:
-                raise ValidationFailed("min must be a positive number.", field=f"qualification.criteria[{i}].min")
-    validity = data.validity
-    if isinstance(validity, rules.Validity) and validity.kind == "days" and validity.days is None:
-        raise ValidationFailed("A validity of kind 'days' needs days.", field="validity.days")
-    benefits = data.benefits
-    if isinstance(benefits, rules.Benefits) and benefits.earning_multiplier is not None:
-        m = benefits.earning_multiplier
-        if not m.is_finite() or not Decimal(0) < m <= 10:
-            raise ValidationFailed(
-                "earning_multiplier must be more than 0 and at most 10.", field="benefits.earning_multiplier"
-            )
-
-
 async def _tier(db: AsyncSession, tier_id: uuid.UUID) -> Tier:
-    tier = (await db.execute(select(Tier).where(Tier.id == tier_id))).scalar_one_or_none()
-    if tier is None:
-        raise NotFound("No such tier.", field="tier_id")
+    tier = await one_or_404(db, select(Tier).where(Tier.id == tier_id), "No such tier.", field="tier_id")
     return tier
-
-
-async def _unique(
-    db: Any, *, code: str | None = None, rank: int | None = None, exclude: uuid.UUID | None = None
-) -> None:
-    for field, value in (("code", code), ("rank", rank)):
-        if value is None:
-            continue
-        query = select(Tier.id).where(getattr(Tier, field) == value)
-        if exclude:
-            query = query.where(Tier.id != exclude)
-        if (await db.execute(query)).first():
-            raise Conflict(f"Another tier already has this {field}.", field=field)
-
-
-def _store(tier: Tier, data: TierIn | TierUpdate) -> None:
-    for name in ("name", "rank", "downgrade"):
-        value = getattr(data, name)
-        if value is not UNSET:
-            setattr(tier, name, value)
-    for name in ("qualification", "benefits", "validity"):
-        value = getattr(data, name)
-        if value is not UNSET:
-            setattr(tier, name, msgspec.to_builtins(value))
 
 
 class TiersController(Controller):
@@ -212,7 +141,7 @@ class TiersController(Controller):
     tags = ["tiers"]
 
     @post(operation_id="createTier")
-    async def create(self, db: Db, data: JSONBody[TierIn]) -> TierOut:
+    async def create(self, db: Db, data: JSONBody[catalog.TierIn]) -> TierOut:
         """A tier: rank, qualification (metrics over a window, any or all of them), benefits, validity, downgrade."""
         return TierOut.of(await catalog.add_tier(db, data))
 
@@ -230,12 +159,12 @@ class TiersController(Controller):
         return TierOut.of(tier, count)
 
     @patch("/{tier_id:uuid}", operation_id="updateTier")
-    async def update_tier(self, db: Db, tier_id: FromPath[uuid.UUID], data: JSONBody[TierUpdate]) -> TierOut:
+    async def update_tier(self, db: Db, tier_id: FromPath[uuid.UUID], data: JSONBody[catalog.TierUpdate]) -> TierOut:
         """Change a tier. Members move on their next activity, at status expiry, or with a recalculation."""
         tier = await _tier(db, tier_id)
-        _check(data)
-        await _unique(db, rank=None if data.rank is UNSET else data.rank, exclude=tier.id)
-        _store(tier, data)
+        catalog.check(data)
+        await catalog.check_unique(db, rank=None if data.rank is UNSET else data.rank, exclude=tier.id)
+        catalog.store(tier, data)
         tier.updated_at = utcnow()
         await db.flush()
         await bump_config_version(db)

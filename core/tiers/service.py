@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db.base import table_of
 from core.ids import new_id
 from core.members.models import Member
+from core.members.views import member_view
 from core.metrics import service as metrics
 from core.outbox.service import emit_many
-from core.plugin_types import TenantView
-from core.plugin_types import TierChange as TierChangeView
-from core.plugins import TenantHooks, plugins_of
+from core.plugin.manager import TenantHooks, plugins_of
+from core.plugin.types import TenantView
+from core.plugin.types import TierChange as TierChangeView
 from core.program.config import TenantConfig
 from core.program.settings import ProgramSettings
 from core.tiers import rules
@@ -137,8 +138,6 @@ async def apply_moves(
         now,
     )
     if hooks is not None and tenant is not None and changed:
-        from core.members.views import member_view
-
         rows = {
             m.id: m
             for m in (
@@ -156,6 +155,7 @@ async def apply_moves(
                     p.move.reason,
                 ),
                 session,
+                now,
             )
 
 

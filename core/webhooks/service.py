@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.adapters.webhook_http import OutboundResult
 from core.db.base import table_of
 from core.db.engine import tenant_session
-from core.errors import Conflict, NotFound, SecretNotStandard, ValidationFailed
+from core.db.lookup import one_or_404
+from core.errors import Conflict, SecretNotStandard, ValidationFailed
 from core.ids import new_id
 from core.jobs.queue import backoff, enqueue_or_wake
 from core.outbox.models import OutboxEvent
@@ -122,9 +123,7 @@ async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, *, for_upd
     query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
     if for_update:
         query = query.with_for_update()
-    endpoint = (await session.execute(query)).scalar_one_or_none()
-    if endpoint is None:
-        raise NotFound("No such webhook endpoint.", field="endpoint_id")
+    endpoint = await one_or_404(session, query, "No such webhook endpoint.", field="endpoint_id")
     return endpoint
 
 
@@ -327,11 +326,12 @@ async def create_test_delivery(session: AsyncSession, endpoint: WebhookEndpoint,
 
 
 async def get_delivery(session: AsyncSession, delivery_id: uuid.UUID) -> WebhookDelivery:
-    delivery = (
-        await session.execute(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id))
-    ).scalar_one_or_none()
-    if delivery is None:
-        raise NotFound("No such webhook delivery.", field="delivery_id")
+    delivery = await one_or_404(
+        session,
+        select(WebhookDelivery).where(WebhookDelivery.id == delivery_id),
+        "No such webhook delivery.",
+        field="delivery_id",
+    )
     return delivery
 
 

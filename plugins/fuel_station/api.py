@@ -24,6 +24,7 @@ from core import (
     CurrentPrincipal,
     CurrentProgram,
     CurrentRuntime,
+    CurrentTenant,
     Db,
     NotFound,
     Page,
@@ -42,14 +43,8 @@ from core import (
 )
 from plugins.fuel_station import rules
 from plugins.fuel_station.models import FuelDiscount, FuelReview, FuelSite, FuelTransaction
-from plugins.fuel_station.settings import FuelSettings
 
 SiteCode = Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-
-
-def _settings(principal: Any, program: Any, runtime: Any) -> FuelSettings:
-    settings: FuelSettings = program.tenant_view(principal.tenant_id, runtime.plugins).settings_for("fuel")
-    return settings
 
 
 def _positive(value: Decimal | None, field: str, *, high: Decimal = Decimal(100000), places: int = 4) -> None:
@@ -346,7 +341,10 @@ class ReviewsController(Controller):
         called; a second decision is a 409. Who and why are recorded."""
         await _flagged(db, event_id)
         # Core claims it atomically; the plugin's fealty_event_processed records the decision with its points.
-        await approve_held(db, principal, program, runtime, event_id, data.reason)
+        assert principal.tenant_id is not None
+        await approve_held(
+            db, runtime, program, event_id, tenant_id=principal.tenant_id, actor=principal.actor, reason=data.reason
+        )
         return await _review(db, event_id)
 
     @post("/{event_id:uuid}/reject", operation_id="fuelRejectReview", opt={"scope": "admin"}, status_code=200)
@@ -361,7 +359,10 @@ class ReviewsController(Controller):
     ) -> ReviewOut:
         """Reject a held fill-up: it never earns. Who and why are recorded."""
         await _flagged(db, event_id)
-        await reject_held(db, principal, event_id, data.reason, program=program, runtime=runtime)
+        assert principal.tenant_id is not None
+        await reject_held(
+            db, runtime, program, event_id, tenant_id=principal.tenant_id, actor=principal.actor, reason=data.reason
+        )
         return await _review(db, event_id)
 
 
@@ -420,16 +421,16 @@ class RedemptionsController(Controller):
     )
     async def apply(
         self,
+        tenant_view: CurrentTenant,
         db: Db,
         principal: CurrentPrincipal,
         program: CurrentProgram,
-        runtime: CurrentRuntime,
         redemption_id: FromPath[uuid.UUID],
         data: JSONBody[ApplyIn],
     ) -> DiscountOut:
         """Use a cents-off voucher on a fill-up: the discount is worked out at the pump price (never below the floor
         price, at most the per-litre maximum, on at most the litre cap) and the voucher is used, once."""
-        settings = _settings(principal, program, runtime)
+        settings = tenant_view.settings_for("fuel")
         _positive(data.litres, "litres", high=settings.max_valid_litres, places=rules.LITRE_PLACES)
         _positive(data.price_per_litre, "price_per_litre", high=Decimal(10000))
         assert principal.tenant_id is not None
@@ -486,16 +487,15 @@ class RedemptionsController(Controller):
     @get("/redemption-steps", operation_id="fuelRedemptionSteps", opt={"scope": "members:read"})
     async def steps(
         self,
-        principal: CurrentPrincipal,
+        tenant_view: CurrentTenant,
         program: CurrentProgram,
-        runtime: CurrentRuntime,
         points: FromQuery[Annotated[int, Meta(ge=0)] | None] = None,
     ) -> StepsOut:
         """The amounts points can be redeemed in and what each takes off a litre (up to ``points`` when given):
         the points costs a ``fuel.cents_off`` reward may have."""
         if points is not None and points < 0:
             raise ValidationFailed("points must not be negative.", field="points")
-        settings = _settings(principal, program, runtime)
+        settings = tenant_view.settings_for("fuel")
         ceiling = points if points is not None else 10**12
         steps = rules.redemption_steps(ceiling, settings)
         return StepsOut(
@@ -509,11 +509,9 @@ class RedemptionsController(Controller):
         )
 
     @get("/settings", operation_id="fuelGetSettings", opt={"scope": "admin"})
-    async def get_settings(
-        self, principal: CurrentPrincipal, program: CurrentProgram, runtime: CurrentRuntime
-    ) -> dict[str, Any]:
+    async def get_settings(self, tenant_view: CurrentTenant) -> dict[str, Any]:
         """The tenant's fuel settings in force, defaults filled in (change them with ``PATCH /v1/program``)."""
-        result: dict[str, Any] = msgspec.to_builtins(_settings(principal, program, runtime))
+        result: dict[str, Any] = msgspec.to_builtins(tenant_view.settings_for("fuel"))
         return result
 
 

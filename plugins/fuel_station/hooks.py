@@ -8,17 +8,20 @@ from typing import Any
 
 from core import (
     Award,
+    AwardsContext,
     CareTrigger,
+    CreditsContext,
     EventContext,
     EventType,
     FieldIssue,
+    HookContext,
     JobContext,
-    MemberView,
-    RedemptionView,
-    ReversalView,
+    MemberContext,
+    ProcessedContext,
+    RedemptionContext,
+    ReversalContext,
     ScheduledJob,
     Screening,
-    TenantView,
     hookimpl,
 )
 from plugins.fuel_station import fulfilment, service
@@ -50,40 +53,38 @@ async def fealty_screen_event(ctx: EventContext) -> Screening | None:
 
 
 @hookimpl
-async def fealty_compute_awards(ctx: EventContext, rule_awards: list[Award]) -> list[Award] | None:
+async def fealty_compute_awards(ctx: AwardsContext) -> list[Award] | None:
     return await service.compute_awards(ctx)
 
 
 @hookimpl
-def fealty_qualifying_credits(ctx: EventContext, awards: list[Award]) -> dict[str, Decimal] | None:
+def fealty_qualifying_credits(ctx: CreditsContext) -> dict[str, Decimal] | None:
     return service.qualifying_credits(ctx)
 
 
 @hookimpl
-async def fealty_event_processed(
-    ctx: EventContext, status: str, awards: list[Award], credits: dict[str, Decimal]
-) -> None:
-    await service.processed(ctx, status, awards)
+async def fealty_event_processed(ctx: ProcessedContext) -> None:
+    await service.processed(ctx, ctx.status, list(ctx.awards))
 
 
 @hookimpl
-async def fealty_event_reversed(ctx: EventContext, reversal: ReversalView) -> None:
-    await service.on_event_reversed(ctx, reversal)
+async def fealty_event_reversed(ctx: ReversalContext) -> None:
+    await service.on_event_reversed(ctx, ctx.reversal)
 
 
 @hookimpl
-async def fealty_plugin_enabled(tenant: TenantView, session: Any) -> None:
-    await service.seed_defaults(tenant, session)
+async def fealty_plugin_enabled(ctx: HookContext) -> None:
+    await service.seed_defaults(ctx)
 
 
 @hookimpl
-async def fealty_member_enrolled(tenant: TenantView, member: MemberView, session: Any) -> None:
-    await service.start_new_member(tenant, member, session)
+async def fealty_member_enrolled(ctx: MemberContext) -> None:
+    await service.start_new_member(ctx)
 
 
 @hookimpl
-def fealty_fulfil_reward(tenant: TenantView, redemption: RedemptionView, session: Any) -> dict[str, Any] | None:
-    return fulfilment.fulfil(tenant, redemption)
+def fealty_fulfil_reward(ctx: RedemptionContext) -> dict[str, Any] | None:
+    return fulfilment.fulfil(ctx.tenant, ctx.redemption)
 
 
 async def _win_back(ctx: JobContext) -> None:

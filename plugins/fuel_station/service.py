@@ -18,20 +18,14 @@ from core import (
     Decision,
     EventContext,
     FieldIssue,
+    HookContext,
     JobContext,
-    MemberView,
+    MemberContext,
     ReversalView,
     Screening,
-    TenantView,
     ValidationFailed,
-    assign_tier,
-    create_tier,
-    expiry_policy,
     new_id,
     request_care,
-    set_expiry_policy,
-    tier_codes,
-    utcnow,
 )
 from plugins.fuel_station import rules
 from plugins.fuel_station.events import FILL_UP, KIND_OF, event_issues
@@ -348,38 +342,34 @@ async def record(
 # --- set up when enabled -------------------------------------------------------------------------------------------
 
 
-async def seed_defaults(tenant: TenantView, session: AsyncSession) -> None:
+async def seed_defaults(ctx: HookContext) -> None:
     """The trade's defaults, set up once when the tenant enables the plugin (``seed_defaults``), never over what the
     tenant configured: the level ladder when the program has no tiers, expiry after ``points_expiry_days`` while it
     is ``never``."""
-    settings: FuelSettings = tenant.settings_for("fuel")
+    settings: FuelSettings = ctx.tenant.settings_for("fuel")
     if not settings.seed_defaults:
         return
-    if not await tier_codes(session):
+    if not await ctx.services.tier_codes():
         for body in rules.default_levels(settings):
-            await create_tier(session, body)
-    if settings.points_expiry_days is not None and (await expiry_policy(session)).kind == "never":
-        await set_expiry_policy(session, "days_after_earn", settings.points_expiry_days)
+            await ctx.services.create_tier(body)
+    if settings.points_expiry_days is not None and (await ctx.services.expiry_policy()).kind == "never":
+        await ctx.services.set_expiry_policy("days_after_earn", settings.points_expiry_days)
 
 
 # --- new members ----------------------------------------------------------------------------------------------------
 
 
-async def start_new_member(tenant: TenantView, member: MemberView, session: AsyncSession) -> None:
+async def start_new_member(ctx: MemberContext) -> None:
     """A new member starts on ``new_member_level`` (as a floor) for ``new_member_months``, when the program has it."""
-    settings: FuelSettings = tenant.settings_for("fuel")
+    settings: FuelSettings = ctx.tenant.settings_for("fuel")
     if settings.new_member_level is None:
         return
-    now = utcnow()
     try:
-        await assign_tier(
-            session,
-            tenant.id,
-            member.id,
+        await ctx.services.assign_tier(
+            ctx.member.id,
             settings.new_member_level,
-            until=rules.add_months(now, settings.new_member_months),
+            until=rules.add_months(ctx.now, settings.new_member_months),
             reason="new member",
-            now=now,
         )
     except ValidationFailed:
         return  # the program has no such tier (yet): members start where core's tiers put them

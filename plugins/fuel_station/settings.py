@@ -1,4 +1,5 @@
-"""A tenant's settings for the fuel plugin. Every figure of DOMAIN.md ("Fuel stations") is a field with that default.
+"""A tenant's settings for the fuel plugin. Every figure of docs/domain.md ("Fuel stations") is a field with that
+default.
 
 Tenants set them with ``PATCH /v1/program {"plugins": ["fuel"], "plugin_settings": {"fuel": {...}}}``; an unknown
 field or a value out of range is a 422 naming ``plugin_settings.fuel.<field>``.
@@ -68,7 +69,7 @@ class FuelSettings(msgspec.Struct, forbid_unknown_fields=True):
     #: A level is reviewed this many days after it was reached: renewed while the window still qualifies, else the
     #: member moves down to the level it does.
     level_review_days: Annotated[int, Meta(ge=1, le=3660)] = 30
-    #: Points (and so rewards) expire this many days after earning, oldest first (DOMAIN: 90); null: not set up.
+    #: Points (and so rewards) expire this many days after earning, oldest first (docs/domain.md: 90); null: not set up.
     points_expiry_days: Annotated[int, Meta(ge=1, le=1200)] | None = 90
 
     # --- earning ------------------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ class FuelSettings(msgspec.Struct, forbid_unknown_fields=True):
     redemption_step_points: Annotated[int, Meta(ge=1)] = 1000
     #: Currency units off per litre for each step (0.10: ten cents a litre per 1,000 points).
     off_per_litre_per_step: Decimal = Decimal("0.10")
-    #: At most this much off per litre (1 currency unit), and never below the floor price per litre: DOMAIN's
+    #: At most this much off per litre (1 currency unit), and never below the floor price per litre: docs/domain.md's
     #: 10.9 cents a US gallon is 0.109 / 3.785411784 = 0.0288 a litre (to 4 places, in the program's currency).
     max_off_per_litre: Decimal = Decimal(1)
     floor_price_per_litre: Decimal = Decimal("0.0288")

@@ -14,12 +14,10 @@ from msgspec import Meta
 from sqlalchemy import select
 
 from core import (
-    CurrentPrincipal,
     CurrentProgram,
-    CurrentRuntime,
+    CurrentTenant,
     Db,
     Page,
-    TenantView,
     ValidationFailed,
     check_limit,
     cursor_uuid,
@@ -33,11 +31,6 @@ from core import (
 from plugins.hotel import rules, service
 from plugins.hotel.models import HotelMilestone, HotelStay
 from plugins.hotel.settings import MilestoneChoice
-
-
-def _tenant(principal: Any, program: Any, runtime: Any) -> TenantView:
-    view: TenantView = program.tenant_view(principal.tenant_id, runtime.plugins)
-    return view
 
 
 class PerksOut(msgspec.Struct):
@@ -177,16 +170,14 @@ class HotelController(Controller):
     @get("/members/{member_id:uuid}/perks", operation_id="hotelMemberPerks", opt={"scope": "members:read"})
     async def perks(
         self,
+        tenant_view: CurrentTenant,
         db: Db,
-        principal: CurrentPrincipal,
-        program: CurrentProgram,
-        runtime: CurrentRuntime,
         member_id: FromPath[uuid.UUID],
     ) -> PerksOut:
         """What the member's tier gets at the hotel, with the welcome gift drawn from their stated preferences
         (``attributes.preferences``)."""
         member = await load_member_view(db, member_id)
-        settings = service.settings_of(_tenant(principal, program, runtime))
+        settings = service.settings_of(tenant_view)
         return msgspec.convert(service.perks_of(member, settings), PerksOut)
 
     @get("/members/{member_id:uuid}/stays", operation_id="hotelListStays", opt={"scope": "members:read"})
@@ -210,15 +201,14 @@ class HotelController(Controller):
     @get("/members/{member_id:uuid}/milestones", operation_id="hotelListMilestones", opt={"scope": "members:read"})
     async def milestones(
         self,
+        tenant_view: CurrentTenant,
         db: Db,
-        principal: CurrentPrincipal,
         program: CurrentProgram,
-        runtime: CurrentRuntime,
         member_id: FromPath[uuid.UUID],
     ) -> MilestonesOut:
         """The member's milestone choices (offered, chosen, withdrawn) and this year's nights."""
         items = await service.member_milestones(db, member_id)
-        settings = service.settings_of(_tenant(principal, program, runtime))
+        settings = service.settings_of(tenant_view)
         year = utcnow().astimezone(program.tz).year
         nights = int(await service.year_nights(db, member_id, year))
         upcoming = [m for m in rules.milestones(settings) if m > nights]
@@ -232,10 +222,8 @@ class HotelController(Controller):
     )
     async def choose(
         self,
+        tenant_view: CurrentTenant,
         db: Db,
-        principal: CurrentPrincipal,
-        program: CurrentProgram,
-        runtime: CurrentRuntime,
         member_id: FromPath[uuid.UUID],
         milestone_id: FromPath[uuid.UUID],
         data: JSONBody[ChoiceIn],
@@ -243,7 +231,7 @@ class HotelController(Controller):
         """Take one of the milestone's choices: points are credited at once; vouchers and suite upgrades become a
         service request for the hotel (``hotel.milestone_choice``)."""
         await get_member(db, member_id)
-        tenant = _tenant(principal, program, runtime)
+        tenant = tenant_view
         milestone = await service.choose_milestone(db, tenant, member_id, milestone_id, data.choice, utcnow())
         return MilestoneOut.of(milestone)
 
@@ -255,14 +243,13 @@ class HotelController(Controller):
     )
     async def quote(
         self,
-        principal: CurrentPrincipal,
+        tenant_view: CurrentTenant,
         program: CurrentProgram,
-        runtime: CurrentRuntime,
         data: JSONBody[QuoteIn],
     ) -> QuoteOut:
         """The points price of a points stay: the category's nightly points, every 5th night free (at most 4 free
         nights a stay), all by the program's settings. Nothing is written."""
-        settings = service.settings_of(_tenant(principal, program, runtime))
+        settings = service.settings_of(tenant_view)
         try:
             quote = rules.quote_points_stay(data.category, data.nights, settings)
         except KeyError:

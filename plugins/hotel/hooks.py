@@ -7,15 +7,18 @@ from typing import Any
 
 from core import (
     Award,
+    AwardsContext,
     CareTrigger,
+    CreditsContext,
     EventContext,
     EventType,
     FieldIssue,
-    RedemptionView,
-    ReversalView,
+    HookContext,
+    ProcessedContext,
+    RedemptionContext,
+    ReversalContext,
     ScheduledJob,
     Screening,
-    TenantView,
     hookimpl,
 )
 from plugins.hotel import api, fulfilment, service
@@ -45,35 +48,33 @@ async def fealty_screen_event(ctx: EventContext) -> Screening | None:
 
 
 @hookimpl
-async def fealty_compute_awards(ctx: EventContext, rule_awards: list[Award]) -> list[Award] | None:
+async def fealty_compute_awards(ctx: AwardsContext) -> list[Award] | None:
     return await service.compute_awards(ctx)
 
 
 @hookimpl
-async def fealty_qualifying_credits(ctx: EventContext, awards: list[Award]) -> dict[str, Decimal] | None:
+async def fealty_qualifying_credits(ctx: CreditsContext) -> dict[str, Decimal] | None:
     return await service.qualifying_credits(ctx)
 
 
 @hookimpl
-async def fealty_event_processed(
-    ctx: EventContext, status: str, awards: list[Award], credits: dict[str, Decimal]
-) -> None:
-    await service.record(ctx, status, awards, credits)
+async def fealty_event_processed(ctx: ProcessedContext) -> None:
+    await service.record(ctx, ctx.status, list(ctx.awards), ctx.credits)
 
 
 @hookimpl
-async def fealty_event_reversed(ctx: EventContext, reversal: ReversalView) -> None:
-    await service.on_event_reversed(ctx, reversal)
+async def fealty_event_reversed(ctx: ReversalContext) -> None:
+    await service.on_event_reversed(ctx, ctx.reversal)
 
 
 @hookimpl
-async def fealty_plugin_enabled(tenant: TenantView, session: Any) -> None:
-    await service.seed_defaults(tenant, session)
+async def fealty_plugin_enabled(ctx: HookContext) -> None:
+    await service.seed_defaults(ctx)
 
 
 @hookimpl
-async def fealty_fulfil_reward(tenant: TenantView, redemption: RedemptionView, session: Any) -> dict[str, Any] | None:
-    return fulfilment.fulfil(tenant, redemption)
+async def fealty_fulfil_reward(ctx: RedemptionContext) -> dict[str, Any] | None:
+    return fulfilment.fulfil(ctx.tenant, ctx.redemption)
 
 
 @hookimpl

@@ -20,6 +20,7 @@ from core import (
     EventContext,
     EventView,
     FieldIssue,
+    HookContext,
     JobContext,
     MemberView,
     NotFound,
@@ -27,18 +28,14 @@ from core import (
     Screening,
     TenantView,
     ValidationFailed,
-    create_tier,
     credit_points,
     debit_points,
-    expiry_policy,
     get_member,
     load_member_view,
     local_day,
     new_id,
     request_care,
-    set_expiry_policy,
     table_of,
-    tier_codes,
 )
 from plugins.hotel import rules
 from plugins.hotel.events import GIFT, STAY, TRANSFER, StayAttributes, stay_issues
@@ -86,17 +83,17 @@ def _reverses(stay: StayAttributes) -> str | None:
 # --- set up when enabled -------------------------------------------------------------------------------------------
 
 
-async def seed_defaults(tenant: TenantView, session: AsyncSession) -> None:
+async def seed_defaults(ctx: HookContext) -> None:
     """The trade's defaults, set up once when the tenant enables the plugin (``seed_defaults``), never over what the
     tenant configured: the status ladder when the program has no tiers, the inactivity expiry while it is ``never``."""
-    settings = settings_of(tenant)
+    settings = settings_of(ctx.tenant)
     if not settings.seed_defaults:
         return
-    if not await tier_codes(session):
+    if not await ctx.services.tier_codes():
         for body in rules.default_tiers(settings):
-            await create_tier(session, body)
-    if settings.inactivity_expiry_months is not None and (await expiry_policy(session)).kind == "never":
-        await set_expiry_policy(session, "inactivity", settings.inactivity_expiry_months)
+            await ctx.services.create_tier(body)
+    if settings.inactivity_expiry_months is not None and (await ctx.services.expiry_policy()).kind == "never":
+        await ctx.services.set_expiry_policy("inactivity", settings.inactivity_expiry_months)
 
 
 # --- validation and screening ---------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """A tenant's hotel settings (``PATCH /v1/program {"plugin_settings": {"hotel": {...}}}``).
 
-Every figure of DOMAIN.md ("Hotels") is a field here, with DOMAIN.md's figure as its default; unknown fields are
+Every figure of docs/domain.md ("Hotels") is a field here, with that page's figure as its default; unknown fields are
 refused, so a misspelt setting is a 422 naming ``plugin_settings.hotel.<field>`` rather than a silent default.
 """
 
@@ -95,10 +95,10 @@ class HotelSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: Status earned in year N lasts until the end of February (or 31 March) of year N + ``status_valid_years_after``.
     status_valid_years_after: Annotated[int, Meta(ge=0, le=10)] = 2
     status_valid_until: Literal["end_of_february", "march_31"] = "end_of_february"
-    #: Points expire after this many months without qualifying activity (DOMAIN: 24); null: not set up.
+    #: Points expire after this many months without qualifying activity (docs/domain.md: 24); null: not set up.
     inactivity_expiry_months: Annotated[int, Meta(ge=1, le=1200)] | None = 24
     # --- earning -----------------------------------------------------------------------------------------------
-    #: Base points per currency unit of eligible charges, tax excluded (DOMAIN: 10; some brands 5 or 2.5).
+    #: Base points per currency unit of eligible charges, tax excluded (docs/domain.md: 10; some brands 5 or 2.5).
     points_per_unit: Rate = 10.0
     #: Per-brand rate, overriding ``points_per_unit`` ({"budget": 5, "extended": 2.5}).
     brand_points_per_unit: dict[Code, Rate] = msgspec.field(default_factory=dict)
@@ -119,7 +119,7 @@ class HotelSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: Points post this many days after the check-out date (pending until then).
     posting_delay_days: Annotated[int, Meta(ge=0, le=30)] = 1
     #: A missing stay can be claimed (its check-out sent) up to this many days after check-out; later it earns
-    #: nothing (DOMAIN: up to a year after).
+    #: nothing (docs/domain.md: up to a year after).
     claim_window_days: Annotated[int, Meta(ge=1, le=3650)] = 365
     #: Tier bonus on base points, in percent, by tier code (Marriott: +10/25/50/75 %).
     tier_bonus_percent: dict[Code, Percent] = msgspec.field(
@@ -127,7 +127,7 @@ class HotelSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     )
     # --- milestones --------------------------------------------------------------------------------------------
     #: A milestone choice every ``milestone_every_nights`` nights in a calendar year, from ``milestone_first_nights``
-    #: up to ``milestone_last_nights`` (DOMAIN: every 10 nights from 20 to 100).
+    #: up to ``milestone_last_nights`` (docs/domain.md: every 10 nights from 20 to 100).
     milestone_first_nights: Annotated[int, Meta(ge=1, le=366)] = 20
     milestone_every_nights: Annotated[int, Meta(ge=1, le=366)] = 10
     milestone_last_nights: Annotated[int, Meta(ge=1, le=366)] = 100
@@ -157,9 +157,9 @@ class HotelSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             "8": 85000,
         }
     )
-    #: On a points stay every Nth night is free (DOMAIN: the 5th) ...
+    #: On a points stay every Nth night is free (docs/domain.md: the 5th) ...
     free_night_every: Annotated[int, Meta(ge=2, le=100)] = 5
-    #: ... with at most this many free nights a stay (DOMAIN: 4).
+    #: ... with at most this many free nights a stay (docs/domain.md: 4).
     max_free_nights_per_stay: Annotated[int, Meta(ge=0, le=100)] = 4
     #: The longest points stay a quote or a free-night reward may cover.
     max_points_stay_nights: Annotated[int, Meta(ge=1, le=365)] = 60

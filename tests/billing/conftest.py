@@ -26,7 +26,7 @@ import pytest_asyncio
 
 from core.app import create_app
 from core.db.migrate import upgrade_async
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.runtime import Runtime
 from core.settings import Settings
 from core.testing import DEFAULT_ADMIN_URL, AppClient, LiveServer, settings_for_tests

@@ -24,7 +24,7 @@ from core.app import create_app
 from core.billing.usage import record_activity
 from core.clock import utcnow
 from core.db.engine import tenant_session
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.runtime import Runtime
 from core.settings import Settings
 from core.testing import TEST_PLATFORM_KEY, AppClient, TenantHandle, create_tenant

@@ -21,7 +21,8 @@ from core.clock import utcnow
 from core.db.engine import tenant_session
 from core.ledger import maths
 from core.ledger import service as ledger
-from core.plugins import PluginManager
+from core.ledger.policy import LedgerPolicy
+from core.plugin.manager import PluginManager
 from core.runtime import Runtime
 from core.testing import AppClient, TenantHandle, registering
 from tests.billing.support import PLATFORM, billing, make_plan, make_tenant
@@ -176,7 +177,7 @@ async def test_a_member_active_many_ways_counts_once_and_each_kind_of_activity_c
     assert (await tenant.post(f"/v1/members/{ben['id']}/points/adjust", json={"points": 50, "reason": "y"})).is_success
     assert await usage(tenant) == (2, 2)
     # cat: only a redemption (the points were put there by the ledger itself, which meters nothing).
-    policy = ledger.LedgerPolicy(maths.ExpiryPolicy("days_after_earn", 365), "claw_back", ZoneInfo("UTC"))
+    policy = LedgerPolicy(maths.ExpiryPolicy("days_after_earn", 365), "claw_back", ZoneInfo("UTC"))
     async with tenant_session(runtime.sessionmaker, tenant.id) as session:
         await ledger.credit(
             session,

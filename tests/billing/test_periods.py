@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from core.billing.periods import close_billing_periods, ensure_usage_rows, last_closable_period
 from core.billing.rules import usage_key, usage_period
 from core.clock import utcnow
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.runtime import Runtime
 from core.testing import AppClient, TenantHandle
 from tests.billing.conftest import billing_settings

@@ -18,7 +18,7 @@ from core.billing.rules import BillingState
 from core.billing.service import apply_billing_status, lock_tenant
 from core.clock import utcnow
 from core.db.engine import tenant_session
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.runtime import Runtime
 from core.testing import AppClient, MakeTenant, registering
 from plugins import fuel_station, hotel

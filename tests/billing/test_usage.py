@@ -146,7 +146,7 @@ async def test_no_counter_row_is_touched_when_nothing_new_happened(
 @pytest.mark.postgres_only
 async def test_concurrent_activity_is_counted_exactly(pg_client: AppClient, postgres_url: str, localstripe) -> None:
     """Forty transactions at once, four members: every event counted, every member once."""
-    from core.plugins import PluginManager
+    from core.plugin.manager import PluginManager
     from tests.billing.conftest import billing_settings
 
     runtime = Runtime.create(billing_settings(postgres_url, localstripe), PluginManager())

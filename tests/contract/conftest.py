@@ -8,7 +8,7 @@ import pytest
 import pytest_asyncio
 
 from core.db.migrate import upgrade_async
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.settings import Settings
 from core.testing import LiveServer, registering, settings_for_tests
 from plugins import fuel_station, hotel

@@ -12,7 +12,7 @@ from sqlalchemy import Table
 import core.db.models  # noqa: F401  (registers every core model)
 from core.cli import main
 from core.db.base import Base, tenant_tables
-from core.plugins import installed_plugins
+from core.plugin.manager import installed_plugins
 
 INSTALLED = installed_plugins()  # their models join Base.metadata
 REFERENCE = re.compile(r"^SELECT create_reference_table\('(\w+)'\);$")

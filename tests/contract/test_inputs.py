@@ -27,7 +27,7 @@ from litestar.params import ParameterKwarg
 from core.app import create_app
 from core.http.inputs import declared_type, inputs_of, query_name
 from core.http.openapi import served_schema
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.testing import TEST_PLATFORM_KEY, AppClient, MakeTenant, registering, settings_for_tests
 from core.validation import AwareDatetime
 from plugins import fuel_station, hotel

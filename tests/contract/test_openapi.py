@@ -19,7 +19,7 @@ from litestar import Litestar
 
 from core.app import create_app
 from core.http.openapi import PROBLEM_MEDIA_TYPE, http_handlers, served_schema
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.testing import AppClient, MakeTenant, registering, settings_for_tests
 from plugins import fuel_station, hotel
 

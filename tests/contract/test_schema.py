@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 import core.db.models  # noqa: F401  (registers every model)
 from core.db.base import Base, tenant_tables
 from core.db.engine import create_engine
-from core.plugins import installed_plugins
+from core.plugin.manager import installed_plugins
 from core.testing import settings_for_tests
 
 # Installed plugins' tables obey the same rules, and their migrations (applied to the test databases) must match

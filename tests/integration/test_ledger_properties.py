@@ -18,6 +18,7 @@ from core.db.engine import create_engine, create_sessionmaker, tenant_session
 from core.ledger import maths
 from core.ledger import service as ledger
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
+from core.ledger.policy import LedgerPolicy
 from core.members.service import enrol
 from core.tenancy.service import create_tenant
 from core.testing import settings_for_tests
@@ -45,7 +46,7 @@ op = st.one_of(
 async def _run(url: str, policy_name: str, ops: list[tuple[Any, ...]]) -> None:
     engine = create_engine(settings_for_tests(url, database_pool_size=2))
     sessionmaker = create_sessionmaker(engine)
-    policy = ledger.LedgerPolicy(maths.ExpiryPolicy("days_after_earn", 15), policy_name, ZoneInfo("UTC"))  # type: ignore[arg-type]
+    policy = LedgerPolicy(maths.ExpiryPolicy("days_after_earn", 15), policy_name, ZoneInfo("UTC"))  # type: ignore[arg-type]
     try:
         async with tenant_session(sessionmaker, None) as session:
             tenant, _ = await create_tenant(

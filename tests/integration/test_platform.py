@@ -209,7 +209,7 @@ async def test_an_operator_chosen_platform_key_works_whatever_its_form(sqlite_ur
     import httpx
 
     from core.app import create_app
-    from core.plugins import PluginManager
+    from core.plugin.manager import PluginManager
     from core.testing import settings_for_tests
 
     chosen = "Zk3v9+operator/chosen secret, long enough!"

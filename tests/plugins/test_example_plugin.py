@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import pluggy
 import pytest
 
-from core.plugin_types import PluginInfo
-from core.plugins import PluginManager, hookimpl
+from core.plugin import hookimpl
+from core.plugin.manager import PluginManager
+from core.plugin.types import PluginInfo
 from core.testing import MakeTenant, TenantHandle
 from core.worker import tick
 from tests.plugins.example import hooks

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from core.errors import Conflict
-from core.plugin_types import PluginInfo, RedemptionView, TenantView
-from core.plugins import hookimpl
+from core.plugin import hookimpl
+from core.plugin.types import PluginInfo, RedemptionContext
 from core.runtime import Runtime
 from core.testing import TenantHandle
 from tests.rewards.support import make_reward, member_with, outbox_types, redeem, redemptions
@@ -23,7 +23,8 @@ class FreeNights:
 
     @staticmethod
     @hookimpl
-    def fealty_fulfil_reward(tenant: TenantView, redemption: RedemptionView, session: Any) -> dict[str, Any] | None:
+    def fealty_fulfil_reward(ctx: RedemptionContext) -> dict[str, Any] | None:
+        redemption = ctx.redemption
         SEEN.append(("fulfil", redemption.reward.kind, redemption.voucher_code))
         if redemption.reward.kind == "suite_upgrade":
             raise Conflict("No suite is free on those dates.", field="reward_id")
@@ -34,8 +35,8 @@ class FreeNights:
 
     @staticmethod
     @hookimpl
-    def fealty_reward_redeemed(tenant: TenantView, redemption: RedemptionView, session: Any) -> None:
-        SEEN.append(("redeemed", redemption.reward.kind, redemption.voucher_code))
+    def fealty_reward_redeemed(ctx: RedemptionContext) -> None:
+        SEEN.append(("redeemed", ctx.redemption.reward.kind, ctx.redemption.voucher_code))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.app import create_app
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.settings import Settings
 
 

@@ -19,7 +19,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from core.db.engine import tenant_session
 from core.jobs.queue import enqueue_or_wake
 from core.outbox.service import DISPATCH_JOB, emit
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.runtime import Runtime
 from core.testing import TenantHandle, settings_for_tests
 from core.webhooks.service import DELIVER_JOB

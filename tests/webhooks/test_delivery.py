@@ -448,3 +448,35 @@ async def test_domain_events_from_the_api_reach_the_tenants_endpoint(
     assert set(received) == {"member.enrolled", "points.adjusted", "points.earned"}
     assert received["points.earned"]["points"] == 42 and received["points.earned"]["event_id"] == "hook-1"
     assert received["points.adjusted"]["points"] == 5
+
+
+async def test_a_member_enrolled_by_their_first_event_is_announced_like_one_enrolled_through_the_api(
+    tenant: TenantHandle, worker: Runtime, receiver: Receiver
+) -> None:
+    """Auto-enrolment takes the same use case as POST /v1/members: the subscriber hears ``member.enrolled`` as well as
+    the event's points, and the member starts on the entry tier."""
+    hook = receiver.hook("enrolments")
+    await add_endpoint(tenant, receiver, hook, ["member.enrolled", "points.earned"])
+    assert (await tenant.patch("/v1/program", json={"auto_enrol": True})).status_code == 200
+    await tenant.post("/v1/earning-rules", json={"name": "base", "kind": "per_amount", "points": "1"})
+    entry = await tenant.post("/v1/tiers", json={"code": "member", "name": "Member", "rank": 0})
+    assert entry.status_code == 201, entry.text
+    response = await tenant.post(
+        "/v1/events",
+        json={
+            "type": "purchase",
+            "event_id": "first-visit",
+            "member": {"external_id": "walk-in"},
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "amount": "10.00",
+        },
+    )
+    assert response.status_code == 201, response.text
+    member_id = response.json()["member_id"]
+
+    assert (await drain(worker, tenant)).failed == 0
+    received = {r.json["type"]: r.json["data"] for r in hook.verified}
+    assert sorted(received) == ["member.enrolled", "points.earned"]
+    assert received["member.enrolled"] == {"member_id": member_id, "external_id": "walk-in"}
+    member = (await tenant.get(f"/v1/members/{member_id}")).json()
+    assert member["tier"] == "member"

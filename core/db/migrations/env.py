@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from core.db.engine import create_engine
 from core.db.models import Base
-from core.plugins import installed_plugins
+from core.plugin.manager import installed_plugins
 from core.settings import get_settings
 
 config = context.config

@@ -26,7 +26,7 @@ from core.measurement.facts import loyalty_facts, reads_loyalty
 from core.members.views import member_view
 from core.metrics import service as metrics
 from core.metrics.service import Window
-from core.plugin_types import (
+from core.plugin.types import (
     Award,
     EarlierResult,
     EventContext,
@@ -71,6 +71,7 @@ async def compute(
     )
     caps = await CapTotals.read(ctx, items, sums, today)
     tenant = ctx.tenant_view()
+    services = ctx.plugins.services(ctx.session, tenant, ctx.now)
     tier_of: dict[uuid.UUID, tier_rules.TierSpec | None] = {}
     valid_until: dict[uuid.UUID, datetime | None] = {}
     earlier: dict[uuid.UUID, list[Item]] = defaultdict(list)
@@ -134,6 +135,7 @@ async def compute(
             member=mview,
             session=ctx.session,
             now=ctx.now,
+            services=services,
             simulate=simulate,
             earlier=tuple(e.context.event for e in earlier[member.id] if e.context is not None),
             earlier_results=tuple(

@@ -18,14 +18,14 @@ from core.events.models import Event
 from core.ids import new_id
 from core.ledger.models import PointBalance
 from core.members.models import Member
-from core.plugin_types import (
+from core.plugin.manager import PluginManager, TenantHooks
+from core.plugin.types import (
     Award,
     Decision,
     EventContext,
     EventType,
     TenantView,
 )
-from core.plugins import PluginManager, TenantHooks
 from core.program.config import TenantConfig
 from core.program.settings import ProgramSettings
 from core.rules import engine

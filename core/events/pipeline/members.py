@@ -23,9 +23,9 @@ from core.events.pipeline.context import (
 )
 from core.ids import new_id
 from core.members.models import Member
-from core.members.service import enrol
+from core.members.service import enrol_member
 from core.members.views import member_view
-from core.plugin_types import (
+from core.plugin.types import (
     MemberView,
 )
 from core.program.config import TenantConfig
@@ -111,16 +111,21 @@ async def resolve_members(
                     **fields,
                 )
             else:
-                member = await enrol(
+                # The same use case as POST /v1/members (member.enrolled for webhooks, the plugins' hook); the entry
+                # tier comes with this first event (computed below, answered in its outcome).
+                member = await enrol_member(
                     ctx.session,
                     tenant_id=ctx.tenant_id,
+                    program=ctx.program,
+                    config=ctx.config,
+                    plugins=ctx.plugins,
                     external_id=external_id,
                     fields=fields,
                     attributes={},
                     consents=[],
                     now=ctx.now,
+                    entry_tier=False,
                 )
-                await ctx.hooks.member_enrolled(ctx.tenant_view(), member_view(member), ctx.session)
                 ctx.session.info.setdefault("fealty.enrolled", []).append(member)
             hit = (member, ctx.now)
             index[(name, value)] = hit

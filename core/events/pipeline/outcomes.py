@@ -12,7 +12,7 @@ from core.events.pipeline.context import (
     PipelineContext,
     all_awards,
 )
-from core.plugin_types import (
+from core.plugin.types import (
     Award,
 )
 

@@ -19,10 +19,11 @@ from core.events.pipeline.context import (
 )
 from core.events.pipeline.members import member_view_of
 from core.ledger import service as ledger
+from core.ledger.policy import policy_of
 from core.members.models import Member
 from core.metrics import service as metrics
 from core.outbox.service import emit_many
-from core.plugin_types import (
+from core.plugin.types import (
     EventContext,
     EventView,
     ReversalView,
@@ -88,7 +89,7 @@ async def reverse(ctx: PipelineContext, event: Any, fraction: Decimal, *, reason
             entry_id=entry.id,
             points=share,
             cause=cause,
-            policy=ctx.program.ledger_policy,
+            policy=policy_of(ctx.program),
             now=ctx.now,
         )
         if posted is not None:
@@ -197,7 +198,15 @@ async def stored_event_context(ctx: PipelineContext, event: Any) -> EventContext
         attributes,
         dict(event.attributes),
     )
-    return EventContext(ctx.tenant_view(), view, member_view_of(member, ctx.config), ctx.session, ctx.now)
+    tenant = ctx.tenant_view()
+    return EventContext(
+        tenant=tenant,
+        session=ctx.session,
+        now=ctx.now,
+        services=ctx.plugins.services(ctx.session, tenant, ctx.now),
+        event=view,
+        member=member_view_of(member, ctx.config),
+    )
 
 
 def _split(total: int, weights: list[int]) -> list[int]:

@@ -14,7 +14,7 @@ from core.events.pipeline.context import (
     tier_changes_table,
 )
 from core.ids import new_id
-from core.plugin_types import (
+from core.plugin.types import (
     TierChange,
 )
 
@@ -64,4 +64,4 @@ async def write_tier_moves(ctx: PipelineContext, items: list[Item]) -> None:
                 item.tier_move.to.code if item.tier_move.to else None,
                 item.tier_move.reason,
             )
-            await ctx.hooks.tier_changed(tenant, change, ctx.session)
+            await ctx.hooks.tier_changed(tenant, change, ctx.session, ctx.now)

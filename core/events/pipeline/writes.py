@@ -32,9 +32,10 @@ from core.events.pipeline.reversals import reverse
 from core.events.pipeline.tier_moves import write_tier_moves
 from core.events.pipeline.validation import validate
 from core.ledger import service as ledger
+from core.ledger.policy import policy_of
 from core.metrics import service as metrics
 from core.outbox.service import emit_many
-from core.plugin_types import (
+from core.plugin.types import (
     Award,
 )
 
@@ -110,7 +111,7 @@ async def write(ctx: PipelineContext, items: list[Item], results: list[ItemResul
             )
     activity = [i.member.id for i in awarded if i.member and i.event_type.counts_as_activity]
     await ledger.credit_many(
-        session, tenant_id=ctx.tenant_id, credits=credits, policy=ctx.program.ledger_policy, now=now, activity=activity
+        session, tenant_id=ctx.tenant_id, credits=credits, policy=policy_of(ctx.program), now=now, activity=activity
     )
     # Billing usage: events stored now (an approval was counted when first held) and every member acted for.
     await record_usage(

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import pytest
 
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.testing import registering
 from tests.engine.group_commit import faulty
 

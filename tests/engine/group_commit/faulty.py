@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from core import Award, EventContext, PluginInfo, hookimpl
+from core import Award, AwardsContext, PluginInfo, hookimpl
 
 
 @hookimpl
-def fealty_compute_awards(ctx: EventContext, rule_awards: list[Award]) -> list[Award] | None:
+def fealty_compute_awards(ctx: AwardsContext) -> list[Award] | None:
     if isinstance(ctx.event.attributes, dict) and ctx.event.attributes.get("fail"):
         raise RuntimeError("a bug in a plugin")
     return None

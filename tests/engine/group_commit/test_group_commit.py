@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.app import create_app
 from core.http.group_commit import GROUP_SIZE, GroupCommit
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.testing import AppClient, TenantHandle, create_tenant, settings_for_tests
 
 NOW = datetime.now(UTC).isoformat()

@@ -16,8 +16,10 @@ from litestar.params import JSONBody
 
 from core import (
     Award,
+    AwardsContext,
     CareProtectionContext,
     CareTrigger,
+    CreditsContext,
     CurrentPrincipal,
     CurrentProgram,
     CurrentRuntime,
@@ -25,10 +27,16 @@ from core import (
     EventContext,
     EventType,
     FieldIssue,
+    HookContext,
     JobContext,
+    MemberContext,
+    ProcessedContext,
+    RedemptionContext,
+    ReversalContext,
     ScheduledJob,
     Screening,
     Suppress,
+    TierChangeContext,
     ValidationFailed,
     hookimpl,
     local_instant,
@@ -113,7 +121,7 @@ def fealty_screen_event(ctx: EventContext) -> Screening | None:
 
 @hookimpl
 @_records
-async def fealty_compute_awards(ctx: EventContext, rule_awards: list[Award]) -> list[Award] | None:
+async def fealty_compute_awards(ctx: AwardsContext) -> list[Award] | None:
     await asyncio.sleep(0)  # an awaitable hook, awaited by core
     if ctx.event.type != "example.visit":
         return None
@@ -125,7 +133,7 @@ async def fealty_compute_awards(ctx: EventContext, rule_awards: list[Award]) -> 
 
 @hookimpl
 @_records
-def fealty_qualifying_credits(ctx: EventContext, awards: list[Award]) -> dict[str, Decimal] | None:
+def fealty_qualifying_credits(ctx: CreditsContext) -> dict[str, Decimal] | None:
     if ctx.event.type != "example.visit":
         return None
     return {"visits": Decimal(1), "minutes": Decimal(ctx.event.attributes.minutes)}
@@ -133,14 +141,14 @@ def fealty_qualifying_credits(ctx: EventContext, awards: list[Award]) -> dict[st
 
 @hookimpl
 @_records
-async def fealty_event_processed(
-    ctx: EventContext, status: str, awards: list[Award], credits: dict[str, Decimal]
-) -> None:
+async def fealty_event_processed(ctx: ProcessedContext) -> None:
     site = getattr(ctx.event.attributes, "site", "")
     if site == "refused":
         # A plugin may refuse an event when it records it: that item fails, nothing of it is written.
         raise ValidationFailed("the example plugin refuses visits to this site", field="attributes.site")
-    CALLS.append(("event_processed", (ctx.tenant.id, ctx.event.event_id, status, sum(a.points for a in awards))))
+    CALLS.append(
+        ("event_processed", (ctx.tenant.id, ctx.event.event_id, ctx.status, sum(a.points for a in ctx.awards)))
+    )
     if site.startswith("cancel:") and ctx.reverse_event is not None:
         # A cancellation message: take back what the earlier visit earned, in this same transaction.
         removed = await ctx.reverse_event(site.removeprefix("cancel:"), Decimal(1), "visit cancelled")
@@ -149,41 +157,42 @@ async def fealty_event_processed(
 
 @hookimpl
 @_records
-def fealty_event_reversed(ctx: EventContext, reversal: Any) -> None:
-    CALLS.append(("event_reversed", (ctx.event.event_id, reversal.points_removed)))
+def fealty_event_reversed(ctx: ReversalContext) -> None:
+    CALLS.append(("event_reversed", (ctx.event.event_id, ctx.reversal.points_removed)))
 
 
 @hookimpl
 @_records
-def fealty_plugin_enabled(tenant: Any, session: Any) -> None:
-    CALLS.append(("plugin_enabled", (tenant.id, tenant.settings_for("example").greeting)))
-    if tenant.settings_for("example").greeting == "refuse":
+def fealty_plugin_enabled(ctx: HookContext) -> None:
+    CALLS.append(("plugin_enabled", (ctx.tenant.id, ctx.tenant.settings_for("example").greeting)))
+    if ctx.tenant.settings_for("example").greeting == "refuse":
         # A plugin may refuse to be enabled: the whole PATCH is refused and nothing of it is kept.
         raise ValidationFailed("This greeting cannot be enabled.", field="plugin_settings.example.greeting")
 
 
 @hookimpl
 @_records
-def fealty_member_enrolled(tenant: Any, member: Any, session: Any) -> None:
-    CALLS.append(("member_enrolled", (tenant.id, member.external_id)))
+def fealty_member_enrolled(ctx: MemberContext) -> None:
+    CALLS.append(("member_enrolled", (ctx.tenant.id, ctx.member.external_id)))
 
 
 @hookimpl
 @_records
-def fealty_tier_changed(tenant: Any, change: Any, session: Any) -> None:
-    CALLS.append(("tier_changed", (tenant.id, change.member.external_id, change.old_tier, change.new_tier)))
+def fealty_tier_changed(ctx: TierChangeContext) -> None:
+    change = ctx.change
+    CALLS.append(("tier_changed", (ctx.tenant.id, change.member.external_id, change.old_tier, change.new_tier)))
 
 
 @hookimpl
 @_records
-def fealty_reward_redeemed(tenant: Any, redemption: Any, session: Any) -> None:
-    CALLS.append(("reward_redeemed", (tenant.id, redemption.reward.name)))
+def fealty_reward_redeemed(ctx: RedemptionContext) -> None:
+    CALLS.append(("reward_redeemed", (ctx.tenant.id, ctx.redemption.reward.name)))
 
 
 @hookimpl
 @_records
-def fealty_fulfil_reward(tenant: Any, redemption: Any, session: Any) -> dict[str, Any] | None:
-    if redemption.reward.kind == "example.gift":
+def fealty_fulfil_reward(ctx: RedemptionContext) -> dict[str, Any] | None:
+    if ctx.redemption.reward.kind == "example.gift":
         return {"gift": "mug"}
     return None
 

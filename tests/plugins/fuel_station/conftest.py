@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.testing import MakeTenant, TenantHandle, registering
 from plugins import fuel_station
 

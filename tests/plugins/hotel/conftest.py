@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from core.plugins import PluginManager
+from core.plugin.manager import PluginManager
 from core.testing import MakeTenant, TenantHandle, registering
 from plugins import hotel
 

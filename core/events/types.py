@@ -1,11 +1,12 @@
-"""Core's own event types, registered through the same hook as the plugins' (core is its contract's first user)."""
+"""Core's own event types, registered through the same hook as the plugins' (core is its contract's first user: the
+plugin manager registers this module first, as the plugin ``core``)."""
 
 from __future__ import annotations
 
 import msgspec
 
-from core.plugin_types import EventType
-from core.plugins import hookimpl
+from core.plugin import hookimpl
+from core.plugin.types import EventType
 
 
 class ReturnAttributes(msgspec.Struct, forbid_unknown_fields=False):

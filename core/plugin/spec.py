@@ -1,9 +1,20 @@
-"""Every hook a plugin can implement. Core calls them only through :class:`core.plugins.TenantHooks`.
+"""Every hook a plugin can implement (the specs; implementations are marked with :data:`core.hookimpl`).
 
-A hook implementation may return a value or an awaitable; core awaits what needs awaiting. Hooks about a tenant's
-data run only for plugins that tenant has enabled, inside the request's (or job's) transaction. Hooks that return
-lists are combined by concatenation, in plugin registration order; ``firstresult`` hooks stop at the first non-None
-answer. ``docs/hooks.md`` documents each hook (a test fails for an undocumented one).
+Two kinds of hook:
+
+- **startup hooks** take no argument (``fealty_register_event_types``, ``fealty_routes``, ``fealty_scheduled_jobs``,
+  ``fealty_care_triggers``):
+  called once for every registered plugin when the process starts;
+- **tenant hooks** take exactly one argument, ``ctx``: a frozen :class:`~core.plugin.types.HookContext` (the tenant's
+  view, the transaction, the clock, the services) extended with the hook's subject. They run only for the plugins the
+  tenant enabled, inside the request's (or job's) transaction.
+
+Every hook is called through pluggy, **in registration order, core's own implementations first** (then the plugins
+in the order they were registered: entry points sorted by name). Any implementation may return a value or an
+awaitable; core awaits each in that order before the next one runs. Results that are lists are concatenated in that
+order; :data:`FIRST_RESULT` hooks stop at the first implementation that answers (not None): the later ones are not
+awaited. Hook wrappers (``@hookimpl(wrapper=True)``) and call tracing (``FEALTY_TRACE_PLUGINS=1``) see every call.
+``docs/hooks.md`` documents each hook (a test fails for an undocumented one).
 """
 
 from __future__ import annotations
@@ -13,25 +24,33 @@ from typing import Any
 import pluggy
 
 from core.care.policy import Verdict
-from core.plugin_types import (
+from core.plugin import PROJECT
+from core.plugin.types import (
     Award,
+    AwardsContext,
     CareProtectionContext,
     CareTrigger,
     Credits,
+    CreditsContext,
     EventContext,
     EventType,
     FieldIssue,
-    MemberView,
-    RedemptionView,
-    ReversalView,
+    HookContext,
+    MemberContext,
+    ProcessedContext,
+    RedemptionContext,
+    ReversalContext,
     ScheduledJob,
     Screening,
-    TenantView,
-    TierChange,
+    TierChangeContext,
 )
 
-PROJECT = "fealty"
 _hookspec = pluggy.HookspecMarker(PROJECT)
+
+#: Hooks whose first answer (in call order) is the result: the later implementations are not awaited.
+FIRST_RESULT = frozenset({"fealty_fulfil_reward"})
+#: Hooks called once at startup, without arguments.
+STARTUP_HOOKS = ("fealty_register_event_types", "fealty_routes", "fealty_scheduled_jobs", "fealty_care_triggers")
 
 
 @_hookspec
@@ -75,8 +94,8 @@ def fealty_screen_event(ctx: EventContext) -> Screening | None:
 
 
 @_hookspec
-def fealty_compute_awards(ctx: EventContext, rule_awards: list[Award]) -> list[Award] | None:
-    """Contribute awards for an event, after core's earning rules computed ``rule_awards``.
+def fealty_compute_awards(ctx: AwardsContext) -> list[Award] | None:
+    """Contribute awards for an event, after core's earning rules computed ``ctx.rule_awards``.
 
     Results are concatenated with the rule awards; each award is posted as its own ledger entry and listed in the
     event's outcome. Return None or [] to add nothing.
@@ -85,7 +104,7 @@ def fealty_compute_awards(ctx: EventContext, rule_awards: list[Award]) -> list[A
 
 
 @_hookspec
-def fealty_qualifying_credits(ctx: EventContext, awards: list[Award]) -> Credits | None:
+def fealty_qualifying_credits(ctx: CreditsContext) -> Credits | None:
     """Contribute tier-qualification credits for an event (nights, stays, litres, on-time payments...).
 
     Credits from every plugin are added up by name; core adds ``points``, ``base_points``, ``spend`` and
@@ -95,27 +114,28 @@ def fealty_qualifying_credits(ctx: EventContext, awards: list[Award]) -> Credits
 
 
 @_hookspec
-def fealty_event_processed(ctx: EventContext, status: str, awards: list[Award], credits: Credits) -> None:
-    """Notification: an event was stored with ``status`` (awarded, held, rejected). Fires inside the transaction,
+def fealty_event_processed(ctx: ProcessedContext) -> None:
+    """Notification: an event was stored with ``ctx.status`` (awarded, held, rejected), ``ctx.awards`` and
+    ``ctx.credits``. Fires inside the transaction,
     so a plugin may record its own rows (visits, fill-ups) atomically with the event. Not called when simulating.
     A held event is announced again when decided: ``awarded`` when approved, ``rejected`` when rejected."""
     raise NotImplementedError
 
 
 @_hookspec
-def fealty_event_reversed(ctx: EventContext, reversal: ReversalView) -> None:
+def fealty_event_reversed(ctx: ReversalContext) -> None:
     """Notification: (part of) an event was reversed (through the API, by a return or by a plugin's
-    ``ctx.reverse_event``); ``reversal`` says how much. Fires inside the transaction."""
+    ``ctx.reverse_event``); ``ctx.reversal`` says how much. Fires inside the transaction."""
     raise NotImplementedError
 
 
 @_hookspec
-def fealty_plugin_enabled(tenant: TenantView, session: Any) -> None:
+def fealty_plugin_enabled(ctx: HookContext) -> None:
     """Notification: the tenant has just enabled this plugin (``PATCH /v1/program``, or a tenant created with it).
 
     Called once per enabling, only for the plugins that were not enabled before, inside that request's transaction
-    and after the plugin's settings are stored (``tenant.settings_for(...)`` reads them). A plugin sets up its
-    defaults here through core's services (``tier_codes`` / ``create_tier``, ``expiry_policy`` /
+    and after the plugin's settings are stored (``ctx.tenant.settings_for(...)`` reads them). A plugin sets up its
+    defaults here through ``ctx.services`` (``tier_codes`` / ``create_tier``, ``expiry_policy`` /
     ``set_expiry_policy``), never overwriting what the tenant configured. Raising a FealtyError refuses the change:
     nothing of it is kept.
     """
@@ -123,29 +143,29 @@ def fealty_plugin_enabled(tenant: TenantView, session: Any) -> None:
 
 
 @_hookspec
-def fealty_member_enrolled(tenant: TenantView, member: MemberView, session: Any) -> None:
-    """Notification: a member was enrolled (through the API or automatically on a first event)."""
+def fealty_member_enrolled(ctx: MemberContext) -> None:
+    """Notification: ``ctx.member`` was enrolled (through the API or automatically on a first event)."""
     raise NotImplementedError
 
 
 @_hookspec
-def fealty_tier_changed(tenant: TenantView, change: TierChange, session: Any) -> None:
-    """Notification: a member moved to another tier (upgrade, downgrade, manual, recalculation)."""
+def fealty_tier_changed(ctx: TierChangeContext) -> None:
+    """Notification: a member moved to another tier (``ctx.change``) (upgrade, downgrade, manual, recalculation)."""
     raise NotImplementedError
 
 
 @_hookspec
-def fealty_reward_redeemed(tenant: TenantView, redemption: RedemptionView, session: Any) -> None:
-    """Notification: a reward was redeemed (the voucher is issued, the points are taken)."""
+def fealty_reward_redeemed(ctx: RedemptionContext) -> None:
+    """Notification: a reward was redeemed (``ctx.redemption``; the voucher is issued, the points are taken)."""
     raise NotImplementedError
 
 
-@_hookspec(firstresult=True)
-def fealty_fulfil_reward(tenant: TenantView, redemption: RedemptionView, session: Any) -> dict[str, Any] | None:
+@_hookspec
+def fealty_fulfil_reward(ctx: RedemptionContext) -> dict[str, Any] | None:
     """Fulfil a redeemed reward of a kind the plugin knows (e.g. a free night, cents off per litre).
 
-    ``firstresult``: the first plugin that returns a dict fulfils it; the dict is stored on the redemption as its
-    fulfilment details. Raising a FealtyError refuses the redemption (nothing is taken).
+    A :data:`FIRST_RESULT` hook: the first plugin that returns a dict fulfils it; the dict is stored on the
+    redemption as its fulfilment details. Raising a FealtyError refuses the redemption (nothing is taken).
     """
     raise NotImplementedError
 
@@ -168,27 +188,6 @@ def fealty_care_triggers() -> list[CareTrigger]:
     registered twice (or clashing with core's triggers) is an error at startup.
     """
     raise NotImplementedError
-
-
-__all__ = [
-    "MemberView",
-    "ReversalView",
-    "fealty_care_triggers",
-    "fealty_compute_awards",
-    "fealty_event_processed",
-    "fealty_event_reversed",
-    "fealty_fulfil_reward",
-    "fealty_member_enrolled",
-    "fealty_plugin_enabled",
-    "fealty_qualifying_credits",
-    "fealty_register_event_types",
-    "fealty_reward_redeemed",
-    "fealty_routes",
-    "fealty_scheduled_jobs",
-    "fealty_screen_event",
-    "fealty_tier_changed",
-    "fealty_validate_event",
-]
 
 
 @_hookspec
