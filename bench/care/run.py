@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from core.plugins import PluginManager
 from sqlalchemy import insert
 
 from core.app import create_app
@@ -41,9 +42,8 @@ from core.db.migrate import upgrade_async
 from core.ids import new_id
 from core.ledger.models import PointBalance
 from core.members.models import Member
-from core.plugins import PluginManager
 from core.runtime import Runtime
-from core.testing import TEST_PLATFORM_KEY, create_tenant, settings_for_tests
+from core.testing import create_tenant, settings_for_tests
 
 NOW = datetime(2031, 6, 10, 10, tzinfo=UTC)
 DOMAIN = "bench.fealty-demo.com"
