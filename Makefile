@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install serve worker migrate demo test test-fast lint format bench postgres redis-server docs docs-serve lock prod-like clean
+.PHONY: help install serve worker migrate demo test test-fast fuzz lint format bench postgres redis-server pgbouncer docs docs-serve lock prod-like clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,11 +37,20 @@ redis-server: ## Install redis-server if it is missing (tests start their own on
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q redis-server >/dev/null; } || \
 	  { echo "The tests need redis-server (Debian: apt-get install redis-server)." >&2; exit 1; }
 
-test: $(STAMP) postgres redis-server ## Run the whole test suite (SQLite and PostgreSQL, localstripe)
+pgbouncer: ## Install PgBouncer if it is missing (a test starts its own on a loopback port)
+	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || \
+	  { [ "$$(id -u)" = 0 ] && apt-get install -y -q pgbouncer >/dev/null; } || \
+	  { echo "The tests need pgbouncer (Debian: apt-get install pgbouncer)." >&2; exit 1; }
+
+test: $(STAMP) postgres redis-server pgbouncer ## Run the whole test suite (SQLite and PostgreSQL, localstripe)
 	$(BIN)/pytest -n 2 --dist loadfile
 
 test-fast: $(STAMP) redis-server ## The suite on SQLite only, no PostgreSQL needed
 	FEALTY_TEST_BACKENDS=sqlite $(BIN)/pytest -n 2 --dist loadfile -m "not postgres_only"
+
+fuzz: $(STAMP) ## The full fuzz: schemathesis, every route, all checks, many examples (FUZZ_EXAMPLES=200, random seed)
+	FEALTY_TEST_BACKENDS=sqlite FEALTY_TEST_FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} FEALTY_TEST_FUZZ_SEED=random \
+	  $(BIN)/pytest tests/contract/test_fuzz.py -p no:xdist -q
 
 lint: $(STAMP) ## ruff (format and check), mypy, import-linter
 	$(BIN)/ruff format --check .

@@ -24,6 +24,7 @@ from core.http.middleware import ApiMiddleware
 from core.http.openapi import ContractJsonRenderPlugin
 from core.http.problems import handle_exception
 from core.imports.api import ImportsController
+from core.jobs.api import JobsController
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
 from core.measurement.api import MeasurementController, MeasurementSettingsController, MemberLoyaltyController
@@ -70,6 +71,7 @@ CORE_ROUTES: list[Any] = [
     WebhookEndpointsController,
     WebhookDeliveriesController,
     WebhookEventTypesController,
+    JobsController,
     BillingController,
     PlatformPlansController,
     PlatformBillingController,

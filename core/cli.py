@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         _print_new_platform_key()
     if workers > 1 and settings.is_sqlite:
         raise click.UsageError("Several worker processes need PostgreSQL (FEALTY_DATABASE_URL).")
+    if workers > 1:
+        _multiprocess_metrics(settings.metrics_dir)
     uvicorn.run(
         "core.asgi:app",
         host=host or settings.host,
@@ -81,6 +84,27 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         access_log=False,
         proxy_headers=True,
     )
+
+
+def _multiprocess_metrics(directory: str) -> None:
+    """Prometheus multiprocess mode for ``--workers N``: each process writes its samples to files in one directory
+    and every scrape of ``/metrics``, whichever process answers it, adds up all of them. The directory is emptied
+    first (samples of processes of a previous run would count)."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="fealty-metrics-"))
+    if path.exists():
+        for entry in path.glob("*.db"):
+            entry.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    if not directory:
+        import atexit
+
+        atexit.register(shutil.rmtree, path, True)
 
 
 def _migrate(url: str) -> None:
@@ -149,7 +173,13 @@ def platform_key(rotate: bool) -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="Run one pass and exit.")
-def worker(once: bool) -> None:
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve this worker's Prometheus metrics (FEALTY_WORKER_METRICS_PORT).",
+)
+def worker(once: bool, metrics_port: int | None) -> None:
     """Run due background work (release pending points, expiry, deliveries) until stopped."""
     from core.logging import configure_logging
     from core.plugin.manager import PluginManager
@@ -158,6 +188,12 @@ def worker(once: bool) -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    port = settings.worker_metrics_port if metrics_port is None else metrics_port
+    if port and not once:
+        from prometheus_client import start_http_server
+
+        # Its own port: a worker serves no HTTP otherwise, and each worker process is scraped on its own.
+        start_http_server(port, addr=settings.host)
 
     async def run() -> None:
         runtime = Runtime.create(settings, PluginManager.for_settings(settings))
@@ -234,6 +270,9 @@ def _demo_report(run: DemoRun, seconds: float) -> str:
             + (f" ({states})" if states else "")
             + (f"; held back: {reasons}" if reasons else "")
         )
+        if "members_measured" in c:
+            lines.append(f"  {'':<14} loyalty: {t.notes.get('rfm', '')}; types: {t.notes.get('loyalty_types', '-')}")
+            lines.append(f"  {'':<14} liability: {t.notes.get('liability', '')}; dashboard: GET /v1/reports/dashboard")
     for skipped in result.skipped:
         lines.append(f"  skipped: {skipped}")
     if result.delivered is not None:
@@ -406,6 +445,128 @@ def billing_close_periods() -> None:
         click.echo(f"closed={report.closed} billed={report.billed} ({amounts})")
         for error in report.errors:
             click.secho(f"failed: {error}", fg="red")
+
+    _run_with_runtime(work)
+
+
+# --- jobs -----------------------------------------------------------------------------------------------------------
+
+
+@main.group()
+def jobs() -> None:
+    """Follow background jobs."""
+
+
+async def _watch(runtime: Runtime, job_id: uuid.UUID, running: asyncio.Task[Any] | None = None) -> dict[str, Any]:
+    """Draw a progress bar for a job until it is done or dead; returns its final state."""
+    from sqlalchemy import select
+
+    from core.db.engine import tenant_session
+    from core.jobs.models import Job
+
+    bar: Any = None
+    shown = 0
+    try:
+        while True:
+            async with tenant_session(runtime.sessionmaker, None, writes=False) as session:
+                job = (await session.execute(select(Job).where(Job.id == job_id))).scalar_one_or_none()
+            if job is None:
+                raise click.ClickException(f"No job {job_id}.")
+            if bar is None and job.progress_total is not None:
+                bar = click.progressbar(length=max(job.progress_total, 1), label=job.kind, file=sys.stderr)
+                bar.__enter__()
+            if bar is not None and job.progress_done > shown:
+                bar.update(job.progress_done - shown)
+                shown = job.progress_done
+            if job.status in ("done", "dead"):
+                return {"id": str(job.id), "status": job.status, "result": job.result, "problem": job.problem}
+            if running is not None and running.done():
+                running.result()  # the in-process run failed outright: say so
+                running = None
+            await asyncio.sleep(0.3)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+@jobs.command("watch")
+@click.argument("job_id", type=click.UUID)
+def jobs_watch(job_id: uuid.UUID) -> None:
+    """Show a job's progress until it ends (a worker runs it), then its result."""
+
+    async def work(runtime: Runtime) -> None:
+        click.echo(json.dumps(await _watch(runtime, job_id)))
+
+    _run_with_runtime(work)
+
+
+@jobs.command("dead")
+@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+def jobs_dead(limit: int) -> None:
+    """List dead jobs (they failed every attempt) with the last line of their error, for the operator."""
+    from sqlalchemy import select
+
+    from core.db.engine import tenant_session
+    from core.jobs.models import Job
+
+    async def work(runtime: Runtime) -> None:
+        async with tenant_session(runtime.sessionmaker, None, writes=False) as session:
+            dead = (
+                await session.execute(
+                    select(Job).where(Job.status == "dead").order_by(Job.finished_at.desc()).limit(limit)
+                )
+            ).scalars()
+            for job in dead:
+                error = (job.last_error or "").strip().splitlines()[-1:] or [""]
+                click.echo(
+                    f"{job.finished_at:%Y-%m-%d %H:%M} {job.id} {job.kind} tenant={job.tenant_id or 'platform'} "
+                    f"attempts={job.attempts} {error[0][:200]}"
+                )
+
+    _run_with_runtime(work)
+
+
+@main.group()
+def tiers() -> None:
+    """Tier maintenance."""
+
+
+@tiers.command("recalculate")
+@click.option("--tenant", "slug", required=True, help="The tenant's slug (or id).")
+@click.option("--run/--no-run", default=True, show_default=True, help="Run the job here, or leave it to a worker.")
+def tiers_recalculate(slug: str, run: bool) -> None:
+    """Re-evaluate every member of a tenant (the job POST /v1/tiers/recalculate starts), with a progress bar."""
+    from sqlalchemy import String, cast, or_, select
+
+    from core.db.engine import tenant_session
+    from core.jobs.queue import start_task
+    from core.tenancy.models import Tenant
+    from core.tiers.jobs import RECALCULATE_JOB
+    from core.worker import build_registry, run_due, worker_name
+
+    async def work(runtime: Runtime) -> None:
+        async with tenant_session(runtime.sessionmaker, None) as session:
+            tenant_id = (
+                await session.execute(
+                    select(Tenant.id).where(or_(Tenant.slug == slug, cast(Tenant.id, String) == slug))
+                )
+            ).scalar_one_or_none()
+            if tenant_id is None:
+                raise click.ClickException(f"No tenant {slug!r}.")
+            job_id = await start_task(session, RECALCULATE_JOB, tenant_id=tenant_id)
+        click.echo(f"job {job_id}", err=True)
+        running = None
+        if run:
+            registry = build_registry(runtime)
+            running = asyncio.create_task(
+                run_due(runtime, registry, worker_name(), tenant_ids=[tenant_id], kinds=[RECALCULATE_JOB])
+            )
+        final = await _watch(runtime, job_id, running)
+        if running is not None:
+            await running
+        click.echo(json.dumps(final))
+        if final["status"] != "done":
+            raise SystemExit(1)
 
     _run_with_runtime(work)
 

@@ -222,7 +222,33 @@ async def seed_demo(
     else:
         result.skipped.append("fuel (plugin 'fuel' is not installed)")
     result.tenants.append(await CoffeeDemo(platform, runtime, f"{prefix}-coffee", now).seed())
+    for tenant in result.tenants:
+        await measure(Api(client, tenant.api_key), runtime, tenant, now)
     return result
+
+
+async def measure(api: Api, runtime: Runtime, tenant: DemoTenant, now: datetime) -> None:
+    """Loyalty measured for a seeded tenant: the default loyalty model copied, the nightly run done once, and what
+    it found (members by RFM segment and loyalty type, churn risk, liability) noted for the demo's report."""
+    from core.measurement import nightly
+
+    await api.post("/v1/measurement/models/copy", {"default": "loyalty"})
+    await nightly.run(runtime.sessionmaker, uuid.UUID(tenant.id), now)
+    loyalty = (await api.get("/v1/reports/loyalty"))["summary"]
+    rfm = (await api.get("/v1/reports/rfm"))["summary"]["segments"]
+    types = {t["loyalty_type"]: t["members"] for t in (await api.get("/v1/reports/loyalty-types"))["items"]}
+    risk = (await api.get("/v1/reports/churn-risk"))["summary"]
+    liability = (await api.get("/v1/reports/liability"))["summary"]
+    tenant.counts["members_measured"] = loyalty["members"]
+    tenant.counts["members_at_risk"] = risk["members_at_risk"]
+    tenant.counts["outstanding_points"] = liability["outstanding_points"]
+    tenant.notes["rfm"] = ", ".join(f"{k} {v}" for k, v in rfm.items() if v)
+    tenant.notes["loyalty_types"] = ", ".join(f"{k} {v}" for k, v in types.items() if v)
+    tenant.notes["liability"] = (
+        f"{liability['outstanding_points']:,} points outstanding, {liability['net_liability_value']} "
+        f"{liability['currency']} net of breakage"
+    )
+    tenant.extras["dashboard"] = (await api.post("/v1/reports/links", {"expires_in_minutes": 1440}))["url"]
 
 
 async def run_demo(settings: Settings, *, prefix: str = "demo") -> DemoRun:

@@ -38,7 +38,7 @@ SECRET_FIELDS = frozenset(
     }
 )
 #: Fields holding URLs whose password part is masked.
-URL_FIELDS = frozenset({"database_url", "migrate_database_url", "redis_url"})
+URL_FIELDS = frozenset({"database_url", "migrate_database_url", "redis_url", "worker_listen_url"})
 MASK = "********"
 #: The shortest ``FEALTY_PLATFORM_KEY`` accepted: a guessable operator key would open every tenant.
 MIN_PLATFORM_KEY_LENGTH = 32
@@ -112,6 +112,9 @@ class Settings:
     database_pool_size: int = 10
     database_max_overflow: int = 10
     database_echo: bool = False
+    #: PostgreSQL is reached through PgBouncer in transaction pooling mode: no startup parameters and no prepared
+    #: statement cache (the application role and the tenant are set in each transaction in any case).
+    database_pgbouncer: bool = False
     #: Refuse any Core statement on a tenant table without a tenant_id criterion. Default: on for SQLite; off for
     #: PostgreSQL, where row-level security enforces it (the test suite turns it on for both).
     strict_tenant_checks: bool | None = None
@@ -125,7 +128,24 @@ class Settings:
     port: int = 8000
     #: Run the worker inside ``fealty serve`` (the default on SQLite).
     embedded_worker: bool | None = None
+    #: How often a worker looks for due work when nothing woke it (on PostgreSQL, LISTEN/NOTIFY wakes it at once).
     worker_poll_seconds: float = 1.0
+    #: Jobs a worker runs at once (default: 1 on SQLite, 4 on PostgreSQL); at most one per tenant, so one busy
+    #: tenant cannot take every slot.
+    worker_concurrency: int | None = None
+    #: Wake workers with PostgreSQL LISTEN/NOTIFY when work is queued (polling stays as the fallback).
+    worker_listen: bool = True
+    #: The URL the LISTEN connection uses (default: the database URL). Behind PgBouncer in transaction pooling
+    #: mode, point it at PostgreSQL itself (or a session-pooling port): LISTEN needs a session of its own.
+    worker_listen_url: str = ""
+    #: The worker's own Prometheus metrics port (0: none). ``fealty worker --metrics-port`` overrides it.
+    worker_metrics_port: int = 0
+    #: Where ``fealty serve --workers N`` keeps Prometheus' multiprocess files (default: a temporary directory of
+    #: its own), so that every scrape of /metrics adds up all the processes.
+    metrics_dir: str = ""
+    #: How often the recurring schedule follows changed tenants, and re-reads every tenant, in seconds.
+    schedule_sync_seconds: int = 30
+    schedule_full_sync_seconds: int = 3600
     #: How long a claimed job is a worker's before another may take it over (a worker that died).
     job_lease_seconds: int = 300
     #: Rows per transaction in background batches, and a pause between batches to spare the database.
@@ -138,6 +158,15 @@ class Settings:
     dispatch_every_seconds: int = 60
     #: Apply migrations when ``fealty serve`` starts (the default on SQLite).
     migrate_on_start: bool | None = None
+
+    #: Retention: finished jobs, delivered outbox rows, finished webhook deliveries and processed Stripe events older
+    #: than this many days are deleted by the worker, in batches; dead jobs and dead deliveries are kept longer so
+    #: the operator can look into them. A tenant may keep its own deliveries for less or longer, within bounds.
+    retention_days: int = 30
+    retention_dead_days: int = 90
+    retention_min_days: int = 1
+    retention_max_days: int = 365
+    retention_every_seconds: int = 3600
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -252,6 +281,17 @@ class Settings:
     @property
     def runs_embedded_worker(self) -> bool:
         return self.is_sqlite if self.embedded_worker is None else self.embedded_worker
+
+    @property
+    def worker_slots(self) -> int:
+        """Jobs a worker runs at once: the setting, else 1 on SQLite (one writer at a time) and 4 elsewhere."""
+        if self.worker_concurrency is not None:
+            return max(1, self.worker_concurrency)
+        return 1 if self.is_sqlite else 4
+
+    @property
+    def listen_url(self) -> str:
+        return self.worker_listen_url or self.database_url
 
     @property
     def migrates_on_start(self) -> bool:

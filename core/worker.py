@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import math
 import os
 import socket
+import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,14 +23,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from core.clock import utcnow
 from core.db.base import table_of
 from core.db.engine import tenant_session
 from core.idempotency.service import purge_expired
 from core.ids import new_id
-from core.jobs import queue
+from core.jobs import metrics, queue, schedules
 from core.jobs.models import Job
 from core.jobs.queue import ClaimedJob
 from core.jobs.registry import Handler, JobRegistry
@@ -42,7 +44,6 @@ from core.tenancy.models import Tenant
 log = structlog.get_logger("fealty.worker")
 jobs_table = table_of(Job)
 tenants = table_of(Tenant)
-DONE_JOBS_KEPT = timedelta(days=1)
 #: Feature modules with a ``register(registry, runtime)`` adding their job kinds.
 FEATURE_JOB_MODULES: tuple[str, ...] = (
     "core.tiers.jobs",
@@ -51,6 +52,7 @@ FEATURE_JOB_MODULES: tuple[str, ...] = (
     "core.billing.jobs",
     "core.care.jobs",
     "core.measurement.jobs",
+    "core.retention.jobs",
     "core.exports.background",
     "core.imports.service",
 )
@@ -73,24 +75,12 @@ async def purge_idempotency_keys(runtime: Runtime, job: ClaimedJob) -> bool:
     return True
 
 
-async def purge_finished_jobs(runtime: Runtime, job: ClaimedJob) -> bool:
-    async with tenant_session(runtime.sessionmaker, None) as session:
-        await session.execute(
-            delete(jobs_table).where(
-                jobs_table.c.status == "done", jobs_table.c.finished_at < utcnow() - DONE_JOBS_KEPT
-            )
-        )
-        await queue.complete(session, job)
-    return True
-
-
 def build_registry(runtime: Runtime) -> JobRegistry:
     """Every job kind: core's, each feature's, and the plugins' scheduled jobs."""
     registry = JobRegistry()
     every = runtime.settings.housekeeping_every_seconds
     registry.register("idempotency.purge", purge_idempotency_keys, every_seconds=every)
     registry.register("platform.idempotency.purge", purge_idempotency_keys, every_seconds=every, per_tenant=False)
-    registry.register("jobs.purge", purge_finished_jobs, every_seconds=every, per_tenant=False)
     ledger_jobs.register(registry, runtime)
     for path in FEATURE_JOB_MODULES:
         importlib.import_module(path).register(registry, runtime)
@@ -134,21 +124,22 @@ async def schedule_recurring(
     force: bool = False,
     tenant_ids: Sequence[uuid.UUID] | None = None,
 ) -> int:
-    """Queue each recurring job once per interval (per tenant), however many workers call this at once.
+    """Queue the recurring runs that are due (:func:`core.jobs.schedules.materialize_due`): only the schedule rows
+    whose time has come are read, however many tenants there are.
 
-    The dedupe key names the interval, so a second worker's insert for the same interval is ignored. ``force``
-    (tests, ``fealty worker --once``) uses a key of its own so that everything runs now.
+    ``force`` (tests, ``fealty worker --once``) queues every recurring job now instead, for every active tenant or
+    the given ones, each with a key of its own so that everything runs now.
     """
+    if not force:
+        return await schedules.materialize_due(runtime.sessionmaker, now)
     query = select(tenants.c.id, tenants.c.enabled_plugins).where(tenants.c.status == "active")
     if tenant_ids is not None:
         query = query.where(tenants.c.id.in_(list(tenant_ids)))
     async with tenant_session(runtime.sessionmaker, None, writes=False) as session:
         active = (await session.execute(query)).all()
-    stamp = now.timestamp()
-    nonce = new_id().hex if force else None
+    nonce = new_id().hex
     rows: list[dict[str, Any]] = []
     for recurring in registry.recurring:
-        bucket = nonce or str(int(stamp // recurring.every_seconds))
         owners: list[uuid.UUID | None]
         if not recurring.per_tenant:
             owners = [None]
@@ -160,13 +151,15 @@ async def schedule_recurring(
                     "id": new_id(),
                     "tenant_id": owner,
                     "kind": recurring.kind,
-                    "dedupe_key": f"{recurring.kind}:{owner or 'platform'}:{bucket}",
+                    "dedupe_key": f"{recurring.kind}:{owner or 'platform'}:{nonce}",
                     "payload": {},
                     "status": "queued",
                     "run_at": now,
                     "attempts": 0,
                     "max_attempts": 10,
                     "created_at": now,
+                    "task": False,
+                    "progress_done": 0,
                 }
             )
     if not rows:
@@ -190,6 +183,10 @@ async def schedule_recurring(
 async def run_job(runtime: Runtime, registry: JobRegistry, job: ClaimedJob, report: WorkReport) -> None:
     handler = registry.handlers.get(job.kind)
     structlog.contextvars.bind_contextvars(job=job.kind, tenant_id=str(job.tenant_id) if job.tenant_id else None)
+    started = time.monotonic()
+    if job.due_at is not None:
+        metrics.LATENESS.labels(job.kind).observe(max(0.0, (utcnow() - job.due_at).total_seconds()))
+    metrics.RUNNING.inc()
     try:
         if handler is None:
             raise LookupError(f"no handler for job kind {job.kind!r}")
@@ -201,11 +198,17 @@ async def run_job(runtime: Runtime, registry: JobRegistry, job: ClaimedJob, repo
             await queue.requeue_now(runtime.sessionmaker, job)
         report.ran += 1
         report.kinds[job.kind] = report.kinds.get(job.kind, 0) + 1
+        metrics.JOBS.labels(job.kind, "done" if finished else "more").inc()
     except Exception as exc:  # a failing job is retried with backoff, then buried; the worker goes on
         status = await queue.fail(runtime.sessionmaker, job, "".join(traceback.format_exception(exc))[-4000:])
         report.failed += 1
+        metrics.JOBS.labels(job.kind, "dead" if status == "dead" else "failed").inc()
+        if status != "dead":
+            metrics.RETRIES.labels(job.kind).inc()
         log.warning("job_failed", kind=job.kind, attempts=job.attempts, status=status, error=str(exc))
     finally:
+        metrics.RUNNING.dec()
+        metrics.DURATION.labels(job.kind).observe(time.monotonic() - started)
         structlog.contextvars.unbind_contextvars("job", "tenant_id")
 
 
@@ -220,12 +223,13 @@ async def run_due(
     *,
     limit: int = 20,
     tenant_ids: Sequence[uuid.UUID] | None = None,
+    kinds: list[str] | None = None,
 ) -> WorkReport:
-    """Claim and run what is due now, until nothing is."""
+    """Claim and run what is due now, one job after another, until nothing is (tests, ``--once``, commands)."""
     report = WorkReport()
     while True:
         claimed = await queue.claim(
-            runtime.sessionmaker, worker, limit=limit, lease=runtime.job_lease, tenant_ids=tenant_ids
+            runtime.sessionmaker, worker, limit=limit, lease=runtime.job_lease, tenant_ids=tenant_ids, kinds=kinds
         )
         if not claimed:
             return report
@@ -242,19 +246,121 @@ async def tick(runtime: Runtime, *tenant_ids: uuid.UUID, registry: JobRegistry |
     return await run_due(runtime, registry, worker_name(), tenant_ids=only)
 
 
-async def run_forever(runtime: Runtime, stop: asyncio.Event) -> None:
-    registry = build_registry(runtime)
-    worker = worker_name()
-    interval = runtime.settings.worker_poll_seconds
-    log.info("worker_started", worker=worker, interval_s=interval)
+# --- the long-running loop ------------------------------------------------------------------------------------------
+
+
+async def listen_for_work(url: str, wake: asyncio.Event, stop: asyncio.Event) -> None:
+    """Set ``wake`` whenever a transaction that queued work commits (PostgreSQL LISTEN), reconnecting after a lost
+    connection; the worker polls meanwhile, so a lost notification only delays work by the poll interval."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    pause = 1.0
     while not stop.is_set():
+        connection = None
         try:
-            await schedule_recurring(runtime, registry, utcnow())
-            report = await run_due(runtime, registry, worker)
-            if report.ran or report.failed:
-                log.info("worker_ran", ran=report.ran, failed=report.failed, kinds=report.kinds)
+            connection = await asyncpg.connect(dsn)
+            await connection.add_listener(queue.CHANNEL, lambda *_: wake.set())
+            wake.set()  # whatever was queued while we were not listening
+            pause = 1.0
+            while not stop.is_set() and not connection.is_closed():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=5)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("worker_listen_failed", error=str(exc), retry_in_s=pause)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=pause)
+            pause = min(pause * 2, 30.0)
+        finally:
+            if connection is not None and not connection.is_closed():
+                await connection.close()
+
+
+@dataclass
+class _Loop:
+    """One worker's state: the jobs it runs now (at most ``slots``, one per tenant) and what wakes it."""
+
+    runtime: Runtime
+    registry: JobRegistry
+    worker: str
+    slots: int
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    running: dict[asyncio.Task[None], ClaimedJob] = field(default_factory=dict)
+    report: WorkReport = field(default_factory=WorkReport)
+
+    def start(self, job: ClaimedJob) -> None:
+        task = asyncio.create_task(run_job(self.runtime, self.registry, job, self.report))
+        self.running[task] = job
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.running.pop(task, None)
+        self.wake.set()  # a slot is free
+
+    async def fill(self) -> int:
+        """Claim as many due jobs as there are free slots, never two of one tenant; returns how many started."""
+        free = self.slots - len(self.running)
+        if free <= 0:
+            return 0
+        busy = [j.tenant_id for j in self.running.values() if j.tenant_id is not None]
+        claimed = await queue.claim(
+            self.runtime.sessionmaker,
+            self.worker,
+            limit=free,
+            lease=self.runtime.job_lease,
+            busy_tenants=busy,
+            per_tenant=1,
+        )
+        for job in claimed:
+            self.start(job)
+        return len(claimed)
+
+
+async def run_forever(runtime: Runtime, stop: asyncio.Event) -> None:
+    """The worker: schedule what is due, run up to ``worker_slots`` jobs at once, sleep until woken.
+
+    Woken by a NOTIFY (PostgreSQL), a finished job, or the poll interval, whichever comes first.
+    """
+    settings = runtime.settings
+    loop = _Loop(runtime, build_registry(runtime), worker_name(), settings.worker_slots)
+    interval = settings.worker_poll_seconds
+    listener = None
+    if settings.is_postgres and settings.worker_listen:
+        listener = asyncio.create_task(listen_for_work(settings.listen_url, loop.wake, stop))
+    log.info("worker_started", worker=loop.worker, interval_s=interval, slots=loop.slots, listen=listener is not None)
+    last_sync: datetime | None = None
+    last_full = -math.inf
+    while not stop.is_set():
+        loop.wake.clear()
+        try:
+            now = utcnow()
+            if time.monotonic() - last_full >= settings.schedule_full_sync_seconds:
+                await schedules.sync(runtime.sessionmaker, loop.registry, now)
+                last_full, last_sync = time.monotonic(), now
+            elif last_sync is None or (now - last_sync).total_seconds() >= settings.schedule_sync_seconds:
+                # Tenants changed since the last pass (a little overlap: clocks of API hosts differ).
+                await schedules.sync(
+                    runtime.sessionmaker, loop.registry, now, changed_since=(last_sync or now) - timedelta(seconds=5)
+                )
+                last_sync = now
+            metrics.SCHEDULED.inc(await schedule_recurring(runtime, loop.registry, now))
+            await loop.fill()
         except Exception:
             log.exception("worker_loop_failed")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
-    log.info("worker_stopped", worker=worker)
+            await asyncio.wait_for(_either(stop, loop.wake), timeout=interval)
+    if loop.running:
+        await asyncio.gather(*loop.running, return_exceptions=True)  # let running jobs finish their batch
+    if listener is not None:
+        await listener
+    log.info("worker_stopped", worker=loop.worker, ran=loop.report.ran, failed=loop.report.failed)
+
+
+async def _either(*events: asyncio.Event) -> None:
+    waits = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()

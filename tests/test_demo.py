@@ -195,6 +195,11 @@ async def test_the_demo_seeds_three_programs_through_the_api(
     await check_fuel(handle(client, seeded["fuel"]), seeded["fuel"])
     await check_coffee(handle(client, seeded["coffee"]), seeded["coffee"])
     assert seeded["hotel"].counts["members"] == 25 and seeded["fuel"].counts["events_held"] == 1
+    for tenant in seeded.values():  # loyalty measured: every member, the dashboard a link away
+        assert tenant.counts["members_measured"] == tenant.counts["members"]
+        assert tenant.notes["rfm"] and "points outstanding" in tenant.notes["liability"]
+        dashboard = await client.get(tenant.extras["dashboard"][tenant.extras["dashboard"].index("/v1/") :])
+        assert dashboard.status_code == 200 and dashboard.text.count("<figure data-chart=") == 6
     await check_care(client, seeded, moto_server)
 
     # A second run finds the tenants and writes nothing.

@@ -519,7 +519,7 @@ class PlatformBillingController(Controller):
     async def list_usage(
         self,
         db: Db,
-        period: FromQuery[Annotated[str, Meta(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] | None] = None,
+        period: FromQuery[Annotated[str, Meta(pattern=r"^(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])$")] | None] = None,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
     ) -> Page[TenantUsageOut]:

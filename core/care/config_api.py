@@ -44,7 +44,7 @@ class TemplateText(msgspec.Struct, forbid_unknown_fields=True):
 
 class TemplateIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
-    texts: dict[Locale, TemplateText]
+    texts: Annotated[dict[Locale, TemplateText], Meta(min_length=1)]
     trigger: Annotated[str, Meta(max_length=80)] | None = None
     default_locale: Locale = "en"
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from core.db.tenancy import STRICT_KEY, TenantSession, tenant_context
+from core.db.tenancy import APP_ROLE_KEY, STRICT_KEY, TenantSession, tenant_context
 from core.settings import Settings
 
 #: Whether the transaction about to begin will write (SQLite takes the write lock up front when it will).
@@ -59,19 +59,41 @@ def create_engine(settings: Settings, *, url: str | None = None, app_role: str |
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
-    server_settings = {"jit": "off", "application_name": "fealty"}
+    server_settings = {"application_name": "fealty"}
     role = settings.database_app_role if app_role is None else app_role
-    if role:
-        # A startup parameter, not a SET ROLE statement: it is the session's default role, so neither a rolled-back
-        # transaction nor RESET ROLE can return the connection to the (possibly privileged) login role.
-        server_settings["role"] = _checked_role(role)
+    connect_args: dict[str, Any] = {"server_settings": server_settings}
+    if settings.database_pgbouncer:
+        # PgBouncer in transaction pooling mode: it refuses startup parameters other than a few, and one server
+        # connection serves many clients' transactions, so no prepared statement may outlive its transaction under
+        # a name another client could reuse.
+        url = str(make_url(url).update_query_dict({"prepared_statement_cache_size": "0"}).render_as_string(False))
+        connect_args |= {"statement_cache_size": 0, "prepared_statement_name_func": _statement_name}
+    else:
+        server_settings["jit"] = "off"
+        if role:
+            # Directly on PostgreSQL, the role is also the session's default (a startup parameter), so that even a
+            # statement outside any transaction never runs as the (possibly privileged) login role.
+            server_settings["role"] = _checked_role(role)
     kwargs.update(
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=False,
-        connect_args={"server_settings": server_settings},
+        connect_args=connect_args,
     )
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    if role:
+        checked = _checked_role(role)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _remember_role(dbapi_connection: Any, connection_record: Any) -> None:
+            # Every transaction switches to it (SET LOCAL ROLE with its tenant, core.db.tenancy), pooled or not.
+            connection_record.info[APP_ROLE_KEY] = checked
+
+    return engine
+
+
+def _statement_name() -> str:
+    return f"__fealty_{uuid.uuid4().hex}__"
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

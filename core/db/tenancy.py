@@ -61,12 +61,23 @@ class TenantSession(Session):
 
 
 SET_TENANT_SQL = text("SELECT set_config('app.tenant_id', :tenant, true)")
+#: The same, and the application role, for this transaction only (one round trip): what makes Fealty work behind a
+#: transaction-pooling PgBouncer, where a session's settings would follow the server connection to other clients.
+SET_TENANT_AND_ROLE_SQL = text("SELECT set_config('app.tenant_id', :tenant, true), set_config('role', :role, true)")
+#: Where :func:`core.db.engine.create_engine` records, per pooled connection, the role its transactions run as.
+APP_ROLE_KEY = "fealty_app_role"
 
 
 def apply_database_tenant(connection: Connection, tenant_id: uuid.UUID | None) -> None:
-    """Tell PostgreSQL which tenant this transaction serves (transaction-local: never leaks across the pool)."""
+    """Tell PostgreSQL which tenant this transaction serves, and switch to the application role, both
+    transaction-local (``SET LOCAL``): nothing leaks across the pool or, behind PgBouncer, to another client."""
     if connection.dialect.name == "postgresql":
-        connection.execute(SET_TENANT_SQL, {"tenant": str(tenant_id) if tenant_id else ""})
+        tenant = str(tenant_id) if tenant_id else ""
+        role = connection.info.get(APP_ROLE_KEY)
+        if role:
+            connection.execute(SET_TENANT_AND_ROLE_SQL, {"tenant": tenant, "role": role})
+        else:
+            connection.execute(SET_TENANT_SQL, {"tenant": tenant})
 
 
 @event.listens_for(TenantSession, "after_begin")

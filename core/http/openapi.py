@@ -118,6 +118,50 @@ IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
 }
 
 
+#: Request examples of the main operations (by operationId): what the README's tour and docs/events.md send.
+REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "createTenant": {
+        "name": "Grand Hotels",
+        "slug": "grand",
+        "timezone": "Europe/London",
+        "currency": "GBP",
+        "country": "GB",
+    },
+    "enrolMember": {
+        "external_id": "G-1001",
+        "name": "Ada",
+        "email": "Ada@Example.com",
+        "phone": "07911 123456",
+        "consents": [{"channel": "email", "purpose": "marketing", "granted": True, "source": "web"}],
+    },
+    "adjustPoints": {"points": 500, "reason": "welcome bonus"},
+    "sendEvent": {
+        "type": "purchase",
+        "event_id": "till-7-0001",
+        "member": {"external_id": "cust-42"},
+        "occurred_at": "2026-03-01T09:30:00Z",
+        "amount": "12.50",
+        "currency": "GBP",
+        "quantity": "2",
+        "unit": "cup",
+        "attributes": {"category": "coffee"},
+    },
+    "createEarningRule": {
+        "name": "10 points per GBP",
+        "kind": "per_amount",
+        "points": "10",
+        "per": "1",
+        "rounding": "floor",
+        "event_types": ["purchase"],
+        "priority": 10,
+    },
+    "createRedemption": {
+        "member_id": "01934f6e-7b3c-7d2a-9f1e-2b3c4d5e6f70",
+        "reward_id": "01934f6e-7b3c-7d2a-9f1e-2b3c4d5e6f71",
+    },
+}
+
+
 def http_handlers(app: Litestar) -> Iterator[tuple[HTTPRoute, str, HTTPRouteHandler]]:
     """Every ``/v1`` (route, method, handler) of ``app`` that the schema describes."""
     for route in app.routes:
@@ -301,6 +345,9 @@ def contract(app: Litestar, generated: dict[str, Any]) -> dict[str, Any]:
             body = operation["requestBody"]
             body["content"] = {"application/json": {"schema": _decimals_as_taken(ref)}}
             body["required"] = required
+            example = REQUEST_EXAMPLES.get(operation.get("operationId", ""))
+            if example is not None:
+                body["content"]["application/json"]["example"] = example
     return _plain_names(schema)
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, String, Text, text
+from sqlalchemy import CheckConstraint, Index, PrimaryKeyConstraint, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.clock import utcnow
@@ -27,6 +27,7 @@ class Job(Base):
             postgresql_where=text("status = 'done'"),
             sqlite_where=text("status = 'done'"),
         ),
+        Index("ix_jobs_tasks", "tenant_id", "created_at", postgresql_where=text("task"), sqlite_where=text("task")),
         {"info": {"tenant_owned": False}},
     )
 
@@ -46,3 +47,33 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+    #: A job a tenant (or an operator) started and may watch: ``GET /v1/jobs`` lists these, not the recurring ones.
+    task: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: When the current (or last) attempt started.
+    started_at: Mapped[datetime | None] = mapped_column()
+    #: Progress, in the job's own unit (members, rows...); ``progress_total`` is null until known.
+    progress_done: Mapped[int] = mapped_column(default=0, server_default="0")
+    progress_total: Mapped[int | None] = mapped_column()
+    #: What a finished task answers (counts, ids), and an RFC 9457 problem when it died.
+    result: Mapped[dict[str, Any] | None] = mapped_column()
+    problem: Mapped[dict[str, Any] | None] = mapped_column()
+
+
+class JobSchedule(Base):
+    """Recurring work, one row per kind and tenant (``scope`` is the tenant id, or ``platform``) with its next due
+    time: a worker's idle tick reads only the rows that are due (an index on ``next_due_at``), however many tenants
+    there are, and turns them into jobs."""
+
+    __tablename__ = "job_schedules"
+    __table_args__ = (
+        PrimaryKeyConstraint("kind", "scope"),
+        CheckConstraint("every_seconds > 0", name="every_positive"),
+        Index("ix_job_schedules_due", "next_due_at"),
+        {"info": {"tenant_owned": False}},
+    )
+
+    kind: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(36))
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column()
+    every_seconds: Mapped[int] = mapped_column()
+    next_due_at: Mapped[datetime] = mapped_column()

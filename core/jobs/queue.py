@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,6 +29,8 @@ from core.jobs.models import Job
 
 jobs = table_of(Job)
 LEASE = timedelta(minutes=5)
+#: The PostgreSQL channel on which a commit that queued work wakes the workers (LISTEN in core.worker).
+CHANNEL = "fealty_jobs"
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,22 @@ class ClaimedJob:
     attempts: int
     max_attempts: int
     worker: str
+    #: When it was due (its lateness, for the metrics, is the claim time minus this).
+    due_at: datetime | None = None
 
 
 def _insert(session: AsyncSession) -> Any:
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(jobs)
+
+
+async def notify(session: AsyncSession) -> None:
+    """Wake the listening workers when this transaction commits (PostgreSQL; a no-op elsewhere, where workers poll).
+
+    PostgreSQL folds identical notifications of one transaction into one and delivers none if it rolls back.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
 async def enqueue(
@@ -56,13 +69,17 @@ async def enqueue(
     run_at: datetime | None = None,
     dedupe_key: str | None = None,
     max_attempts: int = 10,
+    task: bool = False,
+    job_id: uuid.UUID | None = None,
 ) -> bool:
     """Queue a job (in the caller's transaction). With ``dedupe_key``, a second identical request adds nothing.
+    ``task``: a job someone started and watches through ``GET /v1/jobs`` (see :func:`start_task`).
 
     Returns whether a new job was queued.
     """
     values = {
-        "id": new_id(),
+        "id": job_id or new_id(),
+        "task": task,
         "tenant_id": tenant_id,
         "kind": kind,
         "dedupe_key": dedupe_key,
@@ -77,7 +94,19 @@ async def enqueue(
     if dedupe_key is not None:
         statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
     result = await session.execute(statement.returning(jobs.c.id))
-    return result.first() is not None
+    queued = result.first() is not None
+    if queued and (run_at is None or run_at <= utcnow()):
+        await notify(session)
+    return queued
+
+
+async def start_task(
+    session: AsyncSession, kind: str, *, tenant_id: uuid.UUID | None, payload: dict[str, Any] | None = None
+) -> uuid.UUID:
+    """Queue a long task (in the caller's transaction) and return its id, to be followed at ``/v1/jobs/{id}``."""
+    job_id = new_id()
+    await enqueue(session, kind, tenant_id=tenant_id, payload=payload, task=True, job_id=job_id, max_attempts=3)
+    return job_id
 
 
 async def enqueue_or_wake(
@@ -107,6 +136,43 @@ async def enqueue_or_wake(
         where=jobs.c.status.in_(("done", "dead")),
     )
     await session.execute(statement)
+    await notify(session)
+
+
+async def wake_many(
+    session: AsyncSession, wanted: list[tuple[str, uuid.UUID | None, str, datetime]], now: datetime
+) -> None:
+    """:func:`enqueue_or_wake` for many ``(kind, tenant_id, dedupe_key, due_at)`` at once (the recurring schedule):
+    each job is due at the time its schedule said, so claims take the most overdue first and the lateness metric
+    counts from then."""
+    if not wanted:
+        return
+    statement = _insert(session)
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["dedupe_key"],
+        set_={"status": "queued", "run_at": excluded.run_at, "attempts": 0, "finished_at": None},
+        where=or_(jobs.c.status == "done", jobs.c.status == "dead"),  # no expanding IN in an executemany
+    )
+    rows: list[dict[str, Any]] = [
+        {
+            "id": new_id(),
+            "tenant_id": tenant_id,
+            "kind": kind,
+            "dedupe_key": key,
+            "payload": {},
+            "status": "queued",
+            "run_at": due_at,
+            "attempts": 0,
+            "max_attempts": 10,
+            "created_at": now,
+            "task": False,
+            "progress_done": 0,
+        }
+        for kind, tenant_id, key, due_at in wanted
+    ]
+    await session.execute(statement, rows)
+    await notify(session)
 
 
 async def claim(
@@ -118,27 +184,66 @@ async def claim(
     kinds: list[str] | None = None,
     lease: timedelta = LEASE,
     tenant_ids: Sequence[uuid.UUID] | None = None,
+    busy_tenants: Sequence[uuid.UUID] = (),
+    per_tenant: int | None = None,
 ) -> list[ClaimedJob]:
+    """Claim up to ``limit`` due jobs for ``worker``.
+
+    Fair between tenants: candidates are ranked within their tenant (oldest due first) and taken rank by rank, so
+    a tenant with ten thousand due jobs gets one slot while others wait, not all of them; ``per_tenant`` caps the
+    jobs of one tenant in a claim, and ``busy_tenants`` (the tenants this worker is already running a job for) are
+    left to the other workers or the next claim. The ranked candidates are then locked with ``SKIP LOCKED`` and
+    checked due again, so two workers never claim one job.
+    """
     now = now or utcnow()
     due = or_(
         and_(jobs.c.status == "queued", jobs.c.run_at <= now),
         and_(jobs.c.status == "running", jobs.c.locked_until < now),
     )
-    candidates = select(jobs.c.id).where(due).order_by(jobs.c.run_at).limit(limit).with_for_update(skip_locked=True)
+    filters = [due]
     if kinds:
-        candidates = candidates.where(jobs.c.kind.in_(kinds))
+        filters.append(jobs.c.kind.in_(kinds))
     if tenant_ids is not None:
-        candidates = candidates.where(or_(jobs.c.tenant_id.in_(list(tenant_ids)), jobs.c.tenant_id.is_(None)))
+        filters.append(or_(jobs.c.tenant_id.in_(list(tenant_ids)), jobs.c.tenant_id.is_(None)))
+    if busy_tenants:
+        filters.append(or_(jobs.c.tenant_id.not_in(list(busy_tenants)), jobs.c.tenant_id.is_(None)))
+    rank = func.row_number().over(partition_by=jobs.c.tenant_id, order_by=(jobs.c.run_at, jobs.c.id)).label("rank")
+    ranked = select(jobs.c.id, jobs.c.run_at, rank).where(*filters).subquery()
+    # A window of the fairest candidates, several times what is wanted, so that workers claiming at once (each
+    # skipping the rows another has locked) still find work in it.
+    window = select(ranked.c.id, ranked.c.rank, ranked.c.run_at).order_by(ranked.c.rank, ranked.c.run_at)
+    if per_tenant is not None:
+        window = window.where(ranked.c.rank <= per_tenant)
+    fair = window.limit(limit * 4 + 16).subquery()
+    candidates = (
+        select(jobs.c.id)
+        .join(fair, fair.c.id == jobs.c.id)
+        .where(due)
+        .order_by(fair.c.rank, fair.c.run_at)
+        .limit(limit)
+        .with_for_update(of=jobs, skip_locked=True)
+    )
     statement = (
         update(jobs)
         .where(jobs.c.id.in_(candidates.scalar_subquery()))
-        .values(status="running", locked_by=worker, locked_until=now + lease, attempts=jobs.c.attempts + 1)
-        .returning(jobs.c.id, jobs.c.tenant_id, jobs.c.kind, jobs.c.payload, jobs.c.attempts, jobs.c.max_attempts)
+        .values(
+            status="running", locked_by=worker, locked_until=now + lease, attempts=jobs.c.attempts + 1, started_at=now
+        )
+        .returning(
+            jobs.c.id,
+            jobs.c.tenant_id,
+            jobs.c.kind,
+            jobs.c.payload,
+            jobs.c.attempts,
+            jobs.c.max_attempts,
+            jobs.c.run_at,
+        )
     )
     async with tenant_session(sessionmaker, None) as session:
         rows = (await session.execute(statement)).all()
     return [
-        ClaimedJob(r.id, r.tenant_id, r.kind, dict(r.payload or {}), r.attempts, r.max_attempts, worker) for r in rows
+        ClaimedJob(r.id, r.tenant_id, r.kind, dict(r.payload or {}), r.attempts, r.max_attempts, worker, r.run_at)
+        for r in rows
     ]
 
 
@@ -146,12 +251,44 @@ def _mine(job: ClaimedJob) -> Any:
     return and_(jobs.c.id == job.id, jobs.c.status == "running", jobs.c.locked_by == job.worker)
 
 
-async def complete(session: AsyncSession, job: ClaimedJob, now: datetime | None = None) -> bool:
-    """Mark done in ``session``'s transaction. False if the job is no longer this worker's (lease lost)."""
-    result = await session.execute(
-        update(jobs).where(_mine(job)).values(status="done", finished_at=now or utcnow(), locked_until=None)
-    )
-    return bool(getattr(result, "rowcount", 0))
+async def complete(
+    session: AsyncSession, job: ClaimedJob, now: datetime | None = None, *, result: dict[str, Any] | None = None
+) -> bool:
+    """Mark done in ``session``'s transaction, with the task's ``result`` if given. False if the job is no longer
+    this worker's (lease lost)."""
+    values: dict[str, Any] = {"status": "done", "finished_at": now or utcnow(), "locked_until": None}
+    if result is not None:
+        values["result"] = result
+    updated = await session.execute(update(jobs).where(_mine(job)).values(values))
+    return bool(getattr(updated, "rowcount", 0))
+
+
+async def progress_in(session: AsyncSession, job: ClaimedJob, done: int, total: int | None = None) -> None:
+    """Record progress in the caller's transaction (with the batch it counts)."""
+    values: dict[str, Any] = {"progress_done": done}
+    if total is not None:
+        values["progress_total"] = total
+    await session.execute(update(jobs).where(_mine(job)).values(values))
+
+
+async def progress(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    job: ClaimedJob,
+    done: int,
+    total: int | None = None,
+    *,
+    lease: timedelta = LEASE,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Record a long job's progress (and where to resume, in ``payload``) and extend its lease, in one short
+    transaction of its own."""
+    values: dict[str, Any] = {"progress_done": done, "locked_until": utcnow() + lease}
+    if total is not None:
+        values["progress_total"] = total
+    if payload is not None:
+        values["payload"] = payload
+    async with tenant_session(sessionmaker, None) as session:
+        await session.execute(update(jobs).where(_mine(job)).values(values))
 
 
 async def heartbeat(
@@ -178,6 +315,13 @@ async def fail(sessionmaker: async_sessionmaker[AsyncSession], job: ClaimedJob, 
         values["run_at"] = utcnow() + backoff(job.attempts)
     else:
         values["finished_at"] = utcnow()
+        # What GET /v1/jobs/{id} shows: a problem document, not the traceback kept in last_error for the operator.
+        values["problem"] = {
+            "type": "https://fealty.dev/problems/job-failed",
+            "title": "The job failed",
+            "status": 500,
+            "detail": f"The job failed {job.attempts} time(s) and was stopped; the operator has the details.",
+        }
     async with tenant_session(sessionmaker, None) as session:
         await session.execute(update(jobs).where(_mine(job)).values(values))
     return status
@@ -189,3 +333,4 @@ async def requeue_now(sessionmaker: async_sessionmaker[AsyncSession], job: Claim
         await session.execute(
             update(jobs).where(_mine(job)).values(status="queued", run_at=utcnow(), locked_until=None, attempts=0)
         )
+        await notify(session)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Uuid,
     bindparam,
+    case,
     func,
     insert,
     or_,
@@ -36,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import bulk
-from core.db.base import table_of
+from core.db.base import UTCDateTime, table_of
 from core.db.lookup import row_or_404
 from core.errors import Conflict, InsufficientPoints, NotFound, ValidationFailed
 from core.ids import new_id
@@ -142,7 +143,19 @@ _BALANCE_MANY = (
     )
 )
 
-_BALANCE_MANY_ACTIVE = _BALANCE_MANY.values(last_activity_at=bindparam("b_now"))
+#: Activity moves ``last_activity_at`` forward to the activity's own time, never back (an older event arriving late).
+_BALANCE_MANY_ACTIVE = _BALANCE_MANY.values(
+    last_activity_at=case(
+        (
+            or_(
+                balances.c.last_activity_at.is_(None),
+                balances.c.last_activity_at < bindparam("b_at", type_=UTCDateTime()),
+            ),
+            bindparam("b_at", type_=UTCDateTime()),
+        ),
+        else_=balances.c.last_activity_at,
+    )
+)
 
 #: The shape of a batch of balance changes, for :func:`core.db.bulk.array_source` (never created in the database).
 _DELTAS = Table(
@@ -150,13 +163,15 @@ _DELTAS = Table(
     MetaData(),
     Column("member_id", Uuid),
     Column("active", Boolean),
+    Column("active_at", UTCDateTime()),
     *(Column(name, BigInteger) for name in BALANCE_FIELDS),
 )
 _DELTA_COLUMNS = tuple(_DELTAS.c.keys())
 _BALANCE_FROM_ARRAYS = text(
     "UPDATE point_balances AS b SET "  # noqa: S608 (constants only)
     + ", ".join(f"{column} = b.{column} + u.{name}" for name, column in BALANCE_FIELDS.items())
-    + ", updated_at = :now, last_activity_at = CASE WHEN u.active THEN :now ELSE b.last_activity_at END"
+    + ", updated_at = :now, last_activity_at = CASE WHEN u.active THEN GREATEST(b.last_activity_at, u.active_at)"
+    + " ELSE b.last_activity_at END"
     + f" FROM {bulk.array_source(_DELTAS, _DELTA_COLUMNS).text}"
     + " WHERE b.tenant_id = :tenant AND b.member_id = u.member_id"
 )
@@ -168,10 +183,19 @@ _TAKE_MANY = (
 )
 
 
-async def open_balance(session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID, now: datetime) -> None:
-    """The member's balance row, created with the member (its existence is what writers lock on)."""
+async def open_balance(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    member_id: uuid.UUID,
+    now: datetime,
+    *,
+    active_since: datetime | None = None,
+) -> None:
+    """The member's balance row, created with the member (its existence is what writers lock on). Enrolment starts
+    the inactivity clock: at ``active_since`` when an activity of that time enrols the member, else now."""
+    active_at = now if active_since is None else min(active_since, now)
     await session.execute(
-        insert(balances).values(tenant_id=tenant_id, member_id=member_id, last_activity_at=now, updated_at=now)
+        insert(balances).values(tenant_id=tenant_id, member_id=member_id, last_activity_at=active_at, updated_at=now)
     )
 
 
@@ -358,16 +382,19 @@ async def credit_many(
     credits: Sequence[CreditRequest],
     policy: LedgerPolicy,
     now: datetime,
-    activity: Iterable[uuid.UUID] = (),
+    activity: Mapping[uuid.UUID, datetime] | Iterable[uuid.UUID] = (),
 ) -> list[Posted]:
     """Post many credits (and record activity) with a constant number of statements, whatever their number.
+
+    ``activity`` names the members who acted: with the time each acted (the newest of their events' times), or
+    alone (acting now). A member's ``last_activity_at`` moves to that time, never later than now and never back.
 
     One member (the hot path of a single event): the balance UPDATE ... RETURNING takes the row lock and tells the
     balance before, so three statements do it all. Several members: their rows are locked first in member order (two
     batches never deadlock), then one executemany UPDATE. Credits of one member settle a negative balance in order.
     """
-    active = set(activity)
-    members = sorted({c.member_id for c in credits} | active)
+    active = activity_times(activity, now)
+    members = sorted({c.member_id for c in credits} | set(active))
     if not members:
         return []
     deltas: dict[uuid.UUID, maths.Balance] = defaultdict(maths.Balance)
@@ -382,7 +409,11 @@ async def credit_many(
         member_id = members[0]
         values = _delta_values(deltas[member_id]) | {"updated_at": now}
         if member_id in active:
-            values["last_activity_at"] = now
+            at = active[member_id]
+            values["last_activity_at"] = case(
+                (or_(balances.c.last_activity_at.is_(None), balances.c.last_activity_at < at), at),
+                else_=balances.c.last_activity_at,
+            )
         row = (
             await session.execute(
                 update(balances)
@@ -468,7 +499,8 @@ _CREDIT_ONE_SQL = text(
         UPDATE point_balances
         SET available = available + :d_available, pending = pending + :d_pending,
             lifetime_earned = lifetime_earned + :d_earned, lifetime_adjusted = lifetime_adjusted + :d_adjusted,
-            updated_at = :now, last_activity_at = CASE WHEN :active THEN :now ELSE last_activity_at END
+            updated_at = :now,
+            last_activity_at = CASE WHEN :active THEN GREATEST(last_activity_at, :active_at) ELSE last_activity_at END
         WHERE tenant_id = :tenant AND member_id = :member
         RETURNING available, pending
     ), e AS (
@@ -495,6 +527,15 @@ _CREDIT_ONE_SQL = text(
 )
 
 
+def activity_times(
+    activity: Mapping[uuid.UUID, datetime] | Iterable[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, datetime]:
+    """Who acted and when: each member's activity time, never later than ``now`` (no activity from the future)."""
+    if isinstance(activity, Mapping):
+        return {member_id: min(at, now) for member_id, at in activity.items()}
+    return dict.fromkeys(activity, now)
+
+
 async def _credit_one_postgres(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -502,7 +543,7 @@ async def _credit_one_postgres(
     pending: bool,
     policy: LedgerPolicy,
     now: datetime,
-    active: set[uuid.UUID],
+    active: dict[uuid.UUID, datetime],
 ) -> Posted:
     """The single-credit hot path on PostgreSQL: the balance update (which takes the member's row lock), the entry,
     the lot and any settlement of a negative balance in ONE statement (a data-modifying CTE), with exactly the
@@ -525,6 +566,7 @@ async def _credit_one_postgres(
                 "d_adjusted": delta.adjusted,
                 "now": now,
                 "active": c.member_id in active,
+                "active_at": active.get(c.member_id, now),
                 "kind": c.kind,
                 "points": c.points,
                 "status": "pending" if pending else "posted",
@@ -767,11 +809,11 @@ async def _write_balance_deltas(
     deltas: dict[uuid.UUID, maths.Balance],
     now: datetime,
     *,
-    active: set[uuid.UUID] | None = None,
+    active: dict[uuid.UUID, datetime] | None = None,
 ) -> None:
     if not deltas:
         return
-    active = active or set()
+    active = active or {}
     plain = [
         {"b_tenant": tenant_id, "b_member": member_id, "b_now": now}
         | {f"d_{name}": getattr(delta, name) for name in BALANCE_FIELDS}
@@ -779,7 +821,7 @@ async def _write_balance_deltas(
         if member_id not in active
     ]
     with_activity = [
-        {"b_tenant": tenant_id, "b_member": member_id, "b_now": now}
+        {"b_tenant": tenant_id, "b_member": member_id, "b_now": now, "b_at": active[member_id]}
         | {f"d_{name}": getattr(delta, name) for name in BALANCE_FIELDS}
         for member_id, delta in deltas.items()
         if member_id in active
@@ -787,7 +829,7 @@ async def _write_balance_deltas(
     if bulk.is_postgres(session):
         # One UPDATE ... FROM arrays (the rows are locked already, in member order).
         rows = [
-            {"member_id": member_id, "active": member_id in active}
+            {"member_id": member_id, "active": member_id in active, "active_at": active.get(member_id, now)}
             | {name: getattr(delta, name) for name in BALANCE_FIELDS}
             for member_id, delta in deltas.items()
         ]

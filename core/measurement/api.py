@@ -27,7 +27,7 @@ from core.members.models import Member
 
 
 class ModelIn(msgspec.Struct, forbid_unknown_fields=True):
-    code: Annotated[str, Meta(min_length=1, max_length=60)]
+    code: Annotated[str, Meta(min_length=1, max_length=60, pattern=CODE.pattern)]
     name: Annotated[str, Meta(min_length=1, max_length=200)]
     kind: Kind
     factors: list[FactorIn]
@@ -44,7 +44,7 @@ class ModelUpdate(msgspec.Struct, forbid_unknown_fields=True):
 
 class CopyIn(msgspec.Struct, forbid_unknown_fields=True):
     default: Literal["loyalty", "satisfaction"]
-    code: Annotated[str, Meta(min_length=1, max_length=60)] | None = None
+    code: Annotated[str, Meta(min_length=1, max_length=60, pattern=CODE.pattern)] | None = None
     name: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     active: bool = True
 

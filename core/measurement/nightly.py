@@ -127,36 +127,37 @@ async def _page(
             ).group_by(days.c.member_id)
         )
     }
-    firsts = (
-        select(buckets.c.member_id, func.min(buckets.c.day).label("first_day"))
-        .where(in_page, buckets.c.metric == "events", buckets.c.value > 0)
-        .group_by(buckets.c.member_id)
+    # One scan of the page's money buckets; each row carries its member's first active day (a window, no join).
+    metric_filter = (
+        or_(buckets.c.metric.in_(["spend", "events"]), buckets.c.metric.in_(promo))
+        if promo
+        else (buckets.c.metric.in_(["spend", "events"]))
+    )
+    first_day = func.min(case((and_(buckets.c.metric == "events", buckets.c.value > 0), buckets.c.day), else_=None))
+    rows = (
+        select(
+            buckets.c.member_id,
+            buckets.c.metric,
+            buckets.c.day,
+            buckets.c.value,
+            first_day.over(partition_by=buckets.c.member_id).label("first_day"),
+        )
+        .where(in_page, metric_filter)
         .subquery()
     )
-    promo_day = and_(buckets.c.metric.in_(promo), buckets.c.day >= start, buckets.c.value > 0) if promo else None
     money_columns = [
-        func.sum(case((and_(buckets.c.metric == "spend", buckets.c.day >= start), buckets.c.value), else_=0)).label(
+        func.sum(case((and_(rows.c.metric == "spend", rows.c.day >= start), rows.c.value), else_=0)).label(
             "spend_window"
         ),
-        func.sum(
-            case((and_(buckets.c.metric == "spend", buckets.c.day > firsts.c.first_day), buckets.c.value), else_=0)
-        ).label("spend_repeat"),
+        func.sum(case((and_(rows.c.metric == "spend", rows.c.day > rows.c.first_day), rows.c.value), else_=0)).label(
+            "spend_repeat"
+        ),
     ]
-    if promo_day is not None:
-        money_columns.append(func.count(func.distinct(case((promo_day, buckets.c.day), else_=None))).label("promo"))
-    metric_filter = (
-        or_(buckets.c.metric == "spend", buckets.c.metric.in_(promo)) if promo else buckets.c.metric == "spend"
-    )
+    if promo:
+        promo_day = and_(rows.c.metric.in_(promo), rows.c.day >= start, rows.c.value > 0)
+        money_columns.append(func.count(func.distinct(case((promo_day, rows.c.day), else_=None))).label("promo"))
     money = {
-        r.member_id: r
-        for r in await db.execute(
-            select(buckets.c.member_id, *money_columns)
-            .select_from(
-                buckets.join(firsts, and_(firsts.c.member_id == buckets.c.member_id, buckets.c.tenant_id == tenant_id))
-            )
-            .where(in_page, metric_filter)
-            .group_by(buckets.c.member_id)
-        )
+        r.member_id: r for r in await db.execute(select(rows.c.member_id, *money_columns).group_by(rows.c.member_id))
     }
     for m in page:
         out.ids.append(m.id)

@@ -268,7 +268,7 @@ class SharedDashboardController(Controller):
     path = "/v1/reports/dashboard/shared"
     tags = ["reports"]
 
-    @get(operation_id="getSharedDashboard", opt={"auth": "none"}, media_type="text/html")
+    @get(operation_id="getSharedDashboard", opt={"auth": "none", "problems": (400,)}, media_type="text/html")
     async def shared(self, runtime: CurrentRuntime, token: FromQuery[str] = "") -> Response[str]:
         """The dashboard through a signed link from ``POST /v1/reports/links`` (no API key; read-only)."""
         tenant_id = await _tenant_of(runtime, token)

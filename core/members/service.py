@@ -107,7 +107,10 @@ async def enrol(
     attributes: dict[str, Any],
     consents: Sequence[ConsentUpdate],
     now: datetime,
+    active_since: datetime | None = None,
 ) -> Member:
+    """A new member and its balance. ``active_since``: the time of the activity that enrols the member (an event),
+    where its inactivity clock starts; by default the enrolment itself."""
     await _check_unique(session, external_id=external_id, card=fields.get("card"))
     member = Member(
         tenant_id=tenant_id,
@@ -121,7 +124,7 @@ async def enrol(
     )
     session.add(member)
     await flush_unique(session)
-    await open_balance(session, tenant_id, member.id, now)
+    await open_balance(session, tenant_id, member.id, now, active_since=active_since)
     await set_consents(session, member, consents, now)
     return member
 
@@ -139,10 +142,12 @@ async def enrol_member(
     consents: Sequence[ConsentUpdate],
     now: datetime,
     entry_tier: bool = True,
+    active_since: datetime | None = None,
 ) -> Member:
     """The enrolment use case, whoever enrols (``POST /v1/members``, or auto-enrolment on a first event): the member
     (:func:`enrol`), then :func:`welcome`. ``entry_tier=False``: the caller places the member in a tier itself (the
-    event pipeline does, with the first event, and answers that move in the event's outcome)."""
+    event pipeline does, with the first event, and answers that move in the event's outcome). ``active_since``: see
+    :func:`enrol`."""
     member = await enrol(
         session,
         tenant_id=tenant_id,
@@ -151,6 +156,7 @@ async def enrol_member(
         attributes=attributes,
         consents=consents,
         now=now,
+        active_since=active_since,
     )
     await welcome(
         session,

@@ -37,6 +37,9 @@ class ProgramUpdate(msgspec.Struct, forbid_unknown_fields=True):
     auto_enrol: bool | UnsetType = UNSET
     plugins: list[str] | UnsetType = UNSET
     plugin_settings: dict[str, dict[str, Any]] | UnsetType = UNSET
+    #: Days the tenant's finished webhook deliveries and dispatched events are kept (within the platform's bounds,
+    #: ``FEALTY_RETENTION_MIN_DAYS``..``FEALTY_RETENTION_MAX_DAYS``); null: the platform's default.
+    retention_days: Annotated[int, Meta(ge=1, le=3650)] | UnsetType | None = UNSET
 
 
 class ProgramOut(msgspec.Struct):
@@ -49,6 +52,8 @@ class ProgramOut(msgspec.Struct):
     auto_enrol: bool
     plugins: list[str]
     plugin_settings: dict[str, dict[str, Any]]
+    #: The tenant's own retention in days, or null for the platform's default.
+    retention_days: int | None = None
 
     @classmethod
     def of(cls, program: Program) -> ProgramOut:
@@ -63,6 +68,7 @@ class ProgramOut(msgspec.Struct):
             auto_enrol=program.auto_enrol,
             plugins=list(options.get("plugins", [])),
             plugin_settings=dict(options.get("plugin_settings", {})),
+            retention_days=options.get("retention_days"),
         )
 
 
@@ -106,6 +112,14 @@ class ProgramController(Controller):
             program.reversal_policy = data.reversal_policy
         if data.auto_enrol is not UNSET:
             program.auto_enrol = data.auto_enrol
+        if data.retention_days is not UNSET:
+            low, high = runtime.settings.retention_min_days, runtime.settings.retention_max_days
+            if data.retention_days is not None and not low <= data.retention_days <= high:
+                raise ValidationFailed(
+                    f"retention_days must be between {low} and {high} on this platform.", field="retention_days"
+                )
+            options = {k: v for k, v in (program.options or {}).items() if k != "retention_days"}
+            program.options = options | ({} if data.retention_days is None else {"retention_days": data.retention_days})
         program.updated_at = utcnow()
         await db.flush()
         if data.plugins is not UNSET or data.plugin_settings is not UNSET:

@@ -57,6 +57,18 @@ REWARD_FIELDS = (
 )
 
 
+#: A voucher code as typed or scanned: its 12 characters of the code alphabet (I and L read as 1, O as 0; no U), in any
+#: case, with hyphens or spaces anywhere (``ABCD-EFGH-JKMN``).
+VoucherCodeQuery = Annotated[
+    str,
+    Meta(
+        pattern=r"^[- ]*([0-9A-TV-Za-tv-z][- ]*){12}$",
+        max_length=64,
+        description="A voucher code as typed or scanned: XXXX-XXXX-XXXX, any case, hyphens and spaces optional.",
+    ),
+]
+
+
 class RewardCreate(msgspec.Struct, forbid_unknown_fields=True):
     code: Code
     name: Name
@@ -350,7 +362,7 @@ class RedemptionsController(Controller):
         member_id: FromQuery[uuid.UUID | None] = None,
         reward_id: FromQuery[uuid.UUID | None] = None,
         status: FromQuery[Status | None] = None,
-        voucher_code: FromQuery[str | None] = None,
+        voucher_code: FromQuery[VoucherCodeQuery | None] = None,
         issued_after: FromQuery[AwareDatetime | None] = None,
         issued_before: FromQuery[AwareDatetime | None] = None,
     ) -> Page[RedemptionOut]:

@@ -6,10 +6,10 @@ import uuid
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
-from litestar import Controller, delete, get, patch, post, put
+from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, Meta
 from sqlalchemy import func, select
@@ -20,11 +20,14 @@ from core.db.lookup import one_or_404
 from core.errors import Conflict, ValidationFailed
 from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
 from core.http.middleware import query_flag
+from core.jobs.api import JobOut, accepted, get_task
+from core.jobs.queue import start_task
 from core.members.models import Member
 from core.members.service import ensure_active, get_member
 from core.metrics import service as metrics
 from core.program.config import bump_config_version, load_config, tier_spec
 from core.tiers import catalog, rules, service
+from core.tiers.jobs import RECALCULATE_JOB
 from core.tiers.models import Tier, TierChange
 from core.validation import AwareDatetime
 
@@ -201,10 +204,18 @@ class TiersController(Controller):
         program: CurrentProgram,
         runtime: CurrentRuntime,
         preview: FromQuery[bool] = False,
-    ) -> RecalculationOut:
-        """Re-evaluate every member now: upgrades for who qualifies, renewal or downgrade for expired status.
-        With ``preview=true`` nothing is written: the answer says who would move."""
+    ) -> Response[RecalculationOut | JobOut]:
+        """Re-evaluate every member: upgrades for who qualifies, renewal or downgrade for expired status.
+
+        Without ``preview`` the work is a job: the answer is 202 with it (``Location: /v1/jobs/{id}``), and the
+        worker re-evaluates every member in batches; follow its progress and result at ``GET /v1/jobs/{id}``.
+        With ``preview=true`` nothing is written: the answer (200) says who would move."""
         assert principal.tenant_id is not None
+        if not preview:
+            job_id = await start_task(db, RECALCULATE_JOB, tenant_id=principal.tenant_id)
+            return cast(
+                "Response[RecalculationOut | JobOut]", accepted(await get_task(db, principal.tenant_id, job_id))
+            )
         config = await load_config(db, program.config_version)
         now = utcnow()
         counts: Counter[str] = Counter()
@@ -234,17 +245,7 @@ class TiersController(Controller):
                             p.move.valid_until,
                         )
                     )
-            if not preview:
-                await service.apply_moves(
-                    db,
-                    principal.tenant_id,
-                    planned,
-                    now,
-                    hooks=program.hooks(runtime.plugins),
-                    tenant=program.tenant_view(principal.tenant_id, runtime.plugins),
-                    reason_prefix="recalc:",
-                )
-        return RecalculationOut(preview, evaluated, dict(counts), moves)
+        return Response(RecalculationOut(preview, evaluated, dict(counts), moves), status_code=200)
 
 
 class MemberTierController(Controller):

@@ -23,7 +23,7 @@ CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
 class TierIn(msgspec.Struct, forbid_unknown_fields=True):
-    code: Annotated[str, Meta(min_length=1, max_length=40)]
+    code: Annotated[str, Meta(min_length=1, max_length=40, pattern=CODE.pattern)]
     name: Annotated[str, Meta(min_length=1, max_length=100)]
     #: 0 is the entry level; higher is better.
     rank: Annotated[int, Meta(ge=0, le=100)]

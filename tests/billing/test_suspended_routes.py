@@ -38,6 +38,7 @@ ALLOWED = {
     ("POST", "/v1/webhook-endpoints/{endpoint_id:uuid}/rotate-secret", ""),
     ("DELETE", "/v1/webhook-endpoints/{endpoint_id:uuid}", ""),
     ("POST", "/v1/members/{member_id:uuid}/anonymize", ""),
+    ("POST", "/v1/exports", ""),  # an export is a read (into S3)
 }
 #: The same route without the flag that makes it read-only is a write like any other.
 REFUSED_VARIANTS = {("POST", "/v1/tiers/recalculate", ""), ("POST", "/v1/tiers/recalculate", "preview=false")}

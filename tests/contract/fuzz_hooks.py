@@ -22,10 +22,9 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     "POST /v1/members": ("timezone", "locale", "email", "phone"),
     "PATCH /v1/members/{member_id}": ("timezone", "locale", "email", "phone"),
     "GET /v1/members": ("email", "phone"),
-    "PATCH /v1/program": ("timezone", "currency", "country", "locale"),
     "POST /v1/platform/tenants": ("timezone", "currency", "country"),
-    "POST /v1/platform/plans": ("currency",),
-    "PATCH /v1/care/settings": ("email_from", "sms_sender"),
+    "POST /v1/platform/plans": ("currency", "block_size"),
+    "PATCH /v1/care/settings": ("email_from", "sms_sender", "sms_sender_id"),
     "POST /v1/care/suppressions": ("address",),
     "GET /v1/care/suppressions/{channel}/{address}": ("address",),
     "DELETE /v1/care/suppressions/{channel}/{address}": ("address",),
@@ -37,11 +36,19 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     "POST /v1/events/batch": (r"events\[\d+\]\.type", "events"),
     "PUT /v1/members/{member_id}/tier": ("tier", "until"),
     "POST /v1/care/rules": ("trigger",),
-    "POST /v1/webhook-endpoints": ("event_types",),
-    "PATCH /v1/webhook-endpoints/{endpoint_id}": ("event_types",),
     "POST /v1/measurement/models/{model_id}/satisfaction-index": ("model_id",),
     "POST /v1/measurement/models/{model_id}/loyalty-index": ("model_id",),
+    "POST /v1/hotel/quotes/points-stay": ("nights", "category"),
+    "POST /v1/exports": ("kind",),  # a report's name, from the reports' registry
+    # A per_block plan needs block_size; an import is the CSV itself or where it is in S3, one of the two.
+    "PATCH /v1/platform/plans/{code}": ("block_size",),
+    "POST /v1/imports": ("csv", "s3"),
+    # A plan of the platform's catalogue.
+    "PATCH /v1/platform/tenants/{tenant_id}": ("plan",),
     # One field given with, or instead of, another; an ordered window; a time that must be in the future.
+    "PATCH /v1/program": (r"expiry_policy\..*", "timezone", "currency", "country", "locale"),
+    "POST /v1/care/templates": ("default_locale",),
+    "PATCH /v1/care/templates/{template_id}": ("default_locale",),
     "PATCH /v1/billing/subscription": ("plan",),
     "PATCH /v1/platform/tenants/{tenant_id}/subscription": ("plan",),
     "PATCH /v1/rewards/{reward_id}": ("add_stock", "valid_until"),
@@ -57,12 +64,26 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     "POST /v1/measurement/models": ("factors", "judgements", "children"),
     "PATCH /v1/measurement/models/{model_id}": ("factors", "judgements", "children"),
     # A credit or a debit, never zero; a rule's rate; a stay the tenant's settings price.
-    "POST /v1/members/{member_id}/points/adjust": ("points",),
+    "POST /v1/members/{member_id}/points/adjust": ("points", "expires_at", "available_at"),  # in the future
     "POST /v1/earning-rules": ("points", r"conditions.*"),
     "POST /v1/campaigns/": (r"rules.*",),
-    "POST /v1/hotel/quotes/points-stay": ("nights",),
+    # http:// is taken for loopback receivers only when FEALTY_WEBHOOK_ALLOW_LOOPBACK is on (a deployment setting).
+    "POST /v1/webhook-endpoints": ("event_types", "url"),
+    "PATCH /v1/webhook-endpoints/{endpoint_id}": ("event_types", "url"),
     # The body is one of three SES/SNS notification shapes, read by hand (the schema does not describe it).
     "POST /v1/care/feedback": ("", r".*"),
+}
+
+#: NOT YET DECLARED (a known gap, docs/api.md): bounds on decimal amounts, which msgspec cannot constrain and the
+#: schema declares as a number or a decimal string without its range (``litres`` more than 0 and at most the
+#: tenant's maximum, prices with at most 2 decimals...). Each should become a declared bound.
+DECIMAL_BOUNDS_NOT_YET_DECLARED: dict[str, tuple[str, ...]] = {
+    "POST /v1/fuel/sites": ("tank_size_litres", "daily_max_litres"),
+    "PATCH /v1/fuel/sites/{site_id}": ("tank_size_litres", "daily_max_litres"),
+    "POST /v1/fuel/redemptions/{redemption_id}/apply": ("litres",),
+    "POST /v1/platform/plans": (r"monthly_price", r"overage_price_per_\w+"),
+    "PATCH /v1/platform/plans/{code}": (r"monthly_price", r"overage_price_per_\w+"),
+    "PUT /v1/measurement/settings": ("point_value",),
 }
 
 #: Refusals that are not about a field: a signature or a signed link no generator can forge.
@@ -70,6 +91,7 @@ SIGNED = {
     "POST /v1/billing/stripe/webhook": "invalid-webhook-signature",
     "GET /v1/care/unsubscribe": "invalid-link",
     "POST /v1/care/unsubscribe": "invalid-link",
+    "GET /v1/reports/dashboard/shared": "invalid-link",
 }
 
 #: API-wide rules documented in docs/api.md that the schema does not repeat on every string.
@@ -90,7 +112,11 @@ def _excused(label: str, status: int, problem: dict[str, Any]) -> bool:
         return False
     if any(rule.search(detail) for rule in DOCUMENTED_EVERYWHERE):
         return True
-    patterns = (*RULES_NO_SCHEMA_CAN_SAY.get("*", ()), *RULES_NO_SCHEMA_CAN_SAY.get(label, ()))
+    patterns = (
+        *RULES_NO_SCHEMA_CAN_SAY.get("*", ()),
+        *RULES_NO_SCHEMA_CAN_SAY.get(label, ()),
+        *DECIMAL_BOUNDS_NOT_YET_DECLARED.get(label, ()),
+    )
     return any(re.fullmatch(p + r"([.\[].*)?", field) for p in patterns)
 
 

@@ -38,6 +38,7 @@ PATH_PARAMS = {
     "holiday_id": "care_holiday",
     "channel": "suppression_channel",
     "address": "suppression_address",
+    "job_id": "job",
 }
 #: A valid body per operation, so the request reaches the lookup (a 422 would prove nothing).
 BODIES = {
@@ -132,9 +133,11 @@ async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]
     ).json()
     care_holiday = (await victim.post("/v1/care/calendar", json={"day": "2030-01-02", "name": "Victim day"})).json()
     await victim.post("/v1/care/suppressions", json={"channel": "email", "address": "held@example.com"})
+    job = (await victim.post("/v1/tiers/recalculate")).json()
     export = (await victim.post("/v1/exports", json={"kind": "members"})).json()
     imported = (await victim.post("/v1/imports", json={"kind": "members", "csv": "external_id\nvictim-9\n"})).json()
     return victim, {
+        "job": job["id"],
         "import": imported["id"],
         "export": export["id"],
         "care_template": care_template["id"],

@@ -175,3 +175,18 @@ async def test_the_served_schema_is_the_contract(client: AppClient) -> None:
     assert served["components"]["schemas"]["Problem"]["required"] == ["type", "title", "status", "detail"]
     assert "422" in served["paths"]["/v1/members"]["get"]["responses"]
     assert served == served_schema(client.app)
+
+
+def test_the_main_operations_have_valid_examples(schema: dict[str, Any]) -> None:
+    """Examples on the main operations, each valid against its own body schema (the fuzz also sends them)."""
+    from jsonschema import Draft202012Validator
+
+    found = {}
+    for path, method, op in _operations(schema):
+        content = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+        if "example" in content:
+            found[op["operationId"]] = f"{method.upper()} {path}"
+            root = {**content["schema"], "components": schema["components"]}
+            errors = [e.message for e in Draft202012Validator(root).iter_errors(content["example"])]
+            assert errors == [], f"{op['operationId']}: {errors}"
+    assert {"createTenant", "enrolMember", "adjustPoints", "sendEvent", "createRedemption"} <= set(found)

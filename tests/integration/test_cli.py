@@ -141,4 +141,4 @@ def test_migrate_and_worker_once(tmp_path: Path) -> None:
     assert "latest migration" in migrated.stdout
     worker = subprocess.run([*FEALTY, "worker", "--once"], env=env, capture_output=True, text=True, timeout=60)
     assert worker.returncode == 0, worker.stderr
-    assert "failed=0" in worker.stdout and "jobs.purge=1" in worker.stdout
+    assert "failed=0" in worker.stdout and "retention.platform=1" in worker.stdout

@@ -19,6 +19,7 @@ from core.events.pipeline.context import (
     Item,
     ItemResult,
     PipelineContext,
+    activity_at,
     all_awards,
     events_table,
 )
@@ -199,7 +200,9 @@ async def compute(
         caps.add(member.id, item.local_day, item.lines)
         sums[member.id] = member_sums
         if config.tiers:
-            move = tier_rules.on_activity(config.tiers, tier, valid_until[member.id], member_sums, ctx.now, tz)
+            move = tier_rules.on_activity(
+                config.tiers, tier, valid_until[member.id], member_sums, activity_at(item, ctx.now), tz
+            )
             if move is not None:
                 item.tier_before, item.tier_move = tier, move
                 tier_of[member.id], valid_until[member.id] = move.to, move.valid_until

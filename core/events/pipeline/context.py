@@ -59,6 +59,7 @@ MEMBER_COLUMNS = (
     "locale",
     "birthday",
     "tier_id",
+    "tier_since",
     "tier_valid_until",
 )
 CORE_METRICS = ("points", "base_points", "spend", "events")
@@ -153,6 +154,13 @@ class Item:
     context: EventContext | None = None
     #: The outcome as stored with the event (the answer is the very same, so a retry's answer equals the first).
     outcome: dict[str, Any] | None = None
+
+
+def activity_at(item: Item, now: datetime) -> datetime:
+    """When the item's member acted, for everything that counts recency (``last_activity_at``, the tier history,
+    inactivity expiry): the event's own ``occurred_at``, never later than ``now``. So a backfill of old events
+    leaves the state live traffic would have left, and an event dated a few minutes ahead is not activity to come."""
+    return min(item.data.occurred_at, now)
 
 
 def all_awards(item: Item, now: datetime) -> list[Award]:

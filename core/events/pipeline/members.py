@@ -18,6 +18,7 @@ from core.events.pipeline.context import (
     Item,
     ItemResult,
     PipelineContext,
+    activity_at,
     balances_table,
     members_table,
 )
@@ -124,10 +125,11 @@ async def resolve_members(
                     attributes={},
                     consents=[],
                     now=ctx.now,
+                    active_since=activity_at(item, ctx.now),
                     entry_tier=False,
                 )
                 ctx.session.info.setdefault("fealty.enrolled", []).append(member)
-            hit = (member, ctx.now)
+            hit = (member, activity_at(item, ctx.now))
             index[(name, value)] = hit
         if hit is None:
             results[item.index].error = NotFound(

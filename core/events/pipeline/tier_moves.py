@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, update
@@ -10,6 +11,7 @@ from sqlalchemy import insert, update
 from core.events.pipeline.context import (
     Item,
     PipelineContext,
+    activity_at,
     members_table,
     tier_changes_table,
 )
@@ -20,18 +22,28 @@ from core.plugin.types import (
 
 
 async def write_tier_moves(ctx: PipelineContext, items: list[Item]) -> None:
+    """Moves are dated when the activity that caused them happened (never later than now), and never before the
+    member's previous move, so a backfill writes the history live traffic would have written."""
     if not items:
         return
-    final: dict[uuid.UUID, Item] = {}
+    #: Per member: the values its row ends with after the batch's moves, in order (an upgrade then a renewal in one
+    #: batch leaves the upgraded tier, since the upgrade, valid as the renewal says).
+    final: dict[uuid.UUID, dict[str, Any]] = {}
+    moved_at: dict[int, datetime] = {}
+    latest: dict[uuid.UUID, datetime] = {}
     for item in items:
-        assert item.member is not None
-        final[item.member.id] = item
-    for member_id, item in final.items():
         move = item.tier_move
         assert move is not None and item.member is not None
-        values: dict[str, Any] = {"tier_valid_until": move.valid_until}
+        at = activity_at(item, ctx.now)
+        for earlier in (latest.get(item.member.id), getattr(item.member, "tier_since", None)):
+            if earlier is not None and earlier > at:
+                at = earlier
+        moved_at[item.index] = latest[item.member.id] = at
+        values = final.setdefault(item.member.id, {})
+        values["tier_valid_until"] = move.valid_until
         if move.reason != "renewal":
-            values |= {"tier_id": move.to.id if move.to else None, "tier_since": ctx.now}
+            values |= {"tier_id": move.to.id if move.to else None, "tier_since": at}
+    for member_id, values in final.items():
         await ctx.session.execute(
             update(members_table)
             .where(members_table.c.tenant_id == ctx.tenant_id, members_table.c.id == member_id)
@@ -48,7 +60,7 @@ async def write_tier_moves(ctx: PipelineContext, items: list[Item]) -> None:
                 "to_tier_id": i.tier_move.to.id if i.tier_move and i.tier_move.to else None,
                 "reason": i.tier_move.reason if i.tier_move else "upgrade",
                 "valid_until": i.tier_move.valid_until if i.tier_move else None,
-                "changed_at": ctx.now,
+                "changed_at": moved_at[i.index],
                 "details": {"event_id": i.data.event_id},
             }
             for i in items

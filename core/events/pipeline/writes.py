@@ -23,6 +23,7 @@ from core.events.pipeline.context import (
     Item,
     ItemResult,
     PipelineContext,
+    activity_at,
     all_awards,
     events_table,
 )
@@ -109,7 +110,11 @@ async def write(ctx: PipelineContext, items: list[Item], results: list[ItemResul
                     },
                 )
             )
-    activity = [i.member.id for i in awarded if i.member and i.event_type.counts_as_activity]
+    activity: dict[uuid.UUID, datetime] = {}
+    for item in awarded:
+        if item.member is not None and item.event_type.counts_as_activity:
+            at = activity_at(item, now)
+            activity[item.member.id] = max(at, activity.get(item.member.id, at))
     await ledger.credit_many(
         session, tenant_id=ctx.tenant_id, credits=credits, policy=policy_of(ctx.program), now=now, activity=activity
     )

@@ -1,0 +1,184 @@
+"""Recurring work, stored once per kind and tenant with its next due time (``job_schedules``).
+
+The worker's idle tick runs :func:`materialize_due`: one indexed read of the rows whose time has come (usually
+none), so its cost does not grow with the number of tenants. Each due row becomes (or wakes) that tenant's one job
+of that kind, with the dedupe key ``{kind}:{scope}`` that :func:`core.jobs.queue.enqueue_or_wake` uses too, so a
+recurring run and a wake-up after a request share one job row and never pile up behind a slow run. Rows are locked
+with ``SKIP LOCKED`` and moved forward in the same transaction, so several workers never schedule one run twice.
+
+:func:`sync` keeps the rows in line with the tenants (active ones, with the plugin a plugin job needs) and the job
+kinds: all of them when a worker starts and every ``FEALTY_SCHEDULE_FULL_SYNC_SECONDS``, only the tenants changed
+since the last pass every ``FEALTY_SCHEDULE_SYNC_SECONDS``. A new tenant's first runs are spread over each kind's
+interval (a stable offset per tenant and kind), so ten thousand tenants' hourly work does not fall due at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db.base import table_of
+from core.db.engine import tenant_session
+from core.jobs import queue
+from core.jobs.models import JobSchedule
+from core.jobs.registry import JobRegistry, Recurring
+from core.tenancy.models import Tenant
+
+schedules = table_of(JobSchedule)
+tenants = table_of(Tenant)
+PLATFORM = "platform"
+#: Rows read and scheduled per transaction.
+BATCH = 1000
+
+
+def scope_of(tenant_id: uuid.UUID | None) -> str:
+    return str(tenant_id) if tenant_id else PLATFORM
+
+
+def dedupe_key(kind: str, tenant_id: uuid.UUID | None) -> str:
+    """The one job row of ``kind`` for a tenant (or the platform): what the schedule and wake-ups share."""
+    return f"{kind}:{tenant_id or PLATFORM}"
+
+
+def first_due(kind: str, scope: str, every_seconds: int, now: datetime) -> datetime:
+    """A stable offset within the interval, per kind and scope: first runs are spread, not bunched."""
+    digest = hashlib.blake2b(f"{kind}:{scope}".encode(), digest_size=8).digest()
+    return now + timedelta(seconds=int.from_bytes(digest, "big") % max(1, every_seconds))
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+
+
+def _wanted(
+    recurring: Sequence[Recurring], active: Iterable[tuple[uuid.UUID, list[Any] | None]], *, platform: bool
+) -> dict[tuple[str, str], tuple[uuid.UUID | None, int]]:
+    wanted: dict[tuple[str, str], tuple[uuid.UUID | None, int]] = {}
+    rows = list(active)
+    for r in recurring:
+        if not r.per_tenant:
+            if platform:
+                wanted[(r.kind, PLATFORM)] = (None, r.every_seconds)
+            continue
+        for tenant_id, plugins in rows:
+            if r.plugin is None or r.plugin in (plugins or []):
+                wanted[(r.kind, str(tenant_id))] = (tenant_id, r.every_seconds)
+    return wanted
+
+
+async def sync(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    registry: JobRegistry,
+    now: datetime,
+    *,
+    changed_since: datetime | None = None,
+) -> SyncReport:
+    """Add the schedule rows missing, remove those no longer wanted, follow interval changes.
+
+    ``changed_since`` limits the pass to tenants updated since then (their status, their plugins); None: everyone,
+    the platform's kinds, and kinds no longer registered.
+    """
+    full = changed_since is None
+    query = select(tenants.c.id, tenants.c.status, tenants.c.enabled_plugins)
+    if not full:
+        query = query.where(tenants.c.updated_at >= changed_since)
+    async with tenant_session(sessionmaker, None, writes=False) as session:
+        rows = (await session.execute(query)).all()
+    if not full and not rows:
+        return SyncReport()
+    active = [(r.id, r.enabled_plugins) for r in rows if r.status == "active"]
+    wanted = _wanted(registry.recurring, active, platform=full)
+    scopes = [str(r.id) for r in rows]
+    existing: dict[tuple[str, str], int] = {}
+    async with tenant_session(sessionmaker, None, writes=False) as session:
+        for start in range(0, len(scopes) if not full else 1, BATCH):
+            have = select(schedules.c.kind, schedules.c.scope, schedules.c.every_seconds)
+            if not full:
+                have = have.where(schedules.c.scope.in_(scopes[start : start + BATCH]))
+            existing |= {(k, s): e for k, s, e in (await session.execute(have)).all()}
+    add = [key for key in wanted if key not in existing]
+    remove = [key for key in existing if key not in wanted]
+    change = [key for key in wanted if key in existing and existing[key] != wanted[key][1]]
+    async with tenant_session(sessionmaker, None) as session:
+        for start in range(0, len(add), BATCH):
+            await session.execute(
+                schedules.insert(),
+                [
+                    {
+                        "kind": kind,
+                        "scope": scope,
+                        "tenant_id": wanted[(kind, scope)][0],
+                        "every_seconds": wanted[(kind, scope)][1],
+                        "next_due_at": first_due(kind, scope, wanted[(kind, scope)][1], now),
+                    }
+                    for kind, scope in add[start : start + BATCH]
+                ],
+            )
+        for start in range(0, len(remove), BATCH):
+            await session.execute(
+                delete(schedules).where(tuple_(schedules.c.kind, schedules.c.scope).in_(remove[start : start + BATCH]))
+            )
+        if change:
+            await session.execute(
+                update(schedules)
+                .where(schedules.c.kind == bindparam("k"), schedules.c.scope == bindparam("s"))
+                .values(every_seconds=bindparam("e"), next_due_at=bindparam("n")),
+                [
+                    {"k": k, "s": s, "e": wanted[(k, s)][1], "n": first_due(k, s, wanted[(k, s)][1], now)}
+                    for k, s in change
+                ],
+            )
+    return SyncReport(len(add), len(remove), len(change))
+
+
+async def materialize_due(sessionmaker: async_sessionmaker[AsyncSession], now: datetime) -> int:
+    """Turn the schedule rows that are due into due jobs and move them to their next time; returns how many.
+
+    A run missed while no worker ran is done once, not once per missed interval.
+    """
+    total = 0
+    while True:
+        async with tenant_session(sessionmaker, None) as session:
+            due = (
+                await session.execute(
+                    select(
+                        schedules.c.kind,
+                        schedules.c.scope,
+                        schedules.c.tenant_id,
+                        schedules.c.every_seconds,
+                        schedules.c.next_due_at,
+                    )
+                    .where(schedules.c.next_due_at <= now)
+                    .order_by(schedules.c.next_due_at)
+                    .limit(BATCH)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not due:
+                return total
+            wanted = [(r.kind, r.tenant_id, dedupe_key(r.kind, r.tenant_id), r.next_due_at) for r in due]
+            await queue.wake_many(session, wanted, now)
+            moves = []
+            for r in due:
+                step = timedelta(seconds=r.every_seconds)
+                following = r.next_due_at + step
+                moves.append({"k": r.kind, "s": r.scope, "n": following if following > now else now + step})
+            await session.execute(
+                update(schedules)
+                .where(and_(schedules.c.kind == bindparam("k"), schedules.c.scope == bindparam("s")))
+                .values(next_due_at=bindparam("n")),
+                moves,
+            )
+            total += len(due)
+        if len(due) < BATCH:
+            return total

@@ -1,0 +1,1 @@
+"""Retention: what the platform keeps and for how long (see :mod:`core.retention.jobs`)."""

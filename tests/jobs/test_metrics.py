@@ -1,0 +1,118 @@
+"""Metrics everywhere: with ``fealty serve --workers 2`` one scrape of /metrics adds up both processes (Prometheus
+multiprocess mode); ``fealty worker --metrics-port`` serves the worker's own metrics (jobs by kind and outcome,
+lateness)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from core.db.engine import tenant_session
+from core.jobs import queue
+from core.runtime import Runtime
+from core.testing import TEST_PLATFORM_KEY
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FEALTY_", "PROMETHEUS_"))}
+    return env | {
+        "FEALTY_DATABASE_URL": database_url,
+        "FEALTY_PLATFORM_KEY": TEST_PLATFORM_KEY,
+        "FEALTY_MIGRATE_ON_START": "false",
+        "FEALTY_EMBEDDED_WORKER": "false",
+        "FEALTY_LOG_LEVEL": "WARNING",
+        "FEALTY_LOAD_ENTRY_POINT_PLUGINS": "false",
+        **extra,
+    }
+
+
+@contextmanager
+def _running(args: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", *args], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(ready, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "not ready:\n" + log.read_text()
+            time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _samples(text: str, name: str) -> list:
+    return [s for family in text_string_to_metric_families(text) for s in family.samples if s.name == name]
+
+
+@pytest.mark.postgres_only
+def test_one_scrape_counts_every_api_process(postgres_url: str, tmp_path: Path) -> None:
+    port = _port()
+    base = f"http://127.0.0.1:{port}"
+    metrics_dir = tmp_path / "metrics"
+    env = _env(postgres_url, FEALTY_METRICS_DIR=str(metrics_dir))
+    with _running(["serve", "--workers", "2", "--port", str(port)], env, f"{base}/readyz", tmp_path / "serve.log"):
+        auth = {"Authorization": f"Bearer {TEST_PLATFORM_KEY}"}
+        for _ in range(40):  # a new connection each: both processes answer some
+            with httpx.Client(base_url=base) as http:
+                assert http.get("/v1/platform/tenants", params={"limit": 1}, headers=auth).status_code == 200
+        assert len(list(metrics_dir.glob("counter_*.db"))) == 2  # both processes wrote their samples
+        for _ in range(3):  # whichever process answers the scrape, it sees all 40
+            scraped = httpx.get(f"{base}/metrics").text
+            counted = sum(
+                s.value for s in _samples(scraped, "fealty_requests_total") if "tenants" in s.labels.get("route", "")
+            )
+            assert counted == 40
+
+
+@pytest.mark.postgres_only
+async def test_the_worker_serves_its_own_metrics(postgres_url: str, pg_client, tmp_path: Path) -> None:
+    runtime: Runtime = pg_client.app.state["runtime"]
+    async with tenant_session(runtime.sessionmaker, None) as session:
+        await queue.enqueue(session, "retention.platform", dedupe_key=f"metrics-test-{time.time_ns()}")
+    port = _port()
+    env = _env(postgres_url, FEALTY_WORKER_POLL_SECONDS="0.2")
+    url = f"http://127.0.0.1:{port}/metrics"
+    with _running(["worker", "--metrics-port", str(port)], env, url, tmp_path / "worker.log"):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            scraped = httpx.get(url).text
+            done = [
+                s
+                for s in _samples(scraped, "fealty_jobs_total")
+                if s.labels == {"kind": "retention.platform", "outcome": "done"}
+            ]
+            if done and done[0].value >= 1:
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError(scraped)
+        assert _samples(scraped, "fealty_job_lateness_seconds_count")
+        assert _samples(scraped, "fealty_job_duration_seconds_count")

@@ -1,0 +1,225 @@
+"""Scheduling independent of the number of tenants: recurring work stored once per tenant and kind with its next due
+time; an idle tick reads only what is due (the same single statement for 10 tenants as for 300); due runs become one
+job each, however many workers schedule at once; claims are fair between tenants; on PostgreSQL a commit that queues
+work wakes a sleeping worker at once (LISTEN/NOTIFY)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from sqlalchemy import event, func, select, update
+
+from core.clock import utcnow
+from core.db.engine import tenant_session
+from core.db.migrate import upgrade_async
+from core.jobs import queue, schedules
+from core.jobs.models import Job, JobSchedule
+from core.jobs.registry import JobRegistry
+from core.plugin.manager import PluginManager
+from core.runtime import Runtime
+from core.tenancy.models import Tenant
+from core.testing import DEFAULT_ADMIN_URL, settings_for_tests
+from core.worker import run_forever
+
+
+def _registry(ran: list[str] | None = None) -> JobRegistry:
+    async def handler(runtime: Runtime, job: queue.ClaimedJob) -> bool:
+        if ran is not None:
+            ran.append(f"{job.kind}:{job.tenant_id}")
+        return True
+
+    registry = JobRegistry()
+    registry.register("t.minutely", handler, every_seconds=60)
+    registry.register("t.hourly", handler, every_seconds=3600)
+    registry.register("t.hotel_only", handler, every_seconds=600, plugin="hotel")
+    registry.register("t.platform", handler, every_seconds=300, per_tenant=False)
+    registry.register("t.task", handler)  # not recurring
+    return registry
+
+
+@pytest_asyncio.fixture
+async def fresh(backend: str, tmp_path: Path) -> AsyncIterator[Runtime]:
+    """A database of its own (this module counts rows and statements), migrated with the real migrations."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'schedule.db'}"
+        drop = None
+    else:
+        admin = os.environ.get("FEALTY_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)
+        name = f"fealty_sched_{uuid.uuid4().hex[:10]}"
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+        url = f"{admin.rsplit('/', 1)[0].replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
+        drop = (admin, name)
+    await upgrade_async(url)
+    runtime = Runtime.create(settings_for_tests(url, worker_poll_seconds=30.0), PluginManager())
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+        if drop:
+            conn = await asyncpg.connect(drop[0])
+            await conn.execute(f'DROP DATABASE IF EXISTS "{drop[1]}" WITH (FORCE)')
+            await conn.close()
+
+
+async def _tenants(runtime: Runtime, count: int, *, plugins: list[str] | None = None) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(count)]
+    async with tenant_session(runtime.sessionmaker, None) as session:
+        session.add_all(
+            Tenant(id=i, name=f"t{i.hex[:6]}", slug=f"s-{i.hex}", enabled_plugins=plugins or [], status="active")
+            for i in ids
+        )
+    return ids
+
+
+async def _count(runtime: Runtime, model: type, *where: object) -> int:
+    async with tenant_session(runtime.sessionmaker, None, writes=False) as session:
+        return int((await session.execute(select(func.count()).select_from(model).where(*where))).scalar_one())
+
+
+class _Statements:
+    """Counts the SQL statements an engine runs (to show that an idle tick's work does not grow with tenants)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.seen: list[str] = []
+        self.engine = runtime.engine.sync_engine
+        event.listen(self.engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "set_config" not in statement.lower():  # the session's role and tenant settings, not the tick's work
+            self.seen.append(statement.split()[0].upper())
+
+    def close(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+
+async def test_rows_once_per_tenant_and_kind_spread_over_the_interval(fresh: Runtime) -> None:
+    registry = _registry()
+    plain = await _tenants(fresh, 20)
+    hotels = await _tenants(fresh, 5, plugins=["hotel"])
+    now = utcnow()
+    report = await schedules.sync(fresh.sessionmaker, registry, now)
+    assert report.added == 25 * 2 + 5 + 1  # two kinds for everyone, one for hotels, one for the platform
+    assert await schedules.sync(fresh.sessionmaker, registry, now) == schedules.SyncReport()  # idempotent
+    async with tenant_session(fresh.sessionmaker, None, writes=False) as session:
+        rows = (await session.execute(select(JobSchedule))).scalars().all()
+    assert Counter(r.kind for r in rows) == {"t.minutely": 25, "t.hourly": 25, "t.hotel_only": 5, "t.platform": 1}
+    hourly = [(r.next_due_at - now).total_seconds() for r in rows if r.kind == "t.hourly"]
+    assert all(0 <= s < 3600 for s in hourly) and max(hourly) - min(hourly) > 600  # spread, not bunched
+
+    # A suspended tenant loses its rows at the next pass over changed tenants; a hotel turned off loses its kind.
+    async with tenant_session(fresh.sessionmaker, None) as session:
+        await session.execute(update(Tenant).where(Tenant.id == plain[0]).values(status="suspended"))
+        await session.execute(update(Tenant).where(Tenant.id == hotels[0]).values(enabled_plugins=[]))
+    changed = await schedules.sync(fresh.sessionmaker, registry, utcnow(), changed_since=now)
+    assert changed.removed == 2 + 1
+    assert await _count(fresh, JobSchedule, JobSchedule.scope == str(plain[0])) == 0
+
+
+async def test_an_idle_tick_costs_the_same_for_10_or_300_tenants(fresh: Runtime) -> None:
+    from core.worker import schedule_recurring
+
+    registry = _registry()
+    costs = []
+    for total in (10, 300):
+        await _tenants(fresh, total - (10 if costs else 0))
+        now = utcnow()
+        await schedules.sync(fresh.sessionmaker, registry, now)
+        async with tenant_session(fresh.sessionmaker, None) as session:  # nothing due for the next minute
+            await session.execute(update(JobSchedule).values(next_due_at=now + timedelta(minutes=1)))
+        jobs_before = await _count(fresh, Job)
+        statements = _Statements(fresh)
+        try:
+            scheduled = await schedule_recurring(fresh, registry, now)
+        finally:
+            statements.close()
+        assert scheduled == 0 and await _count(fresh, Job) == jobs_before  # nothing written
+        costs.append([s for s in statements.seen if s not in ("BEGIN", "COMMIT", "SET")])
+    assert costs[0] == costs[1] == ["SELECT"]  # one indexed read of what is due, however many tenants
+
+
+async def test_due_runs_become_one_job_each_whatever_the_workers(fresh: Runtime) -> None:
+    from core.worker import schedule_recurring
+
+    registry = _registry()
+    await _tenants(fresh, 30)
+    now = utcnow()
+    await schedules.sync(fresh.sessionmaker, registry, now)
+    later = now + timedelta(hours=5)  # everything due; the minutely ones missed 300 runs meanwhile
+    made = await asyncio.gather(*(schedule_recurring(fresh, registry, later) for _ in range(3)))
+    assert sum(made) == 30 * 2 + 1
+    assert await _count(fresh, Job) == 30 * 2 + 1  # one job per row: missed runs are not queued 300 times
+    async with tenant_session(fresh.sessionmaker, None, writes=False) as session:
+        nexts = (await session.execute(select(JobSchedule.kind, JobSchedule.next_due_at))).all()
+    assert all(n > later for _, n in nexts)
+    # Due again while the last run is still queued: the same job row, not a second one.
+    again = later + timedelta(hours=2)
+    await schedule_recurring(fresh, registry, again)
+    assert await _count(fresh, Job) == 30 * 2 + 1
+
+
+async def test_claims_are_fair_between_tenants(fresh: Runtime) -> None:
+    big, small_a, small_b = await _tenants(fresh, 3)
+    async with tenant_session(fresh.sessionmaker, None) as session:
+        for i in range(50):
+            await queue.enqueue(session, "t.task", tenant_id=big, dedupe_key=f"big-{i}")
+        await queue.enqueue(session, "t.task", tenant_id=small_a, dedupe_key="a")
+        await queue.enqueue(session, "t.task", tenant_id=small_b, dedupe_key="b")
+    claimed = await queue.claim(fresh.sessionmaker, "w1", limit=3, per_tenant=1)
+    assert sorted(str(j.tenant_id) for j in claimed) == sorted(str(t) for t in (big, small_a, small_b))
+    # A worker already running a job of the big tenant is given the others' work first, never a second of its own.
+    more = await queue.claim(fresh.sessionmaker, "w1", limit=3, per_tenant=1, busy_tenants=[big])
+    assert more == []
+
+
+@pytest.mark.postgres_only
+async def test_a_sleeping_worker_wakes_when_work_is_queued(postgres_url: str) -> None:
+    runtime = Runtime.create(
+        settings_for_tests(postgres_url, worker_poll_seconds=30.0, schedule_full_sync_seconds=3600),
+        PluginManager(),
+    )
+    stop = asyncio.Event()
+    ran: list[float] = []
+    kind = f"t.wake.{uuid.uuid4().hex[:6]}"
+
+    async def handler(rt: Runtime, job: queue.ClaimedJob) -> bool:
+        ran.append(time.monotonic())
+        return True
+
+    import core.worker as worker_module
+
+    original = worker_module.build_registry
+
+    def with_test_kind(rt: Runtime) -> JobRegistry:
+        registry = original(rt)
+        registry.register(kind, handler)
+        return registry
+
+    worker_module.build_registry = with_test_kind
+    task = asyncio.create_task(run_forever(runtime, stop))
+    try:
+        await asyncio.sleep(8)  # the worker has started, scheduled every tenant, and sleeps for up to 30 s
+        queued_at = time.monotonic()
+        async with tenant_session(runtime.sessionmaker, None) as session:
+            await queue.enqueue(session, kind, dedupe_key=f"{kind}:1")
+        deadline = time.monotonic() + 25
+        while not ran and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert ran, "the worker slept through the NOTIFY"
+        assert ran[0] - queued_at < 10.0  # woken by the NOTIFY, well before the 30 s poll (a loaded machine)
+    finally:
+        worker_module.build_registry = original
+        stop.set()
+        await task
+        await runtime.close()
