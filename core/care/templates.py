@@ -14,6 +14,7 @@ character is outside GSM-7: 70 alone, 67 per part); a marketing SMS always ends 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,7 +25,7 @@ from zoneinfo import ZoneInfo
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, format_percent
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, pass_context
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta, pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -132,6 +133,13 @@ HTML_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=T
 HTML_ENV.filters.update(ENV.filters)
 
 
+@functools.lru_cache(maxsize=2048)
+def _compiled(source: str, html: bool = False) -> Template:
+    """Templates compiled once per process (compiling costs far more than rendering)."""
+    return (HTML_ENV if html else ENV).from_string(source)
+
+
+@functools.lru_cache(maxsize=256)
 def babel_locale(tag: str) -> str:
     """``zh-CN`` -> ``zh_CN``; an unknown tag falls back to ``en``."""
     try:
@@ -221,10 +229,10 @@ def render(
     parts = texts[locale]
     context = {**variables, "_locale": babel_locale(locale), "_currency": currency, "_zone": zone}
     subject_source, html_source, sms_source = parts.get("subject"), parts.get("html"), parts.get("sms")
-    subject = ENV.from_string(subject_source).render(context).strip() if subject_source else None
-    body = ENV.from_string(parts.get("body") or "").render(context)
-    html = HTML_ENV.from_string(html_source).render(context) if html_source else None
-    sms = ENV.from_string(sms_source).render(context).strip() if sms_source else body.strip()
+    subject = _compiled(subject_source).render(context).strip() if subject_source else None
+    body = _compiled(parts.get("body") or "").render(context)
+    html = _compiled(html_source, html=True).render(context) if html_source else None
+    sms = _compiled(sms_source).render(context).strip() if sms_source else body.strip()
     if marketing_sms:
         sms = with_opt_out(sms, locale)
     return Rendered(subject, body, html, sms)
