@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from core.plugins import PluginManager
 from sqlalchemy import insert
 
 from core.app import create_app
@@ -42,6 +41,7 @@ from core.db.migrate import upgrade_async
 from core.ids import new_id
 from core.ledger.models import PointBalance
 from core.members.models import Member
+from core.plugin.manager import PluginManager
 from core.runtime import Runtime
 from core.testing import create_tenant, settings_for_tests
 
