@@ -34,12 +34,13 @@ postgres: ## Start the local PostgreSQL cluster if it is installed and stopped
 	@infra/ensure-postgres
 
 redis-server: ## Install redis-server if it is missing (tests start their own on a loopback port)
-	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q redis-server >/dev/null; } || \
+	@command -v redis-server >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; } || \
 	  { echo "The tests need redis-server (Debian: apt-get install redis-server)." >&2; exit 1; }
 
 pgbouncer: ## Install PgBouncer if it is missing (a test starts its own on a loopback port)
 	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || \
-	  { [ "$$(id -u)" = 0 ] && apt-get install -y -q pgbouncer >/dev/null; } || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q pgbouncer >/dev/null; } || \
 	  { echo "The tests need pgbouncer (Debian: apt-get install pgbouncer)." >&2; exit 1; }
 
 test: $(STAMP) postgres redis-server pgbouncer ## Run the whole test suite (SQLite and PostgreSQL, localstripe)
