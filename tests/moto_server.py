@@ -1,6 +1,6 @@
 """A real moto server (S3, SES, SNS) for the whole test suite, and what it received.
 
-Loaded for every test through ``pytest_plugins`` in tests/conftest.py. The session fixture ``moto_server`` starts
+Loaded for every test through ``pytest_plugins`` in the root conftest.py. The session fixture ``moto_server`` starts
 ``moto.server`` on a free 127.0.0.1 port the first time a test asks for it (one per xdist worker) and stops it at the
 end of the session. Tests point the app at it with :meth:`MotoServer.settings` (``aws_endpoint_url`` and friends) and
 assert on what SES and SNS received through moto's state endpoint (``/moto-api/data.json``), never on a mock of boto3.

@@ -1,6 +1,6 @@
 """A real ``redis-server`` on a free loopback port, which a test starts and may kill (Redis going away).
 
-Loaded for every test through ``pytest_plugins`` in tests/conftest.py. The fixture ``redis_server`` is per test:
+Loaded for every test through ``pytest_plugins`` in the root conftest.py. The fixture ``redis_server`` is per test:
 starting Redis takes milliseconds, and a test that stops it must not take it from another.
 
     async def test_shared(redis_server):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from core.testing import TenantHandle
-from tests.plugins.hotel.conftest import send, stay, today
+from plugins.hotel.tests.conftest import send, stay, today
 
 TIERS = [
     {"code": "member", "name": "Member", "rank": 0},

@@ -11,10 +11,10 @@ import time_machine
 from core.care.delivery import deliver_round
 from core.runtime import Runtime
 from core.testing import TenantHandle
+from plugins.hotel.tests.conftest import send, stay, today
+from plugins.hotel.tests.test_perks import make_tiers, tiered
 from tests.care.conftest import messages, rule, set_sender, template, use_moto
 from tests.moto_server import MotoServer
-from tests.plugins.hotel.conftest import send, stay, today
-from tests.plugins.hotel.test_perks import make_tiers, tiered
 
 TEXTS = {
     "en": {

@@ -8,7 +8,7 @@ import time_machine
 
 from core.runtime import Runtime
 from core.worker import tick
-from tests.plugins.fuel_station.conftest import Fuel, fill_up, shop
+from plugins.fuel_station.tests.conftest import Fuel, fill_up, shop
 
 T = datetime(2031, 6, 30, 4, 0, tzinfo=UTC)
 

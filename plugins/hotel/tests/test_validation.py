@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from core.testing import TenantHandle
-from tests.plugins.hotel.conftest import enable_hotel, stay, today
+from plugins.hotel.tests.conftest import enable_hotel, stay, today
 
 
 def with_attributes(event: dict, **changes) -> dict:

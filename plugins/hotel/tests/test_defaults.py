@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from core.testing import MakeTenant, TenantHandle
-from tests.plugins.hotel.conftest import send, stay, today
+from plugins.hotel.tests.conftest import send, stay, today
 
 
 async def enable(t: TenantHandle, **body: Any) -> Any:

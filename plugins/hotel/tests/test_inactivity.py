@@ -8,7 +8,7 @@ import time_machine
 
 from core.testing import TenantHandle
 from core.worker import tick
-from tests.plugins.hotel.conftest import send, stay
+from plugins.hotel.tests.conftest import send, stay
 
 MONTH = timedelta(days=31)
 

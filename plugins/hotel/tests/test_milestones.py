@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from core.testing import TenantHandle
-from tests.plugins.hotel.conftest import send, stay, today
+from plugins.hotel.tests.conftest import send, stay, today
 
 
 def long_stay(member: str, nights: int, ends_days_ago: int, **kw) -> dict:

@@ -10,7 +10,7 @@ import time_machine
 
 from core.testing import TenantHandle
 from core.worker import tick
-from tests.plugins.hotel.conftest import send, stay, today
+from plugins.hotel.tests.conftest import send, stay, today
 
 
 async def nights_tier(t: TenantHandle) -> None:

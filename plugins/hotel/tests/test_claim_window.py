@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from core.testing import TenantHandle
-from tests.plugins.hotel.conftest import enable_hotel, send, stay, today
+from plugins.hotel.tests.conftest import enable_hotel, send, stay, today
 
 
 async def test_a_stay_claimed_within_a_year_earns_and_a_later_one_does_not(hotel_tenant: TenantHandle) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from core.testing import AppClient, MakeTenant
-from tests.plugins.hotel.conftest import enable_hotel, send, stay, today
+from plugins.hotel.tests.conftest import enable_hotel, send, stay, today
 
 PATH_PARAMS = {"member_id": "member", "milestone_id": "milestone"}
 BODIES = {"hotelChooseMilestone": {"choice": "points"}}

@@ -8,7 +8,7 @@ import time_machine
 
 from core.testing import TenantHandle
 from core.worker import tick
-from tests.plugins.hotel.conftest import send, stay, today
+from plugins.hotel.tests.conftest import send, stay, today
 
 
 async def tiered(t: TenantHandle, external_id: str, tier: str | None, **fields) -> dict:

@@ -12,7 +12,7 @@ import time_machine
 from core.runtime import Runtime
 from core.testing import MakeTenant, TenantHandle
 from core.worker import tick
-from tests.plugins.fuel_station.conftest import TENANT_TIMEZONE, Fuel, fill_up, shop
+from plugins.fuel_station.tests.conftest import TENANT_TIMEZONE, Fuel, fill_up, shop
 
 
 async def fuel_tenant(make_tenant: MakeTenant, **fuel_settings: Any) -> Fuel:

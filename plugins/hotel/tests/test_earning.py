@@ -9,7 +9,7 @@ import time_machine
 
 from core.testing import TenantHandle
 from core.worker import tick
-from tests.plugins.hotel.conftest import enable_hotel, send, stay, today
+from plugins.hotel.tests.conftest import enable_hotel, send, stay, today
 
 
 async def test_a_checked_out_stay_earns_pending_then_the_worker_posts_it(hotel_tenant: TenantHandle, runtime) -> None:

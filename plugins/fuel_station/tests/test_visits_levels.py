@@ -9,7 +9,7 @@ import time_machine
 
 from core.runtime import Runtime
 from core.worker import tick
-from tests.plugins.fuel_station.conftest import Fuel, fill_up, shop
+from plugins.fuel_station.tests.conftest import Fuel, fill_up, shop
 
 START = datetime(2031, 3, 1, 4, 0, tzinfo=UTC)  # noon in Shanghai
 

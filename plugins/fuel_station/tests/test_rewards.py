@@ -9,7 +9,7 @@ import time_machine
 
 from core.runtime import Runtime
 from core.worker import tick
-from tests.plugins.fuel_station.conftest import Fuel, fill_up
+from plugins.fuel_station.tests.conftest import Fuel, fill_up
 
 
 async def reward(fuel: Fuel, code: str, points_cost: int, kind: str = "fuel.cents_off", **fields: object) -> str:

@@ -10,10 +10,10 @@ import time_machine
 
 from core.runtime import Runtime
 from core.worker import tick
+from plugins.fuel_station.tests.conftest import Fuel, fill_up
+from plugins.fuel_station.tests.test_retention_win_back import T, send_at
 from tests.care.conftest import messages, rule, set_sender, template, use_moto
 from tests.moto_server import MotoServer
-from tests.plugins.fuel_station.conftest import Fuel, fill_up
-from tests.plugins.fuel_station.test_retention_win_back import T, send_at
 
 
 async def test_win_back_by_sms_once_and_only_with_consent(

@@ -4,7 +4,7 @@ cap, the monthly cap (across events and within a batch), participating sites, sh
 from __future__ import annotations
 
 from core.testing import MakeTenant, TenantHandle
-from tests.plugins.fuel_station.conftest import Fuel, at, fill_up, shop
+from plugins.fuel_station.tests.conftest import Fuel, at, fill_up, shop
 
 
 def awards(outcome: dict) -> list[tuple[str, int]]:

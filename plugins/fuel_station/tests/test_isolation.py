@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from core.testing import AppClient, MakeTenant
-from tests.plugins.fuel_station.conftest import Fuel, fill_up
+from plugins.fuel_station.tests.conftest import Fuel, fill_up
 
 PATH_PARAMS = {"site_id": "site", "event_id": "event", "redemption_id": "redemption"}
 BODIES = {

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from core.testing import TenantHandle, create_tenant
-from tests.plugins.fuel_station.conftest import Fuel, at, fill_up, shop
+from plugins.fuel_station.tests.conftest import Fuel, at, fill_up, shop
 
 
 def codes(outcome: dict) -> str:
