@@ -58,6 +58,11 @@ if TYPE_CHECKING:
     from core.members.views import member_view as member_view
     from core.outbox.service import emit as emit
     from core.plugin import hookimpl as hookimpl
+    from core.plugin.demo import DemoApi as DemoApi
+    from core.plugin.demo import DemoContext as DemoContext
+    from core.plugin.demo import DemoError as DemoError
+    from core.plugin.demo import DemoSeeded as DemoSeeded
+    from core.plugin.demo import DemoTenant as DemoTenant
     from core.plugin.types import Award as Award
     from core.plugin.types import AwardsContext as AwardsContext
     from core.plugin.types import CareProtectionContext as CareProtectionContext
