@@ -2,7 +2,7 @@
 the key that makes the breach webhook exactly-once) and care_replies (members' inbound replies and their outcome).
 
 Revision ID: 0019_cases
-Revises: 0018_jobs_at_scale
+Revises: 0024_care_delivered
 Create Date: 2026-12-05 19:48:15.843242
 """
 
@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 from core.db import rls
 
 revision: str = "0019_cases"
-down_revision: str | Sequence[str] | None = "0018_jobs_at_scale"
+down_revision: str | Sequence[str] | None = "0024_care_delivered"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
