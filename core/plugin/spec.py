@@ -31,6 +31,8 @@ from core.plugin.types import (
     AwardsContext,
     CareProtectionContext,
     CareTrigger,
+    CaseContext,
+    CaseRouting,
     Credits,
     CreditsContext,
     EventContext,
@@ -40,6 +42,8 @@ from core.plugin.types import (
     MemberContext,
     ProcessedContext,
     RedemptionContext,
+    ReplyClaim,
+    ReplyContext,
     ReversalContext,
     ScheduledJob,
     Screening,
@@ -49,7 +53,7 @@ from core.plugin.types import (
 _hookspec = pluggy.HookspecMarker(PROJECT)
 
 #: Hooks whose first answer (in call order) is the result: the later implementations are not awaited.
-FIRST_RESULT = frozenset({"fealty_fulfil_reward"})
+FIRST_RESULT = frozenset({"fealty_fulfil_reward", "fealty_claim_reply"})
 #: Hooks called once at startup, without arguments.
 STARTUP_HOOKS = (
     "fealty_register_event_types",
@@ -221,5 +225,31 @@ def fealty_demo_tenants() -> list[DemoTenant]:
     other ``program`` fields), awaits ``seed(ctx)`` (a :class:`~core.plugin.demo.DemoContext`: the tenant's API over
     HTTP, the clock, helpers), runs the worker for the tenant, measures its loyalty and prints its key, counts and the
     lines ``seed`` returned. Results are concatenated; a slug suffix used twice is an error.
+    """
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_claim_reply(ctx: ReplyContext) -> ReplyClaim | None:
+    """Claim a member's inbound reply (``POST /v1/care/replies``) before core opens a case for it (or adds it to an
+    open case of its thread): e.g. "still out" after an outage notice becomes an outage report.
+
+    Fires after STOP and its variants were handled (an opt-out is never offered to plugins), inside the request's
+    transaction. A :data:`FIRST_RESULT` hook: the first plugin that returns a :class:`ReplyClaim` takes the reply,
+    core opens no case and answers ``outcome: "claimed"`` with the claim; None leaves it to the next plugin, then to
+    core. Raising a FealtyError refuses the reply (nothing of it is kept).
+    """
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_route_case(ctx: CaseContext) -> CaseRouting | None:
+    """Route a case being opened (through the API, a reply, or ``services.open_case``): set its assignee, priority
+    or category (e.g. a large customer's case to their account manager).
+
+    Fires once per case, after it is stored as received (and classified when it came with a category) and before
+    it is announced, inside the same transaction. Every enabled plugin answers in call order; for each field, the
+    first answer that sets it wins. A category sets the SLA clocks; an assignee moves the case to ``assigned``.
+    The routing is kept in the case's history (actor ``routing``, with the answers' notes).
     """
     raise NotImplementedError

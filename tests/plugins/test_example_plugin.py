@@ -444,6 +444,33 @@ async def test_a_plugin_fulfils_its_own_kind_of_reward(example_tenant: TenantHan
     assert calls("reward_redeemed", t) == [(t.id, "Example mug")]
 
 
+async def test_a_plugin_routes_cases_and_claims_replies(example_tenant: TenantHandle, runtime) -> None:
+    """fealty_route_case routes every case opened for the tenant (here: through a plugin's ``services.open_case``);
+    fealty_claim_reply takes a reply before core opens a case, and may open one itself."""
+    from core.db.engine import tenant_session
+    from core.ledger.jobs import load_program_settings
+    from core.plugin.types import ReplyView
+
+    t = example_tenant
+    key = await t.enrol("m-key", attributes={"account_manager": "am:alice"})
+    async with tenant_session(runtime.sessionmaker, t.id) as session:
+        program = await load_program_settings(session, t.id)
+        tenant = program.tenant_view(t.id, runtime.plugins)
+        services = runtime.plugins.services(session, tenant, datetime.now(UTC))
+        case = await services.open_case(uuid.UUID(key["id"]), subject="Cold coffee", source="example")
+        assert (case.assignee, case.priority, case.status) == ("am:alice", "high", "received")
+        reply = ReplyView(
+            uuid.uuid4(), "sms", "+447911123456", "Still out!", datetime.now(UTC), None, message_trigger="example.nudge"
+        )
+        claimed = await program.hooks(runtime.plugins).claim_reply(tenant, reply, session, datetime.now(UTC))
+        assert claimed is not None and claimed[0] == "example"
+        assert claimed[1].reason == "outage report" and claimed[1].case_id is not None
+        other = ReplyView(uuid.uuid4(), "sms", None, "thanks", datetime.now(UTC), None)
+        assert await program.hooks(runtime.plugins).claim_reply(tenant, other, session, datetime.now(UTC)) is None
+    assert (t.id, "Cold coffee") in calls("route_case", t)
+    assert calls("claim_reply", t) == [(t.id, "Still out!")]
+
+
 def test_these_tests_called_every_hook(request: pytest.FixtureRequest) -> None:
     """Last in this module: the tests above made core call every hook of the example plugin, so a new hook (which
     test_hook_docs makes the example implement) fails here until a test exercises it."""

@@ -19,6 +19,8 @@ from core import (
     AwardsContext,
     CareProtectionContext,
     CareTrigger,
+    CaseContext,
+    CaseRouting,
     CreditsContext,
     CurrentPrincipal,
     CurrentProgram,
@@ -35,6 +37,8 @@ from core import (
     MemberContext,
     ProcessedContext,
     RedemptionContext,
+    ReplyClaim,
+    ReplyContext,
     ReversalContext,
     ScheduledJob,
     Screening,
@@ -265,3 +269,34 @@ def fealty_demo_tenants() -> list[DemoTenant]:
             seed=_seed_demo,
         )
     ]
+
+
+@hookimpl
+@_records
+async def fealty_claim_reply(ctx: ReplyContext) -> ReplyClaim | None:
+    """Replies of "still out" after an example notice becomes the plugin's own report (and a case it opens itself)."""
+    if ctx.reply.message_trigger != "example.nudge" or "still out" not in ctx.reply.text.lower():
+        return None
+    member_id = ctx.reply.member.id if ctx.reply.member else None
+    case = await ctx.services.open_case(
+        member_id,
+        subject="Still out after the notice",
+        source="example",
+        kind="complaint",
+        description=ctx.reply.text,
+        reference=f"example.report:{ctx.reply.id}",
+        related={"object": f"example.report:{ctx.reply.id}"},
+    )
+    CALLS.append(("claim_reply", (ctx.tenant.id, ctx.reply.text)))
+    return ReplyClaim("outage report", reference=f"example.report:{ctx.reply.id}", case_id=case.id)
+
+
+@hookimpl
+@_records
+def fealty_route_case(ctx: CaseContext) -> CaseRouting | None:
+    """Key members' cases go to their account manager, urgently."""
+    manager = ctx.member.attributes.get("account_manager") if ctx.member else None
+    CALLS.append(("route_case", (ctx.tenant.id, ctx.case.subject)))
+    if not manager:
+        return None
+    return CaseRouting(assignee=str(manager), priority="high", note="key member: their account manager")
