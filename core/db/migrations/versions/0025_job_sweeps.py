@@ -7,7 +7,7 @@ policy of its own. The application role may execute the function and nothing mor
 ``core.jobs.sweeps.CONDITIONS`` as of this revision.
 
 Revision ID: 0025_job_sweeps
-Revises: 0024_care_delivered
+Revises: 0019_cases
 Create Date: 2026-12-05 20:00:00.000000
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 from core.db import rls
 
 revision: str = "0025_job_sweeps"
-down_revision: str | Sequence[str] | None = "0024_care_delivered"
+down_revision: str | Sequence[str] | None = "0019_cases"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
