@@ -159,7 +159,7 @@ async def test_a_swept_kind_queues_only_the_tenants_with_due_work(fresh: Runtime
 
     registry = _registry()
     registry.register(DISPATCH_JOB, lambda runtime, job: asyncio.sleep(0, True), every_seconds=60)
-    waiting, done, suspended, *quiet = await _tenants(fresh, 40)
+    waiting, done, suspended, *_quiet = await _tenants(fresh, 40)
     now = utcnow()
     for tenant_id, dispatched in ((waiting, None), (done, now), (suspended, None)):
         async with tenant_session(fresh.sessionmaker, tenant_id) as session:
