@@ -62,9 +62,7 @@ async def test_ended_tier_periods_are_due_for_closing(
     member = await tenant.enrol()
     ends = datetime.now(UTC) + timedelta(days=3)
     async with tenant_session(runtime.sessionmaker, tenant.id) as session:
-        await session.execute(
-            update(Member).where(Member.id == uuid.UUID(member["id"])).values(tier_valid_until=ends)
-        )
+        await session.execute(update(Member).where(Member.id == uuid.UUID(member["id"])).values(tier_valid_until=ends))
     assert tenant.id not in await _due(runtime, "tiers.close_periods", datetime.now(UTC))
     due = await _due(runtime, "tiers.close_periods", ends)
     assert tenant.id in due and quiet.id not in due
