@@ -44,7 +44,7 @@ from plugins.utility.settings import UtilitySettings
 
 Code = Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")]
 Text = Annotated[str, Meta(min_length=1, max_length=300)]
-Limit = Annotated[int, Parameter(ge=1, le=200)]
+Limit = Annotated[int, Parameter(ge=1, le=500)]
 Class = Literal["residential", "sme", "large", "public"]
 #: Clocks of the outage system and Fealty's may differ a little: "now" is allowed this far ahead.
 SKEW = timedelta(minutes=5)

@@ -440,17 +440,24 @@ async def restore(
         )
         .values(restored_at=restored_at)
     )
-    told = await tell(
+    computed = await compute_compensation(session, tenant, outage, now)
+    if outage.affected_accounts > INLINE_NOTICES:
+        return Told("restored", 0), computed  # the worker's job tells them (restored_notices)
+    return await restored_notices(session, tenant, outage, now), computed
+
+
+async def restored_notices(session: AsyncSession, tenant: TenantView, outage: Any, now: datetime) -> Told:
+    """``restored`` to every restored account of the outage not yet told (the restoring request's own when the
+    outage is small, else the worker's next run)."""
+    return await tell(
         session,
         tenant,
         outage,
         "restored",
         now,
         where=[affected.c.restored_at.is_not(None), affected.c.reopened_at.is_(None)],
-        extra={"restored_at": _iso(restored_at)},
+        extra={"restored_at": _iso(outage.restored_at)},
     )
-    computed = await compute_compensation(session, tenant, outage, now)
-    return told, computed
 
 
 # --- compensation ----------------------------------------------------------------------------------------------------
@@ -709,6 +716,9 @@ async def _tell_compensation(
 
 #: Compensations paid in the restoring request itself; the rest by the ``outages`` job (a big outage's points).
 INLINE_PAYMENTS = 2000
+#: Restoration notices told in the restoring request itself up to this many affected accounts; beyond, the
+#: request computes the compensation (the slow part is the messages) and the worker's next run tells them.
+INLINE_NOTICES = 5000
 
 
 async def flush_unique(session: AsyncSession, field: str, detail: str) -> None:
