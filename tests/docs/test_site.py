@@ -1,6 +1,6 @@
 """The documentation: the site builds strictly (no broken link or anchor, no missing snippet), every page under
 docs/ is in the nav, and every curl example on the pages and in the README calls a route the app serves, with that
-method, sending a JSON body that parses. The walkthrough's figures are held by tests/engine/test_walkthrough.py."""
+method, sending a JSON body that parses. The walkthrough's figures are held by tests/test_walkthrough.py."""
 
 from __future__ import annotations
 
