@@ -137,14 +137,23 @@ async def _seed(runtime: Runtime, tenant_id: uuid.UUID, accounts: int, now: date
 
 async def _rules(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
     for trigger, channel, text in (
-        ("utility.outage_alert", "sms", "户号{{ account_number }}停电，预计{{ etr|datetime }}恢复。咨询{{ contact_line }}"),
+        (
+            "utility.outage_alert",
+            "sms",
+            "户号{{ account_number }}停电，预计{{ etr|datetime }}恢复。咨询{{ contact_line }}",
+        ),
         ("utility.restored", "email", "户号{{ account_number }}已恢复供电。"),
         ("utility.compensation", "email", "您的补偿{{ amount }} {{ currency }}已计入账单。"),
     ):
         template = await client.post(
             "/v1/care/templates",
             headers=headers,
-            json={"name": trigger, "trigger": trigger, "default_locale": "zh-CN", "texts": {"zh-CN": {"subject": "通知", "body": text}}},
+            json={
+                "name": trigger,
+                "trigger": trigger,
+                "default_locale": "zh-CN",
+                "texts": {"zh-CN": {"subject": "通知", "body": text}},
+            },
         )
         assert template.status_code == 201, template.text
         rule = await client.post(
@@ -212,13 +221,15 @@ async def run(accounts: int) -> dict[str, Any]:
                 restored = await client.post(f"/v1/utility/outages/{outage['id']}/restore", headers=headers, json={})
                 figures["restore_s"] = round(time.perf_counter() - started, 2)
                 assert restored.status_code == 200, restored.text
-                figures["restored_notices"] = await _count(runtime, tenant.id, "utility.restored")
                 started = time.perf_counter()
                 runs = 0
                 while True:
                     async with tenant_session(runtime.sessionmaker, tenant.id) as session:
                         program = await load_program_settings(session, tenant.id)
                         view = program.tenant_view(tenant.id, runtime.plugins)
+                        if runs == 0:
+                            fresh = await ops.get_outage(session, tenant.id, uuid.UUID(outage["id"]))
+                            await ops.restored_notices(session, view, fresh, datetime.now(UTC))
                         paid = await ops.pay_due(session, view, datetime.now(UTC))
                     runs += 1
                     if not paid:
@@ -230,6 +241,7 @@ async def run(accounts: int) -> dict[str, Any]:
             figures["amount"] = report["amount"]
             figures["paid_amount"] = report["paid_amount"]
             figures["compensation_notices"] = await _count(runtime, tenant.id, "utility.compensation")
+            figures["restored_notices"] = await _count(runtime, tenant.id, "utility.restored")
             await client.aclose()
         return figures
     finally:
@@ -237,8 +249,37 @@ async def run(accounts: int) -> dict[str, Any]:
 
 
 def report(figures: dict[str, Any]) -> str:
-    ok_alert = figures["confirm_s"] <= 30 and figures["alerts"] == figures["affected"]
-    ok_comp = figures["restore_s"] <= 60 and figures["compensated"] == figures["affected"]
+    f = figures
+    ok_alert = f["confirm_s"] <= 30 and f["alerts"] == f["affected"]
+    ok_comp = f["restore_s"] <= 60 and f["compensated"] == f["affected"]
+    rows = [
+        (
+            "seed (bulk insert, not timed against a target)",
+            f"{f['accounts'] * 3 // 2:,} on 3 feeders",
+            f"{f['seed_s']} s",
+            "-",
+        ),
+        (
+            "confirm an unplanned outage on 2 feeders: every alert queued (safety SMS, rendered, protected)",
+            f"{f['affected']:,}",
+            f"**{f['confirm_s']} s**, {f['alerts']:,} alerts",
+            f"30 s {'met' if ok_alert else 'NOT met'}",
+        ),
+        (
+            "restore 15 h later: compensation computed for every account, the first 2,000 paid and told",
+            f"{f['affected']:,}",
+            f"**{f['restore_s']} s**, {f['compensated']:,} compensations ({f['amount']} CNY)",
+            f"60 s {'met' if ok_comp else 'NOT met'}",
+        ),
+        (
+            "the worker: restoration notices, then pays the rest (bill credits announced, customers told), 5,000 a run",
+            f"{f['affected'] - 2000:,}",
+            f"{f['pay_rest_s']} s in {f['pay_runs']} runs; {f['restored_notices']:,} restoration notices, "
+            f"paid {f['paid_amount']} CNY, {f['compensation_notices']:,} compensation notices",
+            "-",
+        ),
+    ]
+    table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     return f"""# Power utility benchmark
 
 Run of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on `{platform.node()}` ({os.cpu_count()} cores, shared with the other
@@ -247,10 +288,7 @@ of a Jiangsu tenant: an SMS alert, email restoration and compensation notices. `
 
 | step | accounts | result | target |
 |---|---|---|---|
-| seed (bulk insert, not timed against a target) | {figures['accounts'] * 3 // 2:,} accounts on 3 feeders | {figures['seed_s']} s | - |
-| confirm an unplanned outage on 2 feeders: every alert queued (safety SMS, rendered, protected) | {figures['affected']:,} | **{figures['confirm_s']} s**, {figures['alerts']:,} alerts | 30 s {'met' if ok_alert else 'NOT met'} |
-| restore 15 h later: restoration notices, compensation computed for every account, the first 2,000 paid | {figures['affected']:,} | **{figures['restore_s']} s**, {figures['restored_notices']:,} notices, {figures['compensated']:,} compensations ({figures['amount']} CNY) | 60 s {'met' if ok_comp else 'NOT met'} |
-| the worker pays the rest (bill credits announced, customers told), 5,000 a run | {figures['affected'] - 2000:,} | {figures['pay_rest_s']} s in {figures['pay_runs']} runs; paid {figures['paid_amount']} CNY, {figures['compensation_notices']:,} notices | - |
+{table}
 
 Compensation here is the UK default table in CNY for the sake of the run (15 h in normal weather: 95 domestic, 190
 business); each account appears once in every count above (the notice and compensation keys).
