@@ -13,9 +13,9 @@ due is picked up within the kind's interval, as before, and requests still wake 
 
 On PostgreSQL the application role sees only one tenant's rows (row-level security), so the query runs inside
 ``fealty_due_tenants(kind, at)``, a ``SECURITY DEFINER`` function owned by a role that may read these tables across
-tenants and answers only tenant ids (migration ``0025_job_sweeps``, which holds the same conditions as
-:data:`CONDITIONS`; ``tests/jobs/test_sweeps.py`` runs both backends through the same cases). On SQLite the query
-runs as it is.
+tenants and answers only tenant ids (migrations ``0025_job_sweeps`` and ``0026_more_sweeps`` hold the conditions of
+:data:`CONDITIONS` as SQL; ``tests/jobs/test_sweeps.py`` puts both backends through the same cases). On SQLite the
+query runs as it is.
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ CONDITIONS: dict[str, str] = {
         " AND m.due_at <= :at"
     ),
     "care.occasions": "SELECT 1 FROM care_rules r WHERE r.tenant_id = t.id AND r.active",
+    "idempotency.purge": ("SELECT 1 FROM idempotency_records k WHERE k.tenant_id = t.id AND k.expires_at <= :at"),
+    "tiers.close_periods": (
+        "SELECT 1 FROM members m WHERE m.tenant_id = t.id AND m.status = 'active' AND m.tier_valid_until <= :at"
+    ),
 }
 
 
