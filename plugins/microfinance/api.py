@@ -12,7 +12,7 @@ import msgspec
 from litestar import Controller, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from core import (
     Conflict,
@@ -628,7 +628,9 @@ class MicrofinanceController(Controller):
         return await _borrower_out(db, borrower, tenant_view.currency)
 
     @post("/borrowers/{member_id:uuid}/bereavements", operation_id="microfinanceRecordBereavement", opt=WRITE)
-    async def bereavement(self, db: Db, member_id: FromPath[uuid.UUID], data: JSONBody[BereavementIn]) -> BorrowerOut:
+    async def bereavement(
+        self, db: Db, tenant_view: CurrentTenant, member_id: FromPath[uuid.UUID], data: JSONBody[BereavementIn]
+    ) -> BorrowerOut:
         """Record a bereavement: no collection contact from ``starts_on`` to ``ends_on`` (local days)."""
         borrower = await service.get_borrower(db, member_id)
         if data.ends_on < data.starts_on:
@@ -973,10 +975,8 @@ class MicrofinanceController(Controller):
             query = query.where(Task.loan_id == loan_id)
         if cursor:
             day, last = decode_cursor(cursor, 2)
-            query = query.where(
-                (Task.due_on > date.fromisoformat(day))
-                | ((Task.due_on == date.fromisoformat(day)) & (Task.id > cursor_uuid(last)))
-            )
+            after = date.fromisoformat(str(day))
+            query = query.where(or_(Task.due_on > after, and_(Task.due_on == after, Task.id > cursor_uuid(last))))
         rows = (await db.execute(query)).scalars().all()
         items, next_cursor = page_of(rows, limit, lambda t: encode_cursor(t.due_on.isoformat(), t.id))
         return Page([TaskOut.of(t) for t in items], next_cursor)

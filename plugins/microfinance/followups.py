@@ -228,7 +228,7 @@ async def run_nightly(session: AsyncSession, tenant: TenantView, now: datetime) 
     penalties, keep each loan's worst days past due, and raise the officer's tasks (late or partial instalment, monthly
     visit, overdue visit, arrears elsewhere in the group, falling attendance), each once (unique occasion key)."""
     settings = settings_of(tenant)
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     today = today_of(tenant, now)
     pg = dialect == "postgresql"
     params: dict[str, Any] = {

@@ -124,7 +124,7 @@ class Report:
 async def par(
     session: AsyncSession, tenant_id: uuid.UUID, as_of: date, days: int, bounds: list[int], currency_digits: int
 ) -> Report:
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     rows = await session.execute(
         text(rollup_sql(dialect, bounds)),
         {

@@ -4,6 +4,7 @@ core's events), reversals, the PAR and ageing report, follow-ups and the nightly
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -325,7 +326,9 @@ async def approve(
     borrower = await get_borrower(session, loan.member_id, lock=True)
     this_loan = rules.monthly_equivalent(max(i.total for i in preview_schedule(loan, tenant, today)), loan.frequency, r)
     existing = await monthly_burden(session, tenant, loan.member_id, today, r, excluding=loan.id)
-    check = rules.indebtedness(r(borrower.household_income_monthly), existing, this_loan, Decimal(str(settings.max_repayment_share)), r)
+    check = rules.indebtedness(
+        r(borrower.household_income_monthly), existing, this_loan, Decimal(str(settings.max_repayment_share)), r
+    )
     figures = {
         "monthly_income": str(check.monthly_income),
         "existing_monthly": str(check.existing_monthly),
@@ -580,7 +583,7 @@ def _earlier_amount(ctx: EventContext, loan_id: uuid.UUID) -> Decimal:
     return total
 
 
-def simulate(rows: list[Instalment], amount: Decimal, paid_on: date, order: list[str], streak: int) -> Preview:
+def simulate(rows: list[Instalment], amount: Decimal, paid_on: date, order: Sequence[str], streak: int) -> Preview:
     owed = owed_of(rows)
     allocations, left = rules.allocate(amount, owed, order)
     by_no = {o.no: o for o in owed}
@@ -754,7 +757,9 @@ async def _close(ctx: HookContext, loan: Loan, rows: list[Instalment], paid_on: 
     loan.perfect = all(i.paid_off_on is not None and i.paid_off_on <= i.due_on for i in rows)
     total_interest = sum((i.interest_due for i in rows), ZERO)
     loan.rebate_amount = (
-        rules.rebate(total_interest, loan.annual_rate, Decimal(str(settings.interest_rebate_points)), r) if loan.perfect else None
+        rules.rebate(total_interest, loan.annual_rate, Decimal(str(settings.interest_rebate_points)), r)
+        if loan.perfect
+        else None
     )
     await _act(ctx.session, loan, "close", "closed", ctx.now, None, None, {"perfect": loan.perfect})
     clean = loan.max_days_past_due <= settings.clean_max_days_past_due
@@ -841,7 +846,7 @@ async def _paid_off_day(session: AsyncSession, loan_id: uuid.UUID, inst: Instalm
     for day, value in rows:
         paid += _as_decimal(value)
         if paid >= need:
-            return day  # type: ignore[no-any-return]
+            return day
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,9 +36,7 @@ async def enable_microfinance(tenant: TenantHandle, **settings: Any) -> TenantHa
 
 
 async def lender(make_tenant: MakeTenant, **settings: Any) -> TenantHandle:
-    return await enable_microfinance(
-        await make_tenant(timezone="Asia/Shanghai", currency="CNY"), **settings
-    )
+    return await enable_microfinance(await make_tenant(timezone="Asia/Shanghai", currency="CNY"), **settings)
 
 
 @pytest.fixture
@@ -52,7 +50,12 @@ def local_today() -> date:
 
 
 def at_local(day: date, hour: int = 10, minute: int = 0) -> str:
-    return datetime.combine(day, time(hour, minute), tzinfo=SHANGHAI).isoformat()
+    """That wall-clock time on a local day, or a minute ago when it is still to come (today's early hours)."""
+    moment = datetime.combine(day, time(hour, minute), tzinfo=SHANGHAI)
+    now = datetime.now(UTC).astimezone(SHANGHAI)
+    if moment > now:
+        moment = max(now - timedelta(minutes=1), datetime.combine(day, time(0), tzinfo=SHANGHAI))
+    return moment.isoformat()
 
 
 async def ok(response: Any, status: int = 200) -> Any:
