@@ -1061,7 +1061,7 @@ class MicrofinanceController(Controller):
         db: Db,
         tenant_view: CurrentTenant,
         as_of: FromQuery[date | None] = None,
-        days: Annotated[int | None, QueryParameter(ge=0, le=3650)] = None,
+        days: Annotated[int, QueryParameter(ge=0, le=3650)] = 30,
     ) -> ParOut:
         """PAR(days) at the end of local day ``as_of`` (today by default), from the repayment history: the
         outstanding principal of loans with an instalment more than ``days`` late over the gross outstanding
@@ -1071,7 +1071,7 @@ class MicrofinanceController(Controller):
         day = as_of or today
         if day > today:
             raise ValidationFailed("as_of is today or a past day.", field="as_of")
-        threshold = settings.par_days if days is None else days
+        threshold = days
         report = await reports.par(
             db, tenant_view.id, day, threshold, list(settings.arrears_buckets), service.digits_of(tenant_view.currency)
         )

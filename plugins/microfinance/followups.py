@@ -198,12 +198,14 @@ def nightly_statements(dialect: str) -> list[tuple[str, str]]:
             _task_insert(
                 dialect,
                 f"""SELECT {tenant}, {new}, 'attendance:' || {_text_of("s.member_id", dialect)} || ':' || :month,
-                       MIN(l.id), s.member_id, MIN(l.officer), 'attendance',
+                       l.id, s.member_id, l.officer, 'attendance',
                        'attended ' || s.p || ' of the group''s last ' || s.n || ' meetings', {task_due}, 'open', :now
                     FROM shares s
-                    JOIN microfinance_loans l ON l.tenant_id = {tenant} AND l.member_id = s.member_id
-                    WHERE l.status IN {LIVE} AND s.n >= :meetings AND s.p < s.n * :share
-                    GROUP BY s.member_id, s.p, s.n""",
+                    JOIN microfinance_loans l ON l.tenant_id = {tenant} AND l.id = (
+                        SELECT o.id FROM microfinance_loans o
+                        WHERE o.tenant_id = {tenant} AND o.member_id = s.member_id AND o.status IN {LIVE}
+                        ORDER BY o.id LIMIT 1)
+                    WHERE s.n >= :meetings AND s.p < s.n * CAST(:share AS REAL)""",
                 with_sql=f"""WITH recent AS (
                         SELECT m.id, ROW_NUMBER() OVER (PARTITION BY m.group_id ORDER BY m.held_on DESC) AS rn
                         FROM microfinance_meetings m WHERE m.tenant_id = {tenant}),
@@ -254,7 +256,7 @@ async def run_nightly(session: AsyncSession, tenant: TenantView, now: datetime) 
                 text(_penalty_sql(dialect)),
                 {
                     "tenant": params["tenant"],
-                    "penalty": penalty,
+                    "penalty": penalty if pg else str(penalty),
                     "cutoff": cutoff if pg else cutoff.isoformat(),
                     "product": product_id if pg else product_id.hex,
                 },

@@ -35,8 +35,6 @@ class MicrofinanceSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=T
     five_category_bounds: Annotated[list[Days], Meta(min_length=3, max_length=3)] | None = msgspec.field(
         default_factory=lambda: [90, 180, 360]
     )
-    #: PAR's default threshold (PAR30) and what the lender calls healthy (at most 2%).
-    par_days: Annotated[int, Meta(ge=0, le=3650)] = 30
     #: Joint-liability groups: members at most.
     group_size: Annotated[int, Meta(ge=2, le=50)] = 5
     #: A use-of-funds visit within this many days of disbursement, then a visit every ``visit_every_days``.
