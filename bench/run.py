@@ -2,11 +2,12 @@
 database on this machine, load from wrk on loopback; the same writes as plain SQL for comparison; a profile.
 
     python -m bench.run                 # the standard run (about 6 minutes)
-    python -m bench.run --quick         # a smoke run (short durations)
+    python -m bench.run --quick         # the ratios in under 3 minutes (10 s phases, no profile)
     python -m bench.run --scale         # also at 1M members and 10M ledger entries (adds ~15 minutes of seeding)
 
 Every figure goes to bench/results/<time>.json, the short report (figures against targets, CPU used by the app and
-by PostgreSQL, profiles) to bench/results/latest.md; bench/README.md discusses them.
+by PostgreSQL, profiles) to bench/results/latest.md (bench/results/quick.md for --quick); bench/README.md discusses
+them. Every API figure is divided by a baseline measured in the same run (bench/baselines.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import resource
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +34,8 @@ from typing import Any
 
 import asyncpg
 import httpx
+
+from bench import baselines
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -404,87 +406,6 @@ def run_wrk(
     }
 
 
-# --- plain SQL baseline ---------------------------------------------------------------------------------------------
-
-
-async def sql_baseline(tenant_id: uuid.UUID, members: int, seconds: int, concurrency: int) -> dict[str, Any]:
-    """The writes of one event as hand-written SQL on asyncpg, as the app role under row-level security: the event
-    row, the balance update, the ledger entry, the lot, the metric upserts, in one transaction each."""
-    # Member ids are read as the owner: the app role sees nothing without a tenant set (row-level security).
-    owner = await asyncpg.connect(db_url())
-    ids = [r["id"] for r in await owner.fetch("SELECT id FROM members WHERE tenant_id = $1 LIMIT 20000", tenant_id)]
-    await owner.close()
-    pool = await asyncpg.create_pool(
-        db_url(), min_size=concurrency, max_size=concurrency, server_settings={"role": "fealty_app", "jit": "off"}
-    )
-    deadline = time.monotonic() + seconds
-    latencies: list[float] = []
-    prefix = uuid.uuid4().hex[:8]
-    counter = 0
-
-    async def one_client() -> None:
-        nonlocal counter
-        import random
-
-        async with pool.acquire() as conn:
-            insert_event = await conn.prepare(
-                "INSERT INTO events (tenant_id, id, event_id, type, member_id, occurred_at, received_at, local_day, "
-                "amount, currency, attributes, status, points, reversed_points, reversed_fraction, request_hash, "
-                "outcome) VALUES ($1, gen_random_uuid(), $2, 'purchase', $3, now(), now(), current_date, $4, 'GBP', "
-                "'{}', 'awarded', $5, 0, 0, 'x', '{}') ON CONFLICT DO NOTHING RETURNING id"
-            )
-            update_balance = await conn.prepare(
-                "UPDATE point_balances SET available = available + $3, lifetime_earned = lifetime_earned + $3, "
-                "last_activity_at = now(), updated_at = now() WHERE tenant_id = $1 AND member_id = $2 "
-                "RETURNING available"
-            )
-            insert_entry = await conn.prepare(
-                "INSERT INTO ledger_entries (tenant_id, id, member_id, kind, points, status, cause_type, cause_id, "
-                "created_at, details) VALUES ($1, $2, $3, 'earn', $4, 'posted', 'event', $5, now(), '{}')"
-            )
-            insert_lot = await conn.prepare(
-                "INSERT INTO lots (tenant_id, id, member_id, points, remaining, reversed, status, kind, earned_at) "
-                "VALUES ($1, $2, $3, $4, $4, 0, 'posted', 'earn', now())"
-            )
-            upsert_metric = await conn.prepare(
-                "INSERT INTO member_metrics (tenant_id, member_id, metric, day, value) "
-                "SELECT $1, $2, m, current_date, v FROM unnest($3::text[], $4::numeric[]) AS x(m, v) "
-                "ON CONFLICT (tenant_id, member_id, metric, day) DO UPDATE "
-                "SET value = member_metrics.value + excluded.value"
-            )
-            while time.monotonic() < deadline:
-                counter += 1
-                member = random.choice(ids)
-                points = random.randint(10, 2000)
-                started = time.perf_counter()
-                async with conn.transaction():
-                    await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
-                    event_uuid = await insert_event.fetchval(
-                        tenant_id, f"sql-{prefix}-{counter}", member, points / 10, points
-                    )
-                    await update_balance.fetchval(tenant_id, member, points)
-                    entry = uuid.uuid4()
-                    await insert_entry.fetchval(tenant_id, entry, member, points, str(event_uuid))
-                    await insert_lot.fetchval(tenant_id, entry, member, points)
-                    await upsert_metric.fetchval(
-                        tenant_id, member, ["points", "spend", "events"], [points, points / 10, 1]
-                    )
-                latencies.append((time.perf_counter() - started) * 1000)
-
-    meter = CpuMeter([os.getpid()])
-    await asyncio.gather(*(one_client() for _ in range(concurrency)))
-    cores = meter.cores()  # before the pool's connections (and their backends' CPU time) go away
-    await pool.close()
-    latencies.sort()
-    return {
-        "events_per_s": round(len(latencies) / seconds, 1),
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
-        "concurrency": concurrency,
-        **cores,
-    }
-
-
 # --- profile --------------------------------------------------------------------------------------------------------
 
 
@@ -584,6 +505,35 @@ def measured(server: Server, script: str, seconds: int, connections: int, env: d
     return result | meter.cores()
 
 
+async def baseline_phases(
+    tenant_id: uuid.UUID, members: int, durations: dict[str, int], label: str, results: dict[str, Any]
+) -> None:
+    """The baselines of :mod:`bench.baselines`, on the same database, right after the API's phases."""
+    url = db_url()
+
+    def postgres_cpu() -> float:
+        return cpu_seconds(postgres_pids())
+
+    seconds = durations["sql"]
+    log(f"{label}: (a) minimal earn by pgbench for {seconds} s")
+    results["minimal"] = await asyncio.to_thread(
+        baselines.minimal_earn, url, tenant_id, members, seconds, 32, postgres_cpu
+    )
+    log(f"  {rate(results['minimal']):.0f} events/s {results['minimal'].get('error', '')}")
+    log(f"{label}: the same writes by hand, one transaction per event, for {seconds} s")
+    results["same_writes"] = await baselines.same_writes(url, tenant_id, seconds, 16, postgres_cpu)
+    log(f"  {rate(results['same_writes']):.0f} events/s")
+    log(f"{label}: (b) the same writes set-based, 1,000 per transaction, for {seconds} s")
+    results["set_based"] = await baselines.set_based(url, tenant_id, seconds, 2, postgres_cpu)
+    log(f"  {rate(results['set_based']):.0f} events/s")
+    log(f"{label}: (c) balance reads by hand for {seconds} s")
+    results["reads"] = await baselines.plain_reads(url, tenant_id, seconds, 32, postgres_cpu)
+    log(f"  {rate(results['reads']):.0f} reads/s")
+    results["ratios"] = ratios(results)
+    for row in results["ratios"]:
+        log(f"  {row['name']}: {row['ratio']:.2f}" + (f" (target {row['target']})" if row["target"] else ""))
+
+
 async def scenario(
     server: Server,
     tenant_id: uuid.UUID,
@@ -616,10 +566,7 @@ async def scenario(
     log(f"{label}: balance reads for {durations['balance']} s")
     results["balance"] = measured(server, "balance.lua", durations["balance"], 32, balance_env)
     log(f"  {results['balance']['requests_per_s']:.0f} balance reads/s, p99 {results['balance'].get('p99_ms')} ms")
-    log(f"{label}: the same writes as plain SQL for {durations['sql']} s")
-    results["sql"] = await sql_baseline(tenant_id, members, durations["sql"], 16)
-    log(f"  {results['sql']['events_per_s']:.0f} events/s as plain SQL")
-    results["api_vs_sql"] = round(results["events"]["requests_per_s"] / results["sql"]["events_per_s"], 2)
+    await baseline_phases(tenant_id, members, durations, label, results)
     if do_profile:
         # Profiled apart from the measured runs (a sampling profiler slows the worker it samples).
         results["profile"] = {}
@@ -659,44 +606,104 @@ TARGETS = {
     "balance": ("balance reads/s", 3000, "p99 <= 20 ms"),
 }
 
+#: The ratios the issue asks for, each an API figure over a baseline of the same run: (name, API figure, baseline,
+#: target, what it says).
+RATIOS = (
+    ("single / same writes", "events", "same_writes", 1.0, "single events against the same writes by hand, "
+     "one transaction per event"),
+    ("single / minimal earn (a)", "events", "minimal", None, "single events against the physical limit (pgbench)"),
+    ("batch / same writes", "batch", "same_writes", 5.0, "batches of 1,000 against one transaction per event"),
+    ("batch / set-based SQL (b)", "batch", "set_based", 0.5, "batches of 1,000 against the same batch by hand"),
+    ("reads / plain reads (c)", "balance", "reads", 0.6, "balance reads against the same reads by hand"),
+)  # fmt: skip
+
+BASELINES = (
+    ("minimal", "(a) minimal earn: pgbench, prepared, 1 transaction per event"),
+    ("same_writes", "the same writes as one event, plain SQL (asyncpg), 1 transaction per event"),
+    ("set_based", "(b) the same writes set-based, plain SQL, 1 transaction per 1,000 events"),
+    ("reads", "(c) balance reads, plain SQL (asyncpg), 1 transaction per read"),
+)
+
+
+def rate(figure: dict[str, Any]) -> float:
+    return float(figure.get("events_per_s") or figure.get("requests_per_s") or 0.0)
+
+
+def ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for name, api, base, target, what in RATIOS:
+        value = baselines.ratio(rate(result[api]), rate(result[base]))
+        out.append({"name": name, "ratio": value, "target": target, "met": None if target is None else value >= target,
+                    "what": what})  # fmt: skip
+    return out
+
+
+def ratio_table(run: dict[str, Any]) -> list[str]:
+    """The ratios of each data size, with their targets; then the absolute floors."""
+    lines = ["| data | ratio | value | target | met |", "|---|---|---|---|---|"]
+    for size in ("small", "large"):
+        if size not in run:
+            continue
+        result = run[size]
+        for row in result["ratios"]:
+            target = "-" if row["target"] is None else f">= {row['target']}"
+            met = "" if row["met"] is None else ("yes" if row["met"] else "**no**")
+            lines.append(f"| {result['label']} | {row['name']} | {row['ratio']:.2f} | {target} | {met} |")
+        events, batch, balance = result["events"], result["batch"], result["balance"]
+        for label, ok in (
+            (f"single events p99 {events.get('p99_ms')} ms (<= 50)", (events.get("p99_ms") or 1e9) <= 50),
+            (f"batch events/s {rate(batch):,.0f} (>= 10,000)", rate(batch) >= 10_000),
+            (f"balance reads p99 {balance.get('p99_ms')} ms (<= 20)", (balance.get("p99_ms") or 1e9) <= 20),
+        ):
+            lines.append(f"| {result['label']} | {label} | | | {'yes' if ok else '**no**'} |")
+    return lines
+
 
 def markdown(run: dict[str, Any]) -> str:
-    """The short report: each figure against its target, for each data size."""
+    """The short report: the ratios to the baselines, each figure with its latency and CPU, the profiles."""
     lines = [
-        f"# Benchmark run {run['started']}",
+        f"# Benchmark run {run['started']}{' (quick)' if run.get('quick') else ''}",
         "",
         f"Machine: {run['machine']['cpus']} CPUs, Python {run['machine']['python']}, {run['machine']['postgres']}; "
-        f"{run['workers']} uvicorn workers; app, PostgreSQL and wrk on the same machine. PostgreSQL settings: "
+        f"**10M-loop time {run['machine'].get('loop_10m_s')} s** (a pure-Python loop of 10M additions: the speed "
+        f"of one core, to compare runs); load average at the start {run['machine'].get('load_average')}; "
+        f"{run['workers']} uvicorn workers; app, PostgreSQL and the load on the same machine. PostgreSQL settings: "
         f"{run['machine'].get('postgres_settings')}.",
         "",
-        "| data | measure | target | result | p50 ms | p99 ms | app cores | PostgreSQL cores | wrk cores |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "## Ratios (API over a baseline measured in the same run)",
+        "",
+        *ratio_table(run),
+        "",
+        "## Figures",
+        "",
+        "| data | measure | result | p50 ms | p99 ms | app (or client) cores | PostgreSQL cores | load cores |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for size in ("small", "large"):
         if size not in run:
             continue
         result = run[size]
-        for name, (what, target, latency) in TARGETS.items():
+        for name, (what, _target, _latency) in TARGETS.items():
             figure = result[name]
-            value = figure.get("events_per_s", figure["requests_per_s"])
             lines.append(
-                f"| {result['label']} | {what} | {target:,}{' and ' + latency if latency else ''} | {value:,.0f} | "
+                f"| {result['label']} | API {what} ({figure.get('connections')} connections) | {rate(figure):,.0f} | "
                 f"{figure.get('p50_ms')} | {figure.get('p99_ms')} | {figure.get('app_cores')} | "
                 f"{figure.get('postgres_cores')} | {figure.get('wrk_cores')} |"
             )
-        sql = result["sql"]
-        lines.append(
-            f"| {result['label']} | the same writes as plain SQL (asyncpg, 16 connections) | - | "
-            f"{sql['events_per_s']:,.0f} | {sql['p50_ms']} | {sql['p99_ms']} | {sql.get('app_cores')} | "
-            f"{sql.get('postgres_cores')} | - |"
-        )
-        lines.append(f"| {result['label']} | API single events / plain SQL | - | {result['api_vs_sql']} | | | | | |")
+        for name, what in BASELINES:
+            figure = result[name]
+            if "error" in figure:
+                lines.append(f"| {result['label']} | {what} | {figure['error']} | | | | | |")
+                continue
+            lines.append(
+                f"| {result['label']} | {what} ({figure.get('concurrency')} connections) | {rate(figure):,.0f} | "
+                f"{figure.get('p50_ms')} | {figure.get('p99_ms')} | {figure.get('client_cores')} | "
+                f"{figure.get('postgres_cores')} | - |"
+            )
     if "large" in run and "small" in run:
-        lines += ["", "Large data set against small (1.00 = the same):", ""]
+        lines += ["", "Large data set against small (1.00 = the same; within 20 % asked):", ""]
         for name in TARGETS:
-            small, large = run["small"][name], run["large"][name]
-            key = "events_per_s" if "events_per_s" in small else "requests_per_s"
-            lines.append(f"- {name}: {large[key] / small[key]:.2f}")
+            lines.append(f"- {name}: {rate(run['large'][name]) / rate(run['small'][name]):.2f}")
     lines += ["", f"Group commit (one worker): {run['small'].get('group_commit')}", ""]
     for name, rows in run["small"].get("profile", {}).items():
         lines += [f"## Profile: {name} (one worker, % of the samples while on the CPU)", "", "```", "inclusive:"]
@@ -708,11 +715,12 @@ def markdown(run: dict[str, Any]) -> str:
 
 
 def write_report(run: dict[str, Any]) -> Path:
-    """bench/results/<time>.json (every figure) and bench/results/latest.md (the short report)."""
+    """bench/results/<time>.json (every figure) and the short report: bench/results/latest.md for a full run,
+    bench/results/quick.md for a quick one (not committed: a quick run is a check, not the report)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = BENCH / "results" / f"{stamp}.json"
+    path = BENCH / "results" / f"{stamp}{'-quick' if run.get('quick') else ''}.json"
     path.write_text(json.dumps(run, indent=2, default=str))
-    (BENCH / "results" / "latest.md").write_text(markdown(run))
+    (BENCH / "results" / ("quick.md" if run.get("quick") else "latest.md")).write_text(markdown(run))
     return path
 
 
@@ -730,10 +738,13 @@ async def main() -> None:
     )
     args = parser.parse_args()
     durations = (
-        {"events": 10, "batch": 10, "balance": 10, "sql": 10, "profile": 5}
+        {"events": 10, "batch": 12, "balance": 10, "sql": 10, "profile": 0}
         if args.quick
         else {"events": 60, "batch": 60, "balance": 60, "sql": 30, "profile": 15}
     )
+    log("timing a pure-Python loop of 10M additions")
+    loop_10m = baselines.loop_seconds()
+    log(f"  {loop_10m} s")
     cluster = None if args.server else Cluster()
     if cluster is not None:
         ADMIN_URL, POSTMASTER = cluster.url, cluster.postmaster
@@ -742,8 +753,15 @@ async def main() -> None:
         "python": sys.version.split()[0],
         "postgres": subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip(),
         "postgres_settings": "the machine's server" if cluster is None else CLUSTER_SETTINGS,
+        "loop_10m_s": loop_10m,
+        "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
-    run: dict[str, Any] = {"machine": machine, "workers": args.workers, "started": datetime.now(UTC).isoformat()}
+    run: dict[str, Any] = {
+        "machine": machine,
+        "workers": args.workers,
+        "started": datetime.now(UTC).isoformat(),
+        "quick": args.quick,
+    }
     try:
         log("fresh database")
         await fresh_database()
@@ -752,7 +770,7 @@ async def main() -> None:
             tenant_id, key = await setup_tenant(server)
             await seed_members(tenant_id, 0, args.members)
             run["small"] = await scenario(
-                server, tenant_id, key, args.members, durations, f"{args.members:,} members", do_profile=True
+                server, tenant_id, key, args.members, durations, f"{args.members:,} members", do_profile=not args.quick
             )
             if args.scale:
                 log("seeding 1M members and 10M ledger entries")
@@ -767,8 +785,8 @@ async def main() -> None:
         if cluster is not None:
             cluster.stop()
     path = write_report(run)
-    log(f"results written to {path.relative_to(ROOT)} and bench/results/latest.md")
-    print(markdown(run).split("## Profile")[0])
+    log(f"results written to {path.relative_to(ROOT)} and bench/results/{'quick' if args.quick else 'latest'}.md")
+    print(markdown(run).split("## Figures")[0] if args.quick else markdown(run).split("## Profile")[0])
 
 
 if __name__ == "__main__":

@@ -58,10 +58,18 @@ if TYPE_CHECKING:
     from core.members.views import member_view as member_view
     from core.outbox.service import emit as emit
     from core.plugin import hookimpl as hookimpl
+    from core.plugin.demo import DemoApi as DemoApi
+    from core.plugin.demo import DemoContext as DemoContext
+    from core.plugin.demo import DemoError as DemoError
+    from core.plugin.demo import DemoSeeded as DemoSeeded
+    from core.plugin.demo import DemoTenant as DemoTenant
     from core.plugin.types import Award as Award
     from core.plugin.types import AwardsContext as AwardsContext
     from core.plugin.types import CareProtectionContext as CareProtectionContext
     from core.plugin.types import CareTrigger as CareTrigger
+    from core.plugin.types import CaseContext as CaseContext
+    from core.plugin.types import CaseRouting as CaseRouting
+    from core.plugin.types import CaseView as CaseView
     from core.plugin.types import Credits as Credits
     from core.plugin.types import CreditsContext as CreditsContext
     from core.plugin.types import Decision as Decision
@@ -78,6 +86,9 @@ if TYPE_CHECKING:
     from core.plugin.types import ProcessedContext as ProcessedContext
     from core.plugin.types import RedemptionContext as RedemptionContext
     from core.plugin.types import RedemptionView as RedemptionView
+    from core.plugin.types import ReplyClaim as ReplyClaim
+    from core.plugin.types import ReplyContext as ReplyContext
+    from core.plugin.types import ReplyView as ReplyView
     from core.plugin.types import ReversalContext as ReversalContext
     from core.plugin.types import ReversalView as ReversalView
     from core.plugin.types import RewardView as RewardView

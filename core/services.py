@@ -11,10 +11,11 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.care import service as care
+from core.cases import service as cases
 from core.ledger import plugin_points
 from core.members.views import load_member_view
 from core.outbox import service as outbox
-from core.plugin.types import MemberView, TenantView
+from core.plugin.types import CaseView, MemberView, TenantView
 from core.program import service as program
 from core.tiers import catalog
 from core.tiers import service as tiers
@@ -118,3 +119,58 @@ class CoreServices:
 
     async def member(self, member_id: uuid.UUID) -> MemberView:
         return await load_member_view(self.session, member_id)
+
+    async def open_case(
+        self,
+        member_id: uuid.UUID | None,
+        *,
+        subject: str,
+        source: str,
+        kind: str = "complaint",
+        description: str = "",
+        category: str | None = None,
+        priority: str | None = None,
+        channel: str = "plugin",
+        related: dict[str, str] | None = None,
+        reference: str | None = None,
+        actor: str | None = None,
+    ) -> CaseView:
+        case, _ = await cases.open_case(
+            self.session,
+            self.tenant,
+            self.now,
+            member_id=member_id,
+            subject=subject,
+            source=source,
+            kind=kind,
+            description=description,
+            category=category,
+            priority=priority,
+            channel=channel,
+            related=related,
+            reference=reference,
+            actor=actor,
+        )
+        return cases.case_view(case, await cases.category_code(self.session, case.category_id))
+
+    async def ensure_case_category(
+        self,
+        code: str,
+        *,
+        names: dict[str, str],
+        first_reply_hours: float | None = None,
+        resolution_hours: float | None = None,
+        default_priority: str = "normal",
+        business_hours: bool = False,
+    ) -> bool:
+        return await cases.ensure_category(
+            self.session,
+            self.tenant.id,
+            self.now,
+            code,
+            names=names,
+            first_reply_hours=first_reply_hours,
+            resolution_hours=resolution_hours,
+            default_priority=default_priority,
+            business_hours=business_hours,
+        )

@@ -13,7 +13,9 @@ endpoint that adds its key):
 
 A permanent (hard) bounce puts the address on the tenant's suppression list (``hard_bounce``); a complaint puts it
 there too (``complaint``) and withdraws the email marketing consent of the members with that address, recorded in
-their consent history with the source ``feedback:complaint``. Transient bounces and deliveries change nothing.
+their consent history with the source ``feedback:complaint``. Transient bounces change nothing. When the notification
+names the provider's message id (SES's ``mail.messageId``; ``provider_message_id`` in the short form, e.g. SNS's id
+of an SMS), the sent message with that id becomes ``delivered`` on a delivery, ``failed`` on a hard bounce.
 Only addresses are read from the notification; the message's content is neither read nor stored.
 """
 
@@ -25,9 +27,11 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import validation
+from core.care.models import CareMessage
 from core.care.optouts import members_with_address, opt_out, suppress
 from core.errors import FealtyError, JsonTooDeep, ValidationFailed
 
@@ -170,7 +174,12 @@ def parse(body: bytes) -> Parsed:
     if not isinstance(address, str) or not address:
         raise ValidationFailed("address is required.", field="address")
     detail = _text(document.get("detail"), 200, "detail")
-    return Parsed(source="feedback:tenant", reports=[Report(channel, address, kind, detail)])
+    provider_message_id = _text(document.get("provider_message_id"), 200, "provider_message_id")
+    return Parsed(
+        source="feedback:tenant",
+        reports=[Report(channel, address, kind, detail)],
+        provider_message_id=provider_message_id,
+    )
 
 
 def canonical(channel: str, address: str, country: str | None) -> str | None:
@@ -183,6 +192,34 @@ def canonical(channel: str, address: str, country: str | None) -> str | None:
         return validation.phone(address, country)
     except FealtyError:
         return None
+
+
+#: What a report says of the message it is about: delivered, or failed for good (a hard bounce).
+_MESSAGE_STATE = {"delivery": ("delivered", None), "hard_bounce": ("failed", "hard_bounce")}
+
+
+async def mark_message(session: AsyncSession, tenant_id: uuid.UUID, parsed: Parsed, *, now: datetime) -> str | None:
+    """The state of the sent message the notification is about (by the provider's message id), after it:
+    ``delivered`` on a delivery, ``failed`` (reason ``hard_bounce``) on a permanent bounce; None when no sent
+    message of this tenant has that id. One atomic update: a repeated notification changes nothing more."""
+    if parsed.provider_message_id is None:
+        return None
+    marks = [_MESSAGE_STATE[r.kind] for r in parsed.reports if r.kind in _MESSAGE_STATE]
+    if not marks:
+        return None
+    state, reason = marks[-1]
+    updated = await session.execute(
+        update(CareMessage)
+        .where(
+            CareMessage.tenant_id == tenant_id,
+            CareMessage.provider_message_id == parsed.provider_message_id,
+            CareMessage.state.in_(("sent", "delivered")),
+        )
+        .values(state=state, reason=reason, updated_at=now)
+        .returning(CareMessage.id)
+        .execution_options(synchronize_session=False)
+    )
+    return state if updated.first() is not None else None
 
 
 async def apply(

@@ -153,6 +153,7 @@ class CareMessage(TenantScoped, Base):
         ),
         Index("ix_care_messages_member", "tenant_id", "member_id", "created_at"),
         Index("ix_care_messages_created", "tenant_id", "created_at"),
+        Index("ix_care_messages_provider_message_id", "tenant_id", "provider_message_id"),
     )
 
     id: Mapped[uuid.UUID] = id_column()

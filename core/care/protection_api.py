@@ -318,6 +318,8 @@ class FeedbackOut(msgspec.Struct):
     source: str
     outcomes: list[FeedbackOutcomeOut]
     provider_message_id: str | None = None
+    #: The state of the message with that provider id after this notice (delivered, failed), when one was found.
+    message_state: str | None = None
     #: For an SNS SubscriptionConfirmation: visit it to confirm (Fealty never fetches given URLs).
     subscribe_url: str | None = None
 
@@ -333,11 +335,13 @@ class FeedbackController(Controller):
         """A bounce, complaint or delivery notice: SNS's envelope, SES's notification, or the tenant's short form
         (any JSON content type, including SNS's text/plain). Hard bounces and complaints suppress the address."""
         parsed = feedback.parse(await request.body())
-        outcomes = await feedback.apply(db, _tenant_id(principal), parsed, country=program.country, now=utcnow())
+        now = utcnow()
+        outcomes = await feedback.apply(db, _tenant_id(principal), parsed, country=program.country, now=now)
         return FeedbackOut(
             parsed.source,
             [FeedbackOutcomeOut(o.channel, o.address, o.kind, o.action) for o in outcomes],
             parsed.provider_message_id,
+            await feedback.mark_message(db, _tenant_id(principal), parsed, now=now),
             parsed.subscribe_url,
         )
 

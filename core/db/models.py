@@ -6,6 +6,7 @@ from core.billing.models import ActiveMember, BillingEvent, BillingInvoice, Bill
 from core.campaigns.models import Campaign
 from core.care.models import CareHoliday, CareMessage, CareOccasion, CareRequest, CareRule, CareTemplate
 from core.care.protection_models import CareSendLock, CareSendTally, CareSettings, CareSuppression, PlatformSecret
+from core.cases.models import CareReply, Case, CaseBreach, CaseCategory, CaseHistory
 from core.db.base import Base
 from core.earning.models import EarningRule
 from core.events.models import Event
@@ -36,6 +37,7 @@ __all__ = [
     "CareHoliday",
     "CareMessage",
     "CareOccasion",
+    "CareReply",
     "CareRequest",
     "CareRule",
     "CareSendLock",
@@ -43,6 +45,10 @@ __all__ = [
     "CareSettings",
     "CareSuppression",
     "CareTemplate",
+    "Case",
+    "CaseBreach",
+    "CaseCategory",
+    "CaseHistory",
     "ConsentChange",
     "DataExport",
     "DataImport",

@@ -30,11 +30,15 @@ import structlog
 from core.errors import ValidationFailed, invalid
 from core.events import types as core_event_types
 from core.plugin import PROJECT, spec
+from core.plugin.demo import DemoTenant
 from core.plugin.types import (
     Award,
     AwardsContext,
     CareProtectionContext,
     CareTrigger,
+    CaseContext,
+    CaseRouting,
+    CaseView,
     Credits,
     CreditsContext,
     EventContext,
@@ -47,6 +51,9 @@ from core.plugin.types import (
     ProcessedContext,
     RedemptionContext,
     RedemptionView,
+    ReplyClaim,
+    ReplyContext,
+    ReplyView,
     ReversalContext,
     ReversalView,
     ScheduledJob,
@@ -293,6 +300,16 @@ class PluginManager:
                 found[trigger.name] = dataclasses.replace(trigger, plugin=None if plugin == CORE_PLUGIN else plugin)
         return found
 
+    def demo_tenants(self) -> list[tuple[str, DemoTenant]]:
+        """Every plugin's demo tenants (``fealty_demo_tenants``) in call order, with the plugin's name."""
+        found: list[tuple[str, DemoTenant]] = []
+        for plugin, tenants in self._startup("fealty_demo_tenants"):
+            for tenant in cast(list[DemoTenant], tenants or []):
+                if any(t.slug_suffix == tenant.slug_suffix for _, t in found):
+                    raise ValueError(f"demo tenant {tenant.slug_suffix!r} contributed twice")
+                found.append((plugin, tenant))
+        return found
+
     def scheduled_jobs(self) -> list[tuple[str, ScheduledJob]]:
         return [(plugin, job) for plugin, jobs in self._startup("fealty_scheduled_jobs") for job in jobs or []]
 
@@ -407,3 +424,40 @@ class TenantHooks:
         ctx = _extend(RedemptionContext, self.context(tenant, session, now), redemption=redemption)
         result: dict[str, Any] | None = await self._first("fealty_fulfil_reward", ctx)
         return result
+
+    async def claim_reply(
+        self, tenant: TenantView, reply: ReplyView, session: AsyncSession, now: datetime
+    ) -> tuple[str, ReplyClaim] | None:
+        """The first enabled plugin's claim of an inbound reply, with that plugin's name (None: nobody claims it)."""
+        ctx = _extend(ReplyContext, self.context(tenant, session, now), reply=reply)
+        # One plugin at a time, in call order, each through pluggy (wrappers and tracing see the call), so that the
+        # claim is known with its plugin.
+        for name in self.manager.order():
+            if name not in self.enabled:
+                continue
+            answers = iter(self.manager.caller("fealty_claim_reply", frozenset({name}))(ctx=ctx))
+            for value in answers:
+                answer = await await_maybe(value)
+                if answer is not None:
+                    for rest in answers:
+                        _close(rest)
+                    return name, answer
+        return None
+
+    async def route_case(
+        self, tenant: TenantView, case: CaseView, member: MemberView | None, session: AsyncSession, now: datetime
+    ) -> CaseRouting | None:
+        """The enabled plugins' routing of a case, merged field by field (the first answer setting a field wins);
+        None when no plugin answered."""
+        ctx = _extend(CaseContext, self.context(tenant, session, now), case=case, member=member)
+        answers: list[CaseRouting] = await self._all("fealty_route_case", ctx)
+        if not answers:
+            return None
+        merged: dict[str, Any] = {}
+        for answer in answers:
+            for name in ("assignee", "priority", "category"):
+                value = getattr(answer, name)
+                if value is not None and name not in merged:
+                    merged[name] = value
+        notes = [a.note for a in answers if a.note]
+        return CaseRouting(**merged, note="; ".join(notes) if notes else None)

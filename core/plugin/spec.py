@@ -3,7 +3,7 @@
 Two kinds of hook:
 
 - **startup hooks** take no argument (``fealty_register_event_types``, ``fealty_routes``, ``fealty_scheduled_jobs``,
-  ``fealty_care_triggers``):
+  ``fealty_care_triggers``, ``fealty_demo_tenants``):
   called once for every registered plugin when the process starts;
 - **tenant hooks** take exactly one argument, ``ctx``: a frozen :class:`~core.plugin.types.HookContext` (the tenant's
   view, the transaction, the clock, the services) extended with the hook's subject. They run only for the plugins the
@@ -25,11 +25,14 @@ import pluggy
 
 from core.care.policy import Verdict
 from core.plugin import PROJECT
+from core.plugin.demo import DemoTenant
 from core.plugin.types import (
     Award,
     AwardsContext,
     CareProtectionContext,
     CareTrigger,
+    CaseContext,
+    CaseRouting,
     Credits,
     CreditsContext,
     EventContext,
@@ -39,6 +42,8 @@ from core.plugin.types import (
     MemberContext,
     ProcessedContext,
     RedemptionContext,
+    ReplyClaim,
+    ReplyContext,
     ReversalContext,
     ScheduledJob,
     Screening,
@@ -48,9 +53,15 @@ from core.plugin.types import (
 _hookspec = pluggy.HookspecMarker(PROJECT)
 
 #: Hooks whose first answer (in call order) is the result: the later implementations are not awaited.
-FIRST_RESULT = frozenset({"fealty_fulfil_reward"})
+FIRST_RESULT = frozenset({"fealty_fulfil_reward", "fealty_claim_reply"})
 #: Hooks called once at startup, without arguments.
-STARTUP_HOOKS = ("fealty_register_event_types", "fealty_routes", "fealty_scheduled_jobs", "fealty_care_triggers")
+STARTUP_HOOKS = (
+    "fealty_register_event_types",
+    "fealty_routes",
+    "fealty_scheduled_jobs",
+    "fealty_care_triggers",
+    "fealty_demo_tenants",
+)
 
 
 @_hookspec
@@ -201,5 +212,44 @@ def fealty_care_protection(ctx: CareProtectionContext) -> Verdict | None:
     Suppress suppresses (core's consent and suppression reasons first); otherwise the latest Defer, pushed further by
     core's quiet hours and caps if they forbid that moment; a deferral past the message's validity suppresses it
     (``expired``). Safety messages skip core's timing rules but not a plugin's answer.
+    """
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_demo_tenants() -> list[DemoTenant]:
+    """Contribute demo tenants of the plugin's trade to ``fealty demo`` (``make demo``).
+
+    Called once by ``fealty demo`` for every registered plugin. For each :class:`~core.plugin.demo.DemoTenant`, core
+    creates the tenant ``<prefix>-<slug_suffix>`` with its admin key, enables the plugin with ``settings`` (and the
+    other ``program`` fields), awaits ``seed(ctx)`` (a :class:`~core.plugin.demo.DemoContext`: the tenant's API over
+    HTTP, the clock, helpers), runs the worker for the tenant, measures its loyalty and prints its key, counts and the
+    lines ``seed`` returned. Results are concatenated; a slug suffix used twice is an error.
+    """
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_claim_reply(ctx: ReplyContext) -> ReplyClaim | None:
+    """Claim a member's inbound reply (``POST /v1/care/replies``) before core opens a case for it (or adds it to an
+    open case of its thread): e.g. "still out" after an outage notice becomes an outage report.
+
+    Fires after STOP and its variants were handled (an opt-out is never offered to plugins), inside the request's
+    transaction. A :data:`FIRST_RESULT` hook: the first plugin that returns a :class:`ReplyClaim` takes the reply,
+    core opens no case and answers ``outcome: "claimed"`` with the claim; None leaves it to the next plugin, then to
+    core. Raising a FealtyError refuses the reply (nothing of it is kept).
+    """
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_route_case(ctx: CaseContext) -> CaseRouting | None:
+    """Route a case being opened (through the API, a reply, or ``services.open_case``): set its assignee, priority
+    or category (e.g. a large customer's case to their account manager).
+
+    Fires once per case, after it is stored as received (and classified when it came with a category) and before
+    it is announced, inside the same transaction. Every enabled plugin answers in call order; for each field, the
+    first answer that sets it wins. A category sets the SLA clocks; an assignee moves the case to ``assigned``.
+    The routing is kept in the case's history (actor ``routing``, with the answers' notes).
     """
     raise NotImplementedError

@@ -221,6 +221,92 @@ class CareTrigger:
     plugin: str | None = None
 
 
+CASE_KINDS = ("complaint", "request", "question", "compliment")
+CASE_PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """A complaint or service case as hooks and ``services.open_case`` see it (``GET /v1/cases/{id}`` in full)."""
+
+    id: uuid.UUID
+    #: ``complaint``, ``request``, ``question`` or ``compliment``.
+    kind: str
+    #: The case category's code (None until the case is classified).
+    category: str | None
+    #: ``received``, ``classified``, ``assigned``, ``investigating``, ``resolved``, ``replied`` or ``closed``.
+    status: str
+    #: ``low``, ``normal``, ``high`` or ``urgent``.
+    priority: str
+    #: The member it is about (None: an unknown contact, matched later).
+    member_id: uuid.UUID | None
+    #: How it was received: ``email``, ``sms``, ``phone``, ``web``, ``app``, ``store``, ``letter``, ``social``,
+    #: ``reply`` (an inbound reply to a care message) or ``plugin``.
+    channel: str
+    subject: str
+    description: str
+    assignee: str | None
+    #: What it is about: ``event_id``, ``redemption_id``, ``message_id`` and ``object`` (a plugin's object,
+    #: ``utility.outage:<id>``), as given.
+    related: dict[str, str]
+    #: Who opened it: ``api``, ``reply`` or a plugin's name.
+    source: str
+    #: The opener's idempotency reference (a plugin's ``open_case(reference=...)``), if any.
+    reference: str | None
+    opened_at: datetime
+    first_reply_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CaseRouting:
+    """A plugin's routing of a case being opened (``fealty_route_case``): any field left None is not changed."""
+
+    #: Who handles it (a person or team identifier: ``am:alice``, ``loan-officer:42``).
+    assignee: str | None = None
+    #: ``low``, ``normal``, ``high`` or ``urgent``.
+    priority: str | None = None
+    #: A case category's code (must exist; sets the SLA clocks).
+    category: str | None = None
+    #: Kept in the case's history with the routing.
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplyView:
+    """A member's reply to a message, relayed by the tenant (``POST /v1/care/replies``)."""
+
+    id: uuid.UUID
+    #: ``sms`` or ``email``.
+    channel: str
+    #: The address it came from (canonical: E.164 phone, lower-case email), if given.
+    address: str | None
+    #: The reply's text, as received (trimmed).
+    text: str
+    received_at: datetime
+    #: The member it came from (by ``member_id``, the original message, or the address), if known.
+    member: MemberView | None
+    #: The care message it answers, when the tenant knows it.
+    message_id: uuid.UUID | None = None
+    #: That message's trigger (``utility.outage_unplanned``...) and occasion key and variables.
+    message_trigger: str | None = None
+    message_occasion: str | None = None
+    message_variables: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplyClaim:
+    """A plugin's claim of an inbound reply (``fealty_claim_reply``): core then opens no case for it."""
+
+    #: What the plugin made of it, in words (``outage report``).
+    reason: str
+    #: The plugin's object it became (``utility.outage_report:<id>``), if any.
+    reference: str | None = None
+    #: A case the plugin opened for it (through ``services.open_case``), if any.
+    case_id: uuid.UUID | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
 #: Tier-qualification credits by name (``nights``, ``litres``...): what ``fealty_qualifying_credits`` returns.
 Credits = dict[str, Decimal]
 Issues = Sequence[FieldIssue]
@@ -290,6 +376,36 @@ class Services(Protocol):
 
     async def member(self, member_id: uuid.UUID) -> MemberView:
         """A member's view (404 problem if the tenant has no such member)."""
+
+    async def open_case(
+        self,
+        member_id: uuid.UUID | None,
+        *,
+        subject: str,
+        source: str,
+        kind: str = "complaint",
+        description: str = "",
+        category: str | None = None,
+        priority: str | None = None,
+        channel: str = "plugin",
+        related: dict[str, str] | None = None,
+        reference: str | None = None,
+        actor: str | None = None,
+    ) -> CaseView:
+        """Open a case (routed by ``fealty_route_case``, announced as ``case.opened``); the same ``reference``
+        answers the case it opened first (idempotent)."""
+
+    async def ensure_case_category(
+        self,
+        code: str,
+        *,
+        names: dict[str, str],
+        first_reply_hours: float | None = None,
+        resolution_hours: float | None = None,
+        default_priority: str = "normal",
+        business_hours: bool = False,
+    ) -> bool:
+        """Create a case category unless the tenant has one with this code (never overwrites); whether it did."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -397,3 +513,18 @@ class JobContext(HookContext):
     job: str = ""
     #: Emit an outbound webhook / care event from the job (the same as ``services.emit``).
     emit: Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplyContext(HookContext):
+    """``fealty_claim_reply``: an inbound reply that is not an opt-out, before core opens or threads a case."""
+
+    reply: ReplyView
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseContext(HookContext):
+    """``fealty_route_case``: a case being opened (stored, not yet announced), and its member when known."""
+
+    case: CaseView
+    member: MemberView | None = None

@@ -224,6 +224,50 @@ async def test_a_permanent_refusal_is_recorded_failed(
     assert (await tenant.get("/v1/messages", params={"state": "failed"})).json()["items"][0]["id"] == failed["id"]
 
 
+async def test_the_providers_delivery_and_bounce_notices_mark_the_sent_message(
+    at_noon: None, care_tenant: TenantHandle, make_tenant: Any, find_occasions: Occasions, deliver: Deliver
+) -> None:
+    created = await template(care_tenant, "welcome", en={"subject": "Hi", "body": "Hello"})
+    await rule(care_tenant, "welcome", created["id"])
+    arrives, bounces = _addr("arrives"), _addr("bounces")
+    first, second = await care_tenant.enrol(email=arrives), await care_tenant.enrol(email=bounces)
+    await find_occasions(care_tenant)
+    assert await deliver(care_tenant) == {"sent": 2}
+    [delivered] = await messages(care_tenant, member_id=first["id"])
+    [bounced] = await messages(care_tenant, member_id=second["id"])
+
+    def ses(kind: str, address: str, message_id: str) -> dict[str, Any]:
+        detail = (
+            {"delivery": {"recipients": [address], "timestamp": "2031-06-10T12:00:05.000Z"}}
+            if kind == "Delivery"
+            else {"bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": address}]}}
+        )
+        return {"notificationType": kind, "mail": {"messageId": message_id, "destination": [address]}, **detail}
+
+    # Another tenant relaying a notice about this tenant's message changes nothing of it.
+    other = await make_tenant()
+    stray = await other.post("/v1/care/feedback", json=ses("Delivery", arrives, delivered["provider_message_id"]))
+    assert stray.status_code == 200 and stray.json()["message_state"] is None
+    assert (await messages(care_tenant, member_id=first["id"]))[0]["state"] == "sent"
+
+    for _ in range(2):  # a notice SNS repeats is answered the same
+        notice = await care_tenant.post(
+            "/v1/care/feedback", json=ses("Delivery", arrives, delivered["provider_message_id"])
+        )
+        assert notice.status_code == 200 and notice.json()["message_state"] == "delivered"
+    bounce = await care_tenant.post("/v1/care/feedback", json=ses("Bounce", bounces, bounced["provider_message_id"]))
+    assert bounce.json()["message_state"] == "failed"
+    [now_delivered] = await messages(care_tenant, member_id=first["id"])
+    [now_failed] = await messages(care_tenant, member_id=second["id"])
+    assert (now_delivered["state"], now_delivered["reason"]) == ("delivered", None)
+    assert (now_failed["state"], now_failed["reason"]) == ("failed", "hard_bounce")
+    listed = (await care_tenant.get("/v1/messages", params={"state": "delivered"})).json()["items"]
+    assert [m["id"] for m in listed] == [delivered["id"]]
+    # An unknown id (a message sent before Fealty, or already failed) marks nothing.
+    unknown = await care_tenant.post("/v1/care/feedback", json=ses("Delivery", arrives, "0100-never-sent"))
+    assert unknown.json()["message_state"] is None
+
+
 async def test_the_webhook_channel_goes_through_the_outbox_once(
     at_noon: None, care_tenant: TenantHandle, care_runtime: Runtime, deliver: Deliver
 ) -> None:

@@ -12,7 +12,7 @@ import pytest
 from core.plugin import hookimpl
 from core.plugin.manager import PluginManager
 from core.plugin.types import PluginInfo
-from core.testing import MakeTenant, TenantHandle
+from core.testing import TEST_PLATFORM_KEY, MakeTenant, TenantHandle
 from core.worker import tick
 from tests.plugins.example import hooks
 
@@ -265,6 +265,19 @@ async def test_care_triggers_are_offered_only_to_enabling_tenants(
     assert "example.nudge" not in {t["name"] for t in (await tenant.get("/v1/care/triggers")).json()}
 
 
+async def test_the_plugins_demo_tenant_is_seeded_with_its_settings(client, runtime) -> None:
+    """``fealty demo`` seeds the example's own demo tenant (tests/plugin/test_demo_hook.py proves the hook whole)."""
+    from core.demo import Api, seed_plugin_demo
+
+    [(plugin, demo)] = runtime.plugins.demo_tenants()
+    slug = f"x{uuid.uuid4().hex[:8]}-{demo.slug_suffix}"
+    seeded = await seed_plugin_demo(Api(client, TEST_PLATFORM_KEY), runtime, plugin, demo, slug, datetime.now(UTC))
+    assert (seeded.plugin, seeded.key_variable, seeded.counts["members"]) == ("example", "KX", 1)
+    assert seeded.notes["visitor"].startswith("Vera Visitor: ") and seeded.lines == ["# the example's key: $KX"]
+    program = (await client.get("/v1/program", headers={"Authorization": f"Bearer {seeded.api_key}"})).json()
+    assert program["plugin_settings"]["example"]["greeting"] == "bonjour"
+
+
 def test_a_misspelled_hook_is_refused() -> None:
     class Sloppy:
         @hookimpl
@@ -429,6 +442,33 @@ async def test_a_plugin_fulfils_its_own_kind_of_reward(example_tenant: TenantHan
     assert refused.status_code == 409 and refused.json()["type"].endswith("/reward-not-fulfilled")
     assert (await t.balance(member["id"]))["available"] == 350
     assert calls("reward_redeemed", t) == [(t.id, "Example mug")]
+
+
+async def test_a_plugin_routes_cases_and_claims_replies(example_tenant: TenantHandle, runtime) -> None:
+    """fealty_route_case routes every case opened for the tenant (here: through a plugin's ``services.open_case``);
+    fealty_claim_reply takes a reply before core opens a case, and may open one itself."""
+    from core.db.engine import tenant_session
+    from core.ledger.jobs import load_program_settings
+    from core.plugin.types import ReplyView
+
+    t = example_tenant
+    key = await t.enrol("m-key", attributes={"account_manager": "am:alice"})
+    async with tenant_session(runtime.sessionmaker, t.id) as session:
+        program = await load_program_settings(session, t.id)
+        tenant = program.tenant_view(t.id, runtime.plugins)
+        services = runtime.plugins.services(session, tenant, datetime.now(UTC))
+        case = await services.open_case(uuid.UUID(key["id"]), subject="Cold coffee", source="example")
+        assert (case.assignee, case.priority, case.status) == ("am:alice", "high", "received")
+        reply = ReplyView(
+            uuid.uuid4(), "sms", "+447911123456", "Still out!", datetime.now(UTC), None, message_trigger="example.nudge"
+        )
+        claimed = await program.hooks(runtime.plugins).claim_reply(tenant, reply, session, datetime.now(UTC))
+        assert claimed is not None and claimed[0] == "example"
+        assert claimed[1].reason == "outage report" and claimed[1].case_id is not None
+        other = ReplyView(uuid.uuid4(), "sms", None, "thanks", datetime.now(UTC), None)
+        assert await program.hooks(runtime.plugins).claim_reply(tenant, other, session, datetime.now(UTC)) is None
+    assert (t.id, "Cold coffee") in calls("route_case", t)
+    assert calls("claim_reply", t) == [(t.id, "Still out!")]
 
 
 def test_these_tests_called_every_hook(request: pytest.FixtureRequest) -> None:

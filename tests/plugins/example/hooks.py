@@ -19,11 +19,16 @@ from core import (
     AwardsContext,
     CareProtectionContext,
     CareTrigger,
+    CaseContext,
+    CaseRouting,
     CreditsContext,
     CurrentPrincipal,
     CurrentProgram,
     CurrentRuntime,
     Defer,
+    DemoContext,
+    DemoSeeded,
+    DemoTenant,
     EventContext,
     EventType,
     FieldIssue,
@@ -32,6 +37,8 @@ from core import (
     MemberContext,
     ProcessedContext,
     RedemptionContext,
+    ReplyClaim,
+    ReplyContext,
     ReversalContext,
     ScheduledJob,
     Screening,
@@ -231,3 +238,65 @@ def fealty_care_triggers() -> list[CareTrigger]:
     return [
         CareTrigger("example.nudge", "A nudge from the example plugin.", "service", "notice", {"n": "int"}, {"n": 1})
     ]
+
+
+async def _seed_demo(ctx: DemoContext) -> DemoSeeded:
+    ids = await ctx.api.enrol([{"external_id": "V-1", "name": "Vera Visitor"}])
+    at = ctx.local(ctx.today, 9)
+    await ctx.api.send_event(
+        {
+            "type": "example.visit",
+            "event_id": "demo-1",
+            "member": {"external_id": "V-1"},
+            "occurred_at": at.isoformat(),
+            "attributes": {"site": "S-1", "minutes": 45},
+        }
+    )
+    return DemoSeeded(members={"visitor": ids["V-1"]}, lines=[f"# the example's key: ${ctx.key_variable}"])
+
+
+@hookimpl
+@_records
+def fealty_demo_tenants() -> list[DemoTenant]:
+    return [
+        DemoTenant(
+            slug_suffix="example",
+            name="Example sites (demo)",
+            currency="EUR",
+            timezone="Europe/Paris",
+            settings={"greeting": "bonjour"},
+            key_variable="KX",
+            seed=_seed_demo,
+        )
+    ]
+
+
+@hookimpl
+@_records
+async def fealty_claim_reply(ctx: ReplyContext) -> ReplyClaim | None:
+    """Replies of "still out" after an example notice becomes the plugin's own report (and a case it opens itself)."""
+    if ctx.reply.message_trigger != "example.nudge" or "still out" not in ctx.reply.text.lower():
+        return None
+    member_id = ctx.reply.member.id if ctx.reply.member else None
+    case = await ctx.services.open_case(
+        member_id,
+        subject="Still out after the notice",
+        source="example",
+        kind="complaint",
+        description=ctx.reply.text,
+        reference=f"example.report:{ctx.reply.id}",
+        related={"object": f"example.report:{ctx.reply.id}"},
+    )
+    CALLS.append(("claim_reply", (ctx.tenant.id, ctx.reply.text)))
+    return ReplyClaim("outage report", reference=f"example.report:{ctx.reply.id}", case_id=case.id)
+
+
+@hookimpl
+@_records
+def fealty_route_case(ctx: CaseContext) -> CaseRouting | None:
+    """Key members' cases go to their account manager, urgently."""
+    manager = ctx.member.attributes.get("account_manager") if ctx.member else None
+    CALLS.append(("route_case", (ctx.tenant.id, ctx.case.subject)))
+    if not manager:
+        return None
+    return CaseRouting(assignee=str(manager), priority="high", note="key member: their account manager")
