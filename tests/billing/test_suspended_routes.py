@@ -21,7 +21,7 @@ from core.db.engine import tenant_session
 from core.plugin.manager import PluginManager
 from core.runtime import Runtime
 from core.testing import AppClient, MakeTenant, registering
-from plugins import fuel_station, hotel
+from plugins import fuel_station, hotel, microfinance
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 #: Writes a suspended tenant may still make: billing itself, read-only POSTs, security and erasure. (Method, route
@@ -46,7 +46,7 @@ REFUSED_VARIANTS = {("POST", "/v1/tiers/recalculate", ""), ("POST", "/v1/tiers/r
 
 @pytest.fixture(scope="session")
 def fealty_plugins() -> Callable[[], PluginManager]:
-    return registering(hotel.PLUGIN, fuel_station.PLUGIN)
+    return registering(hotel.PLUGIN, fuel_station.PLUGIN, microfinance.PLUGIN)
 
 
 def _url(template: str) -> str:

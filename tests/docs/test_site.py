@@ -20,7 +20,7 @@ from mkdocs.config import load_config
 
 from core.app import create_app
 from core.testing import registering, settings_for_tests
-from plugins import fuel_station, hotel
+from plugins import fuel_station, hotel, microfinance
 
 ROOT = Path(__file__).parents[2]
 DOCS = ROOT / "docs"
@@ -123,7 +123,8 @@ def routes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[re.Pattern[st
     """Every route of the app with both plugins, as a pattern of one segment per path parameter."""
     db = tmp_path_factory.mktemp("docs") / "unused.db"
     app = create_app(
-        settings_for_tests(f"sqlite+aiosqlite:///{db}"), plugins=registering(hotel.PLUGIN, fuel_station.PLUGIN)()
+        settings_for_tests(f"sqlite+aiosqlite:///{db}"),
+        plugins=registering(hotel.PLUGIN, fuel_station.PLUGIN, microfinance.PLUGIN)(),
     )
     out = []
     for route in app.routes:
