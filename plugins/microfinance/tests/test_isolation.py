@@ -9,7 +9,13 @@ from datetime import timedelta
 from core.testing import AppClient, MakeTenant
 from plugins.microfinance.tests.conftest import borrower, lender, loan, local_today, ok, product
 
-PATH_PARAMS = {"member_id": "member", "group_id": "group", "product_id": "product", "loan_id": "loan", "task_id": "task"}
+PATH_PARAMS = {
+    "member_id": "member",
+    "group_id": "group",
+    "product_id": "product",
+    "loan_id": "loan",
+    "task_id": "task",
+}
 BODIES = {
     "microfinancePutBorrower": {"household_income_monthly": "1"},
     "microfinanceRecordTraining": {"trained_on": "2026-01-01", "trainer": "x"},

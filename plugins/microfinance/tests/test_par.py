@@ -23,7 +23,9 @@ async def test_par_by_balance_at_past_dates(mf_tenant: TenantHandle) -> None:
     today = local_today()
     prod = await product(mf_tenant, instalments=4)
     group = await ok(
-        await mf_tenant.post("/v1/microfinance/groups", json={"name": "Qingjiang 1", "centre": "Qingjiang", "meeting_day": 2}),
+        await mf_tenant.post(
+            "/v1/microfinance/groups", json={"name": "Qingjiang 1", "centre": "Qingjiang", "meeting_day": 2}
+        ),
         201,
     )
     good, bad = await borrower(mf_tenant, officer="wang"), await borrower(mf_tenant, officer="li")
@@ -32,7 +34,7 @@ async def test_par_by_balance_at_past_dates(mf_tenant: TenantHandle) -> None:
     disbursed = first_due - timedelta(days=30)
     # two loans of 4,000 (1,000 principal + 40 interest a month): one paid on time, one never paid
     paid = await loan(mf_tenant, good, prod, "4000", disburse=disbursed, first_due=first_due)
-    late = await loan(mf_tenant, bad, prod, "4000", disburse=disbursed, first_due=first_due)
+    await loan(mf_tenant, bad, prod, "4000", disburse=disbursed, first_due=first_due)
     schedule = (await ok(await mf_tenant.get(f"/v1/microfinance/loans/{paid['id']}/schedule")))["instalments"]
     for inst in schedule:
         from datetime import date
@@ -55,9 +57,13 @@ async def test_par_by_balance_at_past_dates(mf_tenant: TenantHandle) -> None:
     assert by_officer == {"li": "1.0000", "wang": "0.0000"}
     assert [line["key"] for line in report["by_centre"]] == ["", "Qingjiang"]
     # a day earlier it was 15 days late: not over PAR15
-    assert (await par(mf_tenant, as_of=(day - timedelta(days=1)).isoformat(), days=15))["portfolio"]["at_risk_principal"] == "0.00"
+    assert (await par(mf_tenant, as_of=(day - timedelta(days=1)).isoformat(), days=15))["portfolio"][
+        "at_risk_principal"
+    ] == "0.00"
     # a future date and a bad threshold are refused
-    assert (await mf_tenant.get("/v1/microfinance/reports/par", params={"as_of": (today + timedelta(days=1)).isoformat()})).status_code == 422
+    assert (
+        await mf_tenant.get("/v1/microfinance/reports/par", params={"as_of": (today + timedelta(days=1)).isoformat()})
+    ).status_code == 422
     assert (await mf_tenant.get("/v1/microfinance/reports/par", params={"days": -1})).status_code in (400, 422)
 
 
@@ -112,21 +118,28 @@ async def test_nightly_job_raises_each_follow_up_once(mf_tenant: TenantHandle, r
         await mf_tenant.post(
             "/v1/microfinance/follow-ups/visits",
             json={
-                "loan_id": l1["id"], "officer": "officer-wang", "visited_on": (today - timedelta(days=25)).isoformat(),
-                "place": "borrower's shop", "signature_ref": "scan-001", "kind": "use_of_funds",
-                "use_of_funds": "two sows", "needs": "a vet visit",
+                "loan_id": l1["id"],
+                "officer": "officer-wang",
+                "visited_on": (today - timedelta(days=25)).isoformat(),
+                "place": "borrower's shop",
+                "signature_ref": "scan-001",
+                "kind": "use_of_funds",
+                "use_of_funds": "two sows",
+                "needs": "a vet visit",
             },
         ),
         201,
     )
     open_visits = [
-        t for t in (await ok(await mf_tenant.get("/v1/microfinance/follow-ups", params={"loan_id": l1["id"]})))["items"]
+        t
+        for t in (await ok(await mf_tenant.get("/v1/microfinance/follow-ups", params={"loan_id": l1["id"]})))["items"]
         if t["kind"] in ("use_of_funds", "overdue_visit")
     ]
     assert open_visits == []
     await nightly(runtime, mf_tenant.id)
     monthly = [
-        t for t in (await ok(await mf_tenant.get("/v1/microfinance/follow-ups", params={"loan_id": l1["id"]})))["items"]
+        t
+        for t in (await ok(await mf_tenant.get("/v1/microfinance/follow-ups", params={"loan_id": l1["id"]})))["items"]
         if t["kind"] == "monthly_visit"
     ]
     assert [t["due_on"] for t in monthly] == [(today + timedelta(days=5)).isoformat()]

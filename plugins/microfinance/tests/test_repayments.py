@@ -34,11 +34,17 @@ async def test_payments_go_to_the_oldest_instalment_penalties_fees_interest_prin
     table = await schedule(mf_tenant, made["id"])
     one, two = table["instalments"][0], table["instalments"][1]
     assert (one["fee_paid"], one["interest_paid"], one["principal_paid"], one["state"]) == (
-        "5.00", "30.00", "1000.00", "paid_late",
+        "5.00",
+        "30.00",
+        "1000.00",
+        "paid_late",
     )
     # the 15 left: the second instalment's fee, then its interest
     assert (two["fee_paid"], two["interest_paid"], two["principal_paid"], two["state"]) == (
-        "5.00", "10.00", "0.00", "partly_paid",
+        "5.00",
+        "10.00",
+        "0.00",
+        "partly_paid",
     )
     [applied] = await ok(await mf_tenant.get(f"/v1/microfinance/loans/{made['id']}/repayments"))
     assert [a["instalment"] for a in applied["allocations"]] == [1, 2]
