@@ -1,4 +1,4 @@
-"""Every route of the app, walked while the tenant is suspended for billing (with the hotel and fuel plugins enabled,
+"""Every route of the app, walked while the tenant is suspended for billing (with the hotel, fuel and microfinance plugins enabled,
 so their routes are walked too): each write answers 402 except the allow-listed ones, which answer on their merits;
 every read still answers. The routes come from the app itself, so a new route is covered without touching this test.
 """
@@ -71,7 +71,7 @@ def _tenant_routes(client: AppClient) -> list[tuple[str, str]]:
 async def test_every_write_is_refused_while_suspended_except_the_allowed_ones_and_every_read_answers(
     client: AppClient, runtime: Runtime, make_tenant: MakeTenant
 ) -> None:
-    tenant = await make_tenant(plugins=["hotel", "fuel"])
+    tenant = await make_tenant(plugins=["hotel", "fuel", "microfinance"])
     async with tenant_session(runtime.sessionmaker, tenant.id) as session:
         row = await lock_tenant(session, tenant.id)
         state = BillingState("suspended", utcnow() - timedelta(days=9))

@@ -15,7 +15,7 @@ from core.care.protection import reserve
 from core.db.engine import tenant_session
 from core.runtime import Runtime
 from core.testing import AppClient, MakeTenant, TenantHandle
-from plugins.microfinance.tests.conftest import borrower, lender, loan, local_today, ok, product
+from plugins.microfinance.tests.conftest import borrower, loan, local_today, ok, product
 
 ARREARS = MessageFacts(channel="sms", purpose="service", category="collection", trigger="microfinance.arrears")
 REMINDER = MessageFacts(channel="email", purpose="service", category="reminder", trigger="microfinance.repayment_due")
