@@ -1,6 +1,7 @@
 """Every route of the app, walked while the tenant is suspended for billing (with the hotel, fuel and microfinance
 plugins enabled, so their routes are walked too): each write answers 402 except the allow-listed ones, which answer on
-their merits; every read still answers. The routes come from the app itself, so a new route is covered without touching this test.
+their merits; every read still answers. The routes come from the app itself, so a new route is covered without
+touching this test.
 """
 
 from __future__ import annotations
