@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from core.care.policy import Suppress as Suppress
     from core.care.policy import local_instant as local_instant
     from core.care.policy import next_in_window as next_in_window
+    from core.care.service import CareAsk as CareAsk
     from core.care.service import request_care as request_care
+    from core.care.service import request_care_many as request_care_many
     from core.clock import utcnow as utcnow
     from core.db import rls as rls
     from core.db.base import Base as Base
