@@ -16,6 +16,7 @@ from core import __version__
 from core.billing.api import BillingController, PlatformBillingController, PlatformPlansController
 from core.campaigns.api import CampaignsController
 from core.care.api import care_controllers
+from core.cases.api import CASE_ROUTES
 from core.db.migrate import upgrade_async
 from core.earning.api import EarningRulesController
 from core.events.api import EventsController
@@ -65,6 +66,7 @@ CORE_ROUTES: list[Any] = [
     ReportsController,
     SharedDashboardController,
     *care_controllers(),
+    *CASE_ROUTES,
     RewardsController,
     RedemptionsController,
     MemberRewardsController,

@@ -248,6 +248,11 @@ class Settings:
     #: How long an unsubscribe link works, in days.
     care_unsubscribe_link_days: int = 180
 
+    #: Cases: how often the worker looks for SLA breaches, in seconds. Surveys: how long an invitation's signed
+    #: response link works, in days.
+    cases_breach_every_seconds: int = 60
+    survey_link_days: int = 30
+
     #: Entry-point plugins to load (empty: every installed ``fealty.plugins`` entry point).
     plugins: tuple[str, ...] = field(default_factory=tuple)
     load_entry_point_plugins: bool = True
