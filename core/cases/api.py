@@ -15,6 +15,7 @@ from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import and_, exists, or_, select
 
 from core.care import feedback
+from core.cases import metrics as _metrics  # noqa: F401  (the breach counter is on /metrics from the start)
 from core.cases import replies, service, workflow
 from core.cases.models import CASE_CHANNELS, Case, CaseCategory, CaseHistory
 from core.clock import utcnow

@@ -12,11 +12,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from prometheus_client import Counter
 from sqlalchemy import and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.cases.metrics import BREACHES
 from core.cases.models import Case, CaseBreach, CaseCategory
 from core.clock import utcnow
 from core.db.base import table_of
@@ -27,7 +27,6 @@ from core.outbox.service import emit_many
 from core.runtime import Runtime
 
 BREACH_JOB = "cases.breaches"
-BREACHES = Counter("fealty_case_sla_breaches_total", "Case SLA breaches recorded, by clock", ["clock"])
 
 cases = table_of(Case)
 breaches = table_of(CaseBreach)

@@ -217,7 +217,10 @@ async def test_categories_crud_and_bad_input(tenant: TenantHandle) -> None:
         ({"code": "Bad Code", "names": {"en": "x"}}, "code"),
         ({"code": "x", "names": {}}, "names"),
         ({"code": "x", "names": {"en": "x"}, "first_reply_hours": 0}, "first_reply_hours"),
-        ({"code": "x", "names": {"en": "x"}, "business_hours": {"start": "18:00", "end": "09:00"}}, "business_hours.end"),
+        (
+            {"code": "x", "names": {"en": "x"}, "business_hours": {"start": "18:00", "end": "09:00"}},
+            "business_hours.end",
+        ),
         ({"code": "x", "names": {"en": "x"}, "business_hours": {"days": [0]}}, "business_hours.days[0]"),
     ):
         refused = await tenant.post("/v1/case-categories", json=body)
