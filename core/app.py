@@ -39,6 +39,7 @@ from core.rewards.api import MemberRewardsController, RedemptionsController, Rew
 from core.runtime import Runtime
 from core.segments.api import SegmentsController
 from core.settings import Settings, get_settings
+from core.surveys.api import SURVEY_ROUTES
 from core.tenancy.api import ApiKeysController, PlatformTenantsController
 from core.tenancy.service import ensure_platform_key
 from core.tiers.api import MemberTierController, TiersController
@@ -67,6 +68,7 @@ CORE_ROUTES: list[Any] = [
     SharedDashboardController,
     *care_controllers(),
     *CASE_ROUTES,
+    *SURVEY_ROUTES,
     RewardsController,
     RedemptionsController,
     MemberRewardsController,

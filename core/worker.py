@@ -52,6 +52,7 @@ FEATURE_JOB_MODULES: tuple[str, ...] = (
     "core.billing.jobs",
     "core.care.jobs",
     "core.cases.breaches",
+    "core.surveys.jobs",
     "core.measurement.jobs",
     "core.retention.jobs",
     "core.exports.background",

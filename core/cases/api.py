@@ -60,7 +60,7 @@ class BusinessHoursIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CategoryIn(msgspec.Struct, forbid_unknown_fields=True):
-    code: Annotated[str, Meta(min_length=1, max_length=40)]
+    code: Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$")]
     #: The name per locale: ``{"en": "Billing", "zh-CN": "账单"}``.
     names: Annotated[
         dict[Annotated[str, Meta(min_length=2, max_length=35)], Annotated[str, Meta(min_length=1, max_length=120)]],
@@ -446,8 +446,8 @@ class CasesController(Controller):
         assignee: FromQuery[Annotated[str, Meta(min_length=1, max_length=120)] | None] = None,
         kind: FromQuery[Kind | None] = None,
         breached: FromQuery[bool | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        since: FromQuery[AwareDatetime | None] = None,
+        until: FromQuery[AwareDatetime | None] = None,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
     ) -> Page[CaseOut]:
@@ -476,9 +476,6 @@ class CasesController(Controller):
         if breached is not None:
             flagged = or_(Case.first_reply_breached_at.isnot(None), Case.resolution_breached_at.isnot(None))
             query = query.where(flagged if breached else ~flagged)
-        for name, value in (("since", since), ("until", until)):
-            if value is not None and value.tzinfo is None:
-                raise ValidationFailed(f"{name} needs a UTC offset.", field=name)
         if since is not None:
             query = query.where(Case.opened_at >= since)
         if until is not None:

@@ -564,3 +564,6 @@ async def _closed_occasion(session: AsyncSession, tenant: TenantView, now: datet
         payload={"case_id": str(case.id), "subject": case.subject, "category": code or "", "kind": case.kind},
         now=now,
     )
+    from core.surveys.service import invite_after_case
+
+    await invite_after_case(session, tenant.id, case.member_id, f"case.closed:{case.id}:{case.reopened}", code, now)
