@@ -224,6 +224,19 @@ def cpu_seconds(pids: list[int]) -> float:
 POSTMASTER: int | None = None
 
 
+def postgres_cpu() -> float:
+    """CPU time of the cluster so far: its live processes, and the backends that have exited (the postmaster's
+    reaped children: a load generator's connections may close before the phase's figures are read)."""
+    total = cpu_seconds(postgres_pids())
+    if POSTMASTER is not None:
+        try:
+            fields = Path(f"/proc/{POSTMASTER}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+        except FileNotFoundError:
+            pass
+    return total
+
+
 def postgres_pids() -> list[int]:
     if POSTMASTER is None:
         out = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout
@@ -289,13 +302,13 @@ class CpuMeter:
         self.app_pids = app_pids
         self.started = time.monotonic()
         self.app = cpu_seconds(app_pids)
-        self.db = cpu_seconds(postgres_pids())
+        self.db = postgres_cpu()
 
     def cores(self) -> dict[str, float]:
         elapsed = time.monotonic() - self.started
         return {
             "app_cores": round((cpu_seconds(self.app_pids) - self.app) / elapsed, 2),
-            "postgres_cores": round((cpu_seconds(postgres_pids()) - self.db) / elapsed, 2),
+            "postgres_cores": round((postgres_cpu() - self.db) / elapsed, 2),
         }
 
 
@@ -505,33 +518,21 @@ def measured(server: Server, script: str, seconds: int, connections: int, env: d
     return result | meter.cores()
 
 
-async def baseline_phases(
-    tenant_id: uuid.UUID, members: int, durations: dict[str, int], label: str, results: dict[str, Any]
-) -> None:
-    """The baselines of :mod:`bench.baselines`, on the same database, right after the API's phases."""
+async def baseline(name: str, tenant_id: uuid.UUID, members: int, seconds: int, label: str) -> dict[str, Any]:
+    """One baseline of :mod:`bench.baselines`, on the same database, right after the API phase it is compared with
+    (so a change in the machine's other load falls on both alike)."""
     url = db_url()
-
-    def postgres_cpu() -> float:
-        return cpu_seconds(postgres_pids())
-
-    seconds = durations["sql"]
-    log(f"{label}: (a) minimal earn by pgbench for {seconds} s")
-    results["minimal"] = await asyncio.to_thread(
-        baselines.minimal_earn, url, tenant_id, members, seconds, 32, postgres_cpu
-    )
-    log(f"  {rate(results['minimal']):.0f} events/s {results['minimal'].get('error', '')}")
-    log(f"{label}: the same writes by hand, one transaction per event, for {seconds} s")
-    results["same_writes"] = await baselines.same_writes(url, tenant_id, seconds, 16, postgres_cpu)
-    log(f"  {rate(results['same_writes']):.0f} events/s")
-    log(f"{label}: (b) the same writes set-based, 1,000 per transaction, for {seconds} s")
-    results["set_based"] = await baselines.set_based(url, tenant_id, seconds, 2, postgres_cpu)
-    log(f"  {rate(results['set_based']):.0f} events/s")
-    log(f"{label}: (c) balance reads by hand for {seconds} s")
-    results["reads"] = await baselines.plain_reads(url, tenant_id, seconds, 32, postgres_cpu)
-    log(f"  {rate(results['reads']):.0f} reads/s")
-    results["ratios"] = ratios(results)
-    for row in results["ratios"]:
-        log(f"  {row['name']}: {row['ratio']:.2f}" + (f" (target {row['target']})" if row["target"] else ""))
+    log(f"{label}: {dict(BASELINES)[name]} for {seconds} s")
+    if name == "minimal":
+        result = await asyncio.to_thread(baselines.minimal_earn, url, tenant_id, members, seconds, 32, postgres_cpu)
+    elif name == "same_writes":
+        result = await baselines.same_writes(url, tenant_id, seconds, 16, postgres_cpu)
+    elif name == "set_based":
+        result = await baselines.set_based(url, tenant_id, seconds, 2, postgres_cpu)
+    else:
+        result = await baselines.plain_reads(url, tenant_id, seconds, 32, postgres_cpu)
+    log(f"  {rate(result):.0f}/s {result.get('error', '')}")
+    return result
 
 
 async def scenario(
@@ -554,11 +555,14 @@ async def scenario(
     log(f"{label}: single events for {durations['events']} s")
     results["events"] = measured(server, "events.lua", durations["events"], 32, env)
     log(f"  {results['events']['requests_per_s']:.0f} events/s, p99 {results['events'].get('p99_ms')} ms")
+    for name in ("same_writes", "minimal"):
+        results[name] = await baseline(name, tenant_id, members, durations["sql"], label)
     log(f"{label}: batches of 1,000 for {durations['batch']} s")
     batch = measured(server, "batch.lua", durations["batch"], 2, env | {"BATCH": "1000"})
     batch["events_per_s"] = round(batch["requests_per_s"] * 1000, 1)
     results["batch"] = batch
     log(f"  {batch['events_per_s']:.0f} events/s in batches")
+    results["set_based"] = await baseline("set_based", tenant_id, members, durations["sql"], label)
     ids = await member_ids(tenant_id, 5000)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write("\n".join(ids))
@@ -566,7 +570,10 @@ async def scenario(
     log(f"{label}: balance reads for {durations['balance']} s")
     results["balance"] = measured(server, "balance.lua", durations["balance"], 32, balance_env)
     log(f"  {results['balance']['requests_per_s']:.0f} balance reads/s, p99 {results['balance'].get('p99_ms')} ms")
-    await baseline_phases(tenant_id, members, durations, label, results)
+    results["reads"] = await baseline("reads", tenant_id, members, durations["sql"], label)
+    results["ratios"] = ratios(results)
+    for row in results["ratios"]:
+        log(f"  {row['name']}: {row['ratio']:.2f}" + (f" (target {row['target']})" if row["target"] else ""))
     if do_profile:
         # Profiled apart from the measured runs (a sampling profiler slows the worker it samples).
         results["profile"] = {}
@@ -729,6 +736,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short durations (a smoke run)")
     parser.add_argument("--scale", action="store_true", help="also at 1M members and 10M ledger entries")
+    parser.add_argument("--profile", action="store_true", help="profile in quick mode too (8 s per phase)")
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument(
@@ -738,7 +746,7 @@ async def main() -> None:
     )
     args = parser.parse_args()
     durations = (
-        {"events": 10, "batch": 12, "balance": 10, "sql": 10, "profile": 0}
+        {"events": 10, "batch": 12, "balance": 10, "sql": 10, "profile": 8}
         if args.quick
         else {"events": 60, "batch": 60, "balance": 60, "sql": 30, "profile": 15}
     )
@@ -770,7 +778,13 @@ async def main() -> None:
             tenant_id, key = await setup_tenant(server)
             await seed_members(tenant_id, 0, args.members)
             run["small"] = await scenario(
-                server, tenant_id, key, args.members, durations, f"{args.members:,} members", do_profile=not args.quick
+                server,
+                tenant_id,
+                key,
+                args.members,
+                durations,
+                f"{args.members:,} members",
+                do_profile=args.profile or not args.quick,
             )
             if args.scale:
                 log("seeding 1M members and 10M ledger entries")

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from core.care.policy import Suppress as Suppress
     from core.care.policy import local_instant as local_instant
     from core.care.policy import next_in_window as next_in_window
+    from core.care.service import CareAsk as CareAsk
     from core.care.service import request_care as request_care
+    from core.care.service import request_care_many as request_care_many
     from core.clock import utcnow as utcnow
     from core.db import rls as rls
     from core.db.base import Base as Base
@@ -58,6 +60,11 @@ if TYPE_CHECKING:
     from core.members.views import member_view as member_view
     from core.outbox.service import emit as emit
     from core.plugin import hookimpl as hookimpl
+    from core.plugin.demo import DemoApi as DemoApi
+    from core.plugin.demo import DemoContext as DemoContext
+    from core.plugin.demo import DemoError as DemoError
+    from core.plugin.demo import DemoSeeded as DemoSeeded
+    from core.plugin.demo import DemoTenant as DemoTenant
     from core.plugin.types import Award as Award
     from core.plugin.types import AwardsContext as AwardsContext
     from core.plugin.types import CareProtectionContext as CareProtectionContext

@@ -296,9 +296,8 @@ def _demo_report(run: DemoRun, seconds: float) -> str:
     lines += ["", click.style("Start the API with `make serve` in another terminal, then paste:", bold=True), ""]
     lines += ["B=http://127.0.0.1:8000", key_line]
     hotel, fuel, coffee = result.tenant("hotel"), result.tenant("fuel"), result.tenant("coffee")
-    for var, tenant in (("KH", hotel), ("KF", fuel), ("KC", coffee)):
-        if tenant is not None:
-            lines.append(f"{var}={tenant.api_key}   # {tenant.slug}: its admin API key")
+    for tenant in result.tenants:
+        lines.append(f"{tenant.key_variable}={tenant.api_key}   # {tenant.slug}: its admin API key")
     if hotel is not None:
         lines += [
             f"GUEST={hotel.members['diamond']}   # {hotel.notes['diamond']} (a road warrior)",
@@ -347,6 +346,9 @@ def _demo_report(run: DemoRun, seconds: float) -> str:
             f"curl -s -X POST $B/v1/fuel/reviews/$HELD/approve {f} -H 'content-type: application/json' \\",
             '  -d \'{"reason": "two cars on one card, CCTV checked"}\'',
         ]
+    for tenant in result.tenants:  # the plugins' demos say what to try (fealty_demo_tenants)
+        if tenant.lines:
+            lines += ["", *tenant.lines]
     if coffee is not None:
         lines += [
             "",

@@ -31,25 +31,30 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import httpx
 
+from core.plugin.demo import (
+    DEMO_SEED,
+    DEMO_SENDER_DOMAIN,
+    DemoApi,
+    DemoContext,
+    DemoError,
+    DemoSeeded,
+    DemoTenant,
+    iso,
+    money,
+)
 from core.runtime import Runtime
 from core.settings import Settings
 
-SEED = 2026
-#: Events per ``POST /v1/events/batch`` (the API takes 1,000; this keeps each body far below the 1 MiB limit).
-BATCH_SIZE = 200
+SEED = DEMO_SEED
 HOTEL_PLUGIN = "hotel"
 FUEL_PLUGIN = "fuel"
-
-
-class DemoError(RuntimeError):
-    """The API answered something the demo did not expect (the message carries the request and the whole answer)."""
 
 
 class DemoAlreadySeeded(RuntimeError):
@@ -61,7 +66,7 @@ class DemoAlreadySeeded(RuntimeError):
 
 
 @dataclass
-class DemoTenant:
+class SeededTenant:
     """One seeded tenant: what to call it with, a few members worth looking at, and what was made."""
 
     slug: str
@@ -77,17 +82,21 @@ class DemoTenant:
     counts: dict[str, int] = field(default_factory=dict)
     #: Other ids worth showing (a held event, a voucher ...).
     extras: dict[str, str] = field(default_factory=dict)
+    #: The shell variable its admin key is printed as (``KH=fty_...``).
+    key_variable: str = "K"
+    #: What to try, printed after the keys (a plugin's demo returns them, see :class:`core.plugin.demo.DemoSeeded`).
+    lines: list[str] = field(default_factory=list)
 
 
 @dataclass
 class DemoResult:
-    tenants: list[DemoTenant]
+    tenants: list[SeededTenant]
     #: Verticals left out because their plugin is not installed.
     skipped: list[str] = field(default_factory=list)
     #: Emails and SMS the local SES/SNS stand-in received (None: messages went to the configured AWS endpoint).
     delivered: tuple[int, int] | None = None
 
-    def tenant(self, slug_suffix: str) -> DemoTenant | None:
+    def tenant(self, slug_suffix: str) -> SeededTenant | None:
         return next((t for t in self.tenants if t.slug.endswith(f"-{slug_suffix}")), None)
 
 
@@ -105,93 +114,25 @@ class DemoRun:
 
 # --- talking to the API ---------------------------------------------------------------------------------------------
 
-
-class Api:
-    """Calls with one bearer key; any answer other than the expected statuses raises :class:`DemoError`."""
-
-    def __init__(self, client: httpx.AsyncClient, key: str) -> None:
-        self.client = client
-        self.key = key
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        params: dict[str, Any] | None = None,
-        expect: Iterable[int] = (200, 201),
-    ) -> Any:
-        response = await self.client.request(
-            method, path, json=body, params=params, headers={"Authorization": f"Bearer {self.key}"}
-        )
-        if response.status_code not in set(expect):
-            raise DemoError(f"{method} {path} answered {response.status_code}: {response.text}")
-        return response.json()
-
-    async def get(self, path: str, **params: Any) -> Any:
-        return await self.call("GET", path, params=params or None)
-
-    async def post(self, path: str, body: Any = None) -> Any:
-        return await self.call("POST", path, body if body is not None else {})
-
-    async def patch(self, path: str, body: Any) -> Any:
-        return await self.call("PATCH", path, body)
-
-    async def all_items(self, path: str, **params: Any) -> list[Any]:
-        """Every item of a paginated list."""
-        items: list[Any] = []
-        cursor: str | None = None
-        while True:
-            page = await self.get(path, limit=200, **params, **({"cursor": cursor} if cursor else {}))
-            items.extend(page["items"])
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return items
-
-    async def send_events(self, events: Sequence[dict[str, Any]]) -> Counter[str]:
-        """Send events in time order through the batch endpoint; any item refused as bad input raises. Returns how
-        many were awarded, held and rejected (a rejection with its reason is an answer, not a failure)."""
-        statuses: Counter[str] = Counter()
-        ordered = sorted(events, key=lambda e: datetime.fromisoformat(e["occurred_at"]))
-        for start in range(0, len(ordered), BATCH_SIZE):
-            chunk = ordered[start : start + BATCH_SIZE]
-            answer = await self.post("/v1/events/batch", {"events": chunk})
-            for item in answer["results"]:
-                if item["result"] == "error":
-                    raise DemoError(f"event {item['event_id']} was refused: {item['problem']}")
-                statuses[item["outcome"]["status"]] += 1
-        return statuses
-
-    async def send_event(self, event: dict[str, Any]) -> dict[str, Any]:
-        outcome: dict[str, Any] = await self.post("/v1/events", event)
-        return outcome
-
-
-def _money(value: float | Decimal) -> str:
-    return str(Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
+#: The demo's HTTP helper (plugins' demos get it as ``ctx.api``; exported by :mod:`core` as ``DemoApi``).
+Api = DemoApi
+_money = money
+_iso = iso
 
 
 async def _enrol(api: Api, members: Sequence[dict[str, Any]]) -> dict[str, str]:
     """Enrol the members; their ids by external id."""
-    ids: dict[str, str] = {}
-    for body in members:
-        member = await api.post("/v1/members", body)
-        ids[body["external_id"]] = member["id"]
-    return ids
+    return await api.enrol(members)
 
 
 # --- entry points ---------------------------------------------------------------------------------------------------
 
 
-def demo_slugs(prefix: str, plugins: Iterable[str]) -> list[str]:
+def demo_slugs(prefix: str, plugins: Iterable[str], contributed: Iterable[DemoTenant] = ()) -> list[str]:
     installed = set(plugins)
     slugs = [f"{prefix}-hotel"] if HOTEL_PLUGIN in installed else []
     slugs += [f"{prefix}-fuel"] if FUEL_PLUGIN in installed else []
+    slugs += [f"{prefix}-{demo.slug_suffix}" for demo in contributed]
     return [*slugs, f"{prefix}-coffee"]
 
 
@@ -203,12 +144,16 @@ async def seed_demo(
     prefix: str = "demo",
     now: datetime | None = None,
 ) -> DemoResult:
-    """Seed the demo tenants through ``client`` (an app whose runtime is ``runtime``). Raises
-    :class:`DemoAlreadySeeded`, before writing anything, when one of the tenants exists already."""
+    """Seed the demo tenants through ``client`` (an app whose runtime is ``runtime``): the plugins' demo tenants
+    (``fealty_demo_tenants``, in plugin order), then core's coffee chain. Raises :class:`DemoAlreadySeeded`, before
+    writing anything, when one of the tenants exists already."""
     now = now or datetime.now(UTC)
     platform = Api(client, platform_key)
     installed = set(runtime.plugins.available())
-    slugs = demo_slugs(prefix, installed)
+    contributed = runtime.plugins.demo_tenants()
+    slugs = demo_slugs(prefix, installed, [demo for _, demo in contributed])
+    if len(set(slugs)) != len(slugs):
+        raise DemoError(f"two demo tenants would share a slug: {slugs}")
     existing = {t["slug"] for t in await platform.all_items("/v1/platform/tenants")}
     if taken := [s for s in slugs if s in existing]:
         raise DemoAlreadySeeded(taken)
@@ -221,13 +166,16 @@ async def seed_demo(
         result.tenants.append(await FuelDemo(platform, runtime, f"{prefix}-fuel", now).seed())
     else:
         result.skipped.append("fuel (plugin 'fuel' is not installed)")
+    for plugin, demo in contributed:
+        slug = f"{prefix}-{demo.slug_suffix}"
+        result.tenants.append(await seed_plugin_demo(platform, runtime, plugin, demo, slug, now))
     result.tenants.append(await CoffeeDemo(platform, runtime, f"{prefix}-coffee", now).seed())
     for tenant in result.tenants:
         await measure(Api(client, tenant.api_key), runtime, tenant, now)
     return result
 
 
-async def measure(api: Api, runtime: Runtime, tenant: DemoTenant, now: datetime) -> None:
+async def measure(api: Api, runtime: Runtime, tenant: SeededTenant, now: datetime) -> None:
     """Loyalty measured for a seeded tenant: the default loyalty model copied, the nightly run done once, and what
     it found (members by RFM segment and loyalty type, churn risk, liability) noted for the demo's report."""
     from core.measurement import nightly
@@ -311,11 +259,119 @@ async def run_demo(settings: Settings, *, prefix: str = "demo") -> DemoRun:
 # --- shared ---------------------------------------------------------------------------------------------------------
 
 
+async def _create_tenant(
+    platform: Api,
+    runtime: Runtime,
+    *,
+    slug: str,
+    name: str,
+    timezone: str,
+    currency: str,
+    country: str | None,
+    plugin: str | None,
+    locale: str,
+    key_variable: str,
+    rng: random.Random,
+    now: datetime,
+) -> tuple[DemoContext, SeededTenant]:
+    """Create a demo tenant and its admin key through the platform API: the context its seeding works in."""
+    body = {"name": name, "slug": slug, "timezone": timezone, "currency": currency, "country": country}
+    created = await platform.call("POST", "/v1/platform/tenants", body, expect=(201, 409))
+    if created.get("status") == 409:  # made meanwhile (seed_demo looked first)
+        raise DemoAlreadySeeded([slug])
+    key = created["api_key"]["secret"]
+    tenant_id = uuid.UUID(created["tenant"]["id"])
+
+    async def work() -> None:
+        from core.worker import tick
+
+        report = await tick(runtime, tenant_id)
+        if report.failed:
+            raise DemoError(f"{report.failed} background job(s) failed for {slug}: {report.kinds}")
+
+    context = DemoContext(
+        api=Api(platform.client, key),
+        tenant_id=tenant_id,
+        slug=slug,
+        name=name,
+        plugin=plugin,
+        now=now,
+        tz=ZoneInfo(timezone),
+        locale=locale,
+        currency=currency,
+        key_variable=key_variable,
+        rng=rng,
+        _work=work,
+    )
+    return context, SeededTenant(slug, name, str(tenant_id), key, plugin, key_variable=key_variable)
+
+
+async def _finish(api: Api, tenant: SeededTenant, members: dict[str, str]) -> SeededTenant:
+    """Record the members worth a look (with their tier and points as they stand) and count what was made."""
+    tenant.members = members
+    for role, member_id in members.items():
+        member = await api.get(f"/v1/members/{member_id}")
+        tier = member["tier"] or "no tier"
+        tenant.notes[role] = f"{member['name']}: {tier}, {member['balance']['available']:,} points"
+    events = await api.all_items("/v1/events")
+    statuses = Counter(e["status"] for e in events)
+    tenant.counts["events"] = len(events)
+    for status in ("awarded", "held", "rejected"):
+        tenant.counts[f"events_{status}"] = statuses[status]
+    tenant.counts["members"] = len(await api.all_items("/v1/members"))
+    tenant.counts["redemptions"] = len(await api.all_items("/v1/redemptions"))
+    tenant.counts["care_requests"] = len(await api.all_items("/v1/care/requests"))
+    messages = await api.all_items("/v1/messages")
+    tenant.counts["messages"] = len(messages)
+    for state, n in Counter(m["state"] for m in messages).items():
+        tenant.counts[f"messages_{state}"] = n
+    reasons = Counter(m["reason"] for m in messages if m["state"] in ("suppressed", "deferred") and m["reason"])
+    tenant.extras["message_reasons"] = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
+    return tenant
+
+
+def _key_variable(demo: DemoTenant) -> str:
+    return demo.key_variable or f"K{demo.slug_suffix.replace('-', '_').upper()}"
+
+
+async def seed_plugin_demo(
+    platform: Api, runtime: Runtime, plugin: str, demo: DemoTenant, slug: str, now: datetime
+) -> SeededTenant:
+    """A plugin's demo tenant (``fealty_demo_tenants``): created, the plugin enabled with the demo's settings, seeded
+    by the plugin through the API, the worker run, what was made counted."""
+    context, tenant = await _create_tenant(
+        platform,
+        runtime,
+        slug=slug,
+        name=demo.name,
+        timezone=demo.timezone,
+        currency=demo.currency,
+        country=demo.country,
+        plugin=plugin,
+        locale=demo.locale,
+        key_variable=_key_variable(demo),
+        rng=random.Random(f"{DEMO_SEED}:{demo.slug_suffix}"),
+        now=now,
+    )
+    program = dict(demo.program)
+    program["plugins"] = list(dict.fromkeys([*program.get("plugins", []), plugin]))
+    program["plugin_settings"] = {**program.get("plugin_settings", {}), plugin: demo.settings}
+    await context.api.patch("/v1/program", program)
+    seeded = await demo.seed(context) or DemoSeeded()
+    await context.work()
+    tenant.extras.update(seeded.extras)
+    tenant.counts.update(seeded.counts)
+    tenant.lines = list(seeded.lines)
+    return await _finish(context.api, tenant, seeded.members)
+
+
 class _TenantDemo:
     name = ""
     timezone = "UTC"
     currency = "EUR"
     country = "GB"
+    locale = "en"
+    key_variable = "K"
     plugin: str | None = None
     seed_offset = 0
 
@@ -327,76 +383,44 @@ class _TenantDemo:
         self.rng = random.Random(SEED + self.seed_offset)
         self.tz = ZoneInfo(self.timezone)
         self.api: Api
-        self.tenant: DemoTenant
+        self.tenant: SeededTenant
+        self.context: DemoContext
 
     async def create_tenant(self) -> None:
-        body = {
-            "name": self.name,
-            "slug": self.slug,
-            "timezone": self.timezone,
-            "currency": self.currency,
-            "country": self.country,
-        }
-        created = await self.platform.call("POST", "/v1/platform/tenants", body, expect=(201, 409))
-        if created.get("status") == 409:  # made meanwhile (seed_demo looked first)
-            raise DemoAlreadySeeded([self.slug])
-        key = created["api_key"]["secret"]
-        self.api = Api(self.platform.client, key)
-        self.tenant = DemoTenant(self.slug, self.name, created["tenant"]["id"], key, self.plugin)
+        self.context, self.tenant = await _create_tenant(
+            self.platform,
+            self.runtime,
+            slug=self.slug,
+            name=self.name,
+            timezone=self.timezone,
+            currency=self.currency,
+            country=self.country,
+            plugin=self.plugin,
+            locale=self.locale,
+            key_variable=self.key_variable,
+            rng=self.rng,
+            now=self.now,
+        )
+        self.api = self.context.api
 
     async def work(self) -> None:
         """Run the worker for this tenant: pending points whose time has come post, tiers renew, jobs run."""
-        from core.worker import tick
-
-        report = await tick(self.runtime, uuid.UUID(self.tenant.id))
-        if report.failed:
-            raise DemoError(f"{report.failed} background job(s) failed for {self.slug}: {report.kinds}")
+        await self.context.work()
 
     async def care(self, rules: Sequence[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
         """The tenant's sender, and a care rule with its template for each ``(trigger, texts, rule fields)``."""
-        await self.api.patch(
-            "/v1/care/settings",
-            {"email_from": f"{self.name.split(' (')[0]} <hello@{DEMO_SENDER_DOMAIN}>", "sms_sender_id": "Fealty"},
-        )
-        for trigger, texts, fields in rules:
-            template = await self.api.post(
-                "/v1/care/templates", {"name": f"{trigger} ({self.slug})", "trigger": trigger, "texts": texts}
-            )
-            channels = fields.pop("channels", ["email"])
-            await self.api.post(
-                "/v1/care/rules",
-                {"name": trigger, "trigger": trigger, "template_id": template["id"], "channels": channels, **fields},
-            )
+        await self.context.care(rules)
 
     def local(self, day: date, hour: int, minute: int = 0) -> datetime:
-        return datetime.combine(day, time(hour), tzinfo=self.tz) + timedelta(minutes=minute)
+        return self.context.local(day, hour, minute)
 
     @property
     def today(self) -> date:
         return self.now.astimezone(self.tz).date()
 
-    async def finish(self, members: dict[str, str]) -> DemoTenant:
+    async def finish(self, members: dict[str, str]) -> SeededTenant:
         """Record the members worth a look (with their tier and points as they stand) and count what was made."""
-        self.tenant.members = members
-        for role, member_id in members.items():
-            member = await self.api.get(f"/v1/members/{member_id}")
-            tier = member["tier"] or "no tier"
-            self.tenant.notes[role] = f"{member['name']}: {tier}, {member['balance']['available']:,} points"
-        events = await self.api.all_items("/v1/events")
-        statuses = Counter(e["status"] for e in events)
-        self.tenant.counts["events"] = len(events)
-        for status in ("awarded", "held", "rejected"):
-            self.tenant.counts[f"events_{status}"] = statuses[status]
-        self.tenant.counts["members"] = len(await self.api.all_items("/v1/members"))
-        self.tenant.counts["redemptions"] = len(await self.api.all_items("/v1/redemptions"))
-        self.tenant.counts["care_requests"] = len(await self.api.all_items("/v1/care/requests"))
-        messages = await self.api.all_items("/v1/messages")
-        self.tenant.counts["messages"] = len(messages)
-        for state, n in Counter(m["state"] for m in messages).items():
-            self.tenant.counts[f"messages_{state}"] = n
-        reasons = Counter(m["reason"] for m in messages if m["state"] in ("suppressed", "deferred") and m["reason"])
-        self.tenant.extras["message_reasons"] = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
-        return self.tenant
+        return await _finish(self.api, self.tenant, members)
 
 
 # --- tenant 1: a hotel group ----------------------------------------------------------------------------------------
@@ -486,6 +510,7 @@ class HotelStay:
 
 
 class HotelDemo(_TenantDemo):
+    key_variable = "KH"
     name = "Grand Hotels (demo)"
     timezone = "Europe/London"
     currency = "GBP"
@@ -605,7 +630,7 @@ class HotelDemo(_TenantDemo):
             guest, reservation, code, arrival, arrival + timedelta(days=nights), "flexible", "direct", [], self.now
         )
 
-    async def seed(self) -> DemoTenant:
+    async def seed(self) -> SeededTenant:
         await self.create_tenant()
         api = self.api
         await api.patch(
@@ -815,6 +840,7 @@ SHOP_ITEMS = [("coffee", 12, 28), ("snacks", 6, 35), ("car_care", 25, 120), ("dr
 
 
 class FuelDemo(_TenantDemo):
+    key_variable = "KF"
     name = "Huangpu Energy (demo)"
     timezone = "Asia/Shanghai"
     currency = "CNY"
@@ -898,7 +924,7 @@ class FuelDemo(_TenantDemo):
                 day += timedelta(days=self.rng.randint(*profile["gap"]))
         return events
 
-    async def seed(self) -> DemoTenant:
+    async def seed(self) -> SeededTenant:
         await self.create_tenant()
         api = self.api
         await api.patch(
@@ -1019,7 +1045,6 @@ COFFEE_CUSTOMERS = [
 COFFEE_MENU = [("flat white", "3.40"), ("latte", "3.60"), ("cortado", "3.10"), ("croissant", "2.80")]
 
 
-DEMO_SENDER_DOMAIN = "mail.fealty-demo.com"
 HOTEL_PRE_ARRIVAL = {
     "en": {
         "subject": "{{ member.first_name }}, we look forward to welcoming you on {{ check_in|date }}",
@@ -1051,13 +1076,14 @@ COFFEE_LAPSING = {
 
 
 class CoffeeDemo(_TenantDemo):
+    key_variable = "KC"
     name = "Harbour Coffee Co. (demo)"
     timezone = "Europe/London"
     currency = "GBP"
     country = "GB"
     seed_offset = 3
 
-    async def seed(self) -> DemoTenant:
+    async def seed(self) -> SeededTenant:
         await self.create_tenant()
         api = self.api
         await api.patch(

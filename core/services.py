@@ -4,6 +4,7 @@ bound to the hook's transaction, tenant and clock. The runtime hands :class:`Cor
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -94,6 +95,24 @@ class CoreServices:
             source=source,
             dedupe_key=dedupe_key,
             payload=payload,
+            now=self.now,
+        )
+
+    async def request_care_many(
+        self,
+        asks: Sequence[care.CareAsk],
+        *,
+        kind: str,
+        purpose: Literal["service", "marketing", "safety"],
+        source: str,
+    ) -> list[str]:
+        return await care.request_care_many(
+            self.session,
+            tenant_id=self.tenant.id,
+            kind=kind,
+            purpose=purpose,
+            source=source,
+            asks=asks,
             now=self.now,
         )
 

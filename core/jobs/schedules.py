@@ -6,6 +6,10 @@ of that kind, with the dedupe key ``{kind}:{scope}`` that :func:`core.jobs.queue
 recurring run and a wake-up after a request share one job row and never pile up behind a slow run. Rows are locked
 with ``SKIP LOCKED`` and moved forward in the same transaction, so several workers never schedule one run twice.
 
+The core kinds whose work lies in rows that fall due (:mod:`core.jobs.sweeps`: releasing and expiring points and
+vouchers, dispatching the outbox, delivering webhooks and care messages, finding care occasions) have one row for
+the platform (scope ``sweep``) instead of one per tenant: due, it queues the jobs of the tenants with due work only.
+
 :func:`sync` keeps the rows in line with the tenants (active ones, with the plugin a plugin job needs) and the job
 kinds: all of them when a worker starts and every ``FEALTY_SCHEDULE_FULL_SYNC_SECONDS``, only the tenants changed
 since the last pass every ``FEALTY_SCHEDULE_SYNC_SECONDS``. A new tenant's first runs are spread over each kind's
@@ -26,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.base import table_of
 from core.db.engine import tenant_session
-from core.jobs import queue
+from core.jobs import queue, sweeps
 from core.jobs.models import JobSchedule
 from core.jobs.registry import JobRegistry, Recurring
 from core.tenancy.models import Tenant
@@ -34,6 +38,8 @@ from core.tenancy.models import Tenant
 schedules = table_of(JobSchedule)
 tenants = table_of(Tenant)
 PLATFORM = "platform"
+#: The scope of a swept kind's one row (:mod:`core.jobs.sweeps`): due, it queues the jobs of the tenants with work.
+SWEEP = "sweep"
 #: Rows read and scheduled per transaction.
 BATCH = 1000
 
@@ -66,9 +72,9 @@ def _wanted(
     wanted: dict[tuple[str, str], tuple[uuid.UUID | None, int]] = {}
     rows = list(active)
     for r in recurring:
-        if not r.per_tenant:
+        if not r.per_tenant or sweeps.swept(r.kind):
             if platform:
-                wanted[(r.kind, PLATFORM)] = (None, r.every_seconds)
+                wanted[(r.kind, SWEEP if r.per_tenant else PLATFORM)] = (None, r.every_seconds)
             continue
         for tenant_id, plugins in rows:
             if r.plugin is None or r.plugin in (plugins or []):
@@ -166,7 +172,10 @@ async def materialize_due(sessionmaker: async_sessionmaker[AsyncSession], now: d
             ).all()
             if not due:
                 return total
-            wanted = [(r.kind, r.tenant_id, dedupe_key(r.kind, r.tenant_id), r.next_due_at) for r in due]
+            wanted = []
+            for r in due:
+                owners = await sweeps.due_tenants(session, r.kind, now) if r.scope == SWEEP else [r.tenant_id]
+                wanted += [(r.kind, owner, dedupe_key(r.kind, owner), r.next_due_at) for owner in owners]
             await queue.wake_many(session, wanted, now)
             moves = []
             for r in due:

@@ -30,6 +30,7 @@ import structlog
 from core.errors import ValidationFailed, invalid
 from core.events import types as core_event_types
 from core.plugin import PROJECT, spec
+from core.plugin.demo import DemoTenant
 from core.plugin.types import (
     Award,
     AwardsContext,
@@ -297,6 +298,16 @@ class PluginManager:
                 if trigger.name in found:
                     raise ValueError(f"care trigger {trigger.name!r} registered twice")
                 found[trigger.name] = dataclasses.replace(trigger, plugin=None if plugin == CORE_PLUGIN else plugin)
+        return found
+
+    def demo_tenants(self) -> list[tuple[str, DemoTenant]]:
+        """Every plugin's demo tenants (``fealty_demo_tenants``) in call order, with the plugin's name."""
+        found: list[tuple[str, DemoTenant]] = []
+        for plugin, tenants in self._startup("fealty_demo_tenants"):
+            for tenant in cast(list[DemoTenant], tenants or []):
+                if any(t.slug_suffix == tenant.slug_suffix for _, t in found):
+                    raise ValueError(f"demo tenant {tenant.slug_suffix!r} contributed twice")
+                found.append((plugin, tenant))
         return found
 
     def scheduled_jobs(self) -> list[tuple[str, ScheduledJob]]:

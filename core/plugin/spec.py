@@ -3,7 +3,7 @@
 Two kinds of hook:
 
 - **startup hooks** take no argument (``fealty_register_event_types``, ``fealty_routes``, ``fealty_scheduled_jobs``,
-  ``fealty_care_triggers``):
+  ``fealty_care_triggers``, ``fealty_demo_tenants``):
   called once for every registered plugin when the process starts;
 - **tenant hooks** take exactly one argument, ``ctx``: a frozen :class:`~core.plugin.types.HookContext` (the tenant's
   view, the transaction, the clock, the services) extended with the hook's subject. They run only for the plugins the
@@ -25,6 +25,7 @@ import pluggy
 
 from core.care.policy import Verdict
 from core.plugin import PROJECT
+from core.plugin.demo import DemoTenant
 from core.plugin.types import (
     Award,
     AwardsContext,
@@ -54,7 +55,13 @@ _hookspec = pluggy.HookspecMarker(PROJECT)
 #: Hooks whose first answer (in call order) is the result: the later implementations are not awaited.
 FIRST_RESULT = frozenset({"fealty_fulfil_reward", "fealty_claim_reply"})
 #: Hooks called once at startup, without arguments.
-STARTUP_HOOKS = ("fealty_register_event_types", "fealty_routes", "fealty_scheduled_jobs", "fealty_care_triggers")
+STARTUP_HOOKS = (
+    "fealty_register_event_types",
+    "fealty_routes",
+    "fealty_scheduled_jobs",
+    "fealty_care_triggers",
+    "fealty_demo_tenants",
+)
 
 
 @_hookspec
@@ -205,6 +212,19 @@ def fealty_care_protection(ctx: CareProtectionContext) -> Verdict | None:
     Suppress suppresses (core's consent and suppression reasons first); otherwise the latest Defer, pushed further by
     core's quiet hours and caps if they forbid that moment; a deferral past the message's validity suppresses it
     (``expired``). Safety messages skip core's timing rules but not a plugin's answer.
+    """
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_demo_tenants() -> list[DemoTenant]:
+    """Contribute demo tenants of the plugin's trade to ``fealty demo`` (``make demo``).
+
+    Called once by ``fealty demo`` for every registered plugin. For each :class:`~core.plugin.demo.DemoTenant`, core
+    creates the tenant ``<prefix>-<slug_suffix>`` with its admin key, enables the plugin with ``settings`` (and the
+    other ``program`` fields), awaits ``seed(ctx)`` (a :class:`~core.plugin.demo.DemoContext`: the tenant's API over
+    HTTP, the clock, helpers), runs the worker for the tenant, measures its loyalty and prints its key, counts and the
+    lines ``seed`` returned. Results are concatenated; a slug suffix used twice is an error.
     """
     raise NotImplementedError
 

@@ -356,6 +356,17 @@ class Services(Protocol):
     ) -> bool:
         """Ask the care engine to look after a member (once per ``dedupe_key``); whether it was accepted."""
 
+    async def request_care_many(
+        self,
+        asks: Sequence[Any],
+        *,
+        kind: str,
+        purpose: Literal["service", "marketing", "safety"],
+        source: str,
+    ) -> list[str]:
+        """:meth:`request_care` for many members at once (``CareAsk(member_id, dedupe_key, payload)`` each), with
+        the same semantics, a few statements per 2,000; the keys that were new."""
+
     async def emit(self, kind: str, data: dict[str, Any], member_id: uuid.UUID | None = None) -> None:
         """Emit an outbound webhook event (delivered after the transaction commits)."""
 

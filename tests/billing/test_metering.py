@@ -26,7 +26,7 @@ from core.plugin.manager import PluginManager
 from core.runtime import Runtime
 from core.testing import AppClient, TenantHandle, registering
 from tests.billing.support import PLATFORM, billing, make_plan, make_tenant
-from tests.engine.group_commit.test_group_commit import send_together
+from tests.http.group_commit.test_group_commit import send_together
 from tests.plugins import example
 
 NOW = datetime.now(UTC).isoformat()

@@ -1,4 +1,4 @@
-"""A server of the whole API (hotel and fuel installed) on a loopback port, for the fuzz and the generated client."""
+"""A server of the whole API (every vertical plugin installed) on a loopback port, for the fuzz and the client."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from core.db.migrate import upgrade_async
 from core.plugin.manager import PluginManager
 from core.settings import Settings
 from core.testing import LiveServer, registering, settings_for_tests
-from plugins import fuel_station, hotel
+from plugins import fuel_station, hotel, utility
 
-every_plugin = registering(hotel.PLUGIN, fuel_station.PLUGIN)
+every_plugin = registering(hotel.PLUGIN, fuel_station.PLUGIN, utility.PLUGIN)
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -74,6 +74,17 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     # http:// is taken for loopback receivers only when FEALTY_WEBHOOK_ALLOW_LOOPBACK is on (a deployment setting).
     "POST /v1/webhook-endpoints": ("event_types", "url"),
     "PATCH /v1/webhook-endpoints/{endpoint_id}": ("event_types", "url"),
+    # Utility: a rating only for SMEs and from the tenant's table, PSR needs from the register's and the tenant's
+    # categories and only with consent; feeders or areas; a planned window in the future, an unplanned start in the
+    # past, an ETR after the start, a restoration between the start and now; the tenant's weather categories.
+    "POST /v1/utility/accounts": ("credit_rating", r"psr\..*"),
+    "PATCH /v1/utility/accounts/{account_id}": ("credit_rating", r"psr\..*"),
+    "POST /v1/utility/outages": ("feeders", "category", "starts_at", "ends_at", "etr"),
+    "PATCH /v1/utility/outages/{outage_id}": ("category", "starts_at", "ends_at", "etr"),
+    "POST /v1/utility/outages/{outage_id}/restore": ("restored_at",),
+    "POST /v1/utility/outages/{outage_id}/accounts/{account_id}/restore": ("restored_at",),
+    "POST /v1/utility/outages/{outage_id}/claims": ("out_from", "restored_at"),
+    "POST /v1/utility/peak-events": ("starts_at", "ends_at", "feeders"),
     # The body is one of three SES/SNS notification shapes, read by hand (the schema does not describe it).
     "POST /v1/care/feedback": ("", r".*"),
     # Cases: a member or a contact; a category, event, redemption or message the tenant has; not in the future;

@@ -36,7 +36,7 @@ async def test_schemathesis_finds_nothing(contract_server: LiveServer) -> None:
                 "timezone": "Europe/Paris",
                 "currency": "EUR",
                 "country": "FR",
-                "plugins": ["hotel", "fuel"],
+                "plugins": ["hotel", "fuel", "utility"],
             },
             headers={"Authorization": f"Bearer {TEST_PLATFORM_KEY}"},
         )

@@ -1,6 +1,6 @@
 """The documentation: the site builds strictly (no broken link or anchor, no missing snippet), every page under
 docs/ is in the nav, and every curl example on the pages and in the README calls a route the app serves, with that
-method, sending a JSON body that parses. The walkthrough's figures are held by tests/engine/test_walkthrough.py."""
+method, sending a JSON body that parses. The walkthrough's figures are held by tests/test_walkthrough.py."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from mkdocs.config import load_config
 
 from core.app import create_app
 from core.testing import registering, settings_for_tests
-from plugins import fuel_station, hotel
+from plugins import fuel_station, hotel, utility
 
 ROOT = Path(__file__).parents[2]
 DOCS = ROOT / "docs"
@@ -123,7 +123,8 @@ def routes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[re.Pattern[st
     """Every route of the app with both plugins, as a pattern of one segment per path parameter."""
     db = tmp_path_factory.mktemp("docs") / "unused.db"
     app = create_app(
-        settings_for_tests(f"sqlite+aiosqlite:///{db}"), plugins=registering(hotel.PLUGIN, fuel_station.PLUGIN)()
+        settings_for_tests(f"sqlite+aiosqlite:///{db}"),
+        plugins=registering(hotel.PLUGIN, fuel_station.PLUGIN, utility.PLUGIN)(),
     )
     out = []
     for route in app.routes:

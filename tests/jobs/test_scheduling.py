@@ -149,6 +149,45 @@ async def test_an_idle_tick_costs_the_same_for_10_or_300_tenants(fresh: Runtime)
     assert costs[0] == costs[1] == ["SELECT"]  # one indexed read of what is due, however many tenants
 
 
+async def test_a_swept_kind_queues_only_the_tenants_with_due_work(fresh: Runtime) -> None:
+    """``outbox.dispatch`` is swept (core/jobs/sweeps.py): one schedule row for the platform, not one per tenant, and
+    when it falls due only the active tenants with undispatched events get a job. On PostgreSQL the worker sees one
+    tenant's rows at a time, so this goes through ``fealty_due_tenants`` (a definer function answering only ids)."""
+    from core.outbox.models import OutboxEvent
+    from core.outbox.service import DISPATCH_JOB
+    from core.worker import schedule_recurring
+
+    registry = _registry()
+    registry.register(DISPATCH_JOB, lambda runtime, job: asyncio.sleep(0, True), every_seconds=60)
+    waiting, done, suspended, *_quiet = await _tenants(fresh, 40)
+    now = utcnow()
+    for tenant_id, dispatched in ((waiting, None), (done, now), (suspended, None)):
+        async with tenant_session(fresh.sessionmaker, tenant_id) as session:
+            session.add(OutboxEvent(tenant_id=tenant_id, type="member.enrolled", payload={}, dispatched_at=dispatched))
+    async with tenant_session(fresh.sessionmaker, None) as session:
+        await session.execute(update(Tenant).where(Tenant.id == suspended).values(status="suspended"))
+    await schedules.sync(fresh.sessionmaker, registry, now)
+    assert await _count(fresh, JobSchedule, JobSchedule.kind == DISPATCH_JOB) == 1  # not 40
+    assert await _count(fresh, JobSchedule, JobSchedule.kind == "t.minutely") == 39
+
+    later = now + timedelta(hours=1)  # the sweep and every minutely row due
+    await schedule_recurring(fresh, registry, later)
+    async with tenant_session(fresh.sessionmaker, None, writes=False) as session:
+        swept = (await session.execute(select(Job.tenant_id, Job.dedupe_key).where(Job.kind == DISPATCH_JOB))).all()
+    assert swept == [(waiting, f"{DISPATCH_JOB}:{waiting}")]
+    assert await _count(fresh, Job, Job.kind == "t.minutely") == 39
+
+    # Nothing due any more: the next sweep queues nothing, and writes nothing.
+    async with tenant_session(fresh.sessionmaker, waiting) as session:
+        await session.execute(update(OutboxEvent).values(dispatched_at=later))
+    async with tenant_session(fresh.sessionmaker, None) as session:
+        await session.execute(update(Job).where(Job.kind == DISPATCH_JOB).values(status="done"))
+    jobs_before = await _count(fresh, Job)
+    await schedule_recurring(fresh, registry, later + timedelta(hours=1))
+    assert await _count(fresh, Job, Job.kind == DISPATCH_JOB, Job.status == "queued") == 0
+    assert await _count(fresh, Job) == jobs_before
+
+
 async def test_due_runs_become_one_job_each_whatever_the_workers(fresh: Runtime) -> None:
     from core.worker import schedule_recurring
 

@@ -12,7 +12,7 @@ import pytest
 from core.plugin import hookimpl
 from core.plugin.manager import PluginManager
 from core.plugin.types import PluginInfo
-from core.testing import MakeTenant, TenantHandle
+from core.testing import TEST_PLATFORM_KEY, MakeTenant, TenantHandle
 from core.worker import tick
 from tests.plugins.example import hooks
 
@@ -263,6 +263,19 @@ async def test_care_triggers_are_offered_only_to_enabling_tenants(
     assert offered["example.nudge"]["plugin"] == "example" and offered["example.nudge"]["variables"] == {"n": "int"}
     assert "birthday" in offered
     assert "example.nudge" not in {t["name"] for t in (await tenant.get("/v1/care/triggers")).json()}
+
+
+async def test_the_plugins_demo_tenant_is_seeded_with_its_settings(client, runtime) -> None:
+    """``fealty demo`` seeds the example's own demo tenant (tests/plugin/test_demo_hook.py proves the hook whole)."""
+    from core.demo import Api, seed_plugin_demo
+
+    [(plugin, demo)] = runtime.plugins.demo_tenants()
+    slug = f"x{uuid.uuid4().hex[:8]}-{demo.slug_suffix}"
+    seeded = await seed_plugin_demo(Api(client, TEST_PLATFORM_KEY), runtime, plugin, demo, slug, datetime.now(UTC))
+    assert (seeded.plugin, seeded.key_variable, seeded.counts["members"]) == ("example", "KX", 1)
+    assert seeded.notes["visitor"].startswith("Vera Visitor: ") and seeded.lines == ["# the example's key: $KX"]
+    program = (await client.get("/v1/program", headers={"Authorization": f"Bearer {seeded.api_key}"})).json()
+    assert program["plugin_settings"]["example"]["greeting"] == "bonjour"
 
 
 def test_a_misspelled_hook_is_refused() -> None:

@@ -26,6 +26,9 @@ from core import (
     CurrentProgram,
     CurrentRuntime,
     Defer,
+    DemoContext,
+    DemoSeeded,
+    DemoTenant,
     EventContext,
     EventType,
     FieldIssue,
@@ -234,6 +237,37 @@ def fealty_care_protection(ctx: CareProtectionContext) -> Defer | Suppress | Non
 def fealty_care_triggers() -> list[CareTrigger]:
     return [
         CareTrigger("example.nudge", "A nudge from the example plugin.", "service", "notice", {"n": "int"}, {"n": 1})
+    ]
+
+
+async def _seed_demo(ctx: DemoContext) -> DemoSeeded:
+    ids = await ctx.api.enrol([{"external_id": "V-1", "name": "Vera Visitor"}])
+    at = ctx.local(ctx.today, 9)
+    await ctx.api.send_event(
+        {
+            "type": "example.visit",
+            "event_id": "demo-1",
+            "member": {"external_id": "V-1"},
+            "occurred_at": at.isoformat(),
+            "attributes": {"site": "S-1", "minutes": 45},
+        }
+    )
+    return DemoSeeded(members={"visitor": ids["V-1"]}, lines=[f"# the example's key: ${ctx.key_variable}"])
+
+
+@hookimpl
+@_records
+def fealty_demo_tenants() -> list[DemoTenant]:
+    return [
+        DemoTenant(
+            slug_suffix="example",
+            name="Example sites (demo)",
+            currency="EUR",
+            timezone="Europe/Paris",
+            settings={"greeting": "bonjour"},
+            key_variable="KX",
+            seed=_seed_demo,
+        )
     ]
 
 

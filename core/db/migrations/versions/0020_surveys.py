@@ -3,7 +3,7 @@ occasion: the signed link's subject), survey_responses (one per invitation) and 
 the level's value as answered: the results' and the satisfaction index's source).
 
 Revision ID: 0020_surveys
-Revises: 0019_cases
+Revises: 0026_more_sweeps
 Create Date: 2026-12-05 20:07:39.937681
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 from core.db import rls
 
 revision: str = "0020_surveys"
-down_revision: str | Sequence[str] | None = "0019_cases"
+down_revision: str | Sequence[str] | None = "0026_more_sweeps"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -82,9 +82,11 @@ async def test_a_failing_job_backs_off_then_dies(runtime: Runtime) -> None:
 
 async def test_recurring_jobs_are_scheduled_once_per_interval(runtime: Runtime, tenant: TenantHandle) -> None:
     registry = build_registry(runtime)
+    member = await tenant.enrol()
+    await tenant.credit(member["id"], 10, available_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
     now = utcnow()
-    await schedules.sync(runtime.sessionmaker, registry, now, changed_since=now - timedelta(minutes=1))
-    later = now + timedelta(hours=2)  # every kind of the tenant is due by then
+    await schedules.sync(runtime.sessionmaker, registry, now)
+    later = now + timedelta(hours=2)  # every kind of the tenant is due by then, and its pending points
     first = await asyncio.gather(*(schedule_recurring(runtime, registry, later) for _ in range(3)))
     assert sum(first) > 0
     async with tenant_session(runtime.sessionmaker, None) as session:

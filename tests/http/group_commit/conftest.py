@@ -6,7 +6,7 @@ import pytest
 
 from core.plugin.manager import PluginManager
 from core.testing import registering
-from tests.engine.group_commit import faulty
+from tests.http.group_commit import faulty
 
 
 @pytest.fixture(scope="session")
