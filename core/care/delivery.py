@@ -6,10 +6,10 @@ One round for a tenant:
    worker) are taken with ``FOR UPDATE SKIP LOCKED`` and held for a lease (``claimed_until``), so two workers never
    take the same message.
 2. **Protect** (one transaction, members locked in id order so two workers cannot deadlock): the policy decides
-   again on fresh facts and, for a send, counts it (:func:`core.care.protection.reserve`): caps hold under
-   concurrency. A deferred message gets its new ``due_at`` and reason, a suppressed one its reason. A webhook
-   message is written to the outbox here, in the same transaction that records it sent (the existing signed
-   webhooks deliver it as ``care.message``).
+   again on fresh facts and, for a send, counts it (:func:`core.care.protection.reserve_many`, the round at once):
+   caps hold under concurrency. A deferred message gets its new ``due_at`` and reason, a suppressed one its reason.
+   A webhook message is written to the outbox here, in the same transaction that records it sent (the existing
+   signed webhooks deliver it as ``care.message``).
 3. **Send** (no transaction open): email through SES, SMS through SNS (:mod:`core.adapters.aws`), each with the
    message's reference (``X-Fealty-Reference`` on email), paced to the tenant's send rate.
 4. **Record** (one transaction): sent with the provider's id; throttled or transient errors retried with backoff
@@ -39,7 +39,7 @@ from core.care.calendar import holidays_in
 from core.care.messages import load_program, messages_table
 from core.care.metrics import count
 from core.care.policy import Defer, MessageFacts, Send, Suppress, Verdict
-from core.care.protection import Sender, load_care_settings, release_send, reserve
+from core.care.protection import Sender, load_care_settings, release_send, reserve_many
 from core.clock import utcnow
 from core.db.engine import tenant_session
 from core.jobs.queue import backoff
@@ -186,16 +186,18 @@ async def protect(
     years = {(now + timedelta(days=d)).year for d in (-1, 0, 45)}
     holidays = [h.day for h in await holidays_in(session, tenant_id, years, program.country)]
     to_send: list[Claimed] = []
-    for message in sorted(claimed, key=lambda c: (c.member_id, c.id)):
-        verdict: Verdict = await reserve(
-            session,
-            tenant_id=tenant_id,
-            member_id=message.member_id,
-            message=message.facts(),
-            settings=settings,
-            now=now,
-            holidays=holidays,
-        )
+    ordered = sorted(claimed, key=lambda c: (c.member_id, c.id))
+    # The whole round decided at once: the members' locks in one statement, their facts set-based, the sends counted
+    # in one statement (a message sees the sends granted to its member before it in the round).
+    verdicts: list[Verdict] = await reserve_many(
+        session,
+        tenant_id=tenant_id,
+        messages=[(message.member_id, message.facts()) for message in ordered],
+        settings=settings,
+        now=now,
+        holidays=holidays,
+    )
+    for message, verdict in zip(ordered, verdicts, strict=True):
         if isinstance(verdict, Suppress):
             await _set(session, tenant_id, message.id, state="suppressed", reason=verdict.reason, claimed_until=None)
             count([("suppressed", message.channel)])
