@@ -277,13 +277,13 @@ def report(figures: dict[str, Any]) -> str:
 
 Run of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on `{platform.node()}` ({os.cpu_count()} cores, shared with the other
 sessions of the machine), PostgreSQL on 127.0.0.1:5432 (a fresh database), the app in-process (ASGI).
-`python -m bench.microfinance --loans {f['loans']}`.
+`python -m bench.microfinance --loans {f["loans"]}`.
 
 | step | size | result | target |
 |---|---|---|---|
 {table}
 
-Tasks raised by the job in all: {f['tasks']:,} (each once: a second run the same day raises none).
+Tasks raised by the job in all: {f["tasks"]:,} (each once: a second run the same day raises none).
 """
 
 
