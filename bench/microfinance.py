@@ -94,7 +94,8 @@ SEED = [
                currency, interest_method, annual_rate, frequency, instalments, grace, instalment_fee, applied_on,
                approved_at, signed_at, disbursed_on, first_due_on, closed_on, max_days_past_due, on_time_streak,
                created_at, updated_at)
-           SELECT $1, md5('l' || n)::uuid, md5('m' || n)::uuid, md5('p' || (1 + n % 2))::uuid, md5('g' || (n / 5))::uuid,
+           SELECT $1, md5('l' || n)::uuid, md5('m' || n)::uuid, md5('p' || (1 + n % 2))::uuid,
+                  md5('g' || (n / 5))::uuid,
                   'officer-' || (n % 50), CASE WHEN d + 364 < $3::date AND n % 50 <> 0 THEN 'closed' ELSE 'active' END,
                   5200, 'CNY', 'flat', 10, 'weekly', 52, 0, 0, d - 7, now(), now(), d, d + 7,
                   CASE WHEN d + 364 < $3::date AND n % 50 <> 0 THEN d + 364 END, 0, 0, now(), now()
@@ -174,7 +175,7 @@ async def _seed(dsn: str, tenant_id: uuid.UUID, loans: int, today: date) -> dict
 async def _count(dsn: str, table: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
-        return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608 (constants only)
+        return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
     finally:
         await conn.close()
 
