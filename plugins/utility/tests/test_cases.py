@@ -55,7 +55,11 @@ async def test_still_out_reopens_for_the_account_and_opens_one_case(
     )
     assert again.case_id == claim.case_id  # one case per outage and account
     [case] = await all_cases(runtime, t)
-    assert (case.priority, case.kind, case.reference) == ("urgent", "request", f"utility.still_out:{created['id']}:{home['id']}")
+    assert (case.priority, case.kind, case.reference) == (
+        "urgent",
+        "request",
+        f"utility.still_out:{created['id']}:{home['id']}",
+    )
     items = (await t.get(f"/v1/utility/outages/{created['id']}/accounts")).json()["items"]
     state = {i["account_id"]: (i["restored_at"] is None, i["reopened_at"] is not None) for i in items}
     assert state == {home["id"]: (True, True), neighbour["id"]: (False, False)}
