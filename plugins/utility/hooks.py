@@ -12,6 +12,7 @@ from core import (
     CaseContext,
     CaseRouting,
     CreditsContext,
+    DemoTenant,
     EventContext,
     EventType,
     FieldIssue,
@@ -22,7 +23,7 @@ from core import (
     Screening,
     hookimpl,
 )
-from plugins.utility import api, cases, jobs, rewards
+from plugins.utility import api, cases, demo, jobs, rewards
 from plugins.utility.triggers import TRIGGERS
 
 
@@ -79,3 +80,8 @@ async def fealty_claim_reply(ctx: ReplyContext) -> ReplyClaim | None:
 @hookimpl
 async def fealty_route_case(ctx: CaseContext) -> CaseRouting | None:
     return await cases.route_case(ctx)
+
+
+@hookimpl
+def fealty_demo_tenants() -> list[DemoTenant]:
+    return demo.demo_tenants()

@@ -167,16 +167,18 @@ async def announce(session: Any, tenant: TenantView, event: Any, now: datetime) 
 async def announce_due(session: Any, tenant: TenantView, now: datetime) -> int:
     """Announce the scheduled events whose notice moment (``peak_notice_days`` before) has come."""
     settings = settings_of(tenant)
-    due = (
+    zone = ZoneInfo(tenant.timezone)
+    soon = (
         await session.execute(
             select(events).where(
                 events.c.tenant_id == tenant.id,
                 events.c.status == "scheduled",
                 events.c.starts_at > now,
-                events.c.starts_at <= now + timedelta(days=settings.peak_notice_days),
+                events.c.starts_at <= now + timedelta(days=settings.peak_notice_days + 1),
             )
         )
     ).all()
+    due = [e for e in soon if now >= rules.announce_at(e.starts_at, settings.peak_notice_days, zone)]
     return sum([await announce(session, tenant, e, now) for e in due])
 
 
@@ -277,8 +279,8 @@ class PeakEventsController(Controller):
 
     @post(operation_id="utilityCreatePeakEvent", opt={"scope": "admin"})
     async def create(self, db: Db, tenant_view: CurrentTenant, data: JSONBody[PeakEventIn]) -> PeakEventOut:
-        """A peak-time event (at most 12 hours, in the future), announced ``peak_notice_days`` before (at once when
-        that moment has passed)."""
+        """A peak-time event (at most 12 hours, in the future), announced from the start of the local day
+        ``peak_notice_days`` before its day (at once when that moment has passed)."""
         settings, now = settings_of(tenant_view), utcnow()
         if data.starts_at <= now:
             raise ValidationFailed("A peak event starts in the future.", field="starts_at")
@@ -303,7 +305,7 @@ class PeakEventsController(Controller):
         )
         event = await _event(db, tenant_view.id, event_id)
         told = 0
-        if data.starts_at <= now + timedelta(days=settings.peak_notice_days):
+        if now >= rules.announce_at(data.starts_at, settings.peak_notice_days, ZoneInfo(tenant_view.timezone)):
             told = await announce(db, tenant_view, event, now)
         return _out(event, told)
 
