@@ -4,6 +4,7 @@ database on this machine, load from wrk on loopback; the same writes as plain SQ
     python -m bench.run                 # the standard run (about 6 minutes)
     python -m bench.run --quick         # the ratios in under 3 minutes (10 s phases, no profile)
     python -m bench.run --scale         # also at 1M members and 10M ledger entries (adds ~15 minutes of seeding)
+    python -m bench.run --soak 20       # instead: 20 minutes of mixed load at 70 % of the maximum (bench/soak.py)
 
 Every figure goes to bench/results/<time>.json, the short report (figures against targets, CPU used by the app and
 by PostgreSQL, profiles) to bench/results/latest.md (bench/results/quick.md for --quick); bench/README.md discusses
@@ -35,7 +36,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import baselines
+from bench import baselines, soak
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -224,6 +225,19 @@ def cpu_seconds(pids: list[int]) -> float:
 POSTMASTER: int | None = None
 
 
+def postgres_cpu() -> float:
+    """CPU time of the cluster so far: its live processes, and the backends that have exited (the postmaster's
+    reaped children: a load generator's connections may close before the phase's figures are read)."""
+    total = cpu_seconds(postgres_pids())
+    if POSTMASTER is not None:
+        try:
+            fields = Path(f"/proc/{POSTMASTER}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+        except FileNotFoundError:
+            pass
+    return total
+
+
 def postgres_pids() -> list[int]:
     if POSTMASTER is None:
         out = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout
@@ -289,13 +303,13 @@ class CpuMeter:
         self.app_pids = app_pids
         self.started = time.monotonic()
         self.app = cpu_seconds(app_pids)
-        self.db = cpu_seconds(postgres_pids())
+        self.db = postgres_cpu()
 
     def cores(self) -> dict[str, float]:
         elapsed = time.monotonic() - self.started
         return {
             "app_cores": round((cpu_seconds(self.app_pids) - self.app) / elapsed, 2),
-            "postgres_cores": round((cpu_seconds(postgres_pids()) - self.db) / elapsed, 2),
+            "postgres_cores": round((postgres_cpu() - self.db) / elapsed, 2),
         }
 
 
@@ -505,33 +519,21 @@ def measured(server: Server, script: str, seconds: int, connections: int, env: d
     return result | meter.cores()
 
 
-async def baseline_phases(
-    tenant_id: uuid.UUID, members: int, durations: dict[str, int], label: str, results: dict[str, Any]
-) -> None:
-    """The baselines of :mod:`bench.baselines`, on the same database, right after the API's phases."""
+async def baseline(name: str, tenant_id: uuid.UUID, members: int, seconds: int, label: str) -> dict[str, Any]:
+    """One baseline of :mod:`bench.baselines`, on the same database, right after the API phase it is compared with
+    (so a change in the machine's other load falls on both alike)."""
     url = db_url()
-
-    def postgres_cpu() -> float:
-        return cpu_seconds(postgres_pids())
-
-    seconds = durations["sql"]
-    log(f"{label}: (a) minimal earn by pgbench for {seconds} s")
-    results["minimal"] = await asyncio.to_thread(
-        baselines.minimal_earn, url, tenant_id, members, seconds, 32, postgres_cpu
-    )
-    log(f"  {rate(results['minimal']):.0f} events/s {results['minimal'].get('error', '')}")
-    log(f"{label}: the same writes by hand, one transaction per event, for {seconds} s")
-    results["same_writes"] = await baselines.same_writes(url, tenant_id, seconds, 16, postgres_cpu)
-    log(f"  {rate(results['same_writes']):.0f} events/s")
-    log(f"{label}: (b) the same writes set-based, 1,000 per transaction, for {seconds} s")
-    results["set_based"] = await baselines.set_based(url, tenant_id, seconds, 2, postgres_cpu)
-    log(f"  {rate(results['set_based']):.0f} events/s")
-    log(f"{label}: (c) balance reads by hand for {seconds} s")
-    results["reads"] = await baselines.plain_reads(url, tenant_id, seconds, 32, postgres_cpu)
-    log(f"  {rate(results['reads']):.0f} reads/s")
-    results["ratios"] = ratios(results)
-    for row in results["ratios"]:
-        log(f"  {row['name']}: {row['ratio']:.2f}" + (f" (target {row['target']})" if row["target"] else ""))
+    log(f"{label}: {dict(BASELINES)[name]} for {seconds} s")
+    if name == "minimal":
+        result = await asyncio.to_thread(baselines.minimal_earn, url, tenant_id, members, seconds, 32, postgres_cpu)
+    elif name == "same_writes":
+        result = await baselines.same_writes(url, tenant_id, seconds, 16, postgres_cpu)
+    elif name == "set_based":
+        result = await baselines.set_based(url, tenant_id, seconds, 2, postgres_cpu)
+    else:
+        result = await baselines.plain_reads(url, tenant_id, seconds, 32, postgres_cpu)
+    log(f"  {rate(result):.0f}/s {result.get('error', '')}")
+    return result
 
 
 async def scenario(
@@ -554,11 +556,14 @@ async def scenario(
     log(f"{label}: single events for {durations['events']} s")
     results["events"] = measured(server, "events.lua", durations["events"], 32, env)
     log(f"  {results['events']['requests_per_s']:.0f} events/s, p99 {results['events'].get('p99_ms')} ms")
+    for name in ("same_writes", "minimal"):
+        results[name] = await baseline(name, tenant_id, members, durations["sql"], label)
     log(f"{label}: batches of 1,000 for {durations['batch']} s")
     batch = measured(server, "batch.lua", durations["batch"], 2, env | {"BATCH": "1000"})
     batch["events_per_s"] = round(batch["requests_per_s"] * 1000, 1)
     results["batch"] = batch
     log(f"  {batch['events_per_s']:.0f} events/s in batches")
+    results["set_based"] = await baseline("set_based", tenant_id, members, durations["sql"], label)
     ids = await member_ids(tenant_id, 5000)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write("\n".join(ids))
@@ -566,7 +571,10 @@ async def scenario(
     log(f"{label}: balance reads for {durations['balance']} s")
     results["balance"] = measured(server, "balance.lua", durations["balance"], 32, balance_env)
     log(f"  {results['balance']['requests_per_s']:.0f} balance reads/s, p99 {results['balance'].get('p99_ms')} ms")
-    await baseline_phases(tenant_id, members, durations, label, results)
+    results["reads"] = await baseline("reads", tenant_id, members, durations["sql"], label)
+    results["ratios"] = ratios(results)
+    for row in results["ratios"]:
+        log(f"  {row['name']}: {row['ratio']:.2f}" + (f" (target {row['target']})" if row["target"] else ""))
     if do_profile:
         # Profiled apart from the measured runs (a sampling profiler slows the worker it samples).
         results["profile"] = {}
@@ -659,16 +667,39 @@ def ratio_table(run: dict[str, Any]) -> list[str]:
     return lines
 
 
+def machine_line(run: dict[str, Any]) -> str:
+    return (
+        f"Machine: {run['machine']['cpus']} CPUs, Python {run['machine']['python']}, {run['machine']['postgres']}; "
+        f"**10M-loop time {run['machine'].get('loop_10m_s')} s** (a pure-Python loop of 10M additions: the speed "
+        f"of one core, to compare runs); load average at the start {run['machine'].get('load_average')}; "
+        f"{run['workers']} uvicorn workers; app, PostgreSQL and the load on the same machine. PostgreSQL settings: "
+        f"{run['machine'].get('postgres_settings')}."
+    )
+
+
+async def soak_run(server: Server, tenant_id: uuid.UUID, key: str, members: int, minutes: int) -> dict[str, Any]:
+    """Members with points (ledger entries and lots seeded set-based), a one-point voucher, then the soak."""
+    log(f"soak: seeding {members * 20:,} ledger entries, so members have points to redeem")
+    await seed_ledger(tenant_id, members * 20)
+    reward = await soak.create_reward(server.url, key)
+    ids = await member_ids(tenant_id, 5000)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
+        handle.write("\n".join(ids))
+    occurred_at = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    env = {"KEY": key, "MEMBERS": str(members), "OCCURRED_AT": occurred_at, "IDS_FILE": handle.name, "REWARD": reward}
+    try:
+        log(f"soak: maxima, then {minutes} minutes of mixed load")
+        return await asyncio.to_thread(soak.soak, server.url, env, minutes, run_wrk, server.worker_pids, log)
+    finally:
+        os.unlink(handle.name)
+
+
 def markdown(run: dict[str, Any]) -> str:
     """The short report: the ratios to the baselines, each figure with its latency and CPU, the profiles."""
     lines = [
         f"# Benchmark run {run['started']}{' (quick)' if run.get('quick') else ''}",
         "",
-        f"Machine: {run['machine']['cpus']} CPUs, Python {run['machine']['python']}, {run['machine']['postgres']}; "
-        f"**10M-loop time {run['machine'].get('loop_10m_s')} s** (a pure-Python loop of 10M additions: the speed "
-        f"of one core, to compare runs); load average at the start {run['machine'].get('load_average')}; "
-        f"{run['workers']} uvicorn workers; app, PostgreSQL and the load on the same machine. PostgreSQL settings: "
-        f"{run['machine'].get('postgres_settings')}.",
+        machine_line(run),
         "",
         "## Ratios (API over a baseline measured in the same run)",
         "",
@@ -729,6 +760,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short durations (a smoke run)")
     parser.add_argument("--scale", action="store_true", help="also at 1M members and 10M ledger entries")
+    parser.add_argument("--profile", action="store_true", help="profile in quick mode too (8 s per phase)")
+    parser.add_argument(
+        "--soak", type=int, metavar="MINUTES", help="instead: mixed load for MINUTES at 70 %% of the maximum"
+    )
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument(
@@ -738,7 +773,7 @@ async def main() -> None:
     )
     args = parser.parse_args()
     durations = (
-        {"events": 10, "batch": 12, "balance": 10, "sql": 10, "profile": 0}
+        {"events": 10, "batch": 12, "balance": 10, "sql": 10, "profile": 8}
         if args.quick
         else {"events": 60, "batch": 60, "balance": 60, "sql": 30, "profile": 15}
     )
@@ -769,8 +804,17 @@ async def main() -> None:
         try:
             tenant_id, key = await setup_tenant(server)
             await seed_members(tenant_id, 0, args.members)
+            if args.soak:
+                run["soak"] = await soak_run(server, tenant_id, key, args.members, args.soak)
+                return
             run["small"] = await scenario(
-                server, tenant_id, key, args.members, durations, f"{args.members:,} members", do_profile=not args.quick
+                server,
+                tenant_id,
+                key,
+                args.members,
+                durations,
+                f"{args.members:,} members",
+                do_profile=args.profile or not args.quick,
             )
             if args.scale:
                 log("seeding 1M members and 10M ledger entries")
@@ -784,6 +828,14 @@ async def main() -> None:
     finally:
         if cluster is not None:
             cluster.stop()
+        if "soak" in run:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            (BENCH / "results" / f"{stamp}-soak.json").write_text(json.dumps(run, indent=2, default=str))
+            text = "\n".join([f"# Soak run {run['started']}", "", machine_line(run), "", *soak.markdown(run["soak"])])
+            (BENCH / "results" / "soak.md").write_text(text + "\n")
+            print(text)
+    if "soak" in run:
+        return
     path = write_report(run)
     log(f"results written to {path.relative_to(ROOT)} and bench/results/{'quick' if args.quick else 'latest'}.md")
     print(markdown(run).split("## Figures")[0] if args.quick else markdown(run).split("## Profile")[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from core import __version__
 from core.billing.api import BillingController, PlatformBillingController, PlatformPlansController
 from core.campaigns.api import CampaignsController
 from core.care.api import care_controllers
+from core.cases.api import CASE_ROUTES
 from core.db.migrate import upgrade_async
 from core.earning.api import EarningRulesController
 from core.events.api import EventsController
@@ -38,6 +40,7 @@ from core.rewards.api import MemberRewardsController, RedemptionsController, Rew
 from core.runtime import Runtime
 from core.segments.api import SegmentsController
 from core.settings import Settings, get_settings
+from core.surveys.api import SURVEY_ROUTES
 from core.tenancy.api import ApiKeysController, PlatformTenantsController
 from core.tenancy.service import ensure_platform_key
 from core.tiers.api import MemberTierController, TiersController
@@ -65,6 +68,8 @@ CORE_ROUTES: list[Any] = [
     ReportsController,
     SharedDashboardController,
     *care_controllers(),
+    *CASE_ROUTES,
+    *SURVEY_ROUTES,
     RewardsController,
     RedemptionsController,
     MemberRewardsController,
@@ -76,6 +81,23 @@ CORE_ROUTES: list[Any] = [
     PlatformPlansController,
     PlatformBillingController,
 ]
+
+
+#: Young objects allowed before a collection of the youngest generation (CPython's default is 700). A batch of 1,000
+#: events allocates hundreds of thousands of short-lived containers; at 700 the collector ran thousands of times per
+#: batch. Reference counting frees nearly all of them anyway: only cycles wait for the collector.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_garbage_collector() -> None:
+    """Once the app has started: what exists now (modules, compiled statements, the plugin registry, caches) lives as
+    long as the process, so it is moved out of the cyclic collector's sight (``gc.freeze``) and the youngest
+    generation is collected less often. Measured with ``python -m bench.cpu``: the app's CPU per event in a batch of
+    1,000 fell from about 300 to 200 us (the collector's passes over every long-lived object were a third of it)."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def create_app(settings: Settings | None = None, *, plugins: PluginManager | None = None) -> Litestar:
@@ -91,6 +113,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginManager | Non
             await upgrade_async(settings.owner_database_url)
         if runtime.platform_key_hash is None:
             runtime.platform_key_hash, _ = await ensure_platform_key(runtime.sessionmaker, generate=False)
+        settle_garbage_collector()
         stop = asyncio.Event()
         worker = asyncio.create_task(run_forever(runtime, stop)) if settings.runs_embedded_worker else None
         try:

@@ -151,7 +151,11 @@ class Item:
     tier_before: tier_rules.TierSpec | None = None
     original: Any = None
     reverse_fraction: Decimal | None = None
+    #: The plugins' view of the item, built only when the tenant has plugins (see compute).
     context: EventContext | None = None
+    #: The member's tier and segments when the item was computed (for a member view built later, if needed).
+    member_tier: tier_rules.TierSpec | None = None
+    segments: set[str] = field(default_factory=set)
     #: The outcome as stored with the event (the answer is the very same, so a retry's answer equals the first).
     outcome: dict[str, Any] | None = None
 

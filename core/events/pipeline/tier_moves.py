@@ -16,6 +16,7 @@ from core.events.pipeline.context import (
     tier_changes_table,
 )
 from core.ids import new_id
+from core.members.views import member_view
 from core.plugin.types import (
     TierChange,
 )
@@ -69,9 +70,14 @@ async def write_tier_moves(ctx: PipelineContext, items: list[Item]) -> None:
     tenant = ctx.tenant_view()
     for item in items:
         if item.tier_move and item.tier_move.reason != "renewal":
-            assert item.context is not None
+            assert item.member is not None
+            member = (
+                item.context.member
+                if item.context is not None
+                else member_view(item.member, item.member_tier, item.segments)
+            )
             change = TierChange(
-                item.context.member,
+                member,
                 item.tier_before.code if item.tier_before else None,
                 item.tier_move.to.code if item.tier_move.to else None,
                 item.tier_move.reason,

@@ -160,11 +160,15 @@ async def write(ctx: PipelineContext, items: list[Item], results: list[ItemResul
         [ev for i in items for ev in domain_events(ctx, i) if ctx.config.wants_outbox(ev[0])],
         now,
     )
-    for item in items:
-        assert item.context is not None and item.member is not None
-        awards = all_awards(item, now)
-        context = replace(item.context, reverse_event=_reverser(ctx, item.member.id))
-        await ctx.hooks.event_processed(context, item.status, awards, item.credits)
+    hooks = ctx.hooks
+    if any(i.context is not None for i in items):
+        for item in items:
+            if item.context is None:  # no plugin: no view was built (compute)
+                continue
+            assert item.member is not None
+            awards = all_awards(item, now)
+            context = replace(item.context, reverse_event=_reverser(ctx, item.member.id))
+            await hooks.event_processed(context, item.status, awards, item.credits)
     return items
 
 
