@@ -6,10 +6,11 @@ peak-time event tomorrow."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from core import DemoContext, DemoSeeded, DemoTenant
 
-CUSTOMERS = [
+CUSTOMERS: list[tuple[str, str, str, str, dict[str, Any]]] = [
     # external id, name, feeder, class, extra account fields
     (
         "JS-1001",
