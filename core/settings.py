@@ -248,6 +248,13 @@ class Settings:
     #: How long an unsubscribe link works, in days.
     care_unsubscribe_link_days: int = 180
 
+    #: Cases: how often the worker looks for SLA breaches, in seconds. Surveys: the longest an invitation's signed
+    #: response link can work, in days (each survey sets its own, up to twice this); how often the worker invites
+    #: after events, in seconds.
+    cases_breach_every_seconds: int = 60
+    survey_link_days: int = 365
+    survey_invitations_every_seconds: int = 900
+
     #: Entry-point plugins to load (empty: every installed ``fealty.plugins`` entry point).
     plugins: tuple[str, ...] = field(default_factory=tuple)
     load_entry_point_plugins: bool = True

@@ -11,6 +11,7 @@ from core import (
     AwardsContext,
     CareTrigger,
     CreditsContext,
+    DemoTenant,
     EventContext,
     EventType,
     FieldIssue,
@@ -24,7 +25,7 @@ from core import (
     Screening,
     hookimpl,
 )
-from plugins.fuel_station import fulfilment, service
+from plugins.fuel_station import demo, fulfilment, service
 from plugins.fuel_station.events import EVENT_TYPES
 
 WIN_BACK_EVERY_SECONDS = 24 * 3600
@@ -108,3 +109,8 @@ def fealty_care_triggers() -> list[CareTrigger]:
             {"last_activity_at": "2026-10-01T08:30:00+00:00", "days_inactive": 45, "transactions": 12},
         )
     ]
+
+
+@hookimpl
+def fealty_demo_tenants() -> list[DemoTenant]:
+    return demo.demo_tenants()

@@ -10,6 +10,7 @@ from core import (
     AwardsContext,
     CareTrigger,
     CreditsContext,
+    DemoTenant,
     EventContext,
     EventType,
     FieldIssue,
@@ -21,7 +22,7 @@ from core import (
     Screening,
     hookimpl,
 )
-from plugins.hotel import api, fulfilment, service
+from plugins.hotel import api, demo, fulfilment, service
 from plugins.hotel.events import EVENT_TYPES
 
 PRE_ARRIVAL_EVERY_SECONDS = 6 * 3600
@@ -126,3 +127,8 @@ def fealty_care_triggers() -> list[CareTrigger]:
             {"milestone_id": "0", "nights": 20, "choice": "suite_upgrade"},
         ),
     ]
+
+
+@hookimpl
+def fealty_demo_tenants() -> list[DemoTenant]:
+    return demo.demo_tenants()
