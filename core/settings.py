@@ -166,7 +166,7 @@ class Settings:
     retention_dead_days: int = 90
     retention_min_days: int = 1
     retention_max_days: int = 365
-    retention_every_seconds: int = 3600
+    retention_every_seconds: int = 86400
 
     log_level: str = "INFO"
     log_json: bool = True

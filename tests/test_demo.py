@@ -50,6 +50,18 @@ async def check_coffee(t: TenantHandle, seeded: SeededTenant) -> None:
     assert all(e["status"] == "awarded" for e in events)
     assert any(a["campaign_id"] == campaign["id"] for e in events for a in e["awards"])
     assert await check_ledgers(t) > 0
+    # Complaints and a survey: four cases, the unanswered billing complaint breached, the cold latte closed with its
+    # goodwill; survey answers with results to read.
+    cases = await every(t, "/v1/cases")
+    assert len(cases) == seeded.counts["cases"] == 4
+    assert [c["subject"] for c in cases if c["breached"]] == ["Charged twice for one flat white"]
+    closed = next(c for c in cases if c["status"] == "closed")
+    assert closed["goodwill"]["points"] == 50 and closed["resolution"]["prevention"]
+    [survey] = await json_of(t, "/v1/surveys")
+    results = await json_of(t, f"/v1/surveys/{survey['id']}/results")
+    assert results["responses"] == seeded.counts["survey_responses"] == 7
+    assert results["invitations"] == 9  # the closed case's invitation and the campaign's eight
+    assert all(f["standardised"] is not None for f in results["groups"][0]["factors"])
 
 
 async def check_care(client: AppClient, seeded: dict[str, SeededTenant]) -> None:
@@ -124,7 +136,7 @@ def test_the_command_seeds_a_sqlite_file_and_prints_a_key_serve_accepts(tmp_path
     finally:
         get_settings.cache_clear()
     out = seeded.output
-    assert "demo-hotel" in out and "demo-fuel" in out and "demo-coffee" in out
+    assert "demo-hotel" in out and "demo-fuel" in out and "demo-coffee" in out and "demo-power" in out
     assert "A platform operator key was generated and stored" in out
     variables = dict(
         line.split("   #")[0].split("=", 1) for line in out.splitlines() if line[:3] in ("PK=", "KH=", "KF=", "KC=")
@@ -143,7 +155,9 @@ def test_the_command_seeds_a_sqlite_file_and_prints_a_key_serve_accepts(tmp_path
             async with httpx.AsyncClient(transport=transport, base_url="http://serve") as http:
                 listed = await http.get("/v1/platform/tenants", headers={"Authorization": f"Bearer {variables['PK']}"})
                 assert listed.status_code == 200, listed.text
-                assert sorted(t["slug"] for t in listed.json()["items"]) == ["demo-coffee", "demo-fuel", "demo-hotel"]
+                slugs = {t["slug"] for t in listed.json()["items"]}
+                # every installed plugin's demo tenant, and core's coffee chain
+                assert {"demo-coffee", "demo-fuel", "demo-hotel", "demo-power"} <= slugs
                 for key in ("KH", "KF"):
                     reviews = "/v1/fuel/reviews" if key == "KF" else "/v1/hotel/quotes/points-stay"
                     auth = {"Authorization": f"Bearer {variables[key]}"}
