@@ -6,11 +6,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from core.clock import utcnow
 from core.db.engine import create_engine, create_sessionmaker
 from core.plugin.manager import SESSION_PLUGINS_KEY, PluginManager
 from core.program.config import ConfigCache
@@ -34,6 +35,9 @@ class Runtime:
     _last_wake: dict[uuid.UUID, float] = field(default_factory=dict)
     #: Called (newest first) when the runtime closes: clients that hold connections, e.g. the Stripe gateway.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Syncs one tenant's recurring work in the caller's transaction (``(session, tenant_id, now)``); the app sets it
+    #: with the worker's job kinds (see :meth:`tenant_changed`).
+    schedule_sync: Callable[[AsyncSession, uuid.UUID, datetime], Awaitable[Any]] | None = None
 
     @classmethod
     def create(cls, settings: Settings, plugins: PluginManager, *, rate_limits: RateLimiter | None = None) -> Runtime:
@@ -52,6 +56,12 @@ class Runtime:
         )
         runtime.closers.append(runtime.rate_limits.close)
         return runtime
+
+    async def tenant_changed(self, session: AsyncSession, tenant_id: uuid.UUID) -> None:
+        """A tenant was created, or its plugins or status changed: schedule its recurring work now, in this
+        transaction (:func:`core.jobs.schedules.sync_tenant`), rather than at the worker's next sync pass."""
+        if self.schedule_sync is not None:
+            await self.schedule_sync(session, tenant_id, utcnow())
 
     @property
     def job_lease(self) -> timedelta:
