@@ -23,6 +23,8 @@ from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Engine
 
 from core.app import create_app
 from core.db.migrate import upgrade_async
@@ -39,6 +41,9 @@ async def main() -> None:
     parser.add_argument("--singles", type=int, default=400)
     parser.add_argument("--reads", type=int, default=400)
     parser.add_argument("--profile", choices=("batch", "single", "read"))
+    parser.add_argument(
+        "--statements", action="store_true", help="print the SQL statements of one batch, one event and one read"
+    )
     args = parser.parse_args()
     name = f"fealty_cpu_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(ADMIN_URL)
@@ -122,11 +127,27 @@ async def run(app: Any, owner_url: str, args: argparse.Namespace) -> None:
         for _ in range(20):
             await single()
             await read()
+        if args.statements:
+            seen: list[str] = []
+
+            def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+                seen.append(" ".join(statement.split())[:150])
+
+            sa_event.listen(Engine, "before_cursor_execute", record)
+            for label, call in (("batch of 1,000", batch), ("single event", single), ("balance read", read)):
+                seen.clear()
+                await call()
+                print(f"{label}: {len(seen)} statements (BEGIN and COMMIT not counted)")
+                for statement in seen:
+                    print(f"    {statement}")
+            sa_event.remove(Engine, "before_cursor_execute", record)
         for label, call, count, per in (
             ("batch", batch, args.batches, 1000),
             ("single", single, args.singles, 1),
             ("read", read, args.reads, 1),
         ):
+            if not count:
+                continue
             profiler = cProfile.Profile() if args.profile == label else None
             cpu, wall = time.process_time(), time.perf_counter()
             if profiler:

@@ -4,6 +4,7 @@ database on this machine, load from wrk on loopback; the same writes as plain SQ
     python -m bench.run                 # the standard run (about 6 minutes)
     python -m bench.run --quick         # the ratios in under 3 minutes (10 s phases, no profile)
     python -m bench.run --scale         # also at 1M members and 10M ledger entries (adds ~15 minutes of seeding)
+    python -m bench.run --soak 20       # instead: 20 minutes of mixed load at 70 % of the maximum (bench/soak.py)
 
 Every figure goes to bench/results/<time>.json, the short report (figures against targets, CPU used by the app and
 by PostgreSQL, profiles) to bench/results/latest.md (bench/results/quick.md for --quick); bench/README.md discusses
@@ -35,7 +36,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import baselines
+from bench import baselines, soak
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -666,16 +667,39 @@ def ratio_table(run: dict[str, Any]) -> list[str]:
     return lines
 
 
+def machine_line(run: dict[str, Any]) -> str:
+    return (
+        f"Machine: {run['machine']['cpus']} CPUs, Python {run['machine']['python']}, {run['machine']['postgres']}; "
+        f"**10M-loop time {run['machine'].get('loop_10m_s')} s** (a pure-Python loop of 10M additions: the speed "
+        f"of one core, to compare runs); load average at the start {run['machine'].get('load_average')}; "
+        f"{run['workers']} uvicorn workers; app, PostgreSQL and the load on the same machine. PostgreSQL settings: "
+        f"{run['machine'].get('postgres_settings')}."
+    )
+
+
+async def soak_run(server: Server, tenant_id: uuid.UUID, key: str, members: int, minutes: int) -> dict[str, Any]:
+    """Members with points (ledger entries and lots seeded set-based), a one-point voucher, then the soak."""
+    log(f"soak: seeding {members * 20:,} ledger entries, so members have points to redeem")
+    await seed_ledger(tenant_id, members * 20)
+    reward = await soak.create_reward(server.url, key)
+    ids = await member_ids(tenant_id, 5000)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
+        handle.write("\n".join(ids))
+    occurred_at = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    env = {"KEY": key, "MEMBERS": str(members), "OCCURRED_AT": occurred_at, "IDS_FILE": handle.name, "REWARD": reward}
+    try:
+        log(f"soak: maxima, then {minutes} minutes of mixed load")
+        return await asyncio.to_thread(soak.soak, server.url, env, minutes, run_wrk, server.worker_pids, log)
+    finally:
+        os.unlink(handle.name)
+
+
 def markdown(run: dict[str, Any]) -> str:
     """The short report: the ratios to the baselines, each figure with its latency and CPU, the profiles."""
     lines = [
         f"# Benchmark run {run['started']}{' (quick)' if run.get('quick') else ''}",
         "",
-        f"Machine: {run['machine']['cpus']} CPUs, Python {run['machine']['python']}, {run['machine']['postgres']}; "
-        f"**10M-loop time {run['machine'].get('loop_10m_s')} s** (a pure-Python loop of 10M additions: the speed "
-        f"of one core, to compare runs); load average at the start {run['machine'].get('load_average')}; "
-        f"{run['workers']} uvicorn workers; app, PostgreSQL and the load on the same machine. PostgreSQL settings: "
-        f"{run['machine'].get('postgres_settings')}.",
+        machine_line(run),
         "",
         "## Ratios (API over a baseline measured in the same run)",
         "",
@@ -737,6 +761,9 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short durations (a smoke run)")
     parser.add_argument("--scale", action="store_true", help="also at 1M members and 10M ledger entries")
     parser.add_argument("--profile", action="store_true", help="profile in quick mode too (8 s per phase)")
+    parser.add_argument(
+        "--soak", type=int, metavar="MINUTES", help="instead: mixed load for MINUTES at 70 %% of the maximum"
+    )
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument(
@@ -777,6 +804,9 @@ async def main() -> None:
         try:
             tenant_id, key = await setup_tenant(server)
             await seed_members(tenant_id, 0, args.members)
+            if args.soak:
+                run["soak"] = await soak_run(server, tenant_id, key, args.members, args.soak)
+                return
             run["small"] = await scenario(
                 server,
                 tenant_id,
@@ -798,6 +828,14 @@ async def main() -> None:
     finally:
         if cluster is not None:
             cluster.stop()
+        if "soak" in run:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            (BENCH / "results" / f"{stamp}-soak.json").write_text(json.dumps(run, indent=2, default=str))
+            text = "\n".join([f"# Soak run {run['started']}", "", machine_line(run), "", *soak.markdown(run["soak"])])
+            (BENCH / "results" / "soak.md").write_text(text + "\n")
+            print(text)
+    if "soak" in run:
+        return
     path = write_report(run)
     log(f"results written to {path.relative_to(ROOT)} and bench/results/{'quick' if args.quick else 'latest'}.md")
     print(markdown(run).split("## Figures")[0] if args.quick else markdown(run).split("## Profile")[0])

@@ -18,6 +18,7 @@ from core import __version__
 from core.billing.api import BillingController, PlatformBillingController, PlatformPlansController
 from core.campaigns.api import CampaignsController
 from core.care.api import care_controllers
+from core.cases.api import CASE_ROUTES
 from core.db.migrate import upgrade_async
 from core.earning.api import EarningRulesController
 from core.events.api import EventsController
@@ -41,6 +42,7 @@ from core.rewards.api import MemberRewardsController, RedemptionsController, Rew
 from core.runtime import Runtime
 from core.segments.api import SegmentsController
 from core.settings import Settings, get_settings
+from core.surveys.api import SURVEY_ROUTES
 from core.tenancy.api import ApiKeysController, PlatformTenantsController
 from core.tenancy.service import ensure_platform_key
 from core.tiers.api import MemberTierController, TiersController
@@ -68,6 +70,8 @@ CORE_ROUTES: list[Any] = [
     ReportsController,
     SharedDashboardController,
     *care_controllers(),
+    *CASE_ROUTES,
+    *SURVEY_ROUTES,
     RewardsController,
     RedemptionsController,
     MemberRewardsController,

@@ -20,6 +20,19 @@ from core.services import CoreServices
 from core.settings import Settings
 from core.tenancy.keys import hash_key
 
+#: Where a session finds the process's settings (set on the runtime's sessionmaker), for use cases that sign links.
+SESSION_SETTINGS_KEY = "fealty.settings"
+
+
+def settings_of(session: AsyncSession) -> Settings:
+    """The settings of the process that opened ``session`` (the environment's for a session made elsewhere)."""
+    found = session.info.get(SESSION_SETTINGS_KEY)
+    if isinstance(found, Settings):
+        return found
+    from core.settings import get_settings
+
+    return get_settings()
+
 
 @dataclass
 class Runtime:
@@ -45,7 +58,9 @@ class Runtime:
         sessionmaker = create_sessionmaker(engine, strict=settings.strict_tenant_checks)
         # Every session knows the plugins (see core.plugin.manager.plugins_of); hook contexts get core's services.
         plugins.use_services(CoreServices)
-        sessionmaker.configure(info={**sessionmaker.kw.get("info", {}), SESSION_PLUGINS_KEY: plugins})
+        sessionmaker.configure(
+            info={**sessionmaker.kw.get("info", {}), SESSION_PLUGINS_KEY: plugins, SESSION_SETTINGS_KEY: settings}
+        )
         runtime = cls(
             settings=settings,
             engine=engine,

@@ -166,7 +166,7 @@ class Settings:
     retention_dead_days: int = 90
     retention_min_days: int = 1
     retention_max_days: int = 365
-    retention_every_seconds: int = 3600
+    retention_every_seconds: int = 86400
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -247,6 +247,13 @@ class Settings:
     care_link_secret: str = ""
     #: How long an unsubscribe link works, in days.
     care_unsubscribe_link_days: int = 180
+
+    #: Cases: how often the worker looks for SLA breaches, in seconds. Surveys: the longest an invitation's signed
+    #: response link can work, in days (each survey sets its own, up to twice this); how often the worker invites
+    #: after events, in seconds.
+    cases_breach_every_seconds: int = 60
+    survey_link_days: int = 365
+    survey_invitations_every_seconds: int = 900
 
     #: Entry-point plugins to load (empty: every installed ``fealty.plugins`` entry point).
     plugins: tuple[str, ...] = field(default_factory=tuple)

@@ -51,6 +51,8 @@ FEATURE_JOB_MODULES: tuple[str, ...] = (
     "core.webhooks.jobs",
     "core.billing.jobs",
     "core.care.jobs",
+    "core.cases.breaches",
+    "core.surveys.jobs",
     "core.measurement.jobs",
     "core.retention.jobs",
     "core.exports.background",

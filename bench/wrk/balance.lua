@@ -7,6 +7,11 @@ function init(args)
   math.randomseed(os.time() + math.random(1, 100000))
 end
 
+local pause = tonumber(os.getenv("DELAY_MS") or "0")
+if pause > 0 then
+  function delay() return pause end
+end
+
 function request()
   local id = ids[math.random(1, #ids)]
   return wrk.format("GET", "/v1/members/" .. id .. "/balance", {["Authorization"] = "Bearer " .. key})

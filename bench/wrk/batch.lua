@@ -11,6 +11,11 @@ function init(args)
   math.randomseed(os.time() + math.random(1, 100000))
 end
 
+local pause = tonumber(os.getenv("DELAY_MS") or "0")
+if pause > 0 then
+  function delay() return pause end
+end
+
 function request()
   local parts = {}
   for i = 1, size do

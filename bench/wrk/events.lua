@@ -10,6 +10,11 @@ function init(args)
   math.randomseed(os.time() + math.random(1, 100000))
 end
 
+local pause = tonumber(os.getenv("DELAY_MS") or "0")
+if pause > 0 then
+  function delay() return pause end
+end
+
 function request()
   counter = counter + 1
   local body = string.format(

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.aws import AwsMessaging, ProviderPermanentError, ProviderThrottled, ProviderTransientError
@@ -38,12 +38,12 @@ from core.care import optouts
 from core.care.calendar import holidays_in
 from core.care.messages import load_program, messages_table
 from core.care.metrics import count
-from core.care.policy import Defer, MessageFacts, Send, Suppress, Verdict
-from core.care.protection import Sender, load_care_settings, release_send, reserve
+from core.care.policy import Defer, MessageFacts, Send, Suppress
+from core.care.protection import Sender, load_care_settings, release_send, reserve_many
 from core.clock import utcnow
 from core.db.engine import tenant_session
 from core.jobs.queue import backoff
-from core.outbox.service import emit
+from core.outbox.service import emit_many
 from core.runtime import Runtime
 
 log = structlog.get_logger("fealty.care")
@@ -154,11 +154,24 @@ async def has_due(session: AsyncSession, tenant_id: uuid.UUID, now: datetime) ->
     return (await session.execute(query.limit(1))).first() is not None
 
 
-async def _set(session: AsyncSession, tenant_id: uuid.UUID, message_id: uuid.UUID, **values: Any) -> None:
+async def _set_many(
+    session: AsyncSession, tenant_id: uuid.UUID, rows: Sequence[dict[str, Any]], *, only_pending: bool = False
+) -> None:
+    """Set each message's new values (one statement per shape of values, executed for many rows at once);
+    ``only_pending``: only while it is still queued or deferred."""
     m = messages_table
-    await session.execute(
-        update(m).where(m.c.tenant_id == tenant_id, m.c.id == message_id).values(updated_at=utcnow(), **values)
-    )
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        shapes.setdefault(tuple(sorted(k for k in row if k != "id")), []).append(row)
+    # No expanding IN in an executemany.
+    pending = [or_(m.c.state == "queued", m.c.state == "deferred")] if only_pending else []
+    for keys, same in shapes.items():
+        await session.execute(
+            update(m)
+            .where(m.c.tenant_id == tenant_id, m.c.id == bindparam("message_id"), *pending)
+            .values({key: bindparam(f"v_{key}") for key in keys}),
+            [{"message_id": row["id"]} | {f"v_{key}": row[key] for key in keys} for row in same],
+        )
 
 
 def _webhook_payload(message: Claimed) -> dict[str, Any]:
@@ -180,55 +193,47 @@ def _webhook_payload(message: Claimed) -> dict[str, Any]:
 async def protect(
     session: AsyncSession, tenant_id: uuid.UUID, claimed: Sequence[Claimed], now: datetime
 ) -> tuple[list[Claimed], Sender]:
-    """Decide again for each claimed message and count the sends; returns those to send now, and the sender."""
+    """Decide again for the claimed messages and count the sends, the round at once (:func:`reserve_many`: the
+    members' locks in one statement, the facts set-based, the tally in one upsert); returns those to send now, and the
+    sender."""
     sender, settings = await load_care_settings(session)
     program = await load_program(session, tenant_id)
     years = {(now + timedelta(days=d)).year for d in (-1, 0, 45)}
     holidays = [h.day for h in await holidays_in(session, tenant_id, years, program.country)]
+    ordered = sorted(claimed, key=lambda c: (c.member_id, c.id))
+    verdicts = await reserve_many(
+        session,
+        tenant_id=tenant_id,
+        messages=[(message.member_id, message.facts()) for message in ordered],
+        settings=settings,
+        now=now,
+        holidays=holidays,
+    )
     to_send: list[Claimed] = []
-    for message in sorted(claimed, key=lambda c: (c.member_id, c.id)):
-        verdict: Verdict = await reserve(
-            session,
-            tenant_id=tenant_id,
-            member_id=message.member_id,
-            message=message.facts(),
-            settings=settings,
-            now=now,
-            holidays=holidays,
-        )
+    changes: list[dict[str, Any]] = []
+    webhooks: list[tuple[str, dict[str, Any], uuid.UUID | None]] = []
+    updated = utcnow()
+    for message, verdict in zip(ordered, verdicts, strict=True):
+        change: dict[str, Any] = {"id": message.id, "claimed_until": None, "updated_at": updated}
         if isinstance(verdict, Suppress):
-            await _set(session, tenant_id, message.id, state="suppressed", reason=verdict.reason, claimed_until=None)
+            changes.append(change | {"state": "suppressed", "reason": verdict.reason})
             count([("suppressed", message.channel)])
         elif isinstance(verdict, Defer):
-            await _set(
-                session,
-                tenant_id,
-                message.id,
-                state="deferred",
-                reason=verdict.reason,
-                due_at=verdict.until,
-                claimed_until=None,
-            )
+            changes.append(change | {"state": "deferred", "reason": verdict.reason, "due_at": verdict.until})
             count([("deferred", message.channel)])
         elif isinstance(verdict, Send):
             if message.channel == "webhook":
-                await emit(session, tenant_id, "care.message", _webhook_payload(message), message.member_id)
-                await _set(
-                    session,
-                    tenant_id,
-                    message.id,
-                    state="sent",
-                    reason=None,
-                    attempts=message.attempts + 1,
-                    provider_message_id="outbox",
-                    sent_at=now,
-                    claimed_until=None,
-                )
+                webhooks.append(("care.message", _webhook_payload(message), message.member_id))
+                sent = {"state": "sent", "reason": None, "attempts": message.attempts + 1, "sent_at": now}
+                changes.append(change | sent | {"provider_message_id": "outbox"})
                 count([("sent", "webhook")])
             elif message.channel in ("email", "sms") and message.address:
                 to_send.append(message)
             else:
-                await _set(session, tenant_id, message.id, state="suppressed", reason="no_address", claimed_until=None)
+                changes.append(change | {"state": "suppressed", "reason": "no_address"})
+    if webhooks:
+        await emit_many(session, tenant_id, webhooks)
+    await _set_many(session, tenant_id, changes)
     return to_send, sender
 
 
@@ -297,23 +302,20 @@ async def send_all(
 async def record(
     session: AsyncSession, tenant_id: uuid.UUID, outcomes: Sequence[Outcome], now: datetime, runtime: Runtime
 ) -> dict[str, int]:
+    """What became of a round's sends, set at once for all of them; a send that failed gives its count back."""
     settings = runtime.settings
     counts: dict[str, int] = {}
-    m = messages_table
+    changes: list[dict[str, Any]] = []
+    updated = utcnow()
     for outcome in outcomes:
         message = outcome.message
         attempts = message.attempts + 1
-        mine = and_(m.c.tenant_id == tenant_id, m.c.id == message.id, m.c.state.in_(("queued", "deferred")))
+        change: dict[str, Any] = {"id": message.id, "attempts": attempts, "claimed_until": None, "updated_at": updated}
         if outcome.error is None:
-            values: dict[str, Any] = {
-                "state": "sent",
-                "reason": None,
-                "provider_message_id": outcome.provider_id,
-                "sent_at": now,
-            }
+            change |= {"state": "sent", "reason": None, "provider_message_id": outcome.provider_id, "sent_at": now}
         elif isinstance(outcome.error, ProviderPermanentError) or attempts >= settings.care_max_attempts:
             code = getattr(outcome.error, "code", type(outcome.error).__name__)
-            values = {"state": "failed", "reason": str(code)[:64]}
+            change |= {"state": "failed", "reason": str(code)[:64]}
             await release_send(
                 session, tenant_id=tenant_id, member_id=message.member_id, message=message.facts(), reserved_at=now
             )
@@ -322,15 +324,14 @@ async def record(
             delay = backoff(attempts, base=settings.care_backoff_base_seconds, cap=settings.care_backoff_cap_seconds)
             if isinstance(outcome.error, ProviderThrottled):
                 delay = max(delay, timedelta(seconds=settings.care_backoff_base_seconds))
-            values = {"state": "queued", "reason": str(code)[:64], "due_at": now + delay}
+            change |= {"state": "queued", "reason": str(code)[:64], "due_at": now + delay}
             await release_send(
                 session, tenant_id=tenant_id, member_id=message.member_id, message=message.facts(), reserved_at=now
             )
-        await session.execute(
-            update(m).where(mine).values(attempts=attempts, claimed_until=None, updated_at=utcnow(), **values)
-        )
-        counts[values["state"]] = counts.get(values["state"], 0) + 1
-        count([(values["state"], message.channel)])
+        changes.append(change)
+        counts[change["state"]] = counts.get(change["state"], 0) + 1
+        count([(change["state"], message.channel)])
+    await _set_many(session, tenant_id, changes, only_pending=True)
     return counts
 
 

@@ -67,6 +67,27 @@ async def link_secret(sessionmaker: async_sessionmaker[AsyncSession], settings: 
     return value
 
 
+async def link_secret_in(session: AsyncSession, settings: Settings) -> str:
+    """:func:`link_secret` within a transaction already open (a use case that signs a link as it writes: a survey
+    invitation), on the same generated key."""
+    if settings.care_link_secret:
+        return settings.care_link_secret
+    cache_key = settings.database_url
+    if cache_key in _secrets_cache:
+        return _secrets_cache[cache_key]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    await session.execute(
+        dialect.insert(table_of(PlatformSecret))
+        .values(name=_SECRET_NAME, value=secrets.token_urlsafe(48), created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    value = (
+        await session.execute(select(PlatformSecret.value).where(PlatformSecret.name == _SECRET_NAME))
+    ).scalar_one()
+    _secrets_cache[cache_key] = value
+    return value
+
+
 # --- the link ---------------------------------------------------------------------------------------------------------
 
 

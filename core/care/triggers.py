@@ -96,6 +96,31 @@ CORE_TRIGGERS: dict[str, CareTrigger] = {
                 "amount": "12.50",
             },
         ),
+        CareTrigger(
+            "case.closed",
+            "A member's complaint or service case was closed (a follow-up, a satisfaction survey).",
+            "service",
+            "survey",
+            {"case_id": "str", "subject": "str", "category": "str", "kind": "str"},
+            {
+                "case_id": "0193a5e0-0000-7000-8000-000000000001",
+                "subject": "Cold coffee",
+                "category": "quality",
+                "kind": "complaint",
+            },
+        ),
+        CareTrigger(
+            "survey.invitation",
+            "An invitation to answer a satisfaction survey, with its signed single-use link.",
+            "service",
+            "survey",
+            {"survey_name": "str", "survey_url": "str", "expires_at": "datetime"},
+            {
+                "survey_name": "How did we do?",
+                "survey_url": "https://api.example.com/v1/surveys/respond?token=x",
+                "expires_at": "2027-01-31T23:59:59+00:00",
+            },
+        ),
     )
 }
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,10 +15,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.care.calendar import holidays_in
-from core.cases import sla
+from core.cases import sla, workflow
 from core.cases.models import CASE_CHANNELS, Case, CaseCategory, CaseHistory
 from core.db.base import table_of
-from core.errors import NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
 from core.ids import new_id
 from core.members.views import load_member_view
 from core.outbox.service import emit
@@ -360,3 +362,208 @@ async def ensure_category(
 
 def hours_to_minutes(hours: float | None) -> int | None:
     return None if hours is None else max(1, round(hours * 60))
+
+
+# --- the workflow -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Goodwill:
+    """A goodwill gesture with a resolution: points, or a reward (its points credited, then redeemed)."""
+
+    points: int | None = None
+    reward_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step asked of a case, with what the step needs."""
+
+    name: str
+    actor: str
+    note: str | None = None
+    category: str | None = None
+    priority: str | None = None
+    assignee: str | None = None
+    cause: str | None = None
+    prevention: str | None = None
+    summary: str | None = None
+    goodwill: Goodwill | None = None
+
+
+async def act(
+    session: AsyncSession,
+    tenant: TenantView,
+    now: datetime,
+    case_id: uuid.UUID,
+    action: Action,
+    *,
+    give_goodwill: Callable[[Case, Goodwill], Awaitable[dict[str, Any]]] | None = None,
+) -> Case:
+    """Move a case one step (under its row lock): a 409 naming the allowed actions when the step is not allowed from
+    its status; the step kept in the history; announced as ``case.<status>`` (``case.responded`` for a response)."""
+    case = await get_case(session, case_id, lock=True)
+    before = case.status
+    after = workflow.next_status(before, action.name)
+    if after is None:
+        allowed = workflow.allowed_actions(before)
+        raise Conflict(
+            f"A case that is {before} cannot be {action.name}d; allowed: {', '.join(allowed) or 'none'}.",
+            field="action",
+            case_status=before,
+            allowed=allowed,
+        )
+    details: dict[str, Any] = {}
+    if action.name == "classify":
+        if action.category is None:
+            raise ValidationFailed("Name the case's category.", field="category")
+        category = await category_by_code(session, action.category)
+        if action.priority is not None:
+            case.priority = action.priority
+        await classify(session, tenant, case, category, keep_priority=action.priority is not None)
+        details = {"category": category.code, "priority": case.priority}
+    elif action.name == "assign":
+        if not action.assignee:
+            raise ValidationFailed("Name the assignee.", field="assignee")
+        case.assignee = action.assignee
+        details = {"assignee": action.assignee}
+        if before == "investigating":
+            after = "investigating"  # a new hand on a case under investigation keeps investigating it
+    elif action.name == "resolve":
+        if not action.cause or not action.prevention:
+            raise ValidationFailed(
+                "A resolution records the cause and the prevention (what changes so it does not happen again).",
+                field="cause" if not action.cause else "prevention",
+            )
+        case.resolution = {"cause": action.cause, "prevention": action.prevention, "summary": action.summary}
+        case.resolved_at = now
+        details = {"cause": action.cause, "prevention": action.prevention}
+        if action.goodwill is not None:
+            details["goodwill"] = await _goodwill(case, action.goodwill, give_goodwill)
+    elif action.name in ("reply", "respond"):
+        if not action.note:
+            raise ValidationFailed("Say what was replied to the member.", field="note")
+        if case.first_replied_at is None:
+            case.first_replied_at = now
+    elif action.name == "close":
+        case.closed_at = now
+        if case.member_id is not None:
+            await _closed_occasion(session, tenant, now, case)
+    elif action.name == "reopen":
+        case.reopened += 1
+        case.resolved_at = None
+        case.closed_at = None
+        case.resolution_breached_at = None
+        current = await _category(session, case.category_id)
+        # The resolution clock starts again from the reopening.
+        case.resolution_due_at = (
+            (await due_times(session, tenant, current, now, first_reply=False))[1] if current else None
+        )
+    case.status = after
+    case.updated_at = now
+    add_history(
+        session,
+        tenant.id,
+        case,
+        action=action.name,
+        from_status=before,
+        actor=action.actor,
+        note=action.note,
+        at=now,
+        details=details,
+    )
+    await session.flush()
+    code = await category_code(session, case.category_id)
+    kind = "case.responded" if action.name == "respond" else f"case.{after}"
+    await emit(session, tenant.id, kind, {**case_payload(case, code), "action": action.name}, case.member_id)
+    return case
+
+
+async def _category(session: AsyncSession, category_id: uuid.UUID | None) -> CaseCategory | None:
+    if category_id is None:
+        return None
+    found: CaseCategory | None = (
+        await session.execute(select(CaseCategory).where(CaseCategory.id == category_id))
+    ).scalar_one_or_none()
+    return found
+
+
+async def _goodwill(
+    case: Case,
+    goodwill: Goodwill,
+    give: Callable[[Case, Goodwill], Awaitable[dict[str, Any]]] | None,
+) -> dict[str, Any]:
+    """Give the gesture once per case (the case row is locked: a second resolution, or a retry, finds it given)."""
+    if case.goodwill_given is not None:
+        return {**case.goodwill_given, "already_given": True}
+    if case.member_id is None:
+        raise ValidationFailed("A goodwill gesture needs the case's member.", field="goodwill")
+    if (goodwill.points is None) == (goodwill.reward_id is None):
+        raise ValidationFailed("Give goodwill points or a reward_id, not both.", field="goodwill")
+    if give is None:
+        raise ValidationFailed("No goodwill can be given here.", field="goodwill")
+    given = await give(case, goodwill)
+    case.goodwill_points = goodwill.points
+    case.goodwill_reward_id = goodwill.reward_id
+    case.goodwill_given = given
+    return given
+
+
+async def credit_goodwill(
+    session: AsyncSession, tenant_id: uuid.UUID, case: Case, points: int, *, actor: str, now: datetime
+) -> dict[str, Any]:
+    """The gesture's points, through the ledger (an ``earn`` entry whose cause names the case)."""
+    from core.ledger import service as ledger
+    from core.ledger.jobs import load_program_settings
+    from core.ledger.policy import policy_of
+
+    assert case.member_id is not None
+    program = await load_program_settings(session, tenant_id)
+    posted = await ledger.credit(
+        session,
+        tenant_id=tenant_id,
+        member_id=case.member_id,
+        points=points,
+        kind="earn",
+        cause=ledger.Cause("admin", id=f"case:{case.id}", reason="goodwill", actor=actor),
+        policy=policy_of(program),
+        now=now,
+        details={"case_id": str(case.id)},
+    )
+    await emit(
+        session,
+        tenant_id,
+        "points.earned",
+        {
+            "member_id": str(case.member_id),
+            "points": points,
+            "source": "case",
+            "reason": "goodwill",
+            "reference": f"case:{case.id}",
+        },
+        case.member_id,
+    )
+    return {"points": points, "entry_id": str(posted.entry_id)}
+
+
+async def _closed_occasion(session: AsyncSession, tenant: TenantView, now: datetime, case: Case) -> None:
+    """The care engine's ``case.closed`` occasion (once per closing: a reopened case closed again is another), and
+    the invitations of the surveys that follow a closed case."""
+    from core.care.service import request_care
+
+    assert case.member_id is not None
+    code = await category_code(session, case.category_id)
+    await request_care(
+        session,
+        tenant_id=tenant.id,
+        member_id=case.member_id,
+        kind="case.closed",
+        purpose="service",
+        source="cases",
+        dedupe_key=f"case.closed:{case.id}:{case.reopened}",
+        payload={"case_id": str(case.id), "subject": case.subject, "category": code or "", "kind": case.kind},
+        now=now,
+    )
+    from core.surveys.service import invite_after_case
+
+    await invite_after_case(session, tenant.id, case.member_id, f"case.closed:{case.id}:{case.reopened}", code, now)

@@ -22,6 +22,7 @@ from core.program.models import Program
 from core.qualification.models import MemberMetric
 from core.rewards.models import Redemption, Reward
 from core.segments.models import Segment
+from core.surveys.models import Survey, SurveyAnswer, SurveyInvitation, SurveyResponse
 from core.tenancy.models import ApiKey, PlatformCredential, Tenant
 from core.tiers.models import Tier, TierChange
 from core.webhooks.models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
@@ -77,6 +78,10 @@ __all__ = [
     "Reward",
     "Segment",
     "StripeEvent",
+    "Survey",
+    "SurveyAnswer",
+    "SurveyInvitation",
+    "SurveyResponse",
     "Tenant",
     "Tier",
     "TierChange",

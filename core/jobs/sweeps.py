@@ -13,9 +13,9 @@ due is picked up within the kind's interval, as before, and requests still wake 
 
 On PostgreSQL the application role sees only one tenant's rows (row-level security), so the query runs inside
 ``fealty_due_tenants(kind, at)``, a ``SECURITY DEFINER`` function owned by a role that may read these tables across
-tenants and answers only tenant ids (migrations ``0025_job_sweeps`` and ``0026_more_sweeps`` hold the conditions of
-:data:`CONDITIONS` as SQL; ``tests/jobs/test_sweeps.py`` puts both backends through the same cases). On SQLite the
-query runs as it is.
+tenants and answers only tenant ids (migrations ``0025_job_sweeps``, ``0026_more_sweeps`` and ``0027_case_sweeps``
+hold the conditions of :data:`CONDITIONS` as SQL; ``tests/jobs/test_sweeps.py`` puts both backends through the same
+cases). On SQLite the query runs as it is.
 """
 
 from __future__ import annotations
@@ -52,6 +52,12 @@ CONDITIONS: dict[str, str] = {
     ),
     "care.occasions": "SELECT 1 FROM care_rules r WHERE r.tenant_id = t.id AND r.active",
     "idempotency.purge": ("SELECT 1 FROM idempotency_records k WHERE k.tenant_id = t.id AND k.expires_at <= :at"),
+    "cases.breaches": (
+        "SELECT 1 FROM cases c WHERE c.tenant_id = t.id AND c.status <> 'closed' AND ("
+        "(c.first_reply_due_at <= :at AND c.first_replied_at IS NULL AND c.first_reply_breached_at IS NULL)"
+        " OR (c.resolution_due_at <= :at AND c.resolved_at IS NULL AND c.resolution_breached_at IS NULL))"
+    ),
+    "surveys.invitations": "SELECT 1 FROM surveys s WHERE s.tenant_id = t.id AND s.status = 'active'",
     "tiers.close_periods": (
         "SELECT 1 FROM members m WHERE m.tenant_id = t.id AND m.status = 'active' AND m.tier_valid_until <= :at"
     ),

@@ -431,8 +431,9 @@ async def credit_many(
         if missing:
             raise NotFound("No such member.", field="member_id")
     running = dict(before)
-    entry_rows: list[dict[str, Any]] = []
-    lot_rows: list[dict[str, Any]] = []
+    # Rows as tuples in ENTRY_COLUMNS' and LOT_COLUMNS' order (turned into column arrays at once on PostgreSQL).
+    entry_rows: list[tuple[Any, ...]] = []
+    lot_rows: list[tuple[Any, ...]] = []
     settlements: list[tuple[uuid.UUID, uuid.UUID, int]] = []
     posted: list[Posted] = []
     for c, pending in zip(credits, pending_flags, strict=True):
@@ -442,27 +443,21 @@ async def credit_many(
         entry_id = new_id()
         expires_at = c.expires_at or policy.expiry.lot_expiry(now, policy.timezone)
         available_at = c.available_at if pending else None
-        entry = _entry_row(
-            tenant_id, entry_id, c.member_id, c.kind, c.points, c.cause, now, status="pending" if pending else "posted"
-        )
-        entry.update(available_at=available_at, expires_at=expires_at, details=c.details or {})
-        entry_rows.append(entry)
+        status = "pending" if pending else "posted"
+        cause = c.cause
+        entry_rows.append(
+            (
+                tenant_id, entry_id, c.member_id, c.kind, c.points, status, cause.type, cause.id, cause.reason,
+                cause.actor, None, now, available_at, expires_at, c.details or {},
+            )
+        )  # fmt: skip
         lot = change.new_lot
         lot_rows.append(
-            {
-                "tenant_id": tenant_id,
-                "id": entry_id,
-                "member_id": c.member_id,
-                "points": lot.points,
-                "remaining": lot.remaining,
-                "reversed": 0,
-                "status": lot.status,
-                "kind": lot.kind,
-                "earned_at": now,
-                "available_at": available_at,
-                "expires_at": expires_at,
-            }
-        )
+            (
+                tenant_id, entry_id, c.member_id, lot.points, lot.remaining, 0, lot.status, lot.kind, now,
+                available_at, expires_at,
+            )
+        )  # fmt: skip
         if change.settled:
             # Part of the credit paid off a negative balance: recorded as this entry consuming its own lot.
             settlements.append((entry_id, entry_id, change.settled))
@@ -473,7 +468,7 @@ async def credit_many(
                 c.member_id,
                 c.kind,
                 c.points,
-                "pending" if pending else "posted",
+                status,
                 now,
                 balance.available,
                 balance.pending,
@@ -485,7 +480,9 @@ async def credit_many(
     if entry_rows:
         postgres = bulk.is_postgres(session)
         for table, columns, rows in ((entries, ENTRY_COLUMNS, entry_rows), (lots, LOT_COLUMNS, lot_rows)):
-            await session.execute(bulk.insert(postgres, table, columns), bulk.params(session, table, columns, rows))
+            await session.execute(
+                bulk.insert(postgres, table, columns), bulk.params_of_tuples(session, table, columns, rows)
+            )
     if settlements:
         await _record_consumptions(session, tenant_id, settlements)
     if len(members) > 1:
@@ -814,6 +811,18 @@ async def _write_balance_deltas(
     if not deltas:
         return
     active = active or {}
+    if bulk.is_postgres(session):
+        # One UPDATE ... FROM arrays (the rows are locked already, in member order), the arrays built directly.
+        members = list(deltas)
+        arrays: dict[str, Any] = {
+            "u_member_id": members,
+            "u_active": [m in active for m in members],
+            "u_active_at": [active.get(m, now) for m in members],
+        }
+        for name in BALANCE_FIELDS:
+            arrays[f"u_{name}"] = [getattr(deltas[m], name) for m in members]
+        await session.execute(_BALANCE_FROM_ARRAYS, {"tenant": tenant_id, "now": now} | arrays)
+        return
     plain = [
         {"b_tenant": tenant_id, "b_member": member_id, "b_now": now}
         | {f"d_{name}": getattr(delta, name) for name in BALANCE_FIELDS}
@@ -826,18 +835,6 @@ async def _write_balance_deltas(
         for member_id, delta in deltas.items()
         if member_id in active
     ]
-    if bulk.is_postgres(session):
-        # One UPDATE ... FROM arrays (the rows are locked already, in member order).
-        rows = [
-            {"member_id": member_id, "active": member_id in active, "active_at": active.get(member_id, now)}
-            | {name: getattr(delta, name) for name in BALANCE_FIELDS}
-            for member_id, delta in deltas.items()
-        ]
-        await session.execute(
-            _BALANCE_FROM_ARRAYS,
-            {"tenant": tenant_id, "now": now} | bulk.params(session, _DELTAS, _DELTA_COLUMNS, rows),
-        )
-        return
     if plain:
         await session.execute(_BALANCE_MANY, plain)
     if with_activity:

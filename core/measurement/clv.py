@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import gammaln, hyp2f1
 
 
 @dataclass(frozen=True)
@@ -26,6 +24,7 @@ class BgNbd:
 
     def p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
         """Probability that each customer is still active (has not "died")."""
+
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
         with np.errstate(divide="ignore", invalid="ignore"):
             log_ratio = (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
@@ -34,6 +33,8 @@ class BgNbd:
 
     def expected_purchases(self, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
         """Expected purchases in the next ``t`` weeks, given each customer's history (FHL 2005, eq. 10)."""
+        from scipy.special import hyp2f1  # loaded on first use: scipy adds about 90 MB to every API process
+
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
         head = (a + b + x - 1) / (a - 1)
         z = t / (alpha + T + t)
@@ -42,6 +43,8 @@ class BgNbd:
 
 
 def _bgnbd_nll(log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> float:
+    from scipy.special import gammaln  # loaded on first use: scipy adds about 90 MB to every API process
+
     r, alpha, a, b = np.exp(log_params)
     a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
@@ -62,6 +65,8 @@ def summarise(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray
 
 def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BgNbd:
     """Maximum-likelihood BG/NBD parameters (r, alpha, a, b). Raises ValueError when it does not converge."""
+    from scipy.optimize import minimize  # loaded on first use: scipy adds about 90 MB to every API process
+
     ux, ut, uT, w = summarise(x, t_x, T)
     best = None
     for start in (np.zeros(4), np.log([0.5, 5.0, 1.0, 2.0])):
@@ -100,6 +105,8 @@ class GammaGamma:
 
 
 def _gg_nll(log_params: np.ndarray, x: np.ndarray, m: np.ndarray) -> float:
+    from scipy.special import gammaln  # loaded on first use: scipy adds about 90 MB to every API process
+
     p, q, g = np.exp(log_params)
     ll = (
         gammaln(p * x + q)
@@ -117,6 +124,8 @@ def _gg_nll(log_params: np.ndarray, x: np.ndarray, m: np.ndarray) -> float:
 def fit_gamma_gamma(x: np.ndarray, mean_spend: np.ndarray) -> GammaGamma:
     """Maximum-likelihood Gamma-Gamma parameters (p, q, gamma) from customers with repeat purchases and a positive
     mean spend per repeat purchase. Raises ValueError without enough data or when it does not converge."""
+    from scipy.optimize import minimize  # loaded on first use: scipy adds about 90 MB to every API process
+
     keep = (x > 0) & (mean_spend > 0)
     if keep.sum() < 2:
         raise ValueError("Gamma-Gamma needs customers with repeat purchases")

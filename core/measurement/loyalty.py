@@ -31,7 +31,6 @@ from typing import Any
 
 import msgspec
 import numpy as np
-from scipy.stats import rankdata
 
 RFM_SEGMENTS = (
     "champions",
@@ -67,6 +66,8 @@ def quintile_scores(values: np.ndarray, *, higher_is_better: bool = True) -> np.
     Ties share their average rank, so equal values always get the same score and a population of equal values sits
     in the middle (3), as a lone member does.
     """
+    from scipy.stats import rankdata  # loaded on first use: scipy adds about 90 MB to every API process
+
     scores = np.zeros(values.shape, dtype=np.int8)
     present = ~np.isnan(values)
     n = int(present.sum())

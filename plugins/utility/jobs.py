@@ -8,6 +8,7 @@ from sqlalchemy import and_, or_, select
 
 from core import JobContext
 from plugins.utility import outages as ops
+from plugins.utility import peak
 
 #: How often the worker looks for notice stages that came due and compensation left to pay.
 EVERY_SECONDS = 300
@@ -16,7 +17,7 @@ EVERY_SECONDS = 300
 async def outage_work(ctx: JobContext) -> None:
     """Tell the planned outages' stages that came due (priority notice, notice, reminders), catch up any
     unplanned alert not yet told and the restoration notices a big outage's restoring request left, and pay the
-    compensation the restoring requests left to the worker."""
+    compensation the restoring requests left to the worker; announce the peak-time events due."""
     settings = ops.settings_of(ctx.tenant)
     o = ops.outages
     horizon = ctx.now + timedelta(days=settings.priority_notice_days + 1)
@@ -40,3 +41,4 @@ async def outage_work(ctx: JobContext) -> None:
         else:
             await ops.restored_notices(ctx.session, ctx.tenant, outage, ctx.now)
     await ops.pay_due(ctx.session, ctx.tenant, ctx.now)
+    await peak.announce_due(ctx.session, ctx.tenant, ctx.now)

@@ -229,8 +229,8 @@ class UtilityEnrolment(TenantScoped, Base):
 
     account_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    #: The event that earned the credit (reversed by a claw-back).
-    event_id: Mapped[uuid.UUID] = mapped_column()
+    #: The event that earned the credit (its ``event_id``; reversed by a claw-back).
+    event_id: Mapped[str] = mapped_column(String(128))
     enrolled_at: Mapped[datetime] = mapped_column()
     cancelled_at: Mapped[datetime | None] = mapped_column()
     clawed_back: Mapped[bool] = mapped_column(default=False)
@@ -248,7 +248,7 @@ class UtilityBill(TenantScoped, Base):
     paid_date: Mapped[date] = mapped_column(Date())
     amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     on_time: Mapped[bool] = mapped_column()
-    event_id: Mapped[uuid.UUID] = mapped_column()
+    event_id: Mapped[str] = mapped_column(String(128))
 
 
 class UtilityMeterRead(TenantScoped, Base):

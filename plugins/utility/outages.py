@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -599,7 +599,7 @@ async def pay_due(session: AsyncSession, tenant: TenantView, now: datetime, *, l
                 {
                     "compensation_id": str(r.id),
                     "outage_id": str(r.outage_id),
-                    "account_number": numbers.get(r.account_id),
+                    "account_number": numbers.get(r.account_id, ("", ""))[0],
                     "amount": str(delta),
                     "currency": r.currency,
                 }
@@ -632,19 +632,19 @@ async def pay_due(session: AsyncSession, tenant: TenantView, now: datetime, *, l
 
 async def _account_numbers(
     session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, str]:
-    found: dict[uuid.UUID, str] = {}
+) -> dict[uuid.UUID, tuple[str, str]]:
+    """Each account's number and premises address."""
+    found: dict[uuid.UUID, tuple[str, str]] = {}
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), CHUNK):
-        found.update(
-            (
-                await session.execute(
-                    select(accounts.c.id, accounts.c.account_number).where(
-                        accounts.c.tenant_id == tenant_id, accounts.c.id.in_(unique[start : start + CHUNK])
-                    )
+        rows = (
+            await session.execute(
+                select(accounts.c.id, accounts.c.account_number, accounts.c.premises_address).where(
+                    accounts.c.tenant_id == tenant_id, accounts.c.id.in_(unique[start : start + CHUNK])
                 )
-            ).all()
-        )
+            )
+        ).all()
+        found.update({r.id: (r.account_number, r.premises_address) for r in rows})
     return found
 
 
@@ -653,7 +653,7 @@ async def _tell_compensation(
     tenant: TenantView,
     outage: Any,
     paid: Sequence[tuple[Any, Decimal, int]],
-    numbers: dict[uuid.UUID, str],
+    numbers: dict[uuid.UUID, tuple[str, str]],
     now: datetime,
 ) -> None:
     """``utility.compensation`` to each paid account (stage ``compensation:<amount>``: a top-up is told too)."""
@@ -687,11 +687,14 @@ async def _tell_compensation(
             f"utility:{outage.id}:{r.account_id}:compensation:{r.amount}",
             base
             | {
-                "account_number": numbers.get(r.account_id, ""),
+                "stage": f"compensation:{r.amount}",
+                "late": False,
+                "account_number": numbers.get(r.account_id, ("", ""))[0],
+                "premises_address": numbers.get(r.account_id, ("", ""))[1],
                 "amount": str(r.amount),
                 "paid_now": str(delta),
                 "currency": r.currency,
-                "hours": str(rules.hours_between(datetime.min, datetime.min + timedelta(minutes=r.minutes))),
+                "hours": str((Decimal(r.minutes) / 60).quantize(Decimal("0.01"))),
                 "method": r.method,
                 "points": points,
                 "category": r.category,

@@ -171,6 +171,13 @@ def peak_rebate(
     return saved, money(saved * rate, currency)
 
 
+def announce_at(start: datetime, days: int, zone: ZoneInfo) -> datetime:
+    """When a peak event is announced: the start of the local day ``days`` before the event's day ("the day
+    before": from midnight, so the message goes at the first moment quiet hours allow that day)."""
+    day = start.astimezone(zone).date() - timedelta(days=days)
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+
+
 def sum_kwh(values: Iterable[Decimal]) -> Decimal:
     return sum(values, Decimal(0))
 

@@ -135,4 +135,26 @@ TRIGGERS = (
             "category": "normal",
         },
     ),
+    CareTrigger(
+        "utility.peak_event",
+        "A peak-time event announced the day before: use less during it and earn a rebate per kWh saved.",
+        "service",
+        "notice",
+        {
+            "peak_event_id": "str",
+            "name": "str",
+            "starts_at": "datetime",
+            "ends_at": "datetime",
+            "rate_per_kwh": "decimal",
+            "account_number": "str",
+        },
+        {
+            "peak_event_id": "0190c0de-0000-7000-8000-000000000002",
+            "name": "Evening peak",
+            "starts_at": "2027-07-14T17:00:00+08:00",
+            "ends_at": "2027-07-14T20:00:00+08:00",
+            "rate_per_kwh": "1.25",
+            "account_number": "3200123456",
+        },
+    ),
 )

@@ -1,6 +1,7 @@
-"""Every route of the app, walked while the tenant is suspended for billing (with the hotel and fuel plugins enabled,
-so their routes are walked too): each write answers 402 except the allow-listed ones, which answer on their merits;
-every read still answers. The routes come from the app itself, so a new route is covered without touching this test.
+"""Every route of the app, walked while the tenant is suspended for billing (with the hotel, fuel and microfinance
+plugins enabled, so their routes are walked too): each write answers 402 except the allow-listed ones, which answer on
+their merits; every read still answers. The routes come from the app itself, so a new route is covered without
+touching this test.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from core.db.engine import tenant_session
 from core.plugin.manager import PluginManager
 from core.runtime import Runtime
 from core.testing import AppClient, MakeTenant, registering
-from plugins import fuel_station, hotel
+from plugins import fuel_station, hotel, microfinance
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 #: Writes a suspended tenant may still make: billing itself, read-only POSTs, security and erasure. (Method, route
@@ -46,7 +47,7 @@ REFUSED_VARIANTS = {("POST", "/v1/tiers/recalculate", ""), ("POST", "/v1/tiers/r
 
 @pytest.fixture(scope="session")
 def fealty_plugins() -> Callable[[], PluginManager]:
-    return registering(hotel.PLUGIN, fuel_station.PLUGIN)
+    return registering(hotel.PLUGIN, fuel_station.PLUGIN, microfinance.PLUGIN)
 
 
 def _url(template: str) -> str:
@@ -71,7 +72,7 @@ def _tenant_routes(client: AppClient) -> list[tuple[str, str]]:
 async def test_every_write_is_refused_while_suspended_except_the_allowed_ones_and_every_read_answers(
     client: AppClient, runtime: Runtime, make_tenant: MakeTenant
 ) -> None:
-    tenant = await make_tenant(plugins=["hotel", "fuel"])
+    tenant = await make_tenant(plugins=["hotel", "fuel", "microfinance"])
     async with tenant_session(runtime.sessionmaker, tenant.id) as session:
         row = await lock_tenant(session, tenant.id)
         state = BillingState("suspended", utcnow() - timedelta(days=9))

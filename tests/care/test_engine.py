@@ -78,6 +78,7 @@ async def test_preview_renders_for_samples_and_for_a_member_in_their_language(ca
     assert sms.json()["body"].endswith("Reply STOP to opt out.")
 
 
+@time_machine.travel(datetime(2031, 6, 10, 12, tzinfo=UTC), tick=True)  # midday: no quiet hours, whenever CI runs
 async def test_welcome_goes_out_by_email_once_with_its_reference(
     care_tenant: TenantHandle, find_occasions: Occasions, deliver: Deliver, moto_server: MotoServer
 ) -> None:

@@ -11,9 +11,9 @@ from core.db.migrate import upgrade_async
 from core.plugin.manager import PluginManager
 from core.settings import Settings
 from core.testing import LiveServer, registering, settings_for_tests
-from plugins import fuel_station, hotel, utility
+from plugins import fuel_station, hotel, microfinance, utility
 
-every_plugin = registering(hotel.PLUGIN, fuel_station.PLUGIN, utility.PLUGIN)
+every_plugin = registering(hotel.PLUGIN, fuel_station.PLUGIN, utility.PLUGIN, microfinance.PLUGIN)
 
 
 @pytest_asyncio.fixture(scope="session")

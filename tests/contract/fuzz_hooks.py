@@ -87,6 +87,21 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     "POST /v1/utility/peak-events": ("starts_at", "ends_at", "feeders"),
     # The body is one of three SES/SNS notification shapes, read by hand (the schema does not describe it).
     "POST /v1/care/feedback": ("", r".*"),
+    # Cases: a member or a contact; a category, event, redemption or message the tenant has; not in the future;
+    # a goodwill gesture is points or a reward (and needs the case's member); business hours end after they start.
+    "POST /v1/cases": ("member_id", "category", "received_at", r"related\..*"),
+    "POST /v1/cases/{case_id}/classify": ("category",),
+    "POST /v1/cases/{case_id}/resolve": ("goodwill",),
+    "POST /v1/case-categories": (r"business_hours\.end",),
+    "PATCH /v1/case-categories/{category_id}": (r"business_hours\.end",),
+    # Replies: an address, member or message; a phone number or email address; text not only spaces; not later.
+    "POST /v1/care/replies": ("address", "text", "received_at", "message_id"),
+    # Surveys: codes unique across the factor tree, every factor with questions, levels best first; an event
+    # trigger names its type; invitations name one audience; answers name the survey's questions and levels.
+    "POST /v1/surveys": (r"factors.*", "levels", r"invite_on.*"),
+    "PATCH /v1/surveys/{survey_id}": (r"factors.*", "levels", r"invite_on.*"),
+    "POST /v1/surveys/{survey_id}/invitations": ("member_ids", "segment", "tier"),
+    "POST /v1/surveys/{survey_id}/responses": (r"answers.*", "nps", "comment", "invitation_id", "member_id"),
 }
 
 #: NOT YET DECLARED (a known gap, docs/api.md): bounds on decimal amounts, which msgspec cannot constrain and the
@@ -107,6 +122,8 @@ SIGNED = {
     "GET /v1/care/unsubscribe": "invalid-link",
     "POST /v1/care/unsubscribe": "invalid-link",
     "GET /v1/reports/dashboard/shared": "invalid-link",
+    "GET /v1/surveys/respond": "invalid-link",
+    "POST /v1/surveys/respond": "invalid-link",
 }
 
 #: API-wide rules documented in docs/api.md that the schema does not repeat on every string.

@@ -30,13 +30,13 @@ from core.http.openapi import served_schema
 from core.plugin.manager import PluginManager
 from core.testing import TEST_PLATFORM_KEY, AppClient, MakeTenant, registering, settings_for_tests
 from core.validation import AwareDatetime
-from plugins import fuel_station, hotel, utility
+from plugins import fuel_station, hotel, microfinance, utility
 
 NAIVE = "2030-01-01T00:00:00"
 PLATFORM = {"Authorization": f"Bearer {TEST_PLATFORM_KEY}"}
 
 
-_plugins = registering(hotel.PLUGIN, fuel_station.PLUGIN, utility.PLUGIN)
+_plugins = registering(hotel.PLUGIN, fuel_station.PLUGIN, utility.PLUGIN, microfinance.PLUGIN)
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,9 @@ PATH_PARAMS = {
     "channel": "suppression_channel",
     "address": "suppression_address",
     "job_id": "job",
+    "category_id": "case_category",
+    "case_id": "case",
+    "survey_id": "survey",
 }
 #: A valid body per operation, so the request reaches the lookup (a 422 would prove nothing).
 BODIES = {
@@ -63,6 +66,19 @@ BODIES = {
     "updateCareTemplate": {"name": "pwned"},
     "previewCareTemplate": {},
     "updateCareRule": {"name": "pwned", "active": False},
+    "updateCaseCategory": {"default_priority": "low"},
+    "updateCase": {"priority": "low"},
+    "classifyCase": {"category": "victim"},
+    "assignCase": {"assignee": "attacker"},
+    "investigateCase": {},
+    "resolveCase": {"cause": "x", "prevention": "y"},
+    "respondToCase": {"note": "pwned"},
+    "replyToCase": {"note": "pwned"},
+    "closeCase": {},
+    "reopenCase": {},
+    "updateSurvey": {"name": "pwned", "status": "closed"},
+    "inviteToSurvey": {"campaign": "pwn", "member_ids": []},
+    "answerSurvey": {"answers": {"q1": "satisfied"}},
 }
 #: Routes that take no tenant resource id (or are the platform's, which sees every tenant by design).
 #: Reports are named, not tenant resources: each tenant reads its own (tests/measurement/test_reports.py).
@@ -133,11 +149,27 @@ async def _victim(make_tenant: MakeTenant) -> tuple[TenantHandle, dict[str, str]
     ).json()
     care_holiday = (await victim.post("/v1/care/calendar", json={"day": "2030-01-02", "name": "Victim day"})).json()
     await victim.post("/v1/care/suppressions", json={"channel": "email", "address": "held@example.com"})
+    case_category = (await victim.post("/v1/case-categories", json={"code": "victim", "names": {"en": "V"}})).json()
+    case = (await victim.post("/v1/cases", json={"member_id": member["id"], "subject": "victim's case"})).json()
+    survey = (
+        await victim.post(
+            "/v1/surveys",
+            json={
+                "code": "victim",
+                "name": "Victim survey",
+                "status": "active",
+                "factors": [{"code": "f", "name": "F", "questions": [{"code": "q1", "text": "?"}]}],
+            },
+        )
+    ).json()
     job = (await victim.post("/v1/tiers/recalculate")).json()
     export = (await victim.post("/v1/exports", json={"kind": "members"})).json()
     imported = (await victim.post("/v1/imports", json={"kind": "members", "csv": "external_id\nvictim-9\n"})).json()
     return victim, {
         "job": job["id"],
+        "case_category": case_category["id"],
+        "case": case["id"],
+        "survey": survey["id"],
         "import": imported["id"],
         "export": export["id"],
         "care_template": care_template["id"],

@@ -21,9 +21,9 @@ from core.app import create_app
 from core.http.openapi import PROBLEM_MEDIA_TYPE, http_handlers, served_schema
 from core.plugin.manager import PluginManager
 from core.testing import AppClient, MakeTenant, registering, settings_for_tests
-from plugins import fuel_station, hotel, utility
+from plugins import fuel_station, hotel, microfinance, utility
 
-_plugins = registering(hotel.PLUGIN, fuel_station.PLUGIN, utility.PLUGIN)
+_plugins = registering(hotel.PLUGIN, fuel_station.PLUGIN, utility.PLUGIN, microfinance.PLUGIN)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from mkdocs.config import load_config
 
 from core.app import create_app
 from core.testing import registering, settings_for_tests
-from plugins import fuel_station, hotel, utility
+from plugins import fuel_station, hotel, microfinance, utility
 
 ROOT = Path(__file__).parents[2]
 DOCS = ROOT / "docs"
@@ -124,7 +124,7 @@ def routes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[re.Pattern[st
     db = tmp_path_factory.mktemp("docs") / "unused.db"
     app = create_app(
         settings_for_tests(f"sqlite+aiosqlite:///{db}"),
-        plugins=registering(hotel.PLUGIN, fuel_station.PLUGIN, utility.PLUGIN)(),
+        plugins=registering(hotel.PLUGIN, fuel_station.PLUGIN, utility.PLUGIN, microfinance.PLUGIN)(),
     )
     out = []
     for route in app.routes:

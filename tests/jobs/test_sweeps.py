@@ -89,3 +89,35 @@ async def test_a_suspended_tenant_is_never_due(runtime: Runtime, client: object,
 
         await session.execute(update(Tenant).where(Tenant.id == tenant.id).values(status="suspended"))
     assert tenant.id not in await _due(runtime, "outbox.dispatch", datetime.now(UTC))
+
+
+async def test_open_cases_are_due_for_the_breach_sweep_once_a_clock_runs_out(
+    runtime: Runtime, tenant: TenantHandle, make_tenant: MakeTenant
+) -> None:
+    quiet = await make_tenant()
+    category = {"code": "quality", "names": {"en": "Quality"}, "first_reply_hours": 4, "resolution_hours": 48}
+    assert (await tenant.post("/v1/case-categories", json=category)).status_code == 201
+    member = await tenant.enrol()
+    body = {"member_id": member["id"], "kind": "complaint", "channel": "phone", "category": "quality"}
+    opened = await tenant.post("/v1/cases", json=body | {"subject": "Cold coffee"})
+    assert opened.status_code == 201, opened.text
+    assert tenant.id not in await _due(runtime, "cases.breaches", datetime.now(UTC))
+    due = await _due(runtime, "cases.breaches", datetime.now(UTC) + timedelta(hours=5))
+    assert tenant.id in due and quiet.id not in due
+
+
+async def test_surveys_invite_only_where_one_is_active(
+    runtime: Runtime, tenant: TenantHandle, make_tenant: MakeTenant
+) -> None:
+    quiet = await make_tenant()
+    survey = {
+        "code": "visit",
+        "name": "How was your visit?",
+        "status": "active",
+        "invite_on": {"trigger": "case.closed"},
+        "factors": [{"code": "service", "name": "Service", "questions": [{"code": "q1", "text": "Staff?"}]}],
+    }
+    created = await tenant.post("/v1/surveys", json=survey)
+    assert created.status_code == 201, created.text
+    due = await _due(runtime, "surveys.invitations", datetime.now(UTC))
+    assert tenant.id in due and quiet.id not in due

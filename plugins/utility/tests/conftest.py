@@ -96,12 +96,16 @@ async def planned(tenant: TenantHandle, starts_at: datetime, hours: int = 8, **f
 TEXTS = {"en": {"subject": "{{ stage }} {{ account_number }} late={{ late }}", "body": "Outage {{ outage_id }}"}}
 
 
+PEAK_TEXTS = {"en": {"subject": "{{ name }} {{ account_number }}", "body": "Save at {{ starts_at }}"}}
+
+
 async def care_rules(tenant: TenantHandle, *triggers: str, channels: list[str] | None = None) -> dict[str, str]:
     """A template and an active rule for each trigger (default channel: email)."""
     made = {}
     for trigger in triggers:
+        texts = PEAK_TEXTS if trigger == "utility.peak_event" else TEXTS
         template = await tenant.post(
-            "/v1/care/templates", json={"name": f"t-{uuid.uuid4().hex[:8]}", "trigger": trigger, "texts": TEXTS}
+            "/v1/care/templates", json={"name": f"t-{uuid.uuid4().hex[:8]}", "trigger": trigger, "texts": texts}
         )
         assert template.status_code == 201, template.text
         rule = await tenant.post(

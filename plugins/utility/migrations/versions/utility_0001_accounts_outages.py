@@ -269,7 +269,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("event_id", sa.String(length=128), nullable=False),
         sa.Column("enrolled_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("clawed_back", sa.Boolean(), nullable=False),
@@ -292,7 +292,7 @@ def upgrade() -> None:
         sa.Column("paid_date", sa.Date(), nullable=False),
         sa.Column("amount", sa.Numeric(precision=14, scale=2), nullable=False),
         sa.Column("on_time", sa.Boolean(), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("event_id", sa.String(length=128), nullable=False),
         sa.ForeignKeyConstraint(
             ["tenant_id", "account_id"],
             ["utility_accounts.tenant_id", "utility_accounts.id"],
