@@ -17,23 +17,12 @@ from core.plugin.manager import SESSION_PLUGINS_KEY, PluginManager
 from core.program.config import ConfigCache
 from core.ratelimit import LocalRateLimiter, RateLimiter, rate_limiter_for
 from core.services import CoreServices
-from core.settings import Settings
+from core.settings import SESSION_SETTINGS_KEY, Settings
+from core.settings import settings_of as settings_of  # defined with the settings; kept here for callers
 from core.tenancy.keys import hash_key
 
+
 #: Where a session finds the process's settings (set on the runtime's sessionmaker), for use cases that sign links.
-SESSION_SETTINGS_KEY = "fealty.settings"
-
-
-def settings_of(session: AsyncSession) -> Settings:
-    """The settings of the process that opened ``session`` (the environment's for a session made elsewhere)."""
-    found = session.info.get(SESSION_SETTINGS_KEY)
-    if isinstance(found, Settings):
-        return found
-    from core.settings import get_settings
-
-    return get_settings()
-
-
 @dataclass
 class Runtime:
     settings: Settings

@@ -8,7 +8,7 @@ from core.jobs.queue import ClaimedJob, complete
 from core.jobs.registry import JobRegistry
 from core.ledger import service as ledger
 from core.ledger.policy import expiry_of, policy_of
-from core.program.settings import load_program_settings
+from core.program.settings import load_program_settings as load_program_settings  # where it lived: kept for callers
 from core.runtime import Runtime
 
 
