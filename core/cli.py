@@ -277,6 +277,12 @@ def _demo_report(run: DemoRun, seconds: float) -> str:
         if "members_measured" in c:
             lines.append(f"  {'':<14} loyalty: {t.notes.get('rfm', '')}; types: {t.notes.get('loyalty_types', '-')}")
             lines.append(f"  {'':<14} liability: {t.notes.get('liability', '')}; dashboard: GET /v1/reports/dashboard")
+        if "cases" in c:
+            lines.append(
+                f"  {'':<14} {_many(c['cases'], 'case')}, {c['cases_breached']} past its SLA: {t.notes['cases']}"
+            )
+        if "survey" in t.notes:
+            lines.append(f"  {'':<14} survey: {t.notes['survey']}")
     if result.delivered is not None:
         emails, sms = result.delivered
         lines.append(
@@ -312,6 +318,12 @@ def _demo_report(run: DemoRun, seconds: float) -> str:
             'curl -s $B/v1/earning-rules -H "Authorization: Bearer $KC"',
             'curl -s $B/v1/campaigns -H "Authorization: Bearer $KC"',
             'curl -s $B/v1/members/$REGULAR/balance -H "Authorization: Bearer $KC"',
+            "# Complaints: the case past its SLA, a closed one's history; the survey's results by tier",
+            'curl -s "$B/v1/cases?breached=true" -H "Authorization: Bearer $KC"',
+            'curl -s "$B/v1/cases?status=closed" -H "Authorization: Bearer $KC"',
+            'curl -s $B/v1/surveys -H "Authorization: Bearer $KC"',
+            f'curl -s "$B{coffee.extras.get("survey_results", "/v1/surveys")}?group_by=tier" '
+            '-H "Authorization: Bearer $KC"',
         ]
     lines += [
         "",

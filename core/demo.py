@@ -532,5 +532,152 @@ class CoffeeDemo(_TenantDemo):
         await api.send_events(events)
         regular = ids[members[0]["external_id"]]
         await api.post("/v1/redemptions", {"member_id": regular, "reward_id": free["id"]})
-        await self.work()
-        return await self.finish({"regular": regular, "occasional": ids[members[1]["external_id"]]})
+        survey = await self.listening([ids[m["external_id"]] for m in members])
+        await self.work()  # among the jobs: the SLA breach sweep
+        tenant = await self.finish({"regular": regular, "occasional": ids[members[1]["external_id"]]})
+        await self.listened(survey)
+        return tenant
+
+    async def listening(self, member_ids: list[str]) -> str:
+        """Complaints and a survey: two case categories with SLAs, four cases (one handled to the end with a goodwill
+        gesture, one left unanswered past its first-reply SLA: the worker flags the breach), a satisfaction survey
+        that follows closed cases, a campaign inviting everyone, and answers. Returns the survey's id."""
+        api = self.api
+        await api.post(
+            "/v1/case-categories",
+            {
+                "code": "quality",
+                "names": {"en": "Food and drink quality"},
+                "default_priority": "high",
+                "first_reply_hours": 4,
+                "resolution_hours": 48,
+                "business_hours": {"days": [1, 2, 3, 4, 5, 6], "start": "07:00", "end": "19:00", "holidays": True},
+                "notify": ["team:shop-managers"],
+            },
+        )
+        await api.post(
+            "/v1/case-categories",
+            {"code": "billing", "names": {"en": "Payments and beans"}, "first_reply_hours": 2, "resolution_hours": 24},
+        )
+        levels = ["very_satisfied", "satisfied", "neutral", "dissatisfied", "very_dissatisfied"]
+        survey = await api.post(
+            "/v1/surveys",
+            {
+                "code": "after-visit",
+                "name": "How was your coffee?",
+                "status": "active",
+                "nps_question": "How likely are you to recommend Harbour Coffee to a friend?",
+                "invite_on": {"trigger": "case.closed"},
+                "factors": [
+                    {
+                        "code": "service",
+                        "name": "Service",
+                        "factors": [
+                            {
+                                "code": "attitude",
+                                "name": "Attitude",
+                                "questions": [{"code": "q_friendly", "text": "The baristas were friendly"}],
+                            },
+                            {
+                                "code": "speed",
+                                "name": "Speed",
+                                "questions": [{"code": "q_quick", "text": "I was served quickly"}],
+                            },
+                        ],
+                    },
+                    {
+                        "code": "product",
+                        "name": "Product",
+                        "questions": [{"code": "q_taste", "text": "My drink tasted as it should"}],
+                    },
+                    {
+                        "code": "savings",
+                        "name": "Benefit",
+                        "questions": [{"code": "q_beans", "text": "Beans are worth collecting"}],
+                    },
+                ],
+            },
+        )
+        received = self.now - timedelta(days=3)
+        cold = await api.post(
+            "/v1/cases",
+            {
+                "member_id": member_ids[0],
+                "kind": "complaint",
+                "channel": "store",
+                "category": "quality",
+                "subject": "Latte served cold, twice this week",
+                "received_at": _iso(received),
+            },
+        )
+        for action, body in (
+            ("assign", {"assignee": "manager:harbourside"}),
+            ("respond", {"note": "Sorry! We are looking at the steam wand today."}),
+            ("investigate", {"note": "Steam wand thermostat checked."}),
+            (
+                "resolve",
+                {
+                    "cause": "The steam wand thermostat had drifted.",
+                    "prevention": "Milk temperature checked with a probe at every opening.",
+                    "goodwill": {"points": 50},
+                },
+            ),
+            ("reply", {"note": "Fixed, and 50 beans on your card. Thank you for telling us."}),
+            ("close", {}),
+        ):
+            await api.post(f"/v1/cases/{cold['id']}/{action}", body)
+        # Charged twice, received two days ago, never answered: past its 2-hour first-reply SLA.
+        await api.post(
+            "/v1/cases",
+            {
+                "member_id": member_ids[1],
+                "kind": "complaint",
+                "channel": "app",
+                "category": "billing",
+                "subject": "Charged twice for one flat white",
+                "received_at": _iso(self.now - timedelta(days=2)),
+            },
+        )
+        question = await api.post(
+            "/v1/cases",
+            {"member_id": member_ids[2], "kind": "question", "channel": "web", "subject": "Do you have oat milk?"},
+        )
+        await api.post(f"/v1/cases/{question['id']}/respond", {"note": "Yes, oat and almond, at no extra cost."})
+        await api.post(
+            "/v1/cases",
+            {"member_id": member_ids[3], "kind": "compliment", "channel": "social", "subject": "Best cortado in town"},
+        )
+        await api.post(f"/v1/surveys/{survey['id']}/invitations", {"campaign": "winter", "member_ids": member_ids})
+        invitations = await api.all_items(f"/v1/surveys/{survey['id']}/invitations")
+        for n, invitation in enumerate(sorted(invitations, key=lambda i: i["occasion"])[:7]):
+            pick = [self.rng.choices(range(5), weights=(4, 5, 2, 1, 1))[0] for _ in range(4)]
+            await api.post(
+                f"/v1/surveys/{survey['id']}/responses",
+                {
+                    "invitation_id": invitation["id"],
+                    "answers": dict(
+                        zip(("q_friendly", "q_quick", "q_taste", "q_beans"), (levels[p] for p in pick), strict=True)
+                    ),
+                    "nps": self.rng.choice([10, 9, 9, 8, 7, 6, 10]) if n % 3 else 9,
+                },
+            )
+        return str(survey["id"])
+
+    async def listened(self, survey_id: str) -> None:
+        """What the demo shows of cases and the survey."""
+        cases = await self.api.all_items("/v1/cases")
+        breached = [c for c in cases if c["breached"]]
+        self.tenant.counts["cases"] = len(cases)
+        self.tenant.counts["cases_breached"] = len(breached)
+        self.tenant.notes["cases"] = ", ".join(f"{c['subject']} ({c['status']})" for c in cases)
+        results = await self.api.get(f"/v1/surveys/{survey_id}/results")
+        self.tenant.counts["survey_responses"] = results["responses"]
+        group = results["groups"][0] if results["groups"] else None
+        if group is not None:
+            values = ", ".join(f"{f['code']} {f['standardised']}" for f in group["factors"] if f["parent"] is None)
+            nps = group["nps"]["score"] if group["nps"] else None
+            self.tenant.notes["survey"] = (
+                f"{results['responses']} of {results['invitations']} invited answered (rate "
+                f"{results['response_rate']}); {values}; NPS {nps}"
+            )
+        self.tenant.extras["survey_results"] = f"/v1/surveys/{survey_id}/results"

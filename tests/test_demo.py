@@ -50,6 +50,18 @@ async def check_coffee(t: TenantHandle, seeded: SeededTenant) -> None:
     assert all(e["status"] == "awarded" for e in events)
     assert any(a["campaign_id"] == campaign["id"] for e in events for a in e["awards"])
     assert await check_ledgers(t) > 0
+    # Complaints and a survey: four cases, the unanswered billing complaint breached, the cold latte closed with its
+    # goodwill; survey answers with results to read.
+    cases = await every(t, "/v1/cases")
+    assert len(cases) == seeded.counts["cases"] == 4
+    assert [c["subject"] for c in cases if c["breached"]] == ["Charged twice for one flat white"]
+    closed = next(c for c in cases if c["status"] == "closed")
+    assert closed["goodwill"]["points"] == 50 and closed["resolution"]["prevention"]
+    [survey] = await json_of(t, "/v1/surveys")
+    results = await json_of(t, f"/v1/surveys/{survey['id']}/results")
+    assert results["responses"] == seeded.counts["survey_responses"] == 7
+    assert results["invitations"] == 9  # the closed case's invitation and the campaign's eight
+    assert all(f["standardised"] is not None for f in results["groups"][0]["factors"])
 
 
 async def check_care(client: AppClient, seeded: dict[str, SeededTenant]) -> None:

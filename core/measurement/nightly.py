@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -24,12 +24,14 @@ from sqlalchemy import Integer, and_, case, cast, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.cases.models import Case
 from core.clock import utcnow
 from core.db import bulk
 from core.db.base import table_of
 from core.db.engine import tenant_session
 from core.earning.models import EarningRule
 from core.ledger.jobs import load_program_settings
+from core.ledger.models import PointBalance
 from core.measurement import clv, loyalty, service
 from core.measurement import settings as measurement_settings
 from core.measurement.models import MeasurementModel, MeasurementSettings, MemberLoyalty
@@ -201,6 +203,31 @@ def _number(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+async def incident_tolerance(db: AsyncSession, tenant_id: uuid.UUID, since: datetime) -> dict[uuid.UUID, float]:
+    """Tolerance of service incidents: of each member's complaints received since ``since``, the share after which
+    the member was active again (their last activity is later than the complaint). One aggregate query; members
+    without a complaint are absent (their tolerance is unknown, not zero)."""
+    cases = table_of(Case)
+    balances = table_of(PointBalance)
+    back = func.sum(case((balances.c.last_activity_at > cases.c.opened_at, 1), else_=0))
+    rows = await db.execute(
+        select(cases.c.member_id, func.count().label("complaints"), back.label("back"))
+        .select_from(
+            cases.join(
+                balances, and_(balances.c.tenant_id == cases.c.tenant_id, balances.c.member_id == cases.c.member_id)
+            )
+        )
+        .where(
+            cases.c.tenant_id == tenant_id,
+            cases.c.kind == "complaint",
+            cases.c.member_id.isnot(None),
+            cases.c.opened_at >= since,
+        )
+        .group_by(cases.c.member_id)
+    )
+    return {r.member_id: int(r.back or 0) / int(r.complaints) for r in rows}
+
+
 async def run(
     sessionmaker: async_sessionmaker[AsyncSession],
     tenant_id: uuid.UUID,
@@ -236,6 +263,8 @@ async def run(
     today_n = today.toordinal()
     start = date.fromordinal(today_n - config.window_days + 1)
     eligible_end = date.fromordinal(today_n - config.return_within_days)
+    async with tenant_session(sessionmaker, tenant_id, writes=False) as db:
+        tolerance = await incident_tolerance(db, tenant_id, now - timedelta(days=config.window_days))
     gathered = Gathered()
     after: uuid.UUID | None = None
     while True:
@@ -320,7 +349,8 @@ async def run(
         sensitivity = g.promo_days[i] / freq if freq else None
         need = loyalty.share_of_need(attrs.get("share_of_need"))
         r, f, m = int(r_score[i]), int(f_score[i]), int(m_score[i])
-        facts = loyalty.MemberFacts(freq, r, f, m, sensitivity, need, None, bool(churned[i]), attrs)
+        tolerant = tolerance.get(g.ids[i])
+        facts = loyalty.MemberFacts(freq, r, f, m, sensitivity, need, tolerant, bool(churned[i]), attrs)
         kind, reasons = loyalty.loyalty_type(facts, thresholds)
         churn = None if np.isnan(p_alive[i]) else 1.0 - float(p_alive[i])
         row = {
@@ -336,7 +366,7 @@ async def run(
             "churned": bool(churned[i]),
             "tenure_days": int(tenure[i]),
             "price_sensitivity": sensitivity,
-            "incident_tolerance": None,
+            "incident_tolerance": tolerant,
             "share_of_need": need,
             "r_score": r,
             "f_score": f,

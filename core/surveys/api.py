@@ -24,7 +24,7 @@ from core.clock import utcnow
 from core.db.engine import tenant_session
 from core.errors import Conflict, FealtyError, InvalidLink, ValidationFailed
 from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
-from core.http.pagination import cursor_uuid, decode_cursor
+from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.members.models import Member
 from core.members.service import get_member
 from core.program.settings import ProgramSettings
@@ -190,6 +190,16 @@ class InvitationsOut(msgspec.Struct):
     invited: int
     #: Already invited by this campaign.
     skipped: int
+
+
+class InvitationOut(msgspec.Struct):
+    id: uuid.UUID
+    member_id: uuid.UUID
+    #: Why: ``case.closed:<case>:<n>``, ``event:<event id>``, ``campaign:<name>:<member>``.
+    occasion: str
+    created_at: datetime
+    expires_at: datetime
+    responded_at: datetime | None
 
 
 class ResponseIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -458,6 +468,35 @@ class SurveysController(Controller):
             db, principal.tenant_id, survey, [(m, f"campaign:{data.campaign}:{m}") for m in members], utcnow()
         )
         return InvitationsOut(invited, len(members) - invited)
+
+    @get("/{survey_id:uuid}/invitations", operation_id="listSurveyInvitations", opt={"scope": "reports:read"})
+    async def list_invitations(
+        self,
+        db: Db,
+        survey_id: FromPath[uuid.UUID],
+        member_id: FromQuery[uuid.UUID | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
+    ) -> Page[InvitationOut]:
+        """The survey's invitations, newest first: who, why, until when, and whether answered."""
+        check_limit(limit)
+        await _survey(db, survey_id)
+        query = (
+            select(SurveyInvitation)
+            .where(SurveyInvitation.survey_id == survey_id)
+            .order_by(SurveyInvitation.id.desc())
+            .limit(limit + 1)
+        )
+        if member_id is not None:
+            query = query.where(SurveyInvitation.member_id == member_id)
+        if cursor:
+            query = query.where(SurveyInvitation.id < cursor_uuid(decode_cursor(cursor, 1)[0]))
+        rows = (await db.execute(query)).scalars().all()
+        items, next_cursor = page_of(rows, limit, lambda r: encode_cursor(r.id))
+        return Page(
+            [InvitationOut(r.id, r.member_id, r.occasion, r.created_at, r.expires_at, r.responded_at) for r in items],
+            next_cursor,
+        )
 
     @post(
         "/{survey_id:uuid}/responses",
