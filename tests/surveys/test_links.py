@@ -225,3 +225,21 @@ async def test_surveys_bad_input_and_tenants_apart(tenant: TenantHandle, make_te
     )
     assert locked.status_code == 409
     assert re.fullmatch(r"[0-9a-f-]{36}", mine["id"])
+
+
+async def test_two_answers_at_once_through_one_link_record_one(pg_client) -> None:
+    import asyncio
+
+    from core.testing import create_tenant
+
+    runtime: Runtime = pg_client.app.state["runtime"]
+    t = await create_tenant(pg_client)
+    survey = (await t.post("/v1/surveys", json=SURVEY)).json()
+    member = await t.enrol()
+    await t.post(f"/v1/surveys/{survey['id']}/invitations", json={"campaign": "race", "member_ids": [member["id"]]})
+    link = path_of(await survey_url(runtime, t, member["id"]))
+    answers = await asyncio.gather(
+        *(t.client.post(link, json={"answers": {"q_attitude": "satisfied"}}) for _ in range(4))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409]
+    assert (await t.get(f"/v1/surveys/{survey['id']}/results")).json()["responses"] == 1
