@@ -17,6 +17,7 @@ from sqlalchemy import and_, or_, select
 from core import (
     Conflict,
     CurrentPrincipal,
+    CurrentRuntime,
     CurrentTenant,
     Db,
     Page,
@@ -447,6 +448,8 @@ class VisitIn(msgspec.Struct, forbid_unknown_fields=True):
     business_state: LongText | None = None
     needs: LongText | None = None
     feedback: LongText | None = None
+    #: Open a service case (a ``request``) for the needs voiced, routed like any case (``/v1/cases``).
+    open_case: bool = False
 
 
 class VisitOut(msgspec.Struct):
@@ -990,12 +993,37 @@ class MicrofinanceController(Controller):
         return TaskOut.of(await followups.close_task(db, task_id, "cancelled", data.note, utcnow()))
 
     @post("/follow-ups/visits", operation_id="microfinanceRecordVisit", opt=WRITE)
-    async def record_visit(self, db: Db, tenant_view: CurrentTenant, data: JSONBody[VisitIn]) -> VisitOut:
+    async def record_visit(
+        self,
+        db: Db,
+        tenant_view: CurrentTenant,
+        runtime: CurrentRuntime,
+        principal: CurrentPrincipal,
+        data: JSONBody[VisitIn],
+    ) -> VisitOut:
         """A follow-up visit's form, signed by the borrower: use of funds, state of the business, needs and
-        feedback. It closes the loan's open visit tasks."""
-        if data.visited_on > service.today_of(tenant_view, utcnow()):
+        feedback. It closes the loan's open visit tasks; with ``open_case`` the needs voiced open a service case."""
+        now = utcnow()
+        if data.visited_on > service.today_of(tenant_view, now):
             raise ValidationFailed("A visit is recorded once made.", field="visited_on")
-        return VisitOut.of(await followups.record_visit(db, tenant_view, data, utcnow()))
+        if data.open_case and not data.needs:
+            raise ValidationFailed("A case is opened for the needs voiced: give needs.", field="needs")
+        visit = await followups.record_visit(db, tenant_view, data, now)
+        if data.open_case and data.needs:
+            services = runtime.plugins.services(db, tenant_view, now)
+            case = await services.open_case(
+                visit.member_id,
+                subject=f"Needs voiced in a follow-up visit on {visit.visited_on.isoformat()}",
+                source=service.PLUGIN,
+                kind="request",
+                description=data.needs,
+                related={"object": f"microfinance.visit:{visit.id}", "loan": str(visit.loan_id)},
+                reference=f"microfinance.visit-needs:{visit.id}",
+                actor=principal.actor,
+            )
+            visit.case_id = case.id
+            await db.flush()
+        return VisitOut.of(visit)
 
     @get("/follow-ups/visits", operation_id="microfinanceListVisits", opt=READ)
     async def list_visits(

@@ -10,6 +10,7 @@ from core import (
     CareProtectionContext,
     CareTrigger,
     Defer,
+    DemoTenant,
     EventContext,
     EventType,
     FieldIssue,
@@ -20,7 +21,7 @@ from core import (
     Suppress,
     hookimpl,
 )
-from plugins.microfinance import api, followups, service
+from plugins.microfinance import api, demo, followups, service
 
 NIGHTLY_SECONDS = 24 * 3600
 COLLECTION_SECONDS = 3600
@@ -115,3 +116,8 @@ def fealty_care_triggers() -> list[CareTrigger]:
             {"event_name": "Spring clients' fair", "held_on": "2027-04-10", "place": "Huai'an centre"},
         ),
     ]
+
+
+@hookimpl
+def fealty_demo_tenants() -> list[DemoTenant]:
+    return demo.demo_tenants()

@@ -645,6 +645,9 @@ async def repayment_awards(ctx: AwardsContext) -> list[Award]:
     streak = loan.on_time_streak
     earlier = _earlier_amount(ctx, loan.id)
     if earlier:
+        # the batch's earlier repayments of this loan, applied to copies (the rows themselves change only when each
+        # event is recorded)
+        rows = [_copy(i) for i in rows]
         first = simulate(rows, earlier, paid_on, order, streak)
         _apply(rows, first.allocations, paid_on)
         streak = first.streak
@@ -671,6 +674,24 @@ async def repayment_awards(ctx: AwardsContext) -> list[Award]:
                 )
             )
     return awards
+
+
+def _copy(i: Instalment) -> Instalment:
+    """A transient copy of an instalment (never added to the session)."""
+    return Instalment(
+        loan_id=i.loan_id,
+        no=i.no,
+        due_on=i.due_on,
+        principal_due=i.principal_due,
+        interest_due=i.interest_due,
+        fee_due=i.fee_due,
+        penalty_due=i.penalty_due,
+        principal_paid=i.principal_paid,
+        interest_paid=i.interest_paid,
+        fee_paid=i.fee_paid,
+        penalty_paid=i.penalty_paid,
+        paid_off_on=i.paid_off_on,
+    )
 
 
 def _apply(rows: list[Instalment], allocations: list[rules.Allocation], paid_on: date, sign: int = 1) -> None:

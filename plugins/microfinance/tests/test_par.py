@@ -151,3 +151,25 @@ async def nightly(runtime: Runtime, tenant_id: uuid.UUID) -> dict[str, int]:
     async with tenant_session(runtime.sessionmaker, tenant_id) as session:
         program = await load_program_settings(session, tenant_id)
         return await followups.run_nightly(session, program.tenant_view(tenant_id, runtime.plugins), utcnow())
+
+
+async def test_needs_voiced_in_a_visit_open_a_case(mf_tenant: TenantHandle) -> None:
+    member = await borrower(mf_tenant)
+    made = await loan(mf_tenant, member, await product(mf_tenant), "3000", disburse=local_today())
+    body = {
+        "loan_id": made["id"],
+        "officer": "officer-wang",
+        "visited_on": local_today().isoformat(),
+        "place": "the farm",
+        "signature_ref": "scan-9",
+        "needs": "a cold store for the vegetables",
+        "open_case": True,
+    }
+    visit = await ok(await mf_tenant.post("/v1/microfinance/follow-ups/visits", json=body), 201)
+    assert visit["case_id"] is not None
+    case = await ok(await mf_tenant.get(f"/v1/cases/{visit['case_id']}"))
+    assert case["member_id"] == member["id"] and case["kind"] == "request"
+    # no needs, no case: refused naming the field, nothing written
+    refused = await mf_tenant.post("/v1/microfinance/follow-ups/visits", json=body | {"needs": None})
+    assert refused.status_code == 422 and refused.json()["field"] == "needs"
+    assert len((await ok(await mf_tenant.get("/v1/microfinance/follow-ups/visits")))["items"]) == 1
