@@ -259,9 +259,9 @@ async def test_retries_with_an_idempotency_key_apply_once(tenant: TenantHandle) 
 
 
 async def test_an_unknown_contact_is_matched_to_a_member_later(tenant: TenantHandle) -> None:
-    case = (await tenant.post("/v1/cases", json={"contact": "+447700900123", "subject": "Lost my card"})).json()
-    assert case["member_id"] is None and case["contact"] == "+447700900123"
-    member = await tenant.enrol(phone="+447700900123")
+    case = (await tenant.post("/v1/cases", json={"contact": "+447911123457", "subject": "Lost my card"})).json()
+    assert case["member_id"] is None and case["contact"] == "+447911123457"
+    member = await tenant.enrol(phone="+447911123457")
     matched = await tenant.patch(f"/v1/cases/{case['id']}", json={"member_id": member["id"], "priority": "high"})
     assert matched.status_code == 200 and matched.json()["member_id"] == member["id"]
     assert (await tenant.get("/v1/cases", params={"member_id": member["id"]})).json()["items"][0]["id"] == case["id"]
