@@ -367,10 +367,10 @@ async def record(
 
 async def member_segments(session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID, now: datetime) -> set[str]:
     """The tenant's segments the member is in now (core's segment rules, as events and care evaluate them)."""
-    from core.ledger.jobs import load_program_settings
     from core.ledger.models import PointBalance
     from core.members.models import Member
     from core.program.config import load_config
+    from core.program.settings import load_program_settings
     from core.qualification import service as metrics
     from core.segments.service import member_facts, metric_windows, segments_of
 
