@@ -40,9 +40,9 @@ from core.db.base import table_of
 from core.db.engine import tenant_session
 from core.db.migrate import upgrade_async
 from core.ids import new_id
-from core.ledger.jobs import load_program_settings
 from core.ledger.models import PointBalance
 from core.members.models import Member
+from core.program.settings import load_program_settings
 from core.runtime import Runtime
 from core.testing import create_tenant, registering, settings_for_tests
 from plugins import utility
