@@ -35,7 +35,7 @@ import httpx
 from core.app import create_app
 from core.db.engine import tenant_session
 from core.db.migrate import upgrade_async
-from core.ledger.jobs import load_program_settings
+from core.program.settings import load_program_settings
 from core.runtime import Runtime
 from core.testing import create_tenant, registering, settings_for_tests
 from plugins import microfinance

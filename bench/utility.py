@@ -40,9 +40,9 @@ from core.db.base import table_of
 from core.db.engine import tenant_session
 from core.db.migrate import upgrade_async
 from core.ids import new_id
-from core.ledger.jobs import load_program_settings
 from core.ledger.models import PointBalance
 from core.members.models import Member
+from core.program.settings import load_program_settings
 from core.runtime import Runtime
 from core.testing import create_tenant, registering, settings_for_tests
 from plugins import utility
@@ -194,6 +194,7 @@ async def run(accounts: int) -> dict[str, Any]:
             # three feeders: the outage takes two of them (two thirds of the accounts are affected)
             await _seed(runtime, tenant.id, accounts * 3 // 2, datetime.now(UTC))
             figures["seed_s"] = round(time.perf_counter() - started, 1)
+            print(f"seeded: {figures['seed_s']} s", flush=True)
             async with tenant_session(runtime.sessionmaker, tenant.id) as session:
                 await session.execute(func.now().select())  # warm the pool
             from sqlalchemy import text
@@ -212,6 +213,7 @@ async def run(accounts: int) -> dict[str, Any]:
             started = time.perf_counter()
             confirmed = await client.post("/v1/utility/outages", headers=headers, json=body)
             figures["confirm_s"] = round(time.perf_counter() - started, 2)
+            print(f"confirmed: {figures['confirm_s']} s", flush=True)
             assert confirmed.status_code == 201, confirmed.text
             outage = confirmed.json()
             figures["affected"] = outage["affected_accounts"]
@@ -220,6 +222,7 @@ async def run(accounts: int) -> dict[str, Any]:
                 started = time.perf_counter()
                 restored = await client.post(f"/v1/utility/outages/{outage['id']}/restore", headers=headers, json={})
                 figures["restore_s"] = round(time.perf_counter() - started, 2)
+                print(f"restored: {figures['restore_s']} s", flush=True)
                 assert restored.status_code == 200, restored.text
                 started = time.perf_counter()
                 runs = 0
@@ -232,6 +235,7 @@ async def run(accounts: int) -> dict[str, Any]:
                             await ops.restored_notices(session, view, fresh, datetime.now(UTC))
                         paid = await ops.pay_due(session, view, datetime.now(UTC))
                     runs += 1
+                    print(f"worker run {runs}: paid {paid} ({time.perf_counter() - started:.1f} s)", flush=True)
                     if not paid:
                         break
                 figures["pay_rest_s"] = round(time.perf_counter() - started, 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,7 +28,8 @@ from core.http.middleware import ApiMiddleware
 from core.http.openapi import ContractJsonRenderPlugin
 from core.http.problems import handle_exception
 from core.imports.api import ImportsController
-from core.jobs.api import JobsController
+from core.jobs import schedules
+from core.jobs.api import JobsController, PlatformJobsController
 from core.ledger.api import LedgerController
 from core.logging import configure_logging
 from core.measurement.api import MeasurementController, MeasurementSettingsController, MemberLoyaltyController
@@ -45,7 +47,7 @@ from core.tenancy.api import ApiKeysController, PlatformTenantsController
 from core.tenancy.service import ensure_platform_key
 from core.tiers.api import MemberTierController, TiersController
 from core.webhooks.api import WebhookDeliveriesController, WebhookEndpointsController, WebhookEventTypesController
-from core.worker import run_forever
+from core.worker import build_registry, run_forever
 
 CORE_ROUTES: list[Any] = [
     PlatformTenantsController,
@@ -77,6 +79,7 @@ CORE_ROUTES: list[Any] = [
     WebhookDeliveriesController,
     WebhookEventTypesController,
     JobsController,
+    PlatformJobsController,
     BillingController,
     PlatformPlansController,
     PlatformBillingController,
@@ -106,6 +109,8 @@ def create_app(settings: Settings | None = None, *, plugins: PluginManager | Non
     configure_logging(settings.log_level, json=settings.log_json)
     plugins = plugins or PluginManager.for_settings(settings)
     runtime = Runtime.create(settings, plugins)
+    # A tenant's recurring work is scheduled when it is created or its plugins change, not at the worker's next pass.
+    runtime.schedule_sync = functools.partial(schedules.sync_tenant, recurring=tuple(build_registry(runtime).recurring))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -510,12 +510,19 @@ class CoffeeDemo(_TenantDemo):
                 ("lapsing", COFFEE_LAPSING, {"params": {"days": 18}}),
             ]
         )
-        ids = await _enrol(api, members)
+        # Every fourth customer has not been in for 20 days: a lapse began, which the lapsing rule (18 days) notices.
+        # They joined with their first purchase (the till enrols unknown cards), so their inactivity counts from their
+        # visits, not from today; their details follow from the shop's sign-up form.
+        lapsed = {m["external_id"] for i, m in enumerate(members) if i % 4 == 3}
+        await api.patch("/v1/program", {"auto_enrol": True})
+        ids = await _enrol(api, [m for m in members if m["external_id"] not in lapsed])
         events = []
         for i, member in enumerate(members):
             visits = 12 if member["attributes"]["regular"] else 4
+            away = member["external_id"] in lapsed
             for n in range(visits):
-                day = self.today - timedelta(days=self.rng.randint(1, 35))
+                days_ago = 20 if away and n == 0 else self.rng.randint(21 if away else 1, 35)
+                day = self.today - timedelta(days=days_ago)
                 at = self.local(day, self.rng.randint(7, 17), self.rng.randint(0, 59))
                 items = self.rng.sample(COFFEE_MENU, self.rng.randint(1, 2))
                 events.append(
@@ -530,6 +537,11 @@ class CoffeeDemo(_TenantDemo):
                     }
                 )
         await api.send_events(events)
+        for member in members:
+            if member["external_id"] in lapsed:
+                [joined] = (await api.get("/v1/members", external_id=member["external_id"]))["items"]
+                await api.patch(f"/v1/members/{joined['id']}", {k: v for k, v in member.items() if k != "external_id"})
+                ids[member["external_id"]] = joined["id"]
         regular = ids[members[0]["external_id"]]
         await api.post("/v1/redemptions", {"member_id": regular, "reward_id": free["id"]})
         survey = await self.listening([ids[m["external_id"]] for m in members])

@@ -6,33 +6,23 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from core.clock import utcnow
 from core.db.engine import create_engine, create_sessionmaker
 from core.plugin.manager import SESSION_PLUGINS_KEY, PluginManager
 from core.program.config import ConfigCache
 from core.ratelimit import LocalRateLimiter, RateLimiter, rate_limiter_for
 from core.services import CoreServices
-from core.settings import Settings
+from core.settings import SESSION_SETTINGS_KEY, Settings
+from core.settings import settings_of as settings_of  # defined with the settings; kept here for callers
 from core.tenancy.keys import hash_key
 
+
 #: Where a session finds the process's settings (set on the runtime's sessionmaker), for use cases that sign links.
-SESSION_SETTINGS_KEY = "fealty.settings"
-
-
-def settings_of(session: AsyncSession) -> Settings:
-    """The settings of the process that opened ``session`` (the environment's for a session made elsewhere)."""
-    found = session.info.get(SESSION_SETTINGS_KEY)
-    if isinstance(found, Settings):
-        return found
-    from core.settings import get_settings
-
-    return get_settings()
-
-
 @dataclass
 class Runtime:
     settings: Settings
@@ -47,6 +37,9 @@ class Runtime:
     _last_wake: dict[uuid.UUID, float] = field(default_factory=dict)
     #: Called (newest first) when the runtime closes: clients that hold connections, e.g. the Stripe gateway.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Syncs one tenant's recurring work in the caller's transaction (``(session, tenant_id, now)``); the app sets it
+    #: with the worker's job kinds (see :meth:`tenant_changed`).
+    schedule_sync: Callable[[AsyncSession, uuid.UUID, datetime], Awaitable[Any]] | None = None
 
     @classmethod
     def create(cls, settings: Settings, plugins: PluginManager, *, rate_limits: RateLimiter | None = None) -> Runtime:
@@ -67,6 +60,12 @@ class Runtime:
         )
         runtime.closers.append(runtime.rate_limits.close)
         return runtime
+
+    async def tenant_changed(self, session: AsyncSession, tenant_id: uuid.UUID) -> None:
+        """A tenant was created, or its plugins or status changed: schedule its recurring work now, in this
+        transaction (:func:`core.jobs.schedules.sync_tenant`), rather than at the worker's next sync pass."""
+        if self.schedule_sync is not None:
+            await self.schedule_sync(session, tenant_id, utcnow())
 
     @property
     def job_lease(self) -> timedelta:

@@ -369,3 +369,16 @@ class Settings:
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment once."""
     return Settings.from_env()
+
+
+#: Where a session finds the settings of the process that opened it (set on the runtime's sessionmaker).
+SESSION_SETTINGS_KEY = "fealty.settings"
+
+
+def settings_of(session: Any) -> Settings:
+    """The settings of the process that opened ``session`` (an ``AsyncSession``; the environment's for a session made
+    elsewhere)."""
+    found = session.info.get(SESSION_SETTINGS_KEY)
+    if isinstance(found, Settings):
+        return found
+    return get_settings()

@@ -35,9 +35,9 @@ from core.jobs.models import Job
 from core.jobs.queue import ClaimedJob
 from core.jobs.registry import Handler, JobRegistry
 from core.ledger import jobs as ledger_jobs
-from core.ledger.jobs import load_program_settings
 from core.outbox.service import emit
 from core.plugin.types import JobContext
+from core.program.settings import load_program_settings
 from core.runtime import Runtime
 from core.tenancy.models import Tenant
 

@@ -66,15 +66,19 @@ async def check_coffee(t: TenantHandle, seeded: SeededTenant) -> None:
 
 async def check_care(client: AppClient, seeded: dict[str, SeededTenant]) -> None:
     """Care in the demo: each tenant's messages are on record, sent or held back with the reason (the plugins' tests
-    check their own triggers and languages); the coffee chain's birthday greetings went out."""
+    check their own triggers and languages); the coffee chain's birthday greetings and lapsing notes went out."""
     for tenant in seeded.values():
         messages = await every(handle(client, tenant), "/v1/messages")
         assert len(messages) == tenant.counts["messages"]
         assert all(m["reason"] for m in messages if m["state"] in ("suppressed", "deferred"))
     assert {m["trigger"] for m in await every(handle(client, seeded["hotel"]), "/v1/messages")} == {"hotel.pre_arrival"}
-    coffee_messages = await every(handle(client, seeded["coffee"]), "/v1/messages", trigger="birthday")
-    assert len(coffee_messages) == 2
-    assert seeded["coffee"].counts["messages"] == len(coffee_messages)
+    coffee = handle(client, seeded["coffee"])
+    birthdays = await every(coffee, "/v1/messages", trigger="birthday")
+    assert len(birthdays) == 2
+    # The two customers away for 20 days: the lapsing rule wrote to both; one never agreed to marketing email.
+    lapsing = await every(coffee, "/v1/messages", trigger="lapsing")
+    assert sorted((m["state"] == "suppressed", m["reason"]) for m in lapsing)[-1] == (True, "no_consent")
+    assert len(lapsing) == 2 and seeded["coffee"].counts["messages"] == len(birthdays) + len(lapsing)
 
 
 async def test_the_demo_seeds_three_programs_through_the_api(

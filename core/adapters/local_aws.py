@@ -6,6 +6,7 @@ moto is a development dependency: without it, :func:`start` returns None and the
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ def start(domains: Iterable[str]) -> LocalAws | None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
+    # Its web server would log every request it answers to the demo's output.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     local = LocalAws(f"http://127.0.0.1:{port}", server)

@@ -27,7 +27,10 @@ from core.care.policy import MemberFacts, MessageFacts, ProtectionSettings, Send
 from core.care.protection_models import CareSendLock, CareSendTally, CareSettings, CareSuppression
 from core.db.base import table_of
 from core.members.models import Member, MemberConsent
+from core.plugin.manager import plugins_of
+from core.plugin.types import CareProtectionContext
 from core.program.models import Program
+from core.program.settings import load_program_settings
 
 tallies = table_of(CareSendTally)
 locks = table_of(CareSendLock)
@@ -184,16 +187,11 @@ async def plugin_verdicts(
 ) -> tuple[Verdict, ...]:
     """What the tenant's enabled plugins answer through ``fealty_care_protection`` (nothing when none implements
     it; the program is read once per session)."""
-    from core.plugin.manager import plugins_of
-    from core.plugin.types import CareProtectionContext
-
     manager = plugins_of(session)
     if manager is None or not manager.for_tenant(frozenset(manager.available())).implements("fealty_care_protection"):
         return ()
     program = session.info.get(_PROGRAM_KEY)
     if program is None:
-        from core.ledger.jobs import load_program_settings
-
         program = session.info[_PROGRAM_KEY] = await load_program_settings(session, tenant_id)
     hooks = program.hooks(manager)
     if not hooks.implements("fealty_care_protection"):

@@ -514,8 +514,8 @@ async def credit_goodwill(
 ) -> dict[str, Any]:
     """The gesture's points, through the ledger (an ``earn`` entry whose cause names the case)."""
     from core.ledger import service as ledger
-    from core.ledger.jobs import load_program_settings
     from core.ledger.policy import policy_of
+    from core.program.settings import load_program_settings
 
     assert case.member_id is not None
     program = await load_program_settings(session, tenant_id)

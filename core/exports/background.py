@@ -150,8 +150,8 @@ async def _chunks(runtime: Runtime, export: Any, on_page: Callable[[int], Any]) 
 
 
 async def _report_chunks(runtime: Runtime, export: Any, on_page: Callable[[int], Any]) -> AsyncIterator[bytes]:
-    from core.ledger.jobs import load_program_settings
     from core.measurement.reports_api import build, to_csv
+    from core.program.settings import load_program_settings
 
     async with tenant_session(runtime.sessionmaker, export.tenant_id, writes=False) as db:
         program = await load_program_settings(db, export.tenant_id)

@@ -35,11 +35,10 @@ from core.jobs import queue
 from core.jobs.queue import ClaimedJob
 from core.jobs.registry import JobRegistry
 from core.ledger import service as ledger
-from core.ledger.jobs import load_program_settings
 from core.ledger.policy import policy_of
 from core.members import service as members
 from core.members.models import Member
-from core.program.settings import ProgramSettings
+from core.program.settings import ProgramSettings, load_program_settings
 from core.runtime import Runtime
 
 log = structlog.get_logger("fealty.imports")

@@ -334,3 +334,27 @@ async def requeue_now(sessionmaker: async_sessionmaker[AsyncSession], job: Claim
             update(jobs).where(_mine(job)).values(status="queued", run_at=utcnow(), locked_until=None, attempts=0)
         )
         await notify(session)
+
+
+async def retry_dead(session: AsyncSession, job_id: uuid.UUID, *, tenant_id: uuid.UUID | None = None) -> bool:
+    """Queue a dead job again now, with its attempts counted afresh (an operator fixed the cause, or a tenant asks
+    again): one atomic update of a row that is still dead, so two retries at once requeue it once. ``tenant_id``
+    limits it to that tenant's tasks. Returns whether it was requeued (False: no such dead job)."""
+    query = update(jobs).where(jobs.c.id == job_id, jobs.c.status == "dead")
+    if tenant_id is not None:
+        query = query.where(jobs.c.tenant_id == tenant_id, jobs.c.task.is_(True))
+    result = await session.execute(
+        query.values(
+            status="queued",
+            run_at=utcnow(),
+            attempts=0,
+            locked_by=None,
+            locked_until=None,
+            finished_at=None,
+            problem=None,
+        ).returning(jobs.c.id)
+    )
+    if result.first() is None:
+        return False
+    await notify(session)
+    return True

@@ -12,8 +12,11 @@ the platform (scope ``sweep``) instead of one per tenant: due, it queues the job
 
 :func:`sync` keeps the rows in line with the tenants (active ones, with the plugin a plugin job needs) and the job
 kinds: all of them when a worker starts and every ``FEALTY_SCHEDULE_FULL_SYNC_SECONDS``, only the tenants changed
-since the last pass every ``FEALTY_SCHEDULE_SYNC_SECONDS``. A new tenant's first runs are spread over each kind's
-interval (a stable offset per tenant and kind), so ten thousand tenants' hourly work does not fall due at once.
+since the last pass every ``FEALTY_SCHEDULE_SYNC_SECONDS``. A tenant's own rows are also synced at once, in the
+request's transaction, when it is created, suspended or resumed and when its plugins change (:func:`sync_tenant`,
+called through ``Runtime.tenant_changed``): its recurring work is scheduled before the worker's next pass. A new
+tenant's first runs are spread over each kind's interval (a stable offset per tenant and kind), so ten thousand
+tenants' hourly work does not fall due at once.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db import bulk
 from core.db.base import table_of
 from core.db.engine import tenant_session
 from core.jobs import queue, sweeps
@@ -144,6 +149,56 @@ async def sync(
                     for k, s in change
                 ],
             )
+    return SyncReport(len(add), len(remove), len(change))
+
+
+async def sync_tenant(
+    session: AsyncSession, tenant_id: uuid.UUID, now: datetime, *, recurring: Sequence[Recurring]
+) -> SyncReport:
+    """Bring one tenant's schedule rows in line with it (its status, its plugins), in the caller's transaction: what
+    a worker's next pass would do for it, done when the tenant is created or its plugins change.
+
+    Safe beside a worker's pass or another request doing the same: a row another transaction added meanwhile is
+    kept (``ON CONFLICT DO NOTHING``), removals and interval changes are idempotent."""
+    row = (
+        await session.execute(select(tenants.c.status, tenants.c.enabled_plugins).where(tenants.c.id == tenant_id))
+    ).one_or_none()
+    active = [(tenant_id, row.enabled_plugins)] if row is not None and row.status == "active" else []
+    wanted = _wanted(recurring, active, platform=False)
+    scope = str(tenant_id)
+    existing = {
+        (kind, scope): every
+        for kind, every in (
+            await session.execute(select(schedules.c.kind, schedules.c.every_seconds).where(schedules.c.scope == scope))
+        ).all()
+    }
+    add = [key for key in wanted if key not in existing]
+    remove = [kind for kind, _ in existing if (kind, scope) not in wanted]
+    change = [key for key in wanted if key in existing and existing[key] != wanted[key][1]]
+    if add:
+        insert = (postgresql.insert if bulk.is_postgres(session) else sqlite.insert)(schedules)
+        await session.execute(
+            insert.on_conflict_do_nothing(index_elements=["kind", "scope"]),
+            [
+                {
+                    "kind": kind,
+                    "scope": scope,
+                    "tenant_id": tenant_id,
+                    "every_seconds": wanted[(kind, scope)][1],
+                    "next_due_at": first_due(kind, scope, wanted[(kind, scope)][1], now),
+                }
+                for kind, scope in add
+            ],
+        )
+    if remove:
+        await session.execute(delete(schedules).where(schedules.c.scope == scope, schedules.c.kind.in_(remove)))
+    for kind, _ in change:
+        every = wanted[(kind, scope)][1]
+        await session.execute(
+            update(schedules)
+            .where(schedules.c.kind == kind, schedules.c.scope == scope)
+            .values(every_seconds=every, next_due_at=first_due(kind, scope, every, now))
+        )
     return SyncReport(len(add), len(remove), len(change))
 
 

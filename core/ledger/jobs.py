@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from core.clock import utcnow
-from core.db.base import table_of
 from core.db.engine import tenant_session
 from core.jobs.queue import ClaimedJob, complete
 from core.jobs.registry import JobRegistry
 from core.ledger import service as ledger
 from core.ledger.policy import expiry_of, policy_of
-from core.program.models import Program
-from core.program.settings import ProgramSettings
+from core.program.settings import load_program_settings as load_program_settings  # where it lived: kept for callers
 from core.runtime import Runtime
-
-programs = table_of(Program)
-
-
-async def load_program_settings(session: AsyncSession, tenant_id: uuid.UUID) -> ProgramSettings:
-    row = (await session.execute(select(programs).where(programs.c.tenant_id == tenant_id))).one()
-    return ProgramSettings.from_mapping(row._mapping)
 
 
 async def release_pending(runtime: Runtime, job: ClaimedJob) -> bool:

@@ -17,7 +17,7 @@ from core.clock import utcnow
 from core.db.lookup import one_or_404
 from core.errors import Conflict, InconsistentJudgements, NotFound, ValidationFailed
 from core.http.deps import CurrentPrincipal, Db
-from core.measurement import ahp, jobs, service
+from core.measurement import ahp, service
 from core.measurement import settings as measurement_settings
 from core.measurement.defaults import DEFAULTS, default_spec
 from core.measurement.models import MeasurementModel, MeasurementSettings, MemberLoyalty
@@ -427,7 +427,7 @@ class MeasurementSettingsController(Controller):
             row.settings = stored
             row.updated_at = utcnow()
         await db.flush()
-        await jobs.request_run(db, principal.tenant_id)
+        await service.request_run(db, principal.tenant_id)
         config, last_run = await measurement_settings.load(db, principal.tenant_id)
         return SettingsOut(config, last_run)
 
@@ -435,5 +435,5 @@ class MeasurementSettingsController(Controller):
     async def request_run(self, db: Db, principal: CurrentPrincipal) -> RunQueued:
         """Queue the loyalty run now (it also runs every night): the worker recomputes every member."""
         assert principal.tenant_id is not None
-        await jobs.request_run(db, principal.tenant_id)
+        await service.request_run(db, principal.tenant_id)
         return RunQueued(True)

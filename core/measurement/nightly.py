@@ -30,12 +30,12 @@ from core.db import bulk
 from core.db.base import table_of
 from core.db.engine import tenant_session
 from core.earning.models import EarningRule
-from core.ledger.jobs import load_program_settings
 from core.ledger.models import PointBalance
 from core.measurement import clv, loyalty, service
 from core.measurement import settings as measurement_settings
 from core.measurement.models import MeasurementModel, MeasurementSettings, MemberLoyalty
 from core.members.models import Member
+from core.program.settings import load_program_settings
 from core.qualification.models import MemberMetric
 from core.qualification.service import local_day
 

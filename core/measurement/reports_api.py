@@ -33,10 +33,9 @@ from core.db.engine import tenant_session
 from core.errors import InvalidLink, LinkExpired, NotFound, ValidationFailed
 from core.exports.service import cell
 from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
-from core.ledger.jobs import load_program_settings
 from core.measurement import charts, reports
 from core.measurement import settings as measurement_settings
-from core.program.settings import ProgramSettings
+from core.program.settings import ProgramSettings, load_program_settings
 from core.runtime import Runtime
 from core.validation import AwareDatetime
 

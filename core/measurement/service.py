@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -9,9 +10,13 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.jobs import queue
 from core.measurement import ahp
 from core.measurement.models import MeasurementModel
 from core.measurement.spec import FactorIn, Kind, ModelSpec, build, loyalty_index, weights_of
+
+#: The job kind of the loyalty run (nightly, and on request).
+LOYALTY_RUN = "measurement.loyalty"
 
 
 def weigh(spec: ModelSpec, kind: Kind) -> list[dict[str, Any]]:
@@ -39,6 +44,9 @@ async def model_changed(db: AsyncSession, model: MeasurementModel) -> None:
     """A loyalty model changed: the members' loyalty indices are recomputed by the next loyalty run (queued now)."""
     if model.kind != "loyalty":
         return
-    from core.measurement import jobs  # jobs -> nightly -> this module
+    await request_run(db, model.tenant_id)
 
-    await jobs.request_run(db, model.tenant_id)
+
+async def request_run(db: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Queue a loyalty run now (in the caller's transaction): a loyalty model changed, or an admin asked."""
+    await queue.enqueue_or_wake(db, LOYALTY_RUN, tenant_id=tenant_id, dedupe_key=f"{LOYALTY_RUN}:{tenant_id}:requested")

@@ -125,5 +125,6 @@ class ProgramController(Controller):
         if data.plugins is not UNSET or data.plugin_settings is not UNSET:
             names = data.plugins if data.plugins is not UNSET else list((program.options or {}).get("plugins", []))
             settings = data.plugin_settings if data.plugin_settings is not UNSET else None
-            program = await set_enabled_plugins(db, runtime, names, settings)
+            program = await set_enabled_plugins(db, runtime.plugins, names, settings)
+            await runtime.tenant_changed(db, program.tenant_id)
         return ProgramOut.of(program)

@@ -16,7 +16,7 @@ from core.program.models import EXPIRY_KINDS, Program
 from core.tenancy.models import Tenant
 
 if TYPE_CHECKING:
-    from core.runtime import Runtime
+    from core.plugin.manager import PluginManager
 
 
 async def load_program(session: AsyncSession) -> Program:
@@ -25,13 +25,13 @@ async def load_program(session: AsyncSession) -> Program:
 
 
 async def set_enabled_plugins(
-    session: AsyncSession, runtime: Runtime, names: list[str], settings: dict[str, dict[str, Any]] | None = None
+    session: AsyncSession, plugins: PluginManager, names: list[str], settings: dict[str, dict[str, Any]] | None = None
 ) -> Program:
     """Enable exactly ``names`` for the current tenant, validating each plugin's settings with its own schema.
 
     Each plugin that was not enabled before hears ``fealty_plugin_enabled`` once, in this transaction, after its
     settings are stored (it may set up its defaults, or refuse with a FealtyError)."""
-    known = runtime.plugins.available()
+    known = plugins.available()
     unknown = sorted(set(names) - set(known))
     if unknown:
         raise ValidationFailed(f"Unknown plugin(s) {unknown}; installed: {sorted(known)}.", field="plugins")
@@ -44,10 +44,10 @@ async def set_enabled_plugins(
             raise ValidationFailed(
                 f"Settings given for plugin '{name}', which is not enabled.", field="plugin_settings"
             )
-        current_settings[name] = runtime.plugins.validate_settings(name, value)
+        current_settings[name] = plugins.validate_settings(name, value)
     for name in names:
         if name not in current_settings:
-            current_settings[name] = runtime.plugins.validate_settings(name, {})
+            current_settings[name] = plugins.validate_settings(name, {})
     options["plugins"] = sorted(set(names))
     tenant = await session.get(Tenant, program.tenant_id)
     assert tenant is not None
@@ -63,9 +63,9 @@ async def set_enabled_plugins(
             program.timezone,
             program.currency,
             program.country,
-            runtime.plugins.tenant_view_settings(options["plugins"], options["plugin_settings"]),
+            plugins.tenant_view_settings(options["plugins"], options["plugin_settings"]),
         )
-        await runtime.plugins.for_tenant(newly).plugin_enabled(view, session, program.updated_at)
+        await plugins.for_tenant(newly).plugin_enabled(view, session, program.updated_at)
     return program
 
 

@@ -8,8 +8,15 @@ from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.base import table_of
 from core.plugin.manager import PluginManager, TenantHooks
 from core.plugin.types import TenantView
+from core.program.models import Program
+
+_programs = table_of(Program)
 
 
 @dataclass(frozen=True)
@@ -61,3 +68,10 @@ class ProgramSettings:
             config_version=int(row["config_version"]),
             options=dict(row["options"] or {}),
         )
+
+
+async def load_program_settings(session: AsyncSession, tenant_id: uuid.UUID) -> ProgramSettings:
+    """A tenant's program settings, read in ``session`` (the worker's and the background jobs' way; requests get them
+    with authentication)."""
+    row = (await session.execute(select(_programs).where(_programs.c.tenant_id == tenant_id))).one()
+    return ProgramSettings.from_mapping(row._mapping)

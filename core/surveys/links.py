@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.care.optouts import link_secret_in, public_url
 from core.errors import InvalidLink, LinkExpired
-from core.runtime import settings_of
+from core.settings import settings_of
 
 SURVEY_SALT = "fealty.surveys.respond.v1"
 

@@ -176,7 +176,8 @@ class PlatformTenantsController(Controller):
             stripe=billing.stripe_gateway(runtime),
         )
         if data.plugins:
-            await set_enabled_plugins(db, runtime, data.plugins)
+            await set_enabled_plugins(db, runtime.plugins, data.plugins)
+        await runtime.tenant_changed(db, tenant.id)
         return TenantCreated(TenantOut.of(tenant), _issued(issued))
 
     @get(operation_id="listTenants")
@@ -233,6 +234,8 @@ class PlatformTenantsController(Controller):
             tenant.status = data.status
         tenant.updated_at = utcnow()
         await db.flush()
+        if data.status is not UNSET:  # a suspended tenant's recurring work stops at once, a resumed one's starts
+            await runtime.tenant_changed(db, tenant_id)
         return TenantOut.of(tenant)
 
     @post("/{tenant_id:uuid}/api-keys", operation_id="issueTenantApiKey", opt={"idempotency_redact": ("secret",)})

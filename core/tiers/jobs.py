@@ -13,9 +13,9 @@ from core.db.engine import tenant_session
 from core.jobs import queue
 from core.jobs.queue import ClaimedJob, complete
 from core.jobs.registry import JobRegistry
-from core.ledger.jobs import load_program_settings
 from core.members.models import Member
 from core.program.config import current_config
+from core.program.settings import load_program_settings
 from core.runtime import Runtime
 from core.tiers import service
 

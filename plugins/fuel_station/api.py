@@ -424,7 +424,6 @@ class RedemptionsController(Controller):
         tenant_view: CurrentTenant,
         db: Db,
         principal: CurrentPrincipal,
-        program: CurrentProgram,
         redemption_id: FromPath[uuid.UUID],
         data: JSONBody[ApplyIn],
     ) -> DiscountOut:
@@ -463,7 +462,7 @@ class RedemptionsController(Controller):
                     price_per_litre=result.price_per_litre,
                     off_per_litre=result.off_per_litre,
                     amount_off=result.amount_off,
-                    currency=program.currency,
+                    currency=tenant_view.currency,
                     limited_by=list(result.limited_by),
                     applied_by=principal.actor,
                     applied_at=now,
@@ -479,7 +478,7 @@ class RedemptionsController(Controller):
             off_per_litre=result.off_per_litre,
             amount_off=result.amount_off,
             price_after=result.price_after,
-            currency=program.currency,
+            currency=tenant_view.currency,
             limited_by=list(result.limited_by),
             used=not data.dry_run,
         )
@@ -488,7 +487,6 @@ class RedemptionsController(Controller):
     async def steps(
         self,
         tenant_view: CurrentTenant,
-        program: CurrentProgram,
         points: FromQuery[Annotated[int, Meta(ge=0)] | None] = None,
     ) -> StepsOut:
         """The amounts points can be redeemed in and what each takes off a litre (up to ``points`` when given):
@@ -499,7 +497,7 @@ class RedemptionsController(Controller):
         ceiling = points if points is not None else 10**12
         steps = rules.redemption_steps(ceiling, settings)
         return StepsOut(
-            currency=program.currency,
+            currency=tenant_view.currency,
             minimum=settings.redemption_min_points,
             step=settings.redemption_step_points,
             max_off_per_litre=settings.max_off_per_litre,

@@ -25,7 +25,7 @@ from core import (
     Screening,
     hookimpl,
 )
-from plugins.fuel_station import demo, fulfilment, service
+from plugins.fuel_station import api, demo, fulfilment, service
 from plugins.fuel_station.events import EVENT_TYPES
 
 WIN_BACK_EVERY_SECONDS = 24 * 3600
@@ -38,8 +38,6 @@ def fealty_register_event_types() -> list[EventType]:
 
 @hookimpl
 def fealty_routes() -> list[Any]:
-    from plugins.fuel_station import api
-
     return api.CONTROLLERS
 
 

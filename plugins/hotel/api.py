@@ -6,6 +6,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, get, post
@@ -14,7 +15,6 @@ from msgspec import Meta
 from sqlalchemy import select
 
 from core import (
-    CurrentProgram,
     CurrentTenant,
     Db,
     Page,
@@ -203,13 +203,12 @@ class HotelController(Controller):
         self,
         tenant_view: CurrentTenant,
         db: Db,
-        program: CurrentProgram,
         member_id: FromPath[uuid.UUID],
     ) -> MilestonesOut:
         """The member's milestone choices (offered, chosen, withdrawn) and this year's nights."""
         items = await service.member_milestones(db, member_id)
         settings = service.settings_of(tenant_view)
-        year = utcnow().astimezone(program.tz).year
+        year = utcnow().astimezone(ZoneInfo(tenant_view.timezone)).year
         nights = int(await service.year_nights(db, member_id, year))
         upcoming = [m for m in rules.milestones(settings) if m > nights]
         return MilestonesOut(year, nights, upcoming[0] if upcoming else None, [MilestoneOut.of(m) for m in items])
@@ -231,8 +230,7 @@ class HotelController(Controller):
         """Take one of the milestone's choices: points are credited at once; vouchers and suite upgrades become a
         service request for the hotel (``hotel.milestone_choice``)."""
         await get_member(db, member_id)
-        tenant = tenant_view
-        milestone = await service.choose_milestone(db, tenant, member_id, milestone_id, data.choice, utcnow())
+        milestone = await service.choose_milestone(db, tenant_view, member_id, milestone_id, data.choice, utcnow())
         return MilestoneOut.of(milestone)
 
     @post(
@@ -244,7 +242,6 @@ class HotelController(Controller):
     async def quote(
         self,
         tenant_view: CurrentTenant,
-        program: CurrentProgram,
         data: JSONBody[QuoteIn],
     ) -> QuoteOut:
         """The points price of a points stay: the category's nightly points, every 5th night free (at most 4 free

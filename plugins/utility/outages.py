@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, true, update
+from sqlalchemy import and_, case, func, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -171,28 +171,29 @@ async def tell(
     where: Sequence[Any] = (),
     extra: dict[str, Any] | None = None,
     late: bool = False,
+    among: set[uuid.UUID] | None = None,
 ) -> Told:
-    """Tell ``stage`` of ``outage`` to its affected accounts matching ``where`` that were not told it yet.
+    """Tell ``stage`` of ``outage`` to its affected accounts matching ``where`` (and in ``among`` when given) that
+    were not told it yet.
 
     Each account's notice row is inserted first (``ON CONFLICT DO NOTHING``): only the rows this transaction
     inserted go to the care engine, so two workers or two edits never tell an account the same stage twice."""
     trigger, purpose = STAGE_TRIGGERS[stage.split(":")[0]]
-    oa, a, n = affected, accounts, notices
-    told = exists(
-        select(n.c.account_id).where(
-            n.c.tenant_id == oa.c.tenant_id,
-            n.c.outage_id == oa.c.outage_id,
-            n.c.account_id == oa.c.account_id,
-            n.c.stage == stage,
-        )
-    )
+    oa, a = affected, accounts
+    # Who was told already is a set difference in Python, not an anti-join: right after an outage's 100,000 notices
+    # are inserted the planner's statistics still see an empty table, and a nested-loop anti-join would take hours.
+    done = await told(session, tenant.id, outage.id, [stage])
     query = (
         select(oa.c.account_id, oa.c.member_id, a.c.account_number, a.c.premises_address)
         .join(a, and_(a.c.tenant_id == oa.c.tenant_id, a.c.id == oa.c.account_id))
-        .where(oa.c.tenant_id == tenant.id, oa.c.outage_id == outage.id, ~told, *where)
+        .where(oa.c.tenant_id == tenant.id, oa.c.outage_id == outage.id, *where)
         .order_by(oa.c.account_id)
     )
-    candidates = (await session.execute(query)).all()
+    candidates = [
+        r
+        for r in (await session.execute(query)).all()
+        if r.account_id not in done and (among is None or r.account_id in among)
+    ]
     variables = outage_variables(outage) | {"stage": stage, "late": late} | dict(extra or {})
     total = 0
     statement = (
@@ -236,29 +237,21 @@ def not_restored() -> Any:
     return affected.c.restored_at.is_(None)
 
 
-def told_any(stages: Sequence[str]) -> Any:
+async def told(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    outage_id: uuid.UUID,
+    stages: Sequence[str],
+    before: datetime | None = None,
+) -> set[uuid.UUID]:
+    """The accounts of the outage told any of ``stages`` (before ``before`` when given): one indexed scan."""
     n = notices
-    return exists(
-        select(n.c.account_id).where(
-            n.c.tenant_id == affected.c.tenant_id,
-            n.c.outage_id == affected.c.outage_id,
-            n.c.account_id == affected.c.account_id,
-            n.c.stage.in_(list(stages)),
-        )
+    query = select(n.c.account_id).where(
+        n.c.tenant_id == tenant_id, n.c.outage_id == outage_id, n.c.stage.in_(list(stages))
     )
-
-
-def told_before(stages: Sequence[str], moment: datetime) -> Any:
-    n = notices
-    return exists(
-        select(n.c.account_id).where(
-            n.c.tenant_id == affected.c.tenant_id,
-            n.c.outage_id == affected.c.outage_id,
-            n.c.account_id == affected.c.account_id,
-            n.c.stage.in_(list(stages)),
-            n.c.created_at < moment,
-        )
-    )
+    if before is not None:
+        query = query.where(n.c.created_at < before)
+    return set((await session.execute(query)).scalars().all())
 
 
 async def call_tasks(
@@ -366,7 +359,7 @@ async def advance_planned(session: AsyncSession, tenant: TenantView, outage: Any
                 outage,
                 latest.name,
                 now,
-                where=[told_before(["notice", "priority_notice"], latest.due_at)],
+                among=await told(session, tenant.id, outage.id, ["notice", "priority_notice"], latest.due_at),
                 extra={"days_before": latest.days},
             )
         )
@@ -378,16 +371,16 @@ async def window_changed(
 ) -> list[Told]:
     """Tell the accounts already told of the outage its new window (stage ``changed:<version>``), then any stage
     now due for the new window."""
-    told = await tell(
+    changed = await tell(
         session,
         tenant,
         outage,
         f"changed:{outage.window_version}",
         now,
-        where=[told_any(["notice", "priority_notice"])],
+        among=await told(session, tenant.id, outage.id, ["notice", "priority_notice"]),
         extra={"previous_starts_at": _iso(previous[0]), "previous_ends_at": _iso(previous[1])},
     )
-    return [told, *await advance_planned(session, tenant, outage, now)]
+    return [changed, *await advance_planned(session, tenant, outage, now)]
 
 
 async def cancelled(session: AsyncSession, tenant: TenantView, outage: Any, now: datetime) -> Told:
@@ -397,7 +390,14 @@ async def cancelled(session: AsyncSession, tenant: TenantView, outage: Any, now:
         .where(tasks.c.tenant_id == tenant.id, tasks.c.outage_id == outage.id, tasks.c.status == "open")
         .values(status="done", done_at=now, note="outage cancelled")
     )
-    return await tell(session, tenant, outage, "cancelled", now, where=[told_any(["notice", "priority_notice"])])
+    return await tell(
+        session,
+        tenant,
+        outage,
+        "cancelled",
+        now,
+        among=await told(session, tenant.id, outage.id, ["notice", "priority_notice"]),
+    )
 
 
 # --- unplanned outages -----------------------------------------------------------------------------------------------
@@ -420,7 +420,8 @@ async def etr_update(
         outage,
         f"etr:{outage.etr_version}",
         now,
-        where=[not_restored(), told_any(["alert"])],
+        where=[not_restored()],
+        among=await told(session, tenant.id, outage.id, ["alert"]),
         extra={"previous_etr": _iso(previous)},
     )
 
@@ -478,24 +479,22 @@ async def compute_compensation(
     difference is paid then (``paid_amount``)."""
     settings = settings_of(tenant)
     oa, c = affected, compensations
-    query = (
-        select(
-            oa.c.account_id,
-            oa.c.member_id,
-            oa.c.customer_class,
-            oa.c.out_from,
-            oa.c.restored_at,
-            c.c.id.label("compensation_id"),
-            c.c.minutes.label("old_minutes"),
-        )
-        .outerjoin(
-            c,
-            and_(c.c.tenant_id == oa.c.tenant_id, c.c.outage_id == oa.c.outage_id, c.c.account_id == oa.c.account_id),
-        )
-        .where(oa.c.tenant_id == tenant.id, oa.c.outage_id == outage.id, oa.c.restored_at.is_not(None))
+    query = select(oa.c.account_id, oa.c.member_id, oa.c.customer_class, oa.c.out_from, oa.c.restored_at).where(
+        oa.c.tenant_id == tenant.id, oa.c.outage_id == outage.id, oa.c.restored_at.is_not(None)
     )
     if account_ids is not None:
         query = query.where(oa.c.account_id.in_(list(account_ids)))
+    # the compensations already computed, apart (no join: the statistics may not know yet of a big outage's rows)
+    existing = {
+        r.account_id: (r.id, r.minutes)
+        for r in (
+            await session.execute(
+                select(c.c.account_id, c.c.id, c.c.minutes).where(
+                    c.c.tenant_id == tenant.id, c.c.outage_id == outage.id
+                )
+            )
+        ).all()
+    }
     rows = (await session.execute(query)).all()
     method = settings.compensation_payment
     fresh: list[dict[str, Any]] = []
@@ -503,7 +502,8 @@ async def compute_compensation(
     for r in rows:
         minutes = max(0, int((r.restored_at - r.out_from).total_seconds() // 60))
         owed = rules.compensation(settings, outage.category, r.customer_class, minutes, tenant.currency)
-        if r.compensation_id is None:
+        known = existing.get(r.account_id)
+        if known is None:
             fresh.append(
                 {
                     "tenant_id": tenant.id,
@@ -527,15 +527,15 @@ async def compute_compensation(
                     "paid_at": None,
                 }
             )
-        elif minutes > r.old_minutes:
-            longer.append((r, owed, minutes))
+        elif minutes > known[1]:
+            longer.append((known[0], owed, minutes))
     statement = _insert(session, c).on_conflict_do_nothing(index_elements=["tenant_id", "outage_id", "account_id"])
     for start in range(0, len(fresh), CHUNK * 2):
         await session.execute(statement, fresh[start : start + CHUNK * 2])
-    for r, owed, minutes in longer:
+    for compensation_id, owed, minutes in longer:
         await session.execute(
             update(c)
-            .where(c.c.tenant_id == tenant.id, c.c.id == r.compensation_id, c.c.minutes < minutes)
+            .where(c.c.tenant_id == tenant.id, c.c.id == compensation_id, c.c.minutes < minutes)
             .values(
                 minutes=minutes,
                 amount=owed.amount,

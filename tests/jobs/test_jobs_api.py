@@ -4,6 +4,7 @@ that fails every attempt shows a problem, not a traceback."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -106,3 +107,61 @@ async def test_a_job_that_fails_every_attempt_shows_a_problem(tenant: TenantHand
     job = (await tenant.get(f"/v1/jobs/{job_id}")).json()
     assert job["status"] == "dead" and job["attempts"] == 3
     assert job["problem"]["type"].endswith("/job-failed") and "secret internals" not in str(job)
+
+
+async def _dead_task(runtime: Runtime, tenant: TenantHandle, kind: str = "test.always_fails") -> uuid.UUID:
+    async with tenant_session(runtime.sessionmaker, None) as session:
+        job_id = await queue.start_task(session, kind, tenant_id=tenant.id)
+    now = utcnow()
+    for attempt in range(3):
+        [claimed] = await queue.claim(
+            runtime.sessionmaker,
+            "w",
+            limit=1,
+            now=now + timedelta(hours=2 * attempt),
+            tenant_ids=[tenant.id],
+            kinds=[kind],
+        )
+        await queue.fail(runtime.sessionmaker, claimed, "Traceback ... KeyError: 'secret internals'")
+    return job_id
+
+
+async def test_a_dead_job_is_retried_once_by_its_tenant_and_listed_for_the_operator(
+    tenant: TenantHandle, make_tenant: MakeTenant, runtime: Runtime, client, platform_headers
+) -> None:
+    job_id = await _dead_task(runtime, tenant)
+    # The operator sees it among the dead jobs, with its last error (tenants never do).
+    listed = await client.get("/v1/platform/jobs", params={"tenant_id": str(tenant.id)}, headers=platform_headers)
+    assert listed.status_code == 200, listed.text
+    [dead] = listed.json()["items"]
+    assert (dead["id"], dead["status"], dead["task"]) == (str(job_id), "dead", True)
+    assert "secret internals" in dead["last_error"]
+    assert (await tenant.get("/v1/platform/jobs")).status_code == 401  # a tenant key is not the platform's
+
+    # Another tenant's retry is a 404 and changes nothing; the tenant's own requeues it now, attempts afresh.
+    other = await make_tenant()
+    assert (await other.post(f"/v1/jobs/{job_id}/retry")).status_code == 404
+    retried = await tenant.post(f"/v1/jobs/{job_id}/retry")
+    assert retried.status_code == 200, retried.text
+    job = retried.json()
+    assert (job["status"], job["attempts"], job["problem"], job["finished_at"]) == ("queued", 0, None, None)
+    # Retried again while queued: a 409 naming the job; the platform's retry says the same.
+    again = await tenant.post(f"/v1/jobs/{job_id}/retry")
+    assert again.status_code == 409 and again.json()["field"] == "job_id"
+    assert (await client.post(f"/v1/platform/jobs/{job_id}/retry", headers=platform_headers)).status_code == 409
+    assert (await client.post(f"/v1/platform/jobs/{uuid.uuid4()}/retry", headers=platform_headers)).status_code == 404
+    # It is claimed again, once.
+    claimed = await queue.claim(runtime.sessionmaker, "w", limit=5, tenant_ids=[tenant.id], kinds=["test.always_fails"])
+    assert [c.id for c in claimed] == [job_id]
+
+
+async def test_two_retries_at_once_requeue_a_dead_job_once(
+    tenant: TenantHandle, runtime: Runtime, client, platform_headers
+) -> None:
+    job_id = await _dead_task(runtime, tenant, "test.fails_then_retried")
+    answers = await asyncio.gather(
+        tenant.post(f"/v1/jobs/{job_id}/retry"),
+        client.post(f"/v1/platform/jobs/{job_id}/retry", headers=platform_headers),
+        tenant.post(f"/v1/jobs/{job_id}/retry"),
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409, 409]

@@ -448,8 +448,8 @@ async def test_a_plugin_routes_cases_and_claims_replies(example_tenant: TenantHa
     """fealty_route_case routes every case opened for the tenant (here: through a plugin's ``services.open_case``);
     fealty_claim_reply takes a reply before core opens a case, and may open one itself."""
     from core.db.engine import tenant_session
-    from core.ledger.jobs import load_program_settings
     from core.plugin.types import ReplyView
+    from core.program.settings import load_program_settings
 
     t = example_tenant
     key = await t.enrol("m-key", attributes={"account_manager": "am:alice"})

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.clock import utcnow
 from core.db.engine import tenant_session
-from core.ledger.jobs import load_program_settings
+from core.program.settings import load_program_settings
 from core.rewards import service
 from core.runtime import Runtime
 from core.testing import TenantHandle

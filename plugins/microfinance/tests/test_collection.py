@@ -134,3 +134,13 @@ async def test_seven_contacts_in_seven_days_hold_under_concurrent_workers(
     assert len(sent) == 5, verdicts  # 2 earlier + 5 today = 7 in 7 days
     assert {v.reason for v in held} == {"microfinance.contact_cap"}
     assert all(v.until == datetime(2027, 6, 10, 0, 0, tzinfo=UTC) for v in held)
+
+
+async def test_never_a_collection_contact_on_the_day_of_a_greeting(mf_tenant: TenantHandle, runtime: Runtime) -> None:
+    member = await indebted(mf_tenant)
+    morning = datetime(2027, 6, 9, 2, tzinfo=UTC)  # 10:00 in Shanghai
+    greeting = MessageFacts(channel="sms", purpose="service", category="greeting", trigger="birthday")
+    assert isinstance(await decide(runtime, mf_tenant, member["id"], greeting, morning), Send)
+    verdict = await decide(runtime, mf_tenant, member["id"], ARREARS, morning + timedelta(hours=2))
+    assert isinstance(verdict, Defer) and verdict.reason == "category_conflict"
+    assert verdict.until >= datetime(2027, 6, 10, 0, 0, tzinfo=UTC)  # 08:00 the next local day at the earliest

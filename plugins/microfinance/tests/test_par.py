@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from core.clock import utcnow
 from core.db.engine import tenant_session
-from core.ledger.jobs import load_program_settings
+from core.program.settings import load_program_settings
 from core.runtime import Runtime
 from core.testing import TenantHandle
 from plugins.microfinance import followups

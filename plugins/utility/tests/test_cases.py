@@ -12,8 +12,8 @@ from sqlalchemy import select
 from core.cases.models import Case
 from core.clock import utcnow
 from core.db.engine import tenant_session
-from core.ledger.jobs import load_program_settings
 from core.plugin.types import MemberView, ReplyContext, ReplyView
+from core.program.settings import load_program_settings
 from core.runtime import Runtime
 from core.testing import TenantHandle
 from plugins.utility import cases

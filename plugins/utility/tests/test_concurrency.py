@@ -13,8 +13,8 @@ import time_machine
 
 from core.clock import utcnow
 from core.db.engine import tenant_session
-from core.ledger.jobs import load_program_settings
 from core.plugin.types import JobContext
+from core.program.settings import load_program_settings
 from core.runtime import Runtime
 from core.testing import AppClient, TenantHandle, create_tenant
 from plugins.utility import jobs
