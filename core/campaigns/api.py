@@ -31,7 +31,8 @@ CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 
 
 class CampaignIn(msgspec.Struct, forbid_unknown_fields=True):
-    code: Annotated[str, Meta(min_length=1, max_length=60)]
+    #: Lower-case letters, digits, ``-`` and ``_``, starting with a letter or digit.
+    code: Annotated[str, Meta(min_length=1, max_length=60, pattern=CODE.pattern)]
     name: Annotated[str, Meta(min_length=1, max_length=200)]
     starts_at: AwareDatetime
     ends_at: AwareDatetime

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
+from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import validation
 from core.clock import utcnow
 from core.db.lookup import one_or_404
-from core.earning.conditions import ConditionError
-from core.earning.engine import RuleDefinition, validate_definition
+from core.earning.conditions import Condition, ConditionError
+from core.earning.engine import Caps, Rounding, RuleDefinition, RuleKind, Stacking, validate_definition
 from core.earning.models import EarningRule
 from core.errors import ValidationFailed, invalid
 from core.http.deps import CurrentRuntime, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.program.config import bump_config_version
 from core.runtime import Runtime
+from core.validation import AwareDatetime
 
 
 class RuleOut(msgspec.Struct):
@@ -69,6 +72,31 @@ async def _rule(db: AsyncSession, rule_id: uuid.UUID) -> EarningRule:
     return rule
 
 
+class RulePatch(msgspec.Struct, forbid_unknown_fields=True):
+    """A ``PATCH /v1/earning-rules/{id}`` body: any field of a rule's definition (see ``RuleDefinition``), and
+    ``active``; what is not given stays as it is."""
+
+    active: bool | UnsetType = UNSET
+    name: Annotated[str, Meta(min_length=1, max_length=200)] | UnsetType = UNSET
+    kind: RuleKind | UnsetType = UNSET
+    points: Decimal | UnsetType = UNSET
+    per: Decimal | UnsetType = UNSET
+    rounding: Rounding | UnsetType = UNSET
+    whole_units: bool | UnsetType = UNSET
+    currency: str | UnsetType | None = UNSET
+    applies_to: Literal["base", "all"] | UnsetType = UNSET
+    event_types: list[str] | UnsetType = UNSET
+    conditions: list[Condition] | UnsetType = UNSET
+    match: Literal["all", "any"] | UnsetType = UNSET
+    valid_from: AwareDatetime | UnsetType | None = UNSET
+    valid_until: AwareDatetime | UnsetType | None = UNSET
+    caps: Caps | UnsetType | None = UNSET
+    priority: int | UnsetType = UNSET
+    stacking: Stacking | UnsetType | None = UNSET
+    base: bool | UnsetType | None = UNSET
+    pending_days: Annotated[int, Meta(ge=0, le=3650)] | UnsetType = UNSET
+
+
 class EarningRulesController(Controller):
     path = "/v1/earning-rules"
     tags = ["earning-rules"]
@@ -110,16 +138,18 @@ class EarningRulesController(Controller):
 
     @patch("/{rule_id:uuid}", operation_id="updateEarningRule")
     async def update_rule(
-        self, db: Db, runtime: CurrentRuntime, rule_id: FromPath[uuid.UUID], data: JSONBody[dict[str, Any]]
+        self, db: Db, runtime: CurrentRuntime, rule_id: FromPath[uuid.UUID], data: JSONBody[RulePatch]
     ) -> RuleOut:
-        """Change some fields of the rule (``active`` switches it on or off); the result is validated whole."""
+        """Change some fields of the rule (``active`` switches it on or off); the result is validated whole. Unknown
+        fields are refused, like everywhere."""
         rule = await _rule(db, rule_id)
-        changes = dict(data)
+        changes = {
+            name: msgspec.to_builtins(value)
+            for name in RulePatch.__struct_fields__
+            if (value := getattr(data, name)) is not UNSET
+        }
         if "active" in changes:
-            active = changes.pop("active")
-            if not isinstance(active, bool):
-                raise ValidationFailed("active must be true or false.", field="active")
-            rule.active = active
+            rule.active = bool(changes.pop("active"))
         if changes:
             merged = {**rule.definition, **changes}
             try:

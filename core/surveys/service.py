@@ -328,7 +328,7 @@ async def record(
     tier, segments = None, []
     if member_id is not None:
         view = await load_member_view(session, member_id)
-        tier, segments = view.tier, sorted(view.segments)
+        tier, segments = view.tier, sorted(await member_segments(session, tenant_id, member_id, now))
     response_id = new_id()
     session.add(
         SurveyResponse(
@@ -363,6 +363,39 @@ async def record(
         ],
     )
     return response_id
+
+
+async def member_segments(session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID, now: datetime) -> set[str]:
+    """The tenant's segments the member is in now (core's segment rules, as events and care evaluate them)."""
+    from core.ledger.models import PointBalance
+    from core.members.models import Member
+    from core.program.config import load_config
+    from core.program.settings import load_program_settings
+    from core.qualification import service as metrics
+    from core.segments.service import member_facts, metric_windows, segments_of
+
+    program = await load_program_settings(session, tenant_id)
+    config = await load_config(session, program.config_version)
+    if not config.segments:
+        return set()
+    member = (await session.execute(select(Member).where(Member.id == member_id))).scalar_one()
+    last = (
+        await session.execute(select(PointBalance.last_activity_at).where(PointBalance.member_id == member_id))
+    ).scalar_one_or_none()
+    windows = metric_windows(config.segments)
+    sums = await metrics.sums(session, tenant_id, [member_id], windows, metrics.local_day(now, program.tz))
+    facts = member_facts(
+        tier=config.tiers_by_id.get(member.tier_id) if member.tier_id else None,
+        attributes=member.attributes,
+        locale=member.locale,
+        timezone=member.timezone,
+        enrolled_at=member.created_at,
+        last_activity_at=last,
+        birthday=member.birthday,
+        now=now,
+        sums=sums.get(member_id, {}),
+    )
+    return segments_of(config.segments, facts)
 
 
 # --- results ---

@@ -29,6 +29,16 @@ EVENT_TYPES: dict[str, str] = {
     "billing.status_changed": "The tenant's billing status changed (active, past due, suspended).",
     "care.requested": "A care notice is due for a member (for tenants who send their own messages).",
     "care.message": "A care message for the tenant's own channel (a care rule with the webhook channel).",
+    "care.reply_received": "A member's reply to a message was relayed: opted out, claimed by a plugin, or a case.",
+    "case.opened": "A complaint or service case was opened (through the API, a reply or a plugin).",
+    "case.classified": "A case was given its category (and SLA clocks).",
+    "case.assigned": "A case was assigned (or reassigned).",
+    "case.investigating": "A case is being investigated (or was reopened).",
+    "case.resolved": "A case was resolved, with its cause, prevention and any goodwill gesture.",
+    "case.replied": "The member was told a case's resolution.",
+    "case.closed": "A case was closed.",
+    "case.responded": "A first word went to the member of a case (the first-reply clock stops).",
+    "case.sla_breached": "A case's first-reply or resolution SLA ran out (once per breach).",
     "webhook.test": "A test event sent on request to one endpoint (POST /v1/webhook-endpoints/{id}/test).",
 }
 

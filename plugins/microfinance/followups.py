@@ -4,13 +4,14 @@ SQL, one statement per rule), repayment reminders and arrears notices through th
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import (
+    CareAsk,
     CareProtectionContext,
     Defer,
     JobContext,
@@ -21,6 +22,7 @@ from core import (
     new_id,
     next_in_window,
 )
+from plugins.microfinance import rules
 from plugins.microfinance.models import Bereavement, Instalment, Loan, Product, Task, Visit
 from plugins.microfinance.reports import date_param, days_between
 from plugins.microfinance.service import (
@@ -28,6 +30,7 @@ from plugins.microfinance.service import (
     COLLECTION_TRIGGERS,
     PLUGIN,
     REMINDER_TRIGGER,
+    digits_of,
     get_loan,
     settings_of,
     today_of,
@@ -275,13 +278,13 @@ async def nightly_job(ctx: JobContext) -> None:
 
 # --- reminders and arrears notices through the care engine ----------------------------------------------------------
 
-PAGE = 500
+PAGE = 5000
 
 
 async def collection_job(ctx: JobContext) -> None:
     """Repayment reminders before due dates and an arrears notice a day per loan in arrears, asked of the care
-    engine (its rules decide the messages; fair collection protects the borrower). A page a run: what is asked is
-    marked, so the next run goes on."""
+    engine in bulk (``request_care_many``: its rules decide the messages; fair collection protects the borrower). Up
+    to a page of each a run: what is asked is marked, so the next run goes on."""
     settings = settings_of(ctx.tenant)
     today = today_of(ctx.tenant, ctx.now)
     if settings.reminder_days_before is not None:
@@ -301,6 +304,7 @@ async def collection_job(ctx: JobContext) -> None:
                 .limit(PAGE)
             )
         ).all()
+        asks = []
         for inst, loan in rows:
             owed = (
                 inst.principal_due
@@ -312,24 +316,25 @@ async def collection_job(ctx: JobContext) -> None:
                 + inst.penalty_due
                 - inst.penalty_paid
             )
-            await ctx.services.request_care(
-                loan.member_id,
-                kind=REMINDER_TRIGGER,
-                purpose="service",
-                source=PLUGIN,
-                dedupe_key=f"microfinance.due:{loan.id}:{inst.no}",
-                payload={
-                    "loan_id": str(loan.id),
-                    "instalment": inst.no,
-                    "due_on": inst.due_on.isoformat(),
-                    "amount": str(owed),
-                    "currency": loan.currency,
-                },
+            asks.append(
+                CareAsk(
+                    loan.member_id,
+                    f"microfinance.due:{loan.id}:{inst.no}",
+                    {
+                        "loan_id": str(loan.id),
+                        "instalment": inst.no,
+                        "due_on": inst.due_on.isoformat(),
+                        "amount": str(rules.rounder(digits_of(loan.currency))(owed)),
+                        "currency": loan.currency,
+                    },
+                )
             )
             inst.reminded_at = ctx.now
+        if asks:
+            await ctx.services.request_care_many(asks, kind=REMINDER_TRIGGER, purpose="service", source=PLUGIN)
     late = (
         await ctx.session.execute(
-            select(Loan.id, Loan.member_id, Loan.currency, Instalment.due_on)
+            select(Loan.id, Loan.member_id, Loan.currency, func.min(Instalment.due_on))
             .join(Instalment, (Loan.tenant_id == Instalment.tenant_id) & (Loan.id == Instalment.loan_id))
             .where(
                 Loan.status.in_(("disbursed", "active")),
@@ -337,28 +342,34 @@ async def collection_job(ctx: JobContext) -> None:
                 Instalment.paid_off_on.is_(None),
                 (Loan.collection_requested_on.is_(None)) | (Loan.collection_requested_on < today),
             )
-            .order_by(Loan.id, Instalment.due_on)
-            .limit(PAGE * 4)
+            .group_by(Loan.id, Loan.member_id, Loan.currency)
+            .order_by(Loan.id)
+            .limit(PAGE)
         )
     ).all()
-    seen: dict[uuid.UUID, tuple[uuid.UUID, str, date]] = {}
-    for loan_id, member_id, currency, due_on in late:
-        seen.setdefault(loan_id, (member_id, currency, due_on))
-    for loan_id, (member_id, currency, oldest) in list(seen.items())[:PAGE]:
-        await ctx.services.request_care(
-            member_id,
-            kind=ARREARS_TRIGGER,
-            purpose="service",
-            source=PLUGIN,
-            dedupe_key=f"microfinance.arrears:{loan_id}:{today.isoformat()}",
-            payload={
-                "loan_id": str(loan_id),
-                "days_past_due": (today - oldest).days,
-                "oldest_due_on": oldest.isoformat(),
-                "currency": currency,
-            },
-        )
-        await ctx.session.execute(update(Loan).where(Loan.id == loan_id).values(collection_requested_on=today))
+    if not late:
+        return
+    await ctx.services.request_care_many(
+        [
+            CareAsk(
+                member_id,
+                f"microfinance.arrears:{loan_id}:{today.isoformat()}",
+                {
+                    "loan_id": str(loan_id),
+                    "days_past_due": (today - oldest).days,
+                    "oldest_due_on": oldest.isoformat(),
+                    "currency": currency,
+                },
+            )
+            for loan_id, member_id, currency, oldest in late
+        ],
+        kind=ARREARS_TRIGGER,
+        purpose="service",
+        source=PLUGIN,
+    )
+    await ctx.session.execute(
+        update(Loan).where(Loan.id.in_([row[0] for row in late])).values(collection_requested_on=today)
+    )
 
 
 # --- fair collection ------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from core import (
     AwardsContext,
     Conflict,
     EventContext,
+    FealtyError,
     FieldIssue,
     HookContext,
     NotFound,
@@ -882,13 +883,28 @@ async def _reopen(ctx: HookContext, loan: Loan) -> None:
         if borrower.clean_cycles == 0:
             borrower.next_loan_limit = None
         if settings.clean_cycle_bonus:
-            await ctx.services.debit_points(
-                loan.member_id,
-                settings.clean_cycle_bonus,
-                plugin=PLUGIN,
-                reason="clean-record bonus taken back: the closing repayment was reversed",
-                reference=f"clean-reversed:{loan.id}:{new_id()}",
-            )
+            # in a savepoint: a borrower who already spent the bonus keeps the reversal going (a debit never
+            # overdraws); what could not be taken back is recorded on the loan's actions
+            try:
+                async with ctx.session.begin_nested():
+                    await ctx.services.debit_points(
+                        loan.member_id,
+                        settings.clean_cycle_bonus,
+                        plugin=PLUGIN,
+                        reason="clean-record bonus taken back: the closing repayment was reversed",
+                        reference=f"clean-reversed:{loan.id}:{new_id()}",
+                    )
+            except FealtyError as exc:
+                await _act(
+                    ctx.session,
+                    loan,
+                    "bonus_kept",
+                    loan.status,
+                    ctx.now,
+                    None,
+                    "the clean-record bonus was already spent",
+                    {"points": settings.clean_cycle_bonus, "problem": str(exc)},
+                )
 
 
 # --- defaults -------------------------------------------------------------------------------------------------------

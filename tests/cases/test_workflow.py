@@ -233,3 +233,35 @@ async def test_categories_crud_and_bad_input(tenant: TenantHandle) -> None:
     assert (await tenant.delete(f"/v1/case-categories/{created['id']}")).status_code == 409
     unused = await category(tenant, "unused")
     assert (await tenant.delete(f"/v1/case-categories/{unused['id']}")).status_code == 204
+
+
+async def test_retries_with_an_idempotency_key_apply_once(tenant: TenantHandle) -> None:
+    await category(tenant)
+    member = await tenant.enrol()
+    body = {"member_id": member["id"], "subject": "Wrong order", "category": "quality"}
+    headers = {"Idempotency-Key": "till-7-complaint"}
+    first = await tenant.post("/v1/cases", json=body, headers=headers)
+    again = await tenant.post("/v1/cases", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201 and first.json()["id"] == again.json()["id"]
+    assert len((await tenant.get("/v1/cases")).json()["items"]) == 1
+    other = await tenant.post("/v1/cases", json=body | {"subject": "Other"}, headers=headers)
+    assert other.status_code == 409 and other.json()["type"].endswith("/idempotency-key-reused")
+    step = {"Idempotency-Key": "assign-1"}
+    for _ in range(2):
+        moved = await tenant.post(f"/v1/cases/{first.json()['id']}/assign", json={"assignee": "a"}, headers=step)
+        assert moved.status_code == 200
+    history = (await tenant.get(f"/v1/cases/{first.json()['id']}/history")).json()
+    assert [h["action"] for h in history].count("assign") == 1
+    reply = {"channel": "email", "address": "x@example.com", "text": "Hello"}
+    r1 = await tenant.post("/v1/care/replies", json=reply, headers={"Idempotency-Key": "mail-1"})
+    r2 = await tenant.post("/v1/care/replies", json=reply, headers={"Idempotency-Key": "mail-1"})
+    assert r1.json() == r2.json() and r1.json()["outcome"] == "case_opened"
+
+
+async def test_an_unknown_contact_is_matched_to_a_member_later(tenant: TenantHandle) -> None:
+    case = (await tenant.post("/v1/cases", json={"contact": "+447911123457", "subject": "Lost my card"})).json()
+    assert case["member_id"] is None and case["contact"] == "+447911123457"
+    member = await tenant.enrol(phone="+447911123457")
+    matched = await tenant.patch(f"/v1/cases/{case['id']}", json={"member_id": member["id"], "priority": "high"})
+    assert matched.status_code == 200 and matched.json()["member_id"] == member["id"]
+    assert (await tenant.get("/v1/cases", params={"member_id": member["id"]})).json()["items"][0]["id"] == case["id"]

@@ -56,7 +56,7 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     "PATCH /v1/platform/tenants/{tenant_id}/subscription": ("plan",),
     "PATCH /v1/rewards/{reward_id}": ("add_stock", "valid_until"),
     "POST /v1/rewards": ("valid_until",),
-    "POST /v1/campaigns": ("ends_at", r"rules.*", "code"),  # code: pattern not yet declared
+    "POST /v1/campaigns": ("ends_at", r"rules.*"),
     "PATCH /v1/campaigns/{campaign_id}": ("ends_at",),
     "GET /v1/exports/ledger": ("created_after",),
     "GET /v1/exports/members": ("created_after",),
@@ -69,8 +69,20 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     # A credit or a debit, never zero; a rule's rate; a stay the tenant's settings price.
     "POST /v1/members/{member_id}/points/adjust": ("points", "expires_at", "available_at"),  # in the future
     "POST /v1/earning-rules": ("points", r"conditions.*"),
-    # NOT YET DECLARED: the PATCH body's schema does not say it refuses unknown fields.
-    "PATCH /v1/earning-rules/{rule_id}": (r".*",),
+    # The stored rule with the changes, validated whole: which fields a kind takes (a currency only per_amount...),
+    # an ordered window, a rate, depend on what is stored. Unknown fields are declared refused like everywhere.
+    "PATCH /v1/earning-rules/{rule_id}": (
+        "points",
+        "per",
+        "currency",
+        "whole_units",
+        "applies_to",
+        "valid_from",
+        "valid_until",
+        "kind",
+        "event_types",
+        r"conditions.*",
+    ),
     # http:// is taken for loopback receivers only when FEALTY_WEBHOOK_ALLOW_LOOPBACK is on (a deployment setting).
     "POST /v1/webhook-endpoints": ("event_types", "url"),
     "PATCH /v1/webhook-endpoints/{endpoint_id}": ("event_types", "url"),

@@ -225,3 +225,77 @@ async def test_surveys_bad_input_and_tenants_apart(tenant: TenantHandle, make_te
     )
     assert locked.status_code == 409
     assert re.fullmatch(r"[0-9a-f-]{36}", mine["id"])
+
+
+async def test_two_answers_at_once_through_one_link_record_one(pg_client) -> None:
+    import asyncio
+
+    from core.testing import create_tenant
+
+    runtime: Runtime = pg_client.app.state["runtime"]
+    t = await create_tenant(pg_client)
+    survey = (await t.post("/v1/surveys", json=SURVEY)).json()
+    member = await t.enrol()
+    await t.post(f"/v1/surveys/{survey['id']}/invitations", json={"campaign": "race", "member_ids": [member["id"]]})
+    link = path_of(await survey_url(runtime, t, member["id"]))
+    answers = await asyncio.gather(
+        *(t.client.post(link, json={"answers": {"q_attitude": "satisfied"}}) for _ in range(4))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409]
+    assert (await t.get(f"/v1/surveys/{survey['id']}/results")).json()["responses"] == 1
+
+
+async def test_invitations_n_days_after_an_event_and_to_a_segment(tenant: TenantHandle, runtime) -> None:
+    from core.worker import tick
+
+    survey = (
+        await tenant.post(
+            "/v1/surveys",
+            json=SURVEY
+            | {"code": "after-stay", "invite_on": {"trigger": "event", "event_type": "purchase", "days": 2}},
+        )
+    ).json()
+    regular = await tenant.enrol(attributes={"regular": True})
+    other = await tenant.enrol(attributes={"regular": False})
+    bought = datetime.now(UTC) - timedelta(hours=1)
+    for n, member in enumerate((regular, other)):
+        made = await tenant.post(
+            "/v1/events",
+            json={
+                "type": "purchase",
+                "event_id": f"till-{n}",
+                "member": {"member_id": member["id"]},
+                "occurred_at": bought.isoformat(),
+                "amount": "5",
+            },
+        )
+        assert made.status_code in (200, 201), made.text
+    await tick(runtime, tenant.id)
+    assert (await tenant.get(f"/v1/surveys/{survey['id']}/invitations")).json()["items"] == []
+    with time_machine.travel(bought + timedelta(days=2, hours=1), tick=False):
+        await tick(runtime, tenant.id)
+        await tick(runtime, tenant.id)  # once per event, however often the job runs
+    invited = (await tenant.get(f"/v1/surveys/{survey['id']}/invitations")).json()["items"]
+    assert sorted(i["occasion"] for i in invited) == ["event:till-0", "event:till-1"]
+    # A campaign to a segment reaches its members only; results by segment.
+    segment = await tenant.post(
+        "/v1/segments",
+        json={
+            "code": "regulars",
+            "name": "Regulars",
+            "conditions": [{"field": "member.attributes.regular", "op": "eq", "value": True}],
+        },
+    )
+    assert segment.status_code == 201, segment.text
+    campaign = await tenant.post(
+        f"/v1/surveys/{survey['id']}/invitations", json={"campaign": "regulars-1", "segment": "regulars"}
+    )
+    assert campaign.json() == {"invited": 1, "skipped": 0}
+    for member, level in ((regular, "very_satisfied"), (other, "dissatisfied")):
+        answered = await tenant.post(
+            f"/v1/surveys/{survey['id']}/responses", json={"member_id": member["id"], "answers": {"q_attitude": level}}
+        )
+        assert answered.status_code == 201, answered.text
+    groups = (await tenant.get(f"/v1/surveys/{survey['id']}/results", params={"group_by": "segment"})).json()["groups"]
+    by_group = {g["group"]: next(f for f in g["factors"] if f["code"] == "attitude")["standardised"] for g in groups}
+    assert by_group == {"segment:regulars": "100.00", "segment:none": "25.00"}

@@ -189,3 +189,26 @@ async def test_bad_repayments_are_refused_naming_the_field(mf_tenant: TenantHand
         },
     )
     assert response.status_code == 422 and response.json()["field"] == "type"
+
+
+async def test_reversing_the_closing_repayment_reopens_the_loan_and_takes_back_the_bonus(
+    mf_tenant: TenantHandle,
+) -> None:
+    member = await borrower(mf_tenant)
+    made = await loan(mf_tenant, member, await product(mf_tenant, instalments=1), "1000", disburse=local_today())
+    closing = await pay(mf_tenant, member, made["id"], "1010", at_local(local_today()))
+    assert (await ok(await mf_tenant.get(f"/v1/microfinance/loans/{made['id']}")))["status"] == "closed"
+    assert (await mf_tenant.balance(member["id"]))["available"] == 110  # 10 on time + 100 clean cycle
+    # the borrower spends 105 of them: the bonus cannot all be taken back, the reversal still goes through
+    spent = await mf_tenant.post(
+        f"/v1/members/{member['id']}/points/adjust", json={"points": -105, "reason": "gift at the fair"}
+    )
+    assert spent.status_code in (200, 201), spent.text
+    reversed_ = await mf_tenant.post(f"/v1/events/{closing['id']}/reverse", json={"reason": "bounced"})
+    assert reversed_.status_code == 200, reversed_.text
+    reopened = await ok(await mf_tenant.get(f"/v1/microfinance/loans/{made['id']}"))
+    assert reopened["status"] == "active" and reopened["perfect"] is None
+    actions = [a["action"] for a in await ok(await mf_tenant.get(f"/v1/microfinance/loans/{made['id']}/actions"))]
+    assert actions[-2:] == ["reopen", "bonus_kept"]
+    b = await ok(await mf_tenant.get(f"/v1/microfinance/borrowers/{member['id']}"))
+    assert b["clean_cycles"] == 0 and b["next_loan_limit"] is None
