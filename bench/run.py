@@ -732,9 +732,13 @@ def markdown(run: dict[str, Any]) -> str:
                 f"{figure.get('postgres_cores')} | - |"
             )
     if "large" in run and "small" in run:
-        lines += ["", "Large data set against small (1.00 = the same; within 20 % asked):", ""]
+        lines += ["", "Large data set against small (1.00 = the same; within 20 % asked), absolute figures:", ""]
         for name in TARGETS:
             lines.append(f"- {name}: {rate(run['large'][name]) / rate(run['small'][name]):.2f}")
+        lines += ["", "Each ratio to its baseline, large against small (less moved by the machine's load):", ""]
+        for small, large in zip(run["small"]["ratios"], run["large"]["ratios"], strict=True):
+            if small["ratio"]:
+                lines.append(f"- {small['name']}: {large['ratio'] / small['ratio']:.2f}")
     lines += ["", f"Group commit (one worker): {run['small'].get('group_commit')}", ""]
     for name, rows in run["small"].get("profile", {}).items():
         lines += [f"## Profile: {name} (one worker, % of the samples while on the CPU)", "", "```", "inclusive:"]
