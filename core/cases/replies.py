@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.care import optouts
@@ -201,6 +202,11 @@ async def receive(
         else None
     )
     if thread is not None:
+        if session.get_bind().dialect.name == "postgresql":
+            # One reply at a time per thread (until this transaction ends): of replies racing on a new thread, the
+            # first opens the case and the others, waiting here, find it. SQLite runs one writer at a time anyway.
+            key = f"case-thread:{tenant.id}:{thread}"
+            await session.execute(sql("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
         open_case = (
             await session.execute(
                 select(Case)

@@ -135,6 +135,7 @@ async def sync(
                     for kind, scope in add[start : start + BATCH]
                 ],
             )
+        remove = await _still_unwanted(session, registry, remove)
         for start in range(0, len(remove), BATCH):
             await session.execute(
                 delete(schedules).where(tuple_(schedules.c.kind, schedules.c.scope).in_(remove[start : start + BATCH]))
@@ -200,6 +201,27 @@ async def sync_tenant(
             .values(every_seconds=every, next_due_at=first_due(kind, scope, every, now))
         )
     return SyncReport(len(add), len(remove), len(change))
+
+
+async def _still_unwanted(
+    session: AsyncSession, registry: JobRegistry, remove: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Of the rows a pass would remove, those its tenants still do not want, read again in the deleting transaction
+    (with a share lock on PostgreSQL): a request that enabled a plugin since the pass read the tenants, and wrote the
+    plugin's rows in its own transaction (:func:`sync_tenant`), keeps them."""
+    owners = sorted({scope for _, scope in remove if scope not in (PLATFORM, SWEEP)})
+    if not owners:
+        return remove
+    current: list[tuple[uuid.UUID, list[Any] | None]] = []
+    for start in range(0, len(owners), BATCH):
+        query = select(tenants.c.id, tenants.c.status, tenants.c.enabled_plugins).where(
+            tenants.c.id.in_([uuid.UUID(o) for o in owners[start : start + BATCH]])
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(read=True)
+        current += [(r.id, r.enabled_plugins) for r in (await session.execute(query)).all() if r.status == "active"]
+    wanted_now = _wanted(registry.recurring, current, platform=False)
+    return [key for key in remove if key not in wanted_now]
 
 
 async def materialize_due(sessionmaker: async_sessionmaker[AsyncSession], now: datetime) -> int:

@@ -4,6 +4,7 @@ thread; a plugin may claim a reply first; bad input writes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -139,3 +140,18 @@ async def test_bad_replies_are_refused_and_nothing_is_written(
     assert refused.status_code == status, refused.text
     assert refused.json()["field"] == field
     assert (await tenant.get("/v1/cases")).json()["items"] == []
+
+
+async def test_replies_racing_on_a_new_thread_open_one_case(pg_client: Any) -> None:
+    """Six replies from one address at the same moment (a member pressing send again and again): one opens the case,
+    the others join it; on PostgreSQL the thread is taken under a transaction lock of its own."""
+    from core.testing import create_tenant
+
+    t = await create_tenant(pg_client)
+    body = {"channel": "email", "address": "racer@example.com", "text": "Where is my refund?"}
+    answers = await asyncio.gather(*(t.post("/v1/care/replies", json=body) for _ in range(6)))
+    assert all(a.status_code in (200, 201) for a in answers), [a.text for a in answers]
+    outcomes = sorted(a.json()["outcome"] for a in answers)
+    assert outcomes == ["case_opened"] + ["case_threaded"] * 5
+    assert len({a.json()["case_id"] for a in answers}) == 1
+    assert len((await t.get("/v1/cases")).json()["items"]) == 1

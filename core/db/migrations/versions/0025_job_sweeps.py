@@ -83,7 +83,11 @@ def upgrade() -> None:
         op.execute(f"GRANT SELECT ON {table} TO {sweeper}")
         op.execute(f"CREATE POLICY sweeper_reads ON {table} FOR SELECT TO {sweeper} USING (true)")
     op.execute(FUNCTION)
+    # A new owner needs CREATE on the schema at the moment it takes the function (PostgreSQL 15 grants it to nobody
+    # by default); it keeps the function without it.
+    op.execute(f"GRANT CREATE ON SCHEMA public TO {sweeper}")
     op.execute(f"ALTER FUNCTION fealty_due_tenants(text, timestamptz) OWNER TO {sweeper}")
+    op.execute(f"REVOKE CREATE ON SCHEMA public FROM {sweeper}")
     op.execute("REVOKE ALL ON FUNCTION fealty_due_tenants(text, timestamptz) FROM PUBLIC")
     op.execute(f"GRANT EXECUTE ON FUNCTION fealty_due_tenants(text, timestamptz) TO {app}")
 
