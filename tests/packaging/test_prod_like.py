@@ -86,6 +86,10 @@ async def test_two_apis_and_a_worker_on_postgres_and_redis(tmp_path: Path, redis
         "FEALTY_WORKER_POLL_SECONDS": "0.2",
         "FEALTY_DISPATCH_EVERY_SECONDS": "1",
         "FEALTY_RATE_LIMIT_PER_SECOND": str(RATE),
+        # Small pools: three processes beside the rest of the suite on one PostgreSQL (100 connections by default);
+        # the burst below queues on them instead of opening forty connections.
+        "FEALTY_DATABASE_POOL_SIZE": "4",
+        "FEALTY_DATABASE_MAX_OVERFLOW": "2",
     }
     log = tmp_path / "prod-like.log"
     process = subprocess.Popen(
