@@ -52,8 +52,10 @@ if TYPE_CHECKING:
     from core.http.pagination import encode_cursor as encode_cursor
     from core.http.pagination import page_of as page_of
     from core.ids import new_id as new_id
+    from core.ledger.plugin_points import PluginCredit as PluginCredit
     from core.ledger.plugin_points import PointsMoved as PointsMoved
     from core.ledger.plugin_points import credit_points as credit_points
+    from core.ledger.plugin_points import credit_points_many as credit_points_many
     from core.ledger.plugin_points import debit_points as debit_points
     from core.members.service import get_member as get_member
     from core.members.views import load_member_view as load_member_view
@@ -100,6 +102,7 @@ if TYPE_CHECKING:
     from core.plugin.types import TenantView as TenantView
     from core.plugin.types import TierChange as TierChange
     from core.plugin.types import TierChangeContext as TierChangeContext
+    from core.plugin.types import WebhookEventType as WebhookEventType
     from core.program.service import ExpiryPolicyView as ExpiryPolicyView
     from core.program.service import expiry_policy as expiry_policy
     from core.program.service import set_expiry_policy as set_expiry_policy

@@ -129,6 +129,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginManager | Non
                 await worker
             await runtime.close()
 
+    plugins.webhook_event_types()  # the plugins' webhook event types are checked at startup (names, clashes)
     plugin_routers = [
         Router(path=f"/v1/{name}", route_handlers=handlers, opt={"plugin": name}, tags=[name])
         for name, handlers in plugins.routes()

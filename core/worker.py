@@ -28,6 +28,7 @@ from sqlalchemy import select
 from core.clock import utcnow
 from core.db.base import table_of
 from core.db.engine import tenant_session
+from core.db.tenancy import tenant_context
 from core.idempotency.service import purge_expired
 from core.ids import new_id
 from core.jobs import metrics, queue, schedules
@@ -100,16 +101,38 @@ def _plugin_runner(name: str, run: Callable[[JobContext], Awaitable[None]]) -> H
     async def handler(runtime: Runtime, job: ClaimedJob) -> bool:
         assert job.tenant_id is not None
         tenant_id = job.tenant_id
-        async with tenant_session(runtime.sessionmaker, tenant_id) as session:
-            program = await load_program_settings(session, tenant_id)
-            tenant, now = program.tenant_view(tenant_id, runtime.plugins), utcnow()
-            services = runtime.plugins.services(session, tenant, now)
+        # A session without a ``begin()`` block (whose transaction could not be committed half-way): the job may
+        # commit page by page (``ctx.commit``); each new transaction is the tenant's again (``after_begin``).
+        with tenant_context(tenant_id):
+            async with runtime.sessionmaker() as session:
+                try:
+                    program = await load_program_settings(session, tenant_id)
+                    tenant, now = program.tenant_view(tenant_id, runtime.plugins), utcnow()
+                    services = runtime.plugins.services(session, tenant, now)
 
-            async def emit_event(kind: str, data: dict[str, object]) -> None:
-                await emit(session, tenant_id, kind, dict(data))
+                    async def emit_event(kind: str, data: dict[str, object]) -> None:
+                        await emit(session, tenant_id, kind, dict(data))
 
-            await run(JobContext(tenant=tenant, session=session, now=now, services=services, job=name, emit=emit_event))
-            await queue.complete(session, job)
+                    async def commit() -> None:
+                        await session.commit()
+                        await runtime.between_batches(job)
+
+                    await run(
+                        JobContext(
+                            tenant=tenant,
+                            session=session,
+                            now=now,
+                            services=services,
+                            job=name,
+                            emit=emit_event,
+                            commit=commit,
+                        )
+                    )
+                    await queue.complete(session, job)
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
         return True
 
     return handler

@@ -1,4 +1,5 @@
-"""Points services for plugins: credit or debit one member, with the plugin named as the cause.
+"""Points services for plugins: credit or debit one member (or credit many at once), with the plugin named as the
+cause.
 
 A plugin never writes ledger rows itself: outside an event (a milestone choice, a transfer between members) it calls
 these, in the caller's transaction, and the ledger's rules hold as for every other writer (the member's balance row
@@ -9,6 +10,7 @@ inactivity expiry unless ``counts_as_activity`` says so.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,15 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.billing.usage import record_activity
 from core.clock import utcnow
 from core.db.base import table_of
-from core.errors import ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from core.ledger import service as ledger
 from core.ledger.policy import policy_of
+from core.members.models import Member
 from core.members.service import ensure_active, get_member
-from core.outbox.service import emit
+from core.outbox.service import emit, emit_many
 from core.program.models import Program
 from core.program.settings import ProgramSettings
 
 programs = table_of(Program)
+members = table_of(Member)
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,88 @@ async def credit_points(
         member_id,
     )
     return PointsMoved(posted.entry_id, points, posted.available, posted.pending)
+
+
+@dataclass(frozen=True)
+class PluginCredit:
+    """One member's credit in :func:`credit_points_many`."""
+
+    member_id: uuid.UUID
+    points: int
+    reference: str | None = None
+    details: dict[str, Any] | None = None
+
+
+async def credit_points_many(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    credits: Sequence[PluginCredit],
+    plugin: str,
+    reason: str,
+    now: datetime | None = None,
+) -> list[PointsMoved]:
+    """Credit many members at once (an ``earn`` entry each, caused by ``plugin``) and announce ``points.earned`` for
+    each: the same entries as :func:`credit_points` one by one, with a constant number of statements whatever their
+    number (the balances are locked in member order, so two batches never deadlock). An anonymized member refuses
+    the whole batch (409 naming ``member_id``), an unknown one too (404): nothing of it is written."""
+    if not credits:
+        return []
+    for credit in credits:
+        _check(credit.points, plugin)
+    now = now or utcnow()
+    ids = list({c.member_id for c in credits})
+    for start in range(0, len(ids), 5000):
+        gone = (
+            await session.execute(
+                select(members.c.id)
+                .where(
+                    members.c.tenant_id == tenant_id,
+                    members.c.id.in_(ids[start : start + 5000]),
+                    members.c.status == "anonymized",
+                )
+                .limit(1)
+            )
+        ).first()
+        if gone is not None:
+            raise Conflict("This member has been anonymized; it can no longer change.", field="member_id")
+    program = await _program(session, tenant_id)
+    posted = await ledger.credit_many(
+        session,
+        tenant_id=tenant_id,
+        credits=[
+            ledger.CreditRequest(
+                c.member_id,
+                c.points,
+                "earn",
+                ledger.Cause("plugin", id=c.reference, reason=reason, actor=f"plugin:{plugin}"),
+                details={"plugin": plugin, **(c.details or {})},
+            )
+            for c in credits
+        ],
+        policy=policy_of(program),
+        now=now,
+    )
+    await emit_many(
+        session,
+        tenant_id,
+        [
+            (
+                "points.earned",
+                {
+                    "member_id": str(c.member_id),
+                    "points": c.points,
+                    "source": plugin,
+                    "reason": reason,
+                    "reference": c.reference,
+                },
+                c.member_id,
+            )
+            for c in credits
+        ],
+        now,
+    )
+    return [PointsMoved(p.entry_id, c.points, p.available, p.pending) for p, c in zip(posted, credits, strict=True)]
 
 
 async def debit_points(

@@ -62,6 +62,7 @@ from core.plugin.types import (
     TenantView,
     TierChange,
     TierChangeContext,
+    WebhookEventType,
 )
 
 if TYPE_CHECKING:
@@ -153,6 +154,7 @@ class PluginManager:
         self._trace = os.environ.get(TRACE_ENV, "") not in ("", "0") if trace is None else trace
         self._callers: dict[tuple[str, frozenset[str]], Any] = {}
         self._event_types: dict[str, EventType] | None = None
+        self._webhook_event_types: dict[str, WebhookEventType] | None = None
         self._pm = self._build(self._order)
 
     def _build(self, order: list[tuple[str, object]]) -> pluggy.PluginManager:
@@ -213,6 +215,7 @@ class PluginManager:
         self._plugins[info.name] = info
         self._callers.clear()
         self._event_types = None
+        self._webhook_event_types = None
 
     def available(self) -> dict[str, PluginInfo]:
         return dict(self._plugins)
@@ -298,6 +301,26 @@ class PluginManager:
                 if trigger.name in found:
                     raise ValueError(f"care trigger {trigger.name!r} registered twice")
                 found[trigger.name] = dataclasses.replace(trigger, plugin=None if plugin == CORE_PLUGIN else plugin)
+        return found
+
+    def webhook_event_types(self) -> dict[str, WebhookEventType]:
+        """Every plugin's outbound event types (``fealty_webhook_event_types``), by name, with their plugin."""
+        if self._webhook_event_types is not None:
+            return self._webhook_event_types
+        from core.webhooks.event_types import ALL, EVENT_TYPES
+
+        found: dict[str, WebhookEventType] = {}
+        for plugin, declared in self._startup("fealty_webhook_event_types"):
+            for event_type in cast(list[WebhookEventType], declared or []):
+                name = event_type.name
+                if not name.startswith(f"{plugin}.") or name == f"{plugin}.":
+                    raise ValueError(f"webhook event type {name!r} of plugin {plugin!r}: name it {plugin}.<what>")
+                if name in EVENT_TYPES or name == ALL:
+                    raise ValueError(f"webhook event type {name!r} clashes with core's")
+                if name in found:
+                    raise ValueError(f"webhook event type {name!r} registered twice")
+                found[name] = dataclasses.replace(event_type, plugin=plugin)
+        self._webhook_event_types = found
         return found
 
     def demo_tenants(self) -> list[tuple[str, DemoTenant]]:

@@ -3,7 +3,7 @@
 Two kinds of hook:
 
 - **startup hooks** take no argument (``fealty_register_event_types``, ``fealty_routes``, ``fealty_scheduled_jobs``,
-  ``fealty_care_triggers``, ``fealty_demo_tenants``):
+  ``fealty_care_triggers``, ``fealty_webhook_event_types``, ``fealty_demo_tenants``):
   called once for every registered plugin when the process starts;
 - **tenant hooks** take exactly one argument, ``ctx``: a frozen :class:`~core.plugin.types.HookContext` (the tenant's
   view, the transaction, the clock, the services) extended with the hook's subject. They run only for the plugins the
@@ -48,6 +48,7 @@ from core.plugin.types import (
     ScheduledJob,
     Screening,
     TierChangeContext,
+    WebhookEventType,
 )
 
 _hookspec = pluggy.HookspecMarker(PROJECT)
@@ -60,6 +61,7 @@ STARTUP_HOOKS = (
     "fealty_routes",
     "fealty_scheduled_jobs",
     "fealty_care_triggers",
+    "fealty_webhook_event_types",
     "fealty_demo_tenants",
 )
 
@@ -197,6 +199,18 @@ def fealty_care_triggers() -> list[CareTrigger]:
     tenants that enabled it write care rules (``/v1/care/rules``) and templates for those triggers, and templates are
     checked against the trigger's variables and previewed with its samples. Results are concatenated; a name
     registered twice (or clashing with core's triggers) is an error at startup.
+    """
+    raise NotImplementedError
+
+
+@_hookspec
+def fealty_webhook_event_types() -> list[WebhookEventType]:
+    """Declare the outbound events the plugin emits, so that webhook endpoints can subscribe to them by name.
+
+    Called once for every installed plugin. Each name begins with the plugin's name and a dot; a name registered
+    twice (or clashing with core's event types) is an error at startup. A tenant's endpoint may name a plugin's
+    types only when the tenant enabled the plugin (``POST`` / ``PATCH /v1/webhook-endpoints`` answer 422 otherwise);
+    ``GET /v1/webhook-event-types`` lists them after core's; an endpoint subscribed to ``"*"`` gets them too.
     """
     raise NotImplementedError
 

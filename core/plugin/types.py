@@ -221,6 +221,18 @@ class CareTrigger:
     plugin: str | None = None
 
 
+@dataclass(frozen=True)
+class WebhookEventType:
+    """An outbound event a plugin emits (``emit(session, tenant_id, name, data)``, ``ctx.services.emit``) that the
+    tenants' webhook endpoints may subscribe to by name. ``name`` begins with the plugin's name and a dot
+    (``utility.bill_credits``); ``description`` is what ``GET /v1/webhook-event-types`` says of it."""
+
+    name: str
+    description: str
+    #: Set by core: the plugin that declared it.
+    plugin: str | None = None
+
+
 CASE_KINDS = ("complaint", "request", "question", "compliment")
 CASE_PRIORITIES = ("low", "normal", "high", "urgent")
 
@@ -524,6 +536,11 @@ class JobContext(HookContext):
     job: str = ""
     #: Emit an outbound webhook / care event from the job (the same as ``services.emit``).
     emit: Callable[[str, dict[str, Any]], Awaitable[None]]
+    #: ``await ctx.commit()`` commits what the job did so far and goes on in a new transaction as the same tenant
+    #: (``ctx.session`` stays usable), extending the job's lease: a long job works page by page, each page kept once
+    #: committed, however big the work. None when the job runs inside a caller's transaction (a test calling it
+    #: directly): its pages then share that transaction.
+    commit: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

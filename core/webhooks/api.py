@@ -13,12 +13,12 @@ from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import select
 
 from core.clock import utcnow
-from core.http.deps import CurrentPrincipal, CurrentRuntime, Db, after_commit
+from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db, after_commit
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
 from core.runtime import Runtime
 from core.validation import AwareDatetime
 from core.webhooks import service
-from core.webhooks.event_types import EVENT_TYPES
+from core.webhooks.event_types import for_tenant
 from core.webhooks.models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from core.webhooks.urls import check_endpoint_url
 
@@ -158,6 +158,8 @@ class DeliveryDetailOut(msgspec.Struct):
 class EventTypeOut(msgspec.Struct):
     type: str
     description: str
+    #: The plugin that emits it (the tenant enabled it); null for core's own.
+    plugin: str | None = None
 
 
 def _wake_after_commit(request: AnyRequest, runtime: Runtime, tenant_id: uuid.UUID) -> None:
@@ -173,12 +175,19 @@ class WebhookEndpointsController(Controller):
 
     @post(operation_id="createWebhookEndpoint", opt={"idempotency_redact": ("secret",)})
     async def create_endpoint(
-        self, db: Db, principal: CurrentPrincipal, runtime: CurrentRuntime, data: JSONBody[EndpointCreate]
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        runtime: CurrentRuntime,
+        program: CurrentProgram,
+        data: JSONBody[EndpointCreate],
     ) -> EndpointWithSecretOut:
-        """Register a URL for the event types given. The answer holds the signing secret, shown only this once."""
+        """Register a URL for the event types given (core's, and those of the plugins the tenant enabled). The
+        answer holds the signing secret, shown only this once."""
         assert principal.tenant_id is not None
         url = check_endpoint_url(data.url, allow_loopback=runtime.settings.webhook_allow_loopback)
-        event_types = service.check_event_types(data.event_types)
+        known = for_tenant(runtime.plugins, program.enabled_plugins)
+        event_types = service.check_event_types(data.event_types, known=known)
         endpoint, secret = await service.create_endpoint(
             db, principal.tenant_id, url=url, description=data.description, event_types=event_types, now=utcnow()
         )
@@ -209,14 +218,20 @@ class WebhookEndpointsController(Controller):
 
     @patch("/{endpoint_id:uuid}", operation_id="updateWebhookEndpoint")
     async def update_endpoint(
-        self, db: Db, runtime: CurrentRuntime, endpoint_id: FromPath[uuid.UUID], data: JSONBody[EndpointUpdate]
+        self,
+        db: Db,
+        runtime: CurrentRuntime,
+        program: CurrentProgram,
+        endpoint_id: FromPath[uuid.UUID],
+        data: JSONBody[EndpointUpdate],
     ) -> EndpointOut:
         """Change the URL, event types, description or status; absent fields stay as they are."""
         changes: dict[str, Any] = {}
         if data.url is not UNSET:
             changes["url"] = check_endpoint_url(data.url, allow_loopback=runtime.settings.webhook_allow_loopback)
         if data.event_types is not UNSET:
-            changes["event_types"] = service.check_event_types(data.event_types)
+            known = for_tenant(runtime.plugins, program.enabled_plugins)
+            changes["event_types"] = service.check_event_types(data.event_types, known=known)
         if data.description is not UNSET:
             changes["description"] = data.description
         if data.status is not UNSET:
@@ -343,6 +358,8 @@ class WebhookEventTypesController(Controller):
     tags = ["webhooks"]
 
     @get(operation_id="listWebhookEventTypes")
-    async def list_event_types(self) -> list[EventTypeOut]:
-        """Every event type an endpoint can subscribe to ("*" subscribes to all, including future ones)."""
-        return [EventTypeOut(kind, description) for kind, description in EVENT_TYPES.items()]
+    async def list_event_types(self, runtime: CurrentRuntime, program: CurrentProgram) -> list[EventTypeOut]:
+        """Every event type an endpoint can subscribe to: core's, then those of the plugins the tenant enabled ("*"
+        subscribes to all, including future ones)."""
+        known = for_tenant(runtime.plugins, program.enabled_plugins)
+        return [EventTypeOut(t.type, t.description, t.plugin) for t in known.values()]

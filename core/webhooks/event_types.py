@@ -1,10 +1,18 @@
 """The domain event types a webhook endpoint may subscribe to: the one list, shared by validation, docs and tests.
 
 Features emit these into the outbox (:func:`core.outbox.service.emit`); the dispatcher turns each into one delivery
-per active endpoint whose ``event_types`` names the type or ``"*"``.
+per active endpoint whose ``event_types`` names the type or ``"*"``. Plugins declare the types they emit
+(``fealty_webhook_event_types``): a tenant that enabled the plugin may subscribe to them (:func:`for_tenant`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.plugin.manager import PluginManager
 
 #: Subscribes an endpoint to every event type, including types added later.
 ALL = "*"
@@ -43,6 +51,26 @@ EVENT_TYPES: dict[str, str] = {
 }
 
 TEST_EVENT = "webhook.test"
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One event type a tenant may subscribe to: core's (``plugin`` None) or an enabled plugin's."""
+
+    type: str
+    description: str
+    plugin: str | None = None
+
+
+def for_tenant(plugins: PluginManager, enabled: Iterable[str]) -> dict[str, Listed]:
+    """The event types a tenant's endpoints may name: core's, then those of the plugins it enabled (in the plugins'
+    call order; :meth:`PluginManager.webhook_event_types` checked them at startup)."""
+    found = {kind: Listed(kind, description) for kind, description in EVENT_TYPES.items()}
+    wanted = set(enabled)
+    for name, declared in plugins.webhook_event_types().items():
+        if declared.plugin in wanted:
+            found[name] = Listed(name, declared.description, declared.plugin)
+    return found
 
 
 def matches(subscribed: list[str] | tuple[str, ...], event_type: str) -> bool:

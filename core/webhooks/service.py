@@ -7,7 +7,7 @@ here commits, and nothing here talks to the network.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,12 +55,16 @@ def _insert(session: AsyncSession, table: Table) -> Any:
 # --- endpoints ------------------------------------------------------------------------------------------------------
 
 
-def check_event_types(given: Sequence[str], field: str = "event_types") -> list[str]:
-    """Known types or ``"*"``, at least one; duplicates dropped, order kept."""
+def check_event_types(
+    given: Sequence[str], field: str = "event_types", known: Collection[str] | None = None
+) -> list[str]:
+    """Known types (``known``: the tenant's, core's and its enabled plugins'; default core's) or ``"*"``, at least
+    one; duplicates dropped, order kept."""
     if not given:
         raise ValidationFailed('event_types: name at least one event type, or "*" for all.', field=field)
+    types = EVENT_TYPES if known is None else known
     for i, kind in enumerate(given):
-        if kind != ALL and kind not in EVENT_TYPES:
+        if kind != ALL and kind not in types:
             raise ValidationFailed(
                 f"'{kind}' is not an event type (GET /v1/webhook-event-types lists them; \"*\" means all).",
                 field=f"{field}[{i}]",

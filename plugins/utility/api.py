@@ -710,6 +710,8 @@ class OutagesController(Controller):
             raise Conflict("An unplanned outage is restored, not cancelled.", field="outage_id")
         if outage.status == "cancelled":
             return outage_out(outage)
+        if outage.status == "restored":
+            raise Conflict("The outage took place: it is restored.", field="outage_id")
         await ops.update_outage(
             db, tenant_view.id, outage_id, {"status": "cancelled", "cancelled_at": now, "updated_at": now}
         )
@@ -720,15 +722,17 @@ class OutagesController(Controller):
     async def restore_outage(
         self, db: Db, tenant_view: CurrentTenant, outage_id: FromPath[uuid.UUID], data: JSONBody[RestoreIn]
     ) -> OutageOut:
-        """Restore an unplanned outage: every account still out is restored and told, and what each is owed is
-        computed (once per account) and paid."""
+        """Restore an outage: every account still out is restored and told, and what each is owed is computed
+        (once per account) and paid. A planned outage is restored when the supply came back (after its start): an
+        account told its window with the required notice is owed compensation only for an overrun past the window's
+        end; any other like an unplanned outage's."""
         now = utcnow()
         restored_at = data.restored_at or now
         outage = await _outage(db, tenant_view.id, outage_id, lock=True)
-        if outage.kind != "unplanned":
-            raise Conflict("A planned outage ends with its window.", field="outage_id")
         if outage.status == "restored":
             return outage_out(outage)
+        if outage.status == "cancelled":
+            raise Conflict("The outage was cancelled.", field="outage_id")
         if restored_at <= outage.starts_at:
             raise ValidationFailed("Restoration comes after the start.", field="restored_at")
         if restored_at > now + SKEW:

@@ -21,6 +21,7 @@ from core import (
     ReplyContext,
     ScheduledJob,
     Screening,
+    WebhookEventType,
     hookimpl,
 )
 from plugins.utility import api, cases, demo, jobs, rewards
@@ -70,6 +71,17 @@ def fealty_scheduled_jobs() -> list[ScheduledJob]:
 @hookimpl
 def fealty_care_triggers() -> list[CareTrigger]:
     return list(TRIGGERS)
+
+
+@hookimpl
+def fealty_webhook_event_types() -> list[WebhookEventType]:
+    return [
+        WebhookEventType(
+            "utility.bill_credits",
+            "Compensation for a power cut owed as bill credits, for the tenant's billing system (up to 500 an event: "
+            "compensation id, outage, account number, amount, currency).",
+        )
+    ]
 
 
 @hookimpl

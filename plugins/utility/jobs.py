@@ -16,8 +16,8 @@ EVERY_SECONDS = 300
 
 async def outage_work(ctx: JobContext) -> None:
     """Tell the planned outages' stages that came due (priority notice, notice, reminders), catch up any
-    unplanned alert not yet told and the restoration notices a big outage's restoring request left, and pay the
-    compensation the restoring requests left to the worker; announce the peak-time events due."""
+    unplanned alert not yet told and the restoration notices a big outage's restoring request left, announce the
+    peak-time events due, and pay every compensation the restoring requests left to the worker, page by page."""
     settings = ops.settings_of(ctx.tenant)
     o = ops.outages
     horizon = ctx.now + timedelta(days=settings.priority_notice_days + 1)
@@ -40,5 +40,11 @@ async def outage_work(ctx: JobContext) -> None:
             await ops.alert(ctx.session, ctx.tenant, outage, ctx.now)
         else:
             await ops.restored_notices(ctx.session, ctx.tenant, outage, ctx.now)
-    await ops.pay_due(ctx.session, ctx.tenant, ctx.now)
     await peak.announce_due(ctx.session, ctx.tenant, ctx.now)
+    # Everything due is paid in this run, a page (``PAY_PAGE``) per transaction: a page paid is kept even if a
+    # later one fails, and the rows' status (with the ledger reference) keeps a rerun from paying one twice.
+    while True:
+        if ctx.commit is not None:
+            await ctx.commit()
+        if await ops.pay_due(ctx.session, ctx.tenant, ctx.now, limit=ops.PAY_PAGE) < ops.PAY_PAGE:
+            break

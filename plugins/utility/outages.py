@@ -17,11 +17,20 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, literal, or_, select, true, update
+from sqlalchemy import and_, bindparam, case, func, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import CareAsk, TenantView, credit_points, emit, new_id, request_care_many, table_of
+from core import (
+    CareAsk,
+    PluginCredit,
+    TenantView,
+    credit_points_many,
+    emit,
+    new_id,
+    request_care_many,
+    table_of,
+)
 from plugins.utility import rules
 from plugins.utility.models import (
     UtilityAccount,
@@ -426,11 +435,39 @@ async def etr_update(
     )
 
 
+async def notified_at(session: AsyncSession, tenant_id: uuid.UUID, outage_id: uuid.UUID) -> dict[uuid.UUID, datetime]:
+    """When each account of a planned outage was last told its window (its notice, or the latest change of window:
+    every change is told to everyone already told, so the latest of these describes the window as it stands)."""
+    n = notices
+    rows = await session.execute(
+        select(n.c.account_id, func.max(n.c.created_at))
+        .where(
+            n.c.tenant_id == tenant_id,
+            n.c.outage_id == outage_id,
+            or_(n.c.stage.in_(["notice", "priority_notice"]), n.c.stage.like("changed:%")),
+        )
+        .group_by(n.c.account_id)
+    )
+    return {account_id: at for account_id, at in rows.all()}
+
+
 async def restore(
     session: AsyncSession, tenant: TenantView, outage: Any, restored_at: datetime, now: datetime
 ) -> tuple[Told, int]:
     """Restore every affected account still out (not the ones that said "still out" after an earlier
-    restoration: they are restored one by one), tell them, and compute what each is owed."""
+    restoration: they are restored one by one), tell them, and compute what each is owed. A planned outage's
+    accounts lost supply at its start as it stands (its window may have moved since they were taken)."""
+    if outage.kind == "planned":
+        await session.execute(
+            update(affected)
+            .where(
+                affected.c.tenant_id == tenant.id,
+                affected.c.outage_id == outage.id,
+                affected.c.restored_at.is_(None),
+                affected.c.source != "claim",
+            )
+            .values(out_from=outage.starts_at)
+        )
     await session.execute(
         update(affected)
         .where(
@@ -499,8 +536,15 @@ async def compute_compensation(
     method = settings.compensation_payment
     fresh: list[dict[str, Any]] = []
     longer: list[tuple[Any, rules.Compensation, int]] = []
+    planned = outage.kind == "planned" and outage.ends_at is not None
+    notified = await notified_at(session, tenant.id, outage.id) if planned else {}
+    zone = ZoneInfo(tenant.timezone)
     for r in rows:
-        minutes = max(0, int((r.restored_at - r.out_from).total_seconds() // 60))
+        start = r.out_from
+        if planned:
+            window = (outage.starts_at, outage.ends_at)
+            start = rules.planned_counted_from(settings, zone, window, r.out_from, notified.get(r.account_id))
+        minutes = max(0, int((r.restored_at - start).total_seconds() // 60))
         owed = rules.compensation(settings, outage.category, r.customer_class, minutes, tenant.currency)
         known = existing.get(r.account_id)
         if known is None:
@@ -547,53 +591,53 @@ async def compute_compensation(
     return len(fresh) + len(longer)
 
 
-async def pay_due(session: AsyncSession, tenant: TenantView, now: datetime, *, limit: int = 5000) -> int:
-    """Pay up to ``limit`` due compensations: each row is locked and marked paid in this transaction (two workers
-    skip each other's rows), then paid as points (the ledger reference makes a retry a no-op) or announced to the
-    tenant's billing system as bill credits (``utility.bill_credits``, up to 500 a webhook event); the customer is
-    told (``utility.compensation``)."""
+#: Compensations paid per page: one transaction each in the worker's job (``ctx.commit`` between pages).
+PAY_PAGE = 5000
+
+
+async def pay_due(session: AsyncSession, tenant: TenantView, now: datetime, *, limit: int | None = None) -> int:
+    """Pay up to ``limit`` (default ``PAY_PAGE``) due compensations, set-based: the rows are locked (``FOR UPDATE SKIP LOCKED``: two workers
+    skip each other's rows) and marked paid in this transaction, paid as points in one ledger batch (one entry per
+    compensation, reference ``utility:compensation:<id>:<amount>``) or announced to the tenant's billing system as
+    bill credits (``utility.bill_credits``, up to 500 a webhook event), and the customers are told
+    (``utility.compensation``, ``request_care_many``): a few statements per page, none per account."""
     settings = settings_of(tenant)
-    c, a = compensations, accounts
+    c = compensations
     query = (
         select(c)
         .where(c.c.tenant_id == tenant.id, c.c.status == "due")
         .order_by(c.c.created_at, c.c.id)
-        .limit(limit)
+        .limit(PAY_PAGE if limit is None else limit)
         .with_for_update(skip_locked=True)
     )
     rows = (await session.execute(query)).all()
     if not rows:
         return 0
-    numbers = (
-        dict(
-            (
-                await session.execute(
-                    select(a.c.id, a.c.account_number).where(
-                        a.c.tenant_id == tenant.id, a.c.id.in_(list({r.account_id for r in rows}))
-                    )
-                )
-            ).all()
-        )
-        if len(rows) <= CHUNK
-        else await _account_numbers(session, tenant.id, [r.account_id for r in rows])
-    )
+    numbers = await _account_numbers(session, tenant.id, [r.account_id for r in rows])
     credits: list[dict[str, Any]] = []
+    points_credits: list[PluginCredit] = []
+    points_after: list[dict[str, Any]] = []
     by_outage: dict[uuid.UUID, list[Any]] = {}
     for r in rows:
         delta = Decimal(r.amount) - Decimal(r.paid_amount)
-        points = rules.points_for(Decimal(r.amount), settings) - int(r.points) if r.method == "points" else 0
-        if r.method == "points" and points > 0:
-            await credit_points(
-                session,
-                tenant_id=tenant.id,
-                member_id=r.member_id,
-                points=points,
-                plugin="utility",
-                reason="Compensation for a power cut (guaranteed standards)",
-                reference=f"utility:compensation:{r.id}:{r.amount}",
-                details={"outage_id": str(r.outage_id), "account_id": str(r.account_id), "amount": str(r.amount)},
-                now=now,
-            )
+        points = 0
+        if r.method == "points":
+            total = rules.points_for(Decimal(r.amount), settings)
+            points = total - int(r.points)
+            points_after.append({"b_id": r.id, "b_points": total})
+            if points > 0:
+                points_credits.append(
+                    PluginCredit(
+                        r.member_id,
+                        points,
+                        reference=f"utility:compensation:{r.id}:{r.amount}",
+                        details={
+                            "outage_id": str(r.outage_id),
+                            "account_id": str(r.account_id),
+                            "amount": str(r.amount),
+                        },
+                    )
+                )
         elif r.method == "bill_credit" and delta > 0:
             credits.append(
                 {
@@ -605,6 +649,15 @@ async def pay_due(session: AsyncSession, tenant: TenantView, now: datetime, *, l
                 }
             )
         by_outage.setdefault(r.outage_id, []).append((r, delta, points))
+    for start in range(0, len(points_credits), CHUNK):
+        await credit_points_many(
+            session,
+            tenant_id=tenant.id,
+            credits=points_credits[start : start + CHUNK],
+            plugin="utility",
+            reason="Compensation for a power cut (guaranteed standards)",
+            now=now,
+        )
     ids = [r.id for r in rows]
     for start in range(0, len(ids), CHUNK):
         await session.execute(
@@ -612,14 +665,14 @@ async def pay_due(session: AsyncSession, tenant: TenantView, now: datetime, *, l
             .where(c.c.tenant_id == tenant.id, c.c.id.in_(ids[start : start + CHUNK]))
             .values(status="paid", paid_amount=c.c.amount, paid_at=now)
         )
-    if any(r.method == "points" for r in rows):
-        for r in rows:
-            if r.method == "points":
-                await session.execute(
-                    update(c)
-                    .where(c.c.tenant_id == tenant.id, c.c.id == r.id)
-                    .values(points=rules.points_for(Decimal(r.amount), settings))
-                )
+    if points_after:
+        # the points paid so far on each row: one executemany, whatever the number of rows
+        await session.execute(
+            update(c)
+            .where(c.c.tenant_id == tenant.id, c.c.id == bindparam("b_id"))
+            .values(points=bindparam("b_points")),
+            points_after,
+        )
     for start in range(0, len(credits), 500):
         await emit(session, tenant.id, "utility.bill_credits", {"credits": credits[start : start + 500]})
     for outage_id, paid in by_outage.items():

@@ -74,6 +74,29 @@ def compensation(
     return Compensation(category, kind, hours, money(amount, currency), basis, increments)
 
 
+def planned_counted_from(
+    settings: UtilitySettings,
+    zone: ZoneInfo,
+    window: tuple[datetime, datetime],
+    out_from: datetime,
+    notified_at: datetime | None,
+) -> datetime:
+    """Where the restoration standard's clock starts for one account of a planned outage (``window``: its start and
+    end as the customers were last told).
+
+    Under the UK Guaranteed Standards (SI 2015/699) a planned interruption notified with the required notice
+    (``planned_min_notice_days``, 2 days; a notice counts when it went by that moment plus ``late_grace_minutes``,
+    as a late notice does) is not a failure as long as the supply is back by the end of the notified window: when
+    it overruns, it is compensable like an unplanned interruption *from the window's end* (the normal 12 hours then
+    run from there). An account not told the window with that notice (told late, or never) is compensable like an
+    unplanned interruption from the moment it lost supply (``out_from``)."""
+    starts_at, ends_at = window
+    required = days_before(starts_at, settings.planned_min_notice_days, zone)
+    if notified_at is not None and notified_at <= required + timedelta(minutes=settings.late_grace_minutes):
+        return max(out_from, ends_at)
+    return out_from
+
+
 def points_for(amount: Decimal, settings: UtilitySettings) -> int:
     """Currency as points at the tenant's rate (half up)."""
     return int((amount * settings.points_per_unit).to_integral_value(rounding=ROUND_HALF_UP))

@@ -99,6 +99,10 @@ class UtilitySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     priority_notice_days: Annotated[int, Meta(ge=1, le=90)] = 10
     #: A notice sent more than this many minutes after its due moment says it is late.
     late_grace_minutes: Annotated[int, Meta(ge=0, le=24 * 60)] = 60
+    #: The notice a planned interruption needs, days before its start (UK, SI 2015/699: 2 days). An account told
+    #: the window at least this early is owed compensation only when the supply comes back late, counted from the
+    #: window's end; an account told later (or never) is compensated as for an unplanned outage, from the start.
+    planned_min_notice_days: Annotated[int, Meta(ge=0, le=90)] = 2
     # --- unplanned outages -------------------------------------------------------------------------------------
     #: An ETR change larger than this (minutes) is told to every affected account.
     etr_change_minutes: Annotated[int, Meta(ge=0, le=24 * 60)] = 30

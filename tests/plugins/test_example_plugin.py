@@ -265,6 +265,19 @@ async def test_care_triggers_are_offered_only_to_enabling_tenants(
     assert "example.nudge" not in {t["name"] for t in (await tenant.get("/v1/care/triggers")).json()}
 
 
+async def test_webhook_event_types_are_offered_only_to_enabling_tenants(
+    example_tenant: TenantHandle, tenant: TenantHandle
+) -> None:
+    offered = {t["type"]: t for t in (await example_tenant.get("/v1/webhook-event-types")).json()}
+    assert offered["example.visit_recorded"]["plugin"] == "example" and offered["points.earned"]["plugin"] is None
+    body = {"url": "https://hooks.example.com/x", "event_types": ["points.earned", "example.visit_recorded"]}
+    created = await example_tenant.post("/v1/webhook-endpoints", json=body)
+    assert created.status_code == 201, created.text
+    assert "example.visit_recorded" not in {t["type"] for t in (await tenant.get("/v1/webhook-event-types")).json()}
+    refused = await tenant.post("/v1/webhook-endpoints", json=body)
+    assert refused.status_code == 422 and refused.json()["field"] == "event_types[1]", refused.text
+
+
 async def test_the_plugins_demo_tenant_is_seeded_with_its_settings(client, runtime) -> None:
     """``fealty demo`` seeds the example's own demo tenant (tests/plugin/test_demo_hook.py proves the hook whole)."""
     from core.demo import Api, seed_plugin_demo

@@ -98,3 +98,27 @@ async def test_one_outage_per_reference_under_concurrency(pg_utility: TenantHand
     assert sorted(a.status_code for a in answers) == [201, 409, 409, 409]
     assert len((await t.get("/v1/utility/outages")).json()["items"]) == 1
     assert len(await messages(t)) == 0  # no rule: nothing queued, but one occasion per account
+
+
+async def test_two_workers_paging_through_the_payments_pay_each_once(
+    pg_utility: TenantHandle, pg_client: AppClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two real worker runs at once, each paying page by page (a transaction a page): every row is locked by one of
+    them (``SKIP LOCKED``), so each account is paid and told once."""
+    from core.worker import tick
+
+    t = pg_utility
+    runtime: Runtime = pg_client.app.state["runtime"]
+    monkeypatch.setattr(ops, "PAY_PAGE", 2)
+    monkeypatch.setattr(ops, "INLINE_PAYMENTS", 0)
+    await care_rules(t, "utility.compensation")
+    made = [await account(t) for _ in range(7)]
+    created = await outage(t, starts_at=(datetime.now(UTC) - timedelta(hours=25)).isoformat(), etr=None)
+    assert (await t.post(f"/v1/utility/outages/{created['id']}/restore", json={})).status_code == 200
+    ran = await asyncio.gather(tick(runtime, t.id), tick(runtime, t.id))
+    assert sum(r.failed for r in ran) == 0 and sum(r.kinds.get("plugin.utility.outages", 0) for r in ran) == 2
+    report = (await t.get(f"/v1/utility/outages/{created['id']}/compensation")).json()
+    assert report["amount"] == report["paid_amount"] == "980.00"
+    for a in made:
+        assert (await t.balance(a["member_id"]))["available"] == 14000
+    assert len(await messages(t, trigger="utility.compensation")) == 7

@@ -182,3 +182,21 @@ def test_claw_back_window_in_calendar_months() -> None:
     assert rules.within_months(enrolled, datetime(2028, 1, 31, 9, tzinfo=UTC), 12)
     assert not rules.within_months(enrolled, datetime(2028, 1, 31, 10, tzinfo=UTC), 12)
     assert rules.within_months(datetime(2027, 3, 31, tzinfo=UTC), datetime(2027, 4, 29, tzinfo=UTC), 1)
+
+
+def test_a_planned_outages_clock_starts_at_the_windows_end_only_for_a_notice_in_time() -> None:
+    """2 days before a 09:00 London start (after the spring change) is 09:00 two calendar days earlier, plus the
+    60 minutes' grace of a notice sent by the worker: told by then, the clock starts at the window's end."""
+    london = ZoneInfo("Europe/London")
+    start = datetime(2031, 3, 31, 8, tzinfo=UTC)  # 09:00 BST
+    end = datetime(2031, 3, 31, 16, tzinfo=UTC)
+    required = datetime(2031, 3, 29, 9, tzinfo=UTC)  # 09:00 GMT on the 29th (the clocks change on the 30th)
+    window = (start, end)
+    grace = required.replace(hour=10)
+    assert rules.planned_counted_from(UK, london, window, start, grace) == end
+    assert rules.planned_counted_from(UK, london, window, start, grace.replace(minute=1)) == start
+    assert rules.planned_counted_from(UK, london, window, start, None) == start
+    # a claimant who lost supply after the window's end counts from then
+    later = datetime(2031, 3, 31, 18, tzinfo=UTC)
+    assert rules.planned_counted_from(UK, london, window, later, required) == later
+    assert rules.planned_counted_from(UK, london, window, later, None) == later

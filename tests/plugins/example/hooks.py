@@ -45,6 +45,7 @@ from core import (
     Suppress,
     TierChangeContext,
     ValidationFailed,
+    WebhookEventType,
     hookimpl,
     local_instant,
     next_in_window,
@@ -238,6 +239,12 @@ def fealty_care_triggers() -> list[CareTrigger]:
     return [
         CareTrigger("example.nudge", "A nudge from the example plugin.", "service", "notice", {"n": "int"}, {"n": 1})
     ]
+
+
+@hookimpl
+@_records
+def fealty_webhook_event_types() -> list[WebhookEventType]:
+    return [WebhookEventType("example.visit_recorded", "A visit was recorded by the example plugin.")]
 
 
 async def _seed_demo(ctx: DemoContext) -> DemoSeeded:
