@@ -201,10 +201,14 @@ async def run(accounts: int) -> dict[str, Any]:
             print(f"seeded: {figures['seed_s']} s", flush=True)
             async with tenant_session(runtime.sessionmaker, tenant.id) as session:
                 await session.execute(func.now().select())  # warm the pool
-            from sqlalchemy import text
-
-            async with runtime.engine.connect() as conn:
-                await conn.execute(text("ANALYZE"))
+            # The planner's statistics after the bulk load, as autovacuum would gather them: as the tables' owner
+            # and outside a transaction (through the application's engine it ran as the application role, which may
+            # not analyze them, and was rolled back with the connection's transaction).
+            conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+            try:
+                await conn.execute("ANALYZE")
+            finally:
+                await conn.close()
             now = datetime.now(UTC)
             body = {
                 "kind": "unplanned",

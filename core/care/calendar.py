@@ -3,6 +3,7 @@ it has not set itself."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,13 +29,19 @@ class Holiday:
 
 def country_holidays(country: str, year: int) -> list[Holiday]:
     """The public holidays of ``country`` (ISO 3166 alpha-2) in ``year``; [] for a country the library lacks."""
+    return list(_country_holidays(country.upper(), year))
+
+
+@functools.lru_cache(maxsize=256)
+def _country_holidays(country: str, year: int) -> tuple[Holiday, ...]:
+    # Computed once per process and year: the library's calendars (China's lunar ones above all) take milliseconds,
+    # and the care engine asks for them for every batch it queues.
     try:
-        found = holidays.country_holidays(country.upper(), years=year)
+        found = holidays.country_holidays(country, years=year)
     except NotImplementedError:
-        return []
-    return sorted(
-        (Holiday(day, str(name), f"country:{country.upper()}") for day, name in found.items()), key=lambda h: h.day
-    )
+        return ()
+    days = (Holiday(day, str(name), f"country:{country}") for day, name in found.items())
+    return tuple(sorted(days, key=lambda h: h.day))
 
 
 def has_country(country: str) -> bool:

@@ -13,15 +13,16 @@ tiers and balances, the messages), never a query per member.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple
 
+import msgspec
 import structlog
-from sqlalchemy import and_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.care.metrics import count
@@ -30,6 +31,7 @@ from core.care.policy import Defer, MemberFacts, MessageFacts, ProtectionSetting
 from core.care.protection import load_member_facts, load_protection_settings
 from core.care.templates import pick_locale, render, sms_segments
 from core.clock import utcnow
+from core.db import bulk
 from core.db.base import table_of
 from core.ids import new_id
 from core.ledger.models import PointBalance
@@ -49,8 +51,9 @@ balances_table = table_of(PointBalance)
 tiers_table = table_of(Tier)
 tenants_table = table_of(Tenant)
 
-#: Occasions per statement (SQLite's bound-parameter limit, and memory).
-BATCH = 500
+#: Occasions per batch: a few statements each (on PostgreSQL one array per column; on SQLite SQLAlchemy splits an
+#: executemany under the bound-parameter limit), and what memory holds at once.
+BATCH = 2000
 #: Set on the session when messages were queued, so the worker's delivery job can be woken after the commit.
 QUEUED_KEY = "fealty.care_queued"
 
@@ -106,9 +109,81 @@ class Raised:
     messages: int = 0
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+OCCASION_COLUMNS = (
+    "tenant_id",
+    "id",
+    "trigger",
+    "key",
+    "member_id",
+    "source",
+    "variables",
+    "occurred_at",
+    "created_at",
+)
+MESSAGE_COLUMNS = (
+    "tenant_id",
+    "id",
+    "occasion_id",
+    "rule_id",
+    "member_id",
+    "trigger",
+    "channel",
+    "purpose",
+    "category",
+    "locale",
+    "address",
+    "subject",
+    "body",
+    "html",
+    "segments",
+    "state",
+    "reason",
+    "attempts",
+    "provider_message_id",
+    "reference",
+    "due_at",
+    "valid_until",
+    "claimed_until",
+    "created_at",
+    "updated_at",
+    "sent_at",
+)
+
+
+# Statements built once per dialect (building one costs more than running it); on PostgreSQL the rows go as one
+# array per column (core.db.bulk): one execution whatever their number.
+@functools.cache
+def _insert_occasions(postgres: bool) -> Any:
+    return (
+        bulk.insert(postgres, occasions_table, OCCASION_COLUMNS)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "key"])
+        .returning(occasions_table.c.id, occasions_table.c.key)
+    )
+
+
+@functools.cache
+def _insert_messages(postgres: bool) -> Any:
+    return (
+        bulk.insert(postgres, messages_table, MESSAGE_COLUMNS)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "occasion_id", "rule_id"])
+        .returning(messages_table.c.id)
+    )
+
+
+@functools.cache
+def _stored_occasions(postgres: bool) -> Any:
+    o = occasions_table
+    return select(o.c.id, o.c.key, o.c.member_id, o.c.trigger, o.c.variables, o.c.occurred_at).where(
+        o.c.tenant_id == bindparam("o_tenant"), bulk.one_of(o.c.key, "o_keys", postgres)
+    )
+
+
+@functools.cache
+def _existing_messages(postgres: bool) -> Any:
+    msg = messages_table
+    return select(msg.c.occasion_id, msg.c.rule_id).where(
+        msg.c.tenant_id == bindparam("e_tenant"), bulk.one_of(msg.c.occasion_id, "e_occasions", postgres)
+    )
 
 
 async def active_rules(
@@ -200,37 +275,43 @@ class MemberRow:
         }
 
 
+@functools.cache
+def _members_query(postgres: bool) -> Any:
+    m, b, t = members_table, balances_table, tiers_table
+    return (
+        select(
+            m.c.id,
+            m.c.external_id,
+            m.c.name,
+            m.c.email,
+            m.c.phone,
+            m.c.birthday,
+            m.c.timezone,
+            m.c.locale,
+            m.c.status,
+            m.c.attributes,
+            m.c.created_at,
+            m.c.tier_id,
+            b.c.available,
+            b.c.last_activity_at,
+            t.c.code,
+            t.c.rank,
+        )
+        .outerjoin(b, and_(b.c.tenant_id == m.c.tenant_id, b.c.member_id == m.c.id))
+        .outerjoin(t, and_(t.c.tenant_id == m.c.tenant_id, t.c.id == m.c.tier_id))
+        .where(m.c.tenant_id == bindparam("m_tenant"), bulk.one_of(m.c.id, "m_ids", postgres))
+    )
+
+
 async def load_members(
     session: AsyncSession, tenant_id: uuid.UUID, member_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, MemberRow]:
-    m, b, t = members_table, balances_table, tiers_table
     found: dict[uuid.UUID, MemberRow] = {}
     ids = list(dict.fromkeys(member_ids))
+    query = _members_query(bulk.is_postgres(session))
     for start in range(0, len(ids), BATCH):
-        query = (
-            select(
-                m.c.id,
-                m.c.external_id,
-                m.c.name,
-                m.c.email,
-                m.c.phone,
-                m.c.birthday,
-                m.c.timezone,
-                m.c.locale,
-                m.c.status,
-                m.c.attributes,
-                m.c.created_at,
-                m.c.tier_id,
-                b.c.available,
-                b.c.last_activity_at,
-                t.c.code,
-                t.c.rank,
-            )
-            .outerjoin(b, and_(b.c.tenant_id == m.c.tenant_id, b.c.member_id == m.c.id))
-            .outerjoin(t, and_(t.c.tenant_id == m.c.tenant_id, t.c.id == m.c.tier_id))
-            .where(m.c.tenant_id == tenant_id, m.c.id.in_(ids[start : start + BATCH]))
-        )
-        for r in (await session.execute(query)).all():
+        parameters = {"m_tenant": tenant_id, "m_ids": ids[start : start + BATCH]}
+        for r in (await session.execute(query, parameters)).all():
             found[r.id] = MemberRow(
                 r.id,
                 r.external_id,
@@ -319,8 +400,11 @@ async def raise_occasions(
     program: ProgramSettings | None = None,
     rules: Sequence[RuleView] | None = None,
     now: datetime | None = None,
+    queuing: Queuing | None = None,
 ) -> Raised:
-    """Record ``occasions`` (once per key) and queue their messages for the active ``rules`` (loaded when None)."""
+    """Record ``occasions`` (once per key) and queue their messages for the active ``rules`` (loaded when None).
+    ``queuing``: the program's view, protections and holidays when the caller loaded them already (once for many
+    calls)."""
     now = now or utcnow()
     raised = Raised()
     if not occasions:
@@ -345,51 +429,102 @@ async def raise_occasions(
             }
             for o in batch
         ]
-        statement = (
-            _insert(session, occasions_table)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "key"])
-            .returning(occasions_table.c.id)
-        )
-        # executemany with RETURNING (SQLAlchemy's insertmanyvalues): no slow multi-VALUES construct to build.
-        inserted = (await session.execute(statement, rows)).all()
+        statement = _insert_occasions(bulk.is_postgres(session))
+        params = bulk.params(session, occasions_table, OCCASION_COLUMNS, rows)
+        inserted = {r.key: r.id for r in (await session.execute(statement, params)).all()}
         raised.occasions += len(inserted)
         if rules and program is not None:
-            raised.messages += await _queue_messages(session, tenant_id, batch, rules, program, now)
+            if queuing is None:
+                queuing = await load_queuing(session, tenant_id, program, now)
+            raised.messages += await _queue_messages(session, tenant_id, batch, inserted, rules, queuing, now)
     return raised
+
+
+class StoredOccasion(NamedTuple):
+    """An occasion as :func:`_queue_messages` reads it (from the database, or as just recorded)."""
+
+    id: uuid.UUID
+    key: str
+    member_id: uuid.UUID
+    trigger: str
+    variables: dict[str, Any]
+    occurred_at: datetime
+
+
+def _as_stored(variables: dict[str, Any]) -> dict[str, Any]:
+    """``variables`` as the JSON column gives them back (dates as ISO text, tuples as lists, ...), so a message renders
+    the same whether its occasion was just recorded or read back."""
+    decoded: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(variables or {}))
+    return decoded
+
+
+@dataclass(frozen=True)
+class Queuing:
+    """What queuing needs whatever the members: loaded once per :func:`raise_occasions`, not once per batch."""
+
+    program: ProgramSettings
+    view: ProgramView
+    settings: ProtectionSettings
+    holidays: tuple[date, ...]
+
+
+#: Where a transaction keeps its :class:`Queuing` (a plugin telling 100,000 accounts calls in chunks, at one ``now``).
+QUEUING_KEY = "fealty.care_queuing"
+
+
+async def load_queuing(session: AsyncSession, tenant_id: uuid.UUID, program: ProgramSettings, now: datetime) -> Queuing:
+    """The :class:`Queuing` of ``tenant_id`` at ``now`` (read once per transaction and ``now``)."""
+    from core.care.calendar import holidays_in
+
+    cached = session.info.get(QUEUING_KEY)
+    if cached is not None and cached[0] == (tenant_id, now) and cached[1].program == program:
+        found: Queuing = cached[1]
+        return found
+    years = {(now + timedelta(days=d)).year for d in (-1, 0, 45)}
+    days = tuple(h.day for h in await holidays_in(session, tenant_id, years, program.country))
+    settings = await load_protection_settings(session)
+    queuing = Queuing(program, await program_view(session, tenant_id, program), settings, days)
+    session.info[QUEUING_KEY] = ((tenant_id, now), queuing)
+    return queuing
 
 
 async def _queue_messages(
     session: AsyncSession,
     tenant_id: uuid.UUID,
     batch: Sequence[OccasionIn],
+    inserted: dict[str, uuid.UUID],
     rules: Sequence[RuleView],
-    program: ProgramSettings,
+    queuing: Queuing,
     now: datetime,
 ) -> int:
-    o, msg = occasions_table, messages_table
-    stored = (
-        await session.execute(
-            select(o.c.id, o.c.key, o.c.member_id, o.c.trigger, o.c.variables, o.c.occurred_at).where(
-                o.c.tenant_id == tenant_id, o.c.key.in_([x.key for x in batch])
-            )
-        )
-    ).all()
+    """Queue the messages of ``batch``'s occasions; ``inserted``: the keys this transaction just recorded, with their
+    ids. Those are known (what was given, as the database returns it) and can have no message yet; only occasions
+    recorded before are read back and their messages looked for. (Reading back fresh rows by key cost PostgreSQL a
+    scan per batch: right after a bulk load its statistics see an empty table and plan accordingly.)"""
+    msg = messages_table
+    program, view = queuing.program, queuing.view
+    postgres = bulk.is_postgres(session)
+    stored: list[Any] = [
+        StoredOccasion(inserted[x.key], x.key, x.member_id, x.trigger, _as_stored(x.variables), x.occurred_at)
+        for x in batch
+        if x.key in inserted
+    ]
+    earlier = [x.key for x in batch if x.key not in inserted]
+    if earlier:
+        found = await session.execute(_stored_occasions(postgres), {"o_tenant": tenant_id, "o_keys": earlier})
+        stored.extend(found.all())
     by_trigger: dict[str, list[RuleView]] = {}
     for rule in rules:
         by_trigger.setdefault(rule.trigger, []).append(rule)
     pairs = [(row, rule) for row in stored for rule in by_trigger.get(row.trigger, ())]
     if not pairs:
         return 0
-    existing = set(
-        (
-            await session.execute(
-                select(msg.c.occasion_id, msg.c.rule_id).where(
-                    msg.c.tenant_id == tenant_id, msg.c.occasion_id.in_([row.id for row in stored])
-                )
-            )
-        ).all()
-    )
-    pairs = [(row, rule) for row, rule in pairs if (row.id, rule.id) not in existing]
+    fresh = set(inserted.values())
+    looked_for = [row.id for row in stored if row.id not in fresh]
+    if looked_for:
+        parameters = {"e_tenant": tenant_id, "e_occasions": looked_for}
+        existing = set((await session.execute(_existing_messages(postgres), parameters)).all())
+        pairs = [(row, rule) for row, rule in pairs if (row.id, rule.id) not in existing]
     if not pairs:
         return 0
     members = await load_members(session, tenant_id, [row.member_id for row, _ in pairs])
@@ -397,9 +532,8 @@ async def _queue_messages(
     segments: dict[uuid.UUID, set[str]] = {}
     if wanted_segments:
         segments = await _segments_of(session, tenant_id, list(members.values()), wanted_segments, program, now)
-    view = await program_view(session, tenant_id, program)
     protection = await load_protection(
-        session, tenant_id, list(members), {c for _, rule in pairs for c in rule.channels}, program, now
+        session, tenant_id, list(members), {c for _, rule in pairs for c in rule.channels}, queuing, now
     )
     rows: list[dict[str, Any]] = []
     credits: list[tuple[uuid.UUID, uuid.UUID, RuleView]] = []
@@ -417,12 +551,8 @@ async def _queue_messages(
             credits.append((row["id"], member.id, rule))
     if not rows:
         return 0
-    statement = (
-        _insert(session, msg)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "occasion_id", "rule_id"])
-        .returning(msg.c.id)
-    )
-    created = {r.id for r in (await session.execute(statement, rows)).all()}
+    written = await session.execute(_insert_messages(postgres), bulk.params(session, msg, MESSAGE_COLUMNS, rows))
+    created = {r.id for r in written.all()}
     count((row["state"], row["channel"]) for row in rows if row["id"] in created)
     for message_id, member_id, rule in credits:
         if message_id in created and rule.points:
@@ -466,19 +596,14 @@ async def load_protection(
     tenant_id: uuid.UUID,
     member_ids: Sequence[uuid.UUID],
     channels: set[str],
-    program: ProgramSettings,
+    queuing: Queuing,
     now: datetime,
 ) -> Protection:
-    from core.care.calendar import holidays_in
-
-    years = {(now + timedelta(days=d)).year for d in (-1, 0, 45)}
-    days = [h.day for h in await holidays_in(session, tenant_id, years, program.country)]
-    settings = await load_protection_settings(session)
     facts = {
-        channel: await load_member_facts(session, tenant_id, member_ids, channel, now, holidays=days)
+        channel: await load_member_facts(session, tenant_id, member_ids, channel, now, holidays=queuing.holidays)
         for channel in sorted(channels)
     }
-    return Protection(settings, facts)
+    return Protection(queuing.settings, facts)
 
 
 def choose_channel(

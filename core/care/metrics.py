@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Iterable
 
 from prometheus_client import Counter
@@ -15,5 +16,5 @@ MESSAGES = Counter(
 
 def count(states: Iterable[tuple[str, str]]) -> None:
     """Count ``(state, channel)`` transitions (once the transaction that made them is about to commit)."""
-    for state, channel in states:
-        MESSAGES.labels(state=state, channel=channel).inc()
+    for (state, channel), n in Tally(states).items():
+        MESSAGES.labels(state=state, channel=channel).inc(n)

@@ -19,7 +19,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, and_, extract, func, or_, select
 
 from core.care.calendar import holidays_in
-from core.care.messages import OccasionIn, Raised, RuleView, active_rules, load_program, raise_occasions
+from core.care.messages import (
+    OccasionIn,
+    Raised,
+    RuleView,
+    active_rules,
+    load_program,
+    load_queuing,
+    raise_occasions,
+)
 from core.db.base import table_of
 from core.db.engine import tenant_session
 from core.events.models import Event
@@ -382,6 +390,7 @@ async def evaluate(
         if not rules:
             return Raised()
         program = await load_program(session, tenant_id)
+        queuing = await load_queuing(session, tenant_id, program, now)
     total = Raised()
     for rule in rules:
         scan = Scan(tenant_id, rule, program, now)
@@ -389,7 +398,9 @@ async def evaluate(
         while True:
             async with tenant_session(runtime.sessionmaker, tenant_id) as session:
                 found, after = await SCANNERS[rule.trigger](session, scan, after)
-                raised = await raise_occasions(session, tenant_id, found, program=program, rules=[rule], now=now)
+                raised = await raise_occasions(
+                    session, tenant_id, found, program=program, rules=[rule], now=now, queuing=queuing
+                )
             total.occasions += raised.occasions
             total.messages += raised.messages
             if after is None:

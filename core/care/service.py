@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.care.models import CareRequest
 from core.clock import utcnow
+from core.db import bulk
 from core.db.base import table_of
 from core.ids import new_id
 from core.outbox.service import emit, emit_many
@@ -95,6 +97,28 @@ class CareAsk:
 
 #: Requests per statement (SQLite's bound-parameter limit, and memory).
 MANY_BATCH = 2000
+REQUEST_COLUMNS = (
+    "tenant_id",
+    "id",
+    "member_id",
+    "kind",
+    "purpose",
+    "source",
+    "dedupe_key",
+    "payload",
+    "status",
+    "created_at",
+)
+
+
+@functools.cache
+def _insert_requests(postgres: bool) -> Any:
+    """Built once per dialect; on PostgreSQL one array per column (:mod:`core.db.bulk`)."""
+    return (
+        bulk.insert(postgres, requests, REQUEST_COLUMNS)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"])
+        .returning(requests.c.id, requests.c.dedupe_key)
+    )
 
 
 async def request_care_many(
@@ -113,7 +137,6 @@ async def request_care_many(
     as for one), and is announced as ``care.requested``. A few statements per 2,000 asks, never one per member.
     Returns the keys that were new."""
     now = now or utcnow()
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     from core.care.messages import OccasionIn, active_rules, load_program, raise_occasions
 
     rules = await active_rules(session, tenant_id, [kind])
@@ -137,12 +160,9 @@ async def request_care_many(
             }
             for ask in batch
         ]
-        statement = (
-            dialect.insert(requests)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"])
-            .returning(requests.c.id, requests.c.dedupe_key)
-        )
-        inserted = {r.dedupe_key: r.id for r in (await session.execute(statement, rows)).all()}
+        statement = _insert_requests(bulk.is_postgres(session))
+        recorded = await session.execute(statement, bulk.params(session, requests, REQUEST_COLUMNS, rows))
+        inserted = {r.dedupe_key: r.id for r in recorded.all()}
         new = [ask for ask in batch if ask.dedupe_key in inserted]
         if not new:
             continue
