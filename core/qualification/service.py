@@ -143,6 +143,65 @@ async def sums(
     return result
 
 
+class PastWindows:
+    """Rolling-window sums as of a past day, for backdated events (an import, a late batch): the sums live traffic
+    would have seen on the event's own day, over the N days that ended that day. From the stored buckets up to the
+    latest such day (one query for all of a batch's backdated items) plus what earlier items of the batch add.
+
+    Only rolling windows move with the event's day. A calendar window (this year, this month) keeps counting the
+    period the event falls in from today's side: a backdated event of a period already closed does not reopen it
+    (the period's close has run), and lifetime sums are the same either way for an import sent in time order."""
+
+    def __init__(self, wanted: Iterable[tuple[str, Window]], buckets: dict[tuple[uuid.UUID, str], dict[date, Decimal]]):
+        self.wanted = sorted({w for w in wanted if w[1].kind == "rolling_days"}, key=lambda w: (w[0], w[1].key))
+        self.buckets = buckets
+
+    @staticmethod
+    def moves(wanted: Iterable[tuple[str, Window]]) -> bool:
+        """Whether any of these windows depends on the day it ends (a rolling one)."""
+        return any(window.kind == "rolling_days" for _, window in wanted)
+
+    @classmethod
+    async def read(
+        cls,
+        session: AsyncSession,
+        tenant_id: uuid.UUID,
+        member_ids: Sequence[uuid.UUID],
+        wanted: Iterable[tuple[str, Window]],
+        days: Sequence[date],
+    ) -> PastWindows:
+        wanted = {w for w in wanted if w[1].kind == "rolling_days"}
+        first = min(window.start(min(days)) or date.min for _, window in wanted)
+        stored = await daily_values(
+            session,
+            tenant_id,
+            member_ids,
+            sorted({metric for metric, _ in wanted}),
+            first=first,
+            before=max(days) + timedelta(days=1),
+        )
+        buckets: dict[tuple[uuid.UUID, str], dict[date, Decimal]] = defaultdict(dict)
+        for (member_id, metric, day), value in stored.items():
+            buckets[(member_id, metric)][day] = value
+        return cls(wanted, buckets)
+
+    def add(self, member_id: uuid.UUID, metric: str, day: date, value: Decimal) -> None:
+        days = self.buckets.setdefault((member_id, metric), {})
+        days[day] = days.get(day, Decimal(0)) + value
+
+    def sums(
+        self, member_id: uuid.UUID, day: date, today: Mapping[tuple[str, str], Decimal]
+    ) -> dict[tuple[str, str], Decimal]:
+        """``today``'s ``(metric, window) -> sum`` with each rolling window ending on ``day`` instead (nothing after
+        it counts)."""
+        result = dict(today)
+        for metric, window in self.wanted:
+            start = window.start(day) or date.min
+            days = self.buckets.get((member_id, metric), {})
+            result[(metric, window.key)] = sum((v for d, v in days.items() if start <= d <= day), Decimal(0))
+        return result
+
+
 async def daily_values(
     session: AsyncSession,
     tenant_id: uuid.UUID,

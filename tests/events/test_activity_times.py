@@ -39,9 +39,9 @@ def purchase(n: int, at: datetime, who: str, amount: str) -> dict[str, Any]:
     }
 
 
-async def program(tenant: TenantHandle) -> None:
-    """Auto-enrolment, points lost after 12 months without activity, 1 point per unit, silver from 100 spent (for
-    365 days from qualifying)."""
+async def program(tenant: TenantHandle, window: dict[str, Any] | None = None) -> None:
+    """Auto-enrolment, points lost after 12 months without activity, 1 point per unit, silver from 100 spent over
+    ``window`` (lifetime by default), for 365 days from qualifying."""
     response = await tenant.patch(
         "/v1/program", json={"auto_enrol": True, "expiry_policy": {"kind": "inactivity", "value": 12}}
     )
@@ -55,7 +55,7 @@ async def program(tenant: TenantHandle) -> None:
             "name": "Silver",
             "rank": 1,
             "qualification": {
-                "window": {"kind": "lifetime"},
+                "window": window or {"kind": "lifetime"},
                 "mode": "any",
                 "criteria": [{"metric": "spend", "min": "100"}],
             },
@@ -139,6 +139,35 @@ async def test_a_backfilled_year_leaves_the_state_live_traffic_leaves(
     assert got["bob"]["history"][0]["reason"] == "renewal"
     assert datetime.fromisoformat(got["bob"]["history"][0]["changed_at"]) == later
     assert got["ann"]["available"] == 240 and got["cy"]["available"] == 30
+
+
+async def test_a_backfill_qualifies_over_the_window_that_ended_on_each_events_day(make_tenant: MakeTenant) -> None:
+    """Silver from 100 spent over the last 90 days: bob's 50 + 50 a month apart qualify him on his second purchase
+    live. Backfilled 400 days later, the same purchases are counted over the 90 days that ended on each purchase's
+    own day, not over the 90 days before the import (which hold none of them), so he is silver from the same moment
+    with the same history; ann (20 a month) and cy (10 a month) never reach 100 in 90 days, either way."""
+    window = {"kind": "rolling_days", "days": 90}
+    live, backfilled = await make_tenant(), await make_tenant()
+    await program(live, window)
+    await program(backfilled, window)
+    for n, (at, who, amount) in enumerate(YEAR):
+        with time_machine.travel(at + timedelta(seconds=30), tick=False):
+            assert (await live.post("/v1/events", json=purchase(n, at, who, amount))).status_code == 201
+    with time_machine.travel(T0 + timedelta(days=400), tick=False):
+        events = [purchase(n, at, who, amount) for n, (at, who, amount) in enumerate(YEAR)]
+        for start in range(0, len(events), 4):  # batches that mix members and months
+            response = await backfilled.post("/v1/events/batch", json={"events": events[start : start + 4]})
+            assert response.status_code == 200 and response.json()["created"] == len(events[start : start + 4])
+        expected, got = await state(live), await state(backfilled)
+    assert_same(got, expected)
+    bob = [at for at, who, _ in YEAR if who == "bob"]
+    assert got["bob"]["tier"] == "silver" and datetime.fromisoformat(got["bob"]["since"]) == bob[1]
+    assert [(h["reason"], datetime.fromisoformat(h["changed_at"])) for h in reversed(got["bob"]["history"])] == [
+        ("enrolment", bob[0]),
+        ("upgrade", bob[1]),
+        ("renewal", bob[2]),
+    ]
+    assert got["ann"]["tier"] == "base" and got["cy"]["tier"] == "base"
 
 
 async def test_activity_never_moves_back_and_never_ahead_of_now(make_tenant: MakeTenant) -> None:

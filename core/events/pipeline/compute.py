@@ -71,6 +71,21 @@ async def compute(
         else {}
     )
     caps = await CapTotals.read(ctx, items, sums, today)
+    # A backdated item (an import, a late batch) qualifies over the rolling windows that ended on its own day, as it
+    # would have live; one more query, only when a batch holds such items and the program has such windows.
+    moves = metrics.PastWindows.moves(wanted)
+    backdated = [i for i in items if i.member is not None and i.local_day < today] if moves else []
+    past = (
+        await metrics.PastWindows.read(
+            ctx.session,
+            ctx.tenant_id,
+            sorted({i.member.id for i in backdated if i.member}, key=str),
+            wanted,
+            [i.local_day for i in backdated],
+        )
+        if backdated
+        else None
+    )
     tenant = ctx.tenant_view()
     services = ctx.plugins.services(ctx.session, tenant, ctx.now)
     tier_of: dict[uuid.UUID, tier_rules.TierSpec | None] = {}
@@ -89,6 +104,10 @@ async def compute(
             valid_until[member.id] = member.tier_valid_until
         tier = tier_of[member.id]
         member_sums = sums.get(member.id, {})
+        in_the_past = item.local_day < today
+        window_sums = (
+            past.sums(member.id, item.local_day, member_sums) if past is not None and in_the_past else member_sums
+        )
         facts = member_facts(
             tier=tier,
             attributes=member.attributes or {},
@@ -98,7 +117,7 @@ async def compute(
             last_activity_at=item.last_activity_at,
             birthday=member.birthday,
             now=ctx.now,
-            sums=member_sums,
+            sums=window_sums,
             loyalty=loyalty.get(member.id),
         )
         segments: set[str] = segments_of(config.segments, facts) if config.needs_segments else set()
@@ -203,11 +222,16 @@ async def compute(
                 start = window.start(today)
                 if start is None or item.local_day >= start:  # ... in the windows the stored sums cover
                     member_sums[(key, window.key)] = member_sums.get((key, window.key), Decimal(0)) + value
+            if past is not None:  # ... and in the windows of the batch's backdated items
+                past.add(member.id, key, item.local_day, value)
         caps.add(member.id, item.local_day, item.lines)
         sums[member.id] = member_sums
         if config.tiers:
+            qualifying = (
+                past.sums(member.id, item.local_day, member_sums) if past is not None and in_the_past else member_sums
+            )
             move = tier_rules.on_activity(
-                config.tiers, tier, valid_until[member.id], member_sums, activity_at(item, ctx.now), tz
+                config.tiers, tier, valid_until[member.id], qualifying, activity_at(item, ctx.now), tz
             )
             if move is not None:
                 item.tier_before, item.tier_move = tier, move
