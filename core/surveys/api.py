@@ -9,12 +9,13 @@ import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, Meta, UnsetType
 from sqlalchemy import select
@@ -25,10 +26,13 @@ from core.db.engine import tenant_session
 from core.errors import Conflict, FealtyError, InvalidLink, ValidationFailed
 from core.http.deps import CurrentPrincipal, CurrentProgram, CurrentRuntime, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
+from core.jobs.api import JobOut, accepted, get_task
+from core.jobs.queue import start_task
 from core.members.models import Member
 from core.members.service import get_member
 from core.program.settings import ProgramSettings
 from core.runtime import Runtime
+from core.surveys import jobs as survey_jobs
 from core.surveys import links, service
 from core.surveys import results as maths
 from core.surveys.models import Survey, SurveyInvitation, SurveyResponse
@@ -177,8 +181,8 @@ async def _survey(db: Db, survey_id: uuid.UUID) -> Survey:
 
 
 class InvitationsIn(msgspec.Struct, forbid_unknown_fields=True):
-    """Invite members (a campaign): by id, or every member of a segment (or a tier) now. ``campaign`` names the
-    occasion: the same campaign never invites a member twice."""
+    """Invite members (a campaign): by id (now), or every active member of a segment or a tier (a job). ``campaign``
+    names the occasion: the same campaign never invites a member twice."""
 
     campaign: Annotated[str, Meta(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_.-]+$")]
     member_ids: Annotated[list[uuid.UUID], Meta(max_length=1000)] = msgspec.field(default_factory=list)
@@ -263,6 +267,12 @@ class GroupResult(msgspec.Struct):
     #: The tenant's active satisfaction model (AHP) over these factor values, when it has one.
     satisfaction_index: Decimal | None
     satisfaction_coverage: Decimal | None
+    #: The group's invitations made in the period: to members of this tier or segment when invited, or made in this
+    #: period; and how many of them were answered.
+    invitations: int
+    answered_invitations: int
+    #: answered_invitations / invitations (null without invitations).
+    response_rate: Decimal | None
 
 
 class ResultsOut(msgspec.Struct):
@@ -298,11 +308,15 @@ async def results_of(
     tallies = await service.tallies(
         db, survey.tenant_id, [survey.id], group_by=group_by, since=since, until=until, zone=zone
     )
+    invited_by = await service.invitation_tallies(
+        db, survey.tenant_id, survey.id, group_by=group_by, since=since, until=until, zone=zone
+    )
     invited, answered = await service.response_counts(db, survey.tenant_id, survey.id, since, until)
     groups = []
     index = await active_index(db)
-    for key in sorted(tallies):
-        tally = tallies[key]
+    for key in sorted(set(tallies) | set(invited_by)):
+        tally = tallies.get(key) or service.Tally()
+        sent = invited_by.get(key) or service.Invited()
         by_factor = service.factor_values(definition, tally)
         questions = []
         for q in definition.questions:
@@ -334,16 +348,32 @@ async def results_of(
         ]
         nps = None
         if survey.nps_question is not None:
-            promoters = sum(1 for s in tally.nps if s >= 9)
-            detractors = sum(1 for s in tally.nps if s <= 6)
+            scored, promoters, detractors = tally.nps_answers, tally.promoters, tally.detractors
             nps = NpsResult(
-                maths.nps(tally.nps), len(tally.nps), promoters, len(tally.nps) - promoters - detractors, detractors
+                maths.nps_of(promoters, scored - promoters - detractors, detractors),
+                scored,
+                promoters,
+                scored - promoters - detractors,
+                detractors,
             )
         sat, coverage = (None, None)
         if index is not None:
             sat, coverage = index.score({code: (v["standardised"], v["answers"]) for code, v in by_factor.items()})
-        groups.append(GroupResult(key, len(tally.responses), questions, factors, nps, sat, coverage))
-    total = len(set().union(*(t.responses for t in tallies.values()))) if tallies else 0
+        groups.append(
+            GroupResult(
+                key,
+                tally.responses,
+                questions,
+                factors,
+                nps,
+                sat,
+                coverage,
+                sent.invitations,
+                sent.answered,
+                maths.rate(sent.answered, sent.invitations),
+            )
+        )
+    total = await service.response_total(db, survey.tenant_id, [survey.id], since, until) if tallies else 0
     return ResultsOut(
         survey.id,
         invited,
@@ -424,50 +454,71 @@ class SurveysController(Controller):
         await db.flush()
         return SurveyOut.of(survey)
 
-    @post("/{survey_id:uuid}/invitations", operation_id="inviteToSurvey", status_code=200, opt={"problems": (409,)})
+    @post(
+        "/{survey_id:uuid}/invitations",
+        operation_id="inviteToSurvey",
+        status_code=200,
+        responses={
+            202: ResponseSpec(data_container=JobOut, description="A campaign to a segment or a tier, queued as a job")
+        },
+        opt={"problems": (409,)},
+    )
     async def invitations(
         self,
         db: Db,
         principal: CurrentPrincipal,
-        program: CurrentProgram,
         survey_id: FromPath[uuid.UUID],
         data: JSONBody[InvitationsIn],
-    ) -> InvitationsOut:
+    ) -> Response[InvitationsOut]:
         """Invite members, each once per campaign, through the care engine: every invitation is a
         ``survey.invitation`` occasion with its signed single-use link (``survey_url``); the tenant's care rules
-        for that trigger say how it goes out (email or SMS, protected like every message)."""
+        for that trigger say how it goes out (email or SMS, protected like every message).
+
+        ``member_ids`` (up to 1,000) are invited now: the answer (200) counts them. A ``segment`` or a ``tier`` (any
+        number of members) is a job: the answer is 202 with it (``Location: /v1/jobs/{id}``), and the worker
+        invites the segment's (or tier's) active members a page at a time; follow its progress (members looked at,
+        of the active members) and result (``invited``, ``skipped``: already invited by this campaign) at
+        ``GET /v1/jobs/{id}``. Posting the same campaign again invites nobody twice."""
         assert principal.tenant_id is not None
         survey = await _survey(db, survey_id)
         chosen = [bool(data.member_ids), data.segment is not None, data.tier is not None]
         if sum(chosen) != 1:
             raise ValidationFailed("Give member_ids, a segment or a tier.", field="member_ids")
-        if data.member_ids:
-            found = set(
-                (await db.execute(select(Member.id).where(Member.id.in_(data.member_ids), Member.status == "active")))
-                .scalars()
-                .all()
-            )
-            missing = [m for m in data.member_ids if m not in found]
-            if missing:
-                raise ValidationFailed(f"No active member {missing[0]}.", field="member_ids")
-            members = list(dict.fromkeys(data.member_ids))
-        elif data.tier is not None:
-            from core.tiers.models import Tier
+        if survey.status != "active":
+            raise Conflict("Only an active survey invites.", field="status")
+        if not data.member_ids:
+            tier_id = None
+            if data.tier is not None:
+                from core.tiers.models import Tier
 
-            tier = (await db.execute(select(Tier.id).where(Tier.code == data.tier))).scalar_one_or_none()
-            if tier is None:
-                raise ValidationFailed("No tier has this code.", field="tier")
-            members = list(
-                (await db.execute(select(Member.id).where(Member.tier_id == tier, Member.status == "active")))
-                .scalars()
-                .all()
+                tier_id = (await db.execute(select(Tier.id).where(Tier.code == data.tier))).scalar_one_or_none()
+                if tier_id is None:
+                    raise ValidationFailed("No tier has this code.", field="tier")
+            else:
+                from core.segments.service import segment_spec
+
+                await segment_spec(db, code=str(data.segment))
+            audience = service.Audience(survey.id, data.campaign, segment=data.segment, tier_id=tier_id)
+            job_id = await start_task(
+                db,
+                survey_jobs.CAMPAIGN_JOB,
+                tenant_id=principal.tenant_id,
+                payload=survey_jobs.campaign_payload(audience),
             )
-        else:
-            members = await _segment_members(db, principal.tenant_id, program, str(data.segment))
+            return cast("Response[InvitationsOut]", accepted(await get_task(db, principal.tenant_id, job_id)))
+        found = set(
+            (await db.execute(select(Member.id).where(Member.id.in_(data.member_ids), Member.status == "active")))
+            .scalars()
+            .all()
+        )
+        missing = [m for m in data.member_ids if m not in found]
+        if missing:
+            raise ValidationFailed(f"No active member {missing[0]}.", field="member_ids")
+        members = list(dict.fromkeys(data.member_ids))
         invited = await service.invite(
             db, principal.tenant_id, survey, [(m, f"campaign:{data.campaign}:{m}") for m in members], utcnow()
         )
-        return InvitationsOut(invited, len(members) - invited)
+        return Response(InvitationsOut(invited, len(members) - invited))
 
     @get("/{survey_id:uuid}/invitations", operation_id="listSurveyInvitations", opt={"scope": "reports:read"})
     async def list_invitations(
@@ -551,27 +602,11 @@ class SurveysController(Controller):
     ) -> ResultsOut:
         """Response rate; per question and per factor the answers at each level and the standardised value
         D = 100 x sum(x_j n_j) / (x_max sum n_j); NPS; the satisfaction index of the tenant's active AHP model.
-        For the whole program, or by tier, segment (when answering) or period (in the program's time zone)."""
+        For the whole program, or by tier, segment or period (in the program's time zone): the answers by the
+        member's tier and segments when answering, each group's response rate by those when invited (its answered
+        invitations / its invitations). Added up by the database, whatever the number of responses."""
         survey = await _survey(db, survey_id)
         return await results_of(db, survey, program, group_by=group_by, since=since, until=until)
-
-
-async def _segment_members(db: Db, tenant_id: uuid.UUID, program: ProgramSettings, code: str) -> list[uuid.UUID]:
-    from core.program.config import load_config
-    from core.segments.service import scan_segment, segment_spec
-
-    spec = await segment_spec(db, code=code)
-    config = await load_config(db, program.config_version)
-    found: list[uuid.UUID] = []
-    after = None
-    while True:
-        members, cursor = await scan_segment(
-            db, tenant_id, program, config, spec, after=after, limit=1000, where=[Member.status == "active"]
-        )
-        found.extend(m.id for m in members)
-        if cursor is None or len(found) >= 50_000:
-            return found
-        after = cursor_uuid(decode_cursor(cursor, 1)[0])
 
 
 # --- the signed link: a small form, no API key, no JavaScript ---

@@ -67,6 +67,10 @@ class SurveyInvitation(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column()
     responded_at: Mapped[datetime | None] = mapped_column()
+    #: The member's tier and segments when invited (response rates by tier and segment). ``segments`` is None for
+    #: invitations made before they were recorded and never answered (migration 0028): in no segment's rate.
+    tier: Mapped[str | None] = mapped_column(String(40))
+    segments: Mapped[list[Any] | None] = mapped_column()
 
 
 class SurveyResponse(TenantScoped, Base):

@@ -32,11 +32,17 @@ def standardised(counts: Mapping[Decimal, int], x_max: Decimal) -> Decimal | Non
 def nps(scores: Iterable[int]) -> Decimal | None:
     """Net Promoter Score of 0-10 answers, -100..100 to 1 place; None without answers."""
     values = list(scores)
-    if not values:
-        return None
     promoters = sum(1 for s in values if s >= 9)
     detractors = sum(1 for s in values if s <= 6)
-    return (Decimal(100) * (promoters - detractors) / len(values)).quantize(Decimal("0.1"), ROUND_HALF_EVEN)
+    return nps_of(promoters, len(values) - promoters - detractors, detractors)
+
+
+def nps_of(promoters: int, passives: int, detractors: int) -> Decimal | None:
+    """The Net Promoter Score from the counts of promoters (9-10), passives (7-8) and detractors (0-6)."""
+    total = promoters + passives + detractors
+    if total == 0:
+        return None
+    return (Decimal(100) * (promoters - detractors) / total).quantize(Decimal("0.1"), ROUND_HALF_EVEN)
 
 
 def rate(part: int, whole: int) -> Decimal | None:

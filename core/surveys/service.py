@@ -6,22 +6,36 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Integer,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.base import table_of
 from core.errors import Conflict, LinkExpired, NotFound, ValidationFailed
 from core.ids import new_id
-from core.members.views import load_member_view
 from core.surveys import results as maths
 from core.surveys.links import response_url
 from core.surveys.models import Survey, SurveyAnswer, SurveyInvitation, SurveyResponse
@@ -161,6 +175,7 @@ async def invite(
 
     for start in range(0, len(invitees), 1000):
         batch = invitees[start : start + 1000]
+        profile = await profiles(session, tenant_id, list({member_id for member_id, _ in batch}), now)
         rows = (
             await session.execute(
                 dialect.insert(invitations)
@@ -175,6 +190,8 @@ async def invite(
                             "created_at": now,
                             "expires_at": expires,
                             "responded_at": None,
+                            "tier": profile[member_id][0] if member_id in profile else None,
+                            "segments": profile[member_id][1] if member_id in profile else [],
                         }
                         for member_id, occasion in batch
                     ]
@@ -254,6 +271,93 @@ async def invite_after_events(session: AsyncSession, tenant_id: uuid.UUID, now: 
     return made
 
 
+# --- campaigns: every member of a segment or a tier, a page at a time (the worker's ``surveys.campaign`` job) ---
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who a campaign invites: the active members of a tier (its id) or of a segment (its code), now."""
+
+    survey_id: uuid.UUID
+    campaign: str
+    segment: str | None = None
+    tier_id: uuid.UUID | None = None
+
+    def occasion(self, member_id: uuid.UUID) -> str:
+        return f"campaign:{self.campaign}:{member_id}"
+
+
+@dataclass(frozen=True)
+class CampaignPage:
+    #: Members looked at (the job's progress unit), the last of them (where the next page starts), None: no more.
+    examined: int
+    last: uuid.UUID | None
+    #: Of them, in the audience; and invited now (the others were already invited by this campaign).
+    matched: int
+    invited: int
+    #: The survey stopped inviting (closed or back to draft): the campaign ends here.
+    stopped: bool = False
+
+
+def _audience_members(audience: Audience) -> list[ColumnElement[bool]]:
+    from core.members.models import Member
+
+    where: list[ColumnElement[bool]] = [Member.status == "active"]
+    if audience.tier_id is not None:
+        where.append(Member.tier_id == audience.tier_id)
+    return where
+
+
+async def campaign_size(session: AsyncSession, audience: Audience) -> int:
+    """How many members a campaign looks at (its progress total): the active members (of the tier)."""
+    from core.members.models import Member
+
+    query = select(func.count(Member.id)).where(*_audience_members(audience))
+    return int((await session.execute(query)).scalar_one())
+
+
+async def campaign_page(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    audience: Audience,
+    *,
+    after: uuid.UUID | None,
+    size: int,
+    now: datetime,
+) -> CampaignPage:
+    """One page of a campaign, in the caller's transaction: the next ``size`` active members (of the tier) in id order
+    after ``after``, those of them in the segment (evaluated now, as segment listings do), each invited once per
+    campaign (the invitations' unique key: a page run twice, or by two workers at once, invites nobody twice). A page
+    is at most the segment scan's limit."""
+    from core.members.models import Member
+    from core.program.config import load_config
+    from core.program.settings import load_program_settings
+    from core.segments.service import SCAN_LIMIT, scan_segment, segment_spec
+
+    survey = await get_survey(session, audience.survey_id)
+    if survey.status != "active":
+        return CampaignPage(0, None, 0, 0, stopped=True)
+    where = _audience_members(audience)
+    query = select(Member.id).where(*where).order_by(Member.id).limit(min(size, SCAN_LIMIT))
+    if after is not None:
+        query = query.where(Member.id > after)
+    ids = list((await session.execute(query)).scalars().all())
+    if not ids:
+        return CampaignPage(0, None, 0, 0)
+    members = ids
+    if audience.segment is not None:
+        program = await load_program_settings(session, tenant_id)
+        config = await load_config(session, program.config_version)
+        spec = await segment_spec(session, code=audience.segment)
+        # The page's members are at most SCAN_LIMIT: one scan looks at every one of them.
+        found, _ = await scan_segment(
+            session, tenant_id, program, config, spec, after=after, limit=len(ids), where=[*where, Member.id <= ids[-1]]
+        )
+        members = [m.id for m in found]
+    invited = await invite(session, tenant_id, survey, [(m, audience.occasion(m)) for m in members], now)
+    return CampaignPage(len(ids), ids[-1], len(members), invited)
+
+
 # --- responses ---
 
 
@@ -325,10 +429,10 @@ async def record(
                 raise Conflict("This survey was already answered with this link: thank you.", field="token")
             raise LinkExpired("This survey link has expired.", field="token")
         member_id = invitation.member_id
-    tier, segments = None, []
+    tier: str | None = None
+    segments: list[str] = []
     if member_id is not None:
-        view = await load_member_view(session, member_id)
-        tier, segments = view.tier, sorted(await member_segments(session, tenant_id, member_id, now))
+        tier, segments = (await profiles(session, tenant_id, [member_id], now)).get(member_id, (None, []))
     response_id = new_id()
     session.add(
         SurveyResponse(
@@ -367,46 +471,86 @@ async def record(
 
 async def member_segments(session: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID, now: datetime) -> set[str]:
     """The tenant's segments the member is in now (core's segment rules, as events and care evaluate them)."""
+    return set((await profiles(session, tenant_id, [member_id], now)).get(member_id, (None, []))[1])
+
+
+async def profiles(
+    session: AsyncSession, tenant_id: uuid.UUID, member_ids: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, tuple[str | None, list[str]]]:
+    """Each member's tier (its code) and segments (sorted) now, for many members at once: what an invitation and a
+    response record, so that results and response rates can be read by tier and segment. A fixed number of queries
+    for the batch (the members, their metric sums and, when a segment reads them, their loyalty facts), evaluated as
+    :func:`core.segments.service.scan_segment` does."""
     from core.ledger.models import PointBalance
+    from core.measurement.facts import loyalty_facts, reads_loyalty
     from core.members.models import Member
     from core.program.config import load_config
     from core.program.settings import load_program_settings
     from core.qualification import service as metrics
     from core.segments.service import member_facts, metric_windows, segments_of
 
+    if not member_ids:
+        return {}
     program = await load_program_settings(session, tenant_id)
     config = await load_config(session, program.config_version)
+    found = (
+        await session.execute(
+            select(Member, PointBalance.last_activity_at)
+            .outerjoin(PointBalance, PointBalance.member_id == Member.id)
+            .where(Member.id.in_(list(member_ids)))
+        )
+    ).all()
+    out: dict[uuid.UUID, tuple[str | None, list[str]]] = {}
     if not config.segments:
-        return set()
-    member = (await session.execute(select(Member).where(Member.id == member_id))).scalar_one()
-    last = (
-        await session.execute(select(PointBalance.last_activity_at).where(PointBalance.member_id == member_id))
-    ).scalar_one_or_none()
+        for member, _ in found:
+            tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
+            out[member.id] = (tier.code if tier else None, [])
+        return out
+    ids = [member.id for member, _ in found]
     windows = metric_windows(config.segments)
-    sums = await metrics.sums(session, tenant_id, [member_id], windows, metrics.local_day(now, program.tz))
-    facts = member_facts(
-        tier=config.tiers_by_id.get(member.tier_id) if member.tier_id else None,
-        attributes=member.attributes,
-        locale=member.locale,
-        timezone=member.timezone,
-        enrolled_at=member.created_at,
-        last_activity_at=last,
-        birthday=member.birthday,
-        now=now,
-        sums=sums.get(member_id, {}),
-    )
-    return segments_of(config.segments, facts)
+    sums = await metrics.sums(session, tenant_id, ids, windows, metrics.local_day(now, program.tz))
+    needs_loyalty = reads_loyalty(c.field for spec in config.segments for c in spec.conditions)
+    loyalty = await loyalty_facts(session, tenant_id, ids) if needs_loyalty else {}
+    for member, last_activity in found:
+        tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
+        facts = member_facts(
+            tier=tier,
+            attributes=member.attributes or {},
+            locale=member.locale,
+            timezone=member.timezone,
+            enrolled_at=member.created_at,
+            last_activity_at=last_activity,
+            birthday=member.birthday,
+            now=now,
+            sums=sums.get(member.id, {}),
+            loyalty=loyalty.get(member.id),
+        )
+        out[member.id] = (tier.code if tier else None, sorted(segments_of(config.segments, facts)))
+    return out
 
 
 # --- results ---
 
 
 @dataclass
-class _Tally:
-    responses: set[uuid.UUID] = field(default_factory=set)
-    #: question -> level -> n
+class Tally:
+    """One group's counts, added up by the database."""
+
+    responses: int = 0
+    #: question -> level (1 = best) -> n
     questions: dict[str, dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
-    nps: list[int] = field(default_factory=list)
+    #: Answers to the 0-10 question: all, 9-10, 0-6.
+    nps_answers: int = 0
+    promoters: int = 0
+    detractors: int = 0
+
+
+@dataclass
+class Invited:
+    """One group's invitations (by the invitee's tier and segments when invited, or the period it was made in)."""
+
+    invitations: int = 0
+    answered: int = 0
 
 
 def _period(at: datetime, zone: ZoneInfo, group_by: str) -> str:
@@ -419,14 +563,74 @@ def _period(at: datetime, zone: ZoneInfo, group_by: str) -> str:
     return local.isoformat()
 
 
-def _groups(row: Any, group_by: str | None, zone: ZoneInfo) -> Iterable[str]:
+_PG_PERIOD = {"month": "YYYY-MM", "week": 'IYYY-"W"IW', "day": "YYYY-MM-DD"}
+
+
+def _text(value: str) -> ColumnElement[str]:
+    """A constant written into the statement (not a parameter): the same group expression in SELECT and GROUP BY is
+    then the same text, as PostgreSQL requires."""
+    return literal(value, String, literal_execute=True)
+
+
+@dataclass(frozen=True)
+class _Grouping:
+    """How a query groups rows: the SQL expression of the group (None: one group, ``program``), the FROM it needs
+    (a segment list unnested), a filter, and how a database key becomes the group's name."""
+
+    key: ColumnElement[Any] | None
+    source: FromClause
+    where: tuple[ColumnElement[bool], ...]
+    name: Callable[[Any], str]
+
+
+def _grouping(
+    session: AsyncSession, table: Table, at: ColumnElement[datetime], group_by: str | None, zone: ZoneInfo
+) -> _Grouping:
+    """Group ``table``'s rows by tier, segment (one row per segment the row names; ``segment:none`` for none) or
+    local period. PostgreSQL names the local period itself (``AT TIME ZONE``); SQLite, which has no time zones,
+    groups by UTC quarter hour (every zone's midnight falls on one) and each quarter is named in Python: either way
+    the database adds up the rows and only the group sums reach Python."""
+    postgres = session.get_bind().dialect.name == "postgresql"
     if group_by is None:
-        return ("program",)
+        return _Grouping(None, table, (), lambda _: "program")
     if group_by == "tier":
-        return (f"tier:{row.tier}" if row.tier else "tier:none",)
+        key = func.coalesce(_text("tier:") + table.c.tier, _text("tier:none"))
+        return _Grouping(key, table, (), str)
     if group_by == "segment":
-        return [f"segment:{s}" for s in row.segments or []] or ["segment:none"]
-    return (_period(row.submitted_at, zone, group_by),)
+        if postgres:
+            elements = func.jsonb_array_elements_text(table.c.segments).table_valued(column("value", String)).lateral()
+        else:
+            elements = func.json_each(table.c.segments).table_valued(column("value", String))
+        key = func.coalesce(_text("segment:") + elements.c.value, _text("segment:none"))
+        return _Grouping(key, table.outerjoin(elements, true()), (table.c.segments.is_not(None),), str)
+    if postgres:
+        local = func.timezone(_text(zone.key), at)
+        return _Grouping(func.to_char(local, _text(_PG_PERIOD[group_by])), table, (), str)
+    minute = cast(func.strftime(_text("%M"), at), Integer)
+    hour = func.strftime(_text("%Y-%m-%dT%H:"), at, type_=String)
+    quarter = hour + func.printf(_text("%02d:00"), minute // 15 * 15, type_=String)
+    named: dict[str, str] = {}
+
+    def name(bucket: Any) -> str:
+        if bucket not in named:
+            named[bucket] = _period(datetime.fromisoformat(str(bucket)).replace(tzinfo=UTC), zone, group_by)
+        return named[bucket]
+
+    return _Grouping(quarter, table, (), name)
+
+
+def _response_filter(
+    tenant_id: uuid.UUID, survey_ids: Sequence[uuid.UUID], since: datetime | None, until: datetime | None
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [
+        responses.c.tenant_id == tenant_id,
+        responses.c.survey_id.in_(list(survey_ids)),
+    ]
+    if since is not None:
+        where.append(responses.c.submitted_at >= since)
+    if until is not None:
+        where.append(responses.c.submitted_at < until)
+    return where
 
 
 async def tallies(
@@ -438,47 +642,111 @@ async def tallies(
     since: datetime | None,
     until: datetime | None,
     zone: ZoneInfo,
-) -> dict[str, _Tally]:
-    """Counts per group: responses, answers per question and level, NPS answers. Two queries, whatever the size."""
-    where: list[ColumnElement[bool]] = [
-        responses.c.tenant_id == tenant_id,
-        responses.c.survey_id.in_(list(survey_ids)),
-    ]
-    if since is not None:
-        where.append(responses.c.submitted_at >= since)
-    if until is not None:
-        where.append(responses.c.submitted_at < until)
-    found: dict[str, _Tally] = defaultdict(_Tally)
-    meta: dict[uuid.UUID, list[str]] = {}
-    listed = await session.execute(
-        select(responses.c.id, responses.c.tier, responses.c.segments, responses.c.submitted_at, responses.c.nps).where(
-            *where
-        )
-    )
-    for row in listed:
-        keys = list(_groups(row, group_by, zone))
-        meta[row.id] = keys
-        for key in keys:
-            found[key].responses.add(row.id)
-            if row.nps is not None:
-                found[key].nps.append(row.nps)
+) -> dict[str, Tally]:
+    """Counts per group: responses and NPS answers (one GROUP BY), answers per question and level (another); set-based,
+    whatever the number of responses."""
+    where = _response_filter(tenant_id, survey_ids, since, until)
+    grouping = _grouping(session, responses, responses.c.submitted_at, group_by, zone)
+    keys = [grouping.key] if grouping.key is not None else []
+    found: dict[str, Tally] = defaultdict(Tally)
+    nps = responses.c.nps
     counted = await session.execute(
-        select(answers.c.response_id, answers.c.question, answers.c.level)
-        .select_from(
-            answers.join(
-                responses, and_(responses.c.tenant_id == answers.c.tenant_id, responses.c.id == answers.c.response_id)
-            )
+        select(
+            *keys,
+            func.count(),
+            func.count(nps),
+            func.coalesce(func.sum(case((nps >= 9, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((nps <= 6, 1), else_=0)), 0),
         )
-        .where(*where)
+        .select_from(grouping.source)
+        .where(*where, *grouping.where)
+        .group_by(*keys)
     )
-    for answer in counted:
-        for key in meta.get(answer.response_id, ()):
-            found[key].questions[answer.question][answer.level] += 1
+    for row in counted:
+        if not row[-4]:
+            continue  # no group at all (an aggregate without GROUP BY answers one row)
+        tally = found[grouping.name(row[0] if keys else None)]
+        tally.responses += int(row[-4])
+        tally.nps_answers += int(row[-3])
+        tally.promoters += int(row[-2])
+        tally.detractors += int(row[-1])
+    if not found:
+        return {}
+    if grouping.key is None and since is None and until is None:
+        # The whole survey: the answers alone (they carry their survey), no join.
+        source: FromClause = answers
+        answer_where: list[ColumnElement[bool]] = [
+            answers.c.tenant_id == tenant_id,
+            answers.c.survey_id.in_(list(survey_ids)),
+        ]
+    else:
+        source = grouping.source.join(
+            answers, and_(answers.c.tenant_id == responses.c.tenant_id, answers.c.response_id == responses.c.id)
+        )
+        answer_where = [*where, *grouping.where, answers.c.survey_id.in_(list(survey_ids))]
+    levels = await session.execute(
+        select(*keys, answers.c.question, answers.c.level, func.count())
+        .select_from(source)
+        .where(*answer_where)
+        .group_by(*keys, answers.c.question, answers.c.level)
+    )
+    for row in levels:
+        name = grouping.name(row[0] if keys else None)
+        found[name].questions[row.question][int(row.level)] += int(row[-1])
     return dict(found)
 
 
-def factor_values(definition: Definition, tally: _Tally) -> dict[str, dict[str, Any]]:
-    """Each factor's counts per level value and standardised value D (and how many answers it rests on)."""
+async def invitation_tallies(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    survey_id: uuid.UUID,
+    *,
+    group_by: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    zone: ZoneInfo,
+) -> dict[str, Invited]:
+    """Invitations made in the period and how many of them were answered, per group: by the invitee's tier or
+    segments when invited, or the local period the invitation was made in (one GROUP BY). A group's response rate is
+    its answered invitations over its invitations."""
+    where: list[ColumnElement[bool]] = [invitations.c.tenant_id == tenant_id, invitations.c.survey_id == survey_id]
+    if since is not None:
+        where.append(invitations.c.created_at >= since)
+    if until is not None:
+        where.append(invitations.c.created_at < until)
+    grouping = _grouping(session, invitations, invitations.c.created_at, group_by, zone)
+    keys = [grouping.key] if grouping.key is not None else []
+    found: dict[str, Invited] = defaultdict(Invited)
+    counted = await session.execute(
+        select(*keys, func.count(), func.count(invitations.c.responded_at))
+        .select_from(grouping.source)
+        .where(*where, *grouping.where)
+        .group_by(*keys)
+    )
+    for row in counted:
+        if not row[-2]:
+            continue
+        group = found[grouping.name(row[0] if keys else None)]
+        group.invitations += int(row[-2])
+        group.answered += int(row[-1])
+    return dict(found)
+
+
+async def response_total(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    survey_ids: Sequence[uuid.UUID],
+    since: datetime | None,
+    until: datetime | None,
+) -> int:
+    """Responses in the period (each once, whatever groups it falls in)."""
+    where = _response_filter(tenant_id, survey_ids, since, until)
+    return int((await session.execute(select(func.count()).select_from(responses).where(*where))).scalar_one())
+
+
+def factor_values(definition: Definition, tally: Tally) -> dict[str, dict[str, Any]]:
+    """Each factor's counts per level value and standardised value D (and how many answers it rests on), from the
+    group's per-question counts (a few numbers per question, whatever the number of answers)."""
     by_factor: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for q in definition.questions:
         for level, n in tally.questions.get(q.code, {}).items():
