@@ -5,11 +5,16 @@ tier's results. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import time_machine
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy import Uuid, bindparam, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.testing import TenantHandle
 from tests.surveys.test_results import SURVEY
@@ -138,3 +143,49 @@ async def test_response_rates_by_tier_segment_and_period_match_the_hand_table(te
         ).json()
         assert (march["invitations"], march["answered_invitations"], march["responses"]) == (10, 4, 4)
         assert {g["group"]: g["invitations"] for g in march["groups"]} == {"2026-03-10": 10, "2026-03-11": 0}
+
+
+async def test_migration_0028_backfills_invitations_made_before_it(tenant: TenantHandle, database_url: str) -> None:
+    """Invitations made before 0028 had no profile: an answered one takes its response's tier and segments, an
+    unanswered one the member's tier at migration time and no segments (it counts in no segment's rate)."""
+    await tenant.post("/v1/tiers", json={"code": "gold", "name": "Gold", "rank": 1})
+    await tenant.post(
+        "/v1/segments",
+        json={
+            "code": "regulars",
+            "name": "Regulars",
+            "conditions": [{"field": "member.attributes.regular", "op": "eq", "value": True}],
+        },
+    )
+    survey = (await tenant.post("/v1/surveys", json=SURVEY | {"code": "old"})).json()
+    answered = await tenant.enrol("old-1", attributes={"regular": True})
+    waiting = await tenant.enrol("old-2", attributes={"regular": True})
+    await tenant.put(f"/v1/members/{answered['id']}/tier", json={"tier": "gold", "reason": "test"})
+    await _invite(tenant, survey["id"], "before", [answered, waiting])
+    await _answer(tenant, survey["id"], answered, "satisfied")
+    # Promoted after the invitation, before the migration: the backfill can only know the tier now.
+    await tenant.put(f"/v1/members/{waiting['id']}/tier", json={"tier": "gold", "reason": "test"})
+
+    engine = create_async_engine(database_url)  # the owner, as `fealty migrate` runs
+    try:
+        async with engine.begin() as conn:
+            wipe = text("UPDATE survey_invitations SET tier = NULL, segments = NULL WHERE tenant_id = :tenant")
+            await conn.execute(wipe.bindparams(bindparam("tenant", type_=Uuid)), {"tenant": tenant.id})
+        async with engine.begin() as conn:
+            await conn.run_sync(_backfill)
+    finally:
+        await engine.dispose()
+    url = f"/v1/surveys/{survey['id']}/results"
+
+    def rates(results: dict[str, Any]) -> dict[str, tuple[int, int]]:
+        return {g["group"]: (g["invitations"], g["answered_invitations"]) for g in results["groups"]}
+
+    assert rates((await tenant.get(url, params={"group_by": "tier"})).json()) == {"tier:gold": (2, 1)}
+    assert rates((await tenant.get(url, params={"group_by": "segment"})).json()) == {"segment:regulars": (1, 1)}
+    assert rates((await tenant.get(url)).json()) == {"program": (2, 1)}
+
+
+def _backfill(sync_conn: Any) -> None:
+    module = importlib.import_module("core.db.migrations.versions.0028_invitation_profile")
+    with Operations.context(MigrationContext.configure(sync_conn)):
+        module.backfill(sync_conn.dialect.name == "postgresql")

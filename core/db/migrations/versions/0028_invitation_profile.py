@@ -44,16 +44,22 @@ def upgrade() -> None:
     with op.batch_alter_table("survey_invitations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("tier", sa.String(length=40), nullable=True))
         batch_op.add_column(sa.Column("segments", JSON, nullable=True))
+    backfill(postgres)
+
+
+def backfill(postgres: bool) -> None:
+    """Fill the invitations without a recorded profile (all of them, when this migration runs)."""
     if postgres:
         for table in TABLES:
             op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
     op.execute(
         "UPDATE survey_invitations SET "  # noqa: S608 (constants only)
         f"tier = {ANSWERED.format(column='r.tier')}, segments = {ANSWERED.format(column='r.segments')} "
-        "WHERE responded_at IS NOT NULL"
+        "WHERE responded_at IS NOT NULL AND tier IS NULL AND segments IS NULL"
     )
     op.execute(
-        f"UPDATE survey_invitations SET tier = {CURRENT_TIER} WHERE responded_at IS NULL"  # noqa: S608 (constants only)
+        f"UPDATE survey_invitations SET tier = {CURRENT_TIER} "  # noqa: S608 (constants only)
+        "WHERE responded_at IS NULL AND tier IS NULL AND segments IS NULL"
     )
     if postgres:
         for table in TABLES:
