@@ -249,7 +249,7 @@ def fealty_webhook_event_types() -> list[WebhookEventType]:
 
 async def _seed_demo(ctx: DemoContext) -> DemoSeeded:
     ids = await ctx.api.enrol([{"external_id": "V-1", "name": "Vera Visitor"}])
-    at = ctx.local(ctx.today, 9)
+    at = ctx.local(ctx.today - timedelta(days=1), 9)  # yesterday: today's 09:00 is ahead before 09:00 local
     await ctx.api.send_event(
         {
             "type": "example.visit",
