@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from core.db.base import TenantScoped as TenantScoped
     from core.db.base import id_column as id_column
     from core.db.base import table_of as table_of
+    from core.decimals import decimal_bounds as decimal_bounds
     from core.errors import Conflict as Conflict
     from core.errors import FealtyError as FealtyError
     from core.errors import NotFound as NotFound

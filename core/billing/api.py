@@ -26,6 +26,7 @@ from core.billing.usage import usage_of, usage_of_tenants
 from core.billing.webhooks import receive_stripe_webhook
 from core.clock import utcnow
 from core.db.base import table_of
+from core.decimals import decimal_bounds
 from core.errors import NotFound, ValidationFailed
 from core.http.deps import CurrentPrincipal, CurrentRuntime, Db
 from core.http.pagination import Page, check_limit, cursor_uuid, decode_cursor, encode_cursor, page_of
@@ -36,6 +37,10 @@ from core.tenancy.service import enter_tenant
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 TrialDays = Annotated[int, Meta(ge=0, le=365)]
 PlanCode = Annotated[str, Meta(min_length=1, max_length=64)]
+#: A price: 0 or more, at most 4 decimal places (and no more than the plan's currency has: checked with it).
+Price = Annotated[Decimal, decimal_bounds(ge=0, le=1_000_000_000, places=4)]
+#: Requests per second: more than 0, less than 100,000, to the hundredth (as stored).
+RatePerSecond = Annotated[Decimal, decimal_bounds(gt=0, lt=100_000, places=2)]
 
 
 # --- DTOs -------------------------------------------------------------------------------------------------------------
@@ -46,17 +51,17 @@ class PlanCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     currency: str
     #: Flat plans: the price a month. Per-block plans: the price of one block a month.
-    monthly_price: Decimal
+    monthly_price: Price
     pricing: Literal["flat", "per_block"] = "flat"
     #: Active members per block (per-block plans).
     block_size: Annotated[int, Meta(ge=1)] | None = None
     included_active_members: Annotated[int, Meta(ge=0)] = 0
     #: Events included a month (per block, for per-block plans).
     included_events: Annotated[int, Meta(ge=0)] = 0
-    overage_price_per_member: Decimal = Decimal(0)
-    overage_price_per_1000_events: Decimal = Decimal(0)
+    overage_price_per_member: Price = Decimal(0)
+    overage_price_per_1000_events: Price = Decimal(0)
     #: Requests per second for tenants on this plan (none: the deployment's FEALTY_RATE_LIMIT_PER_SECOND).
-    rate_limit_per_second: Decimal | None = None
+    rate_limit_per_second: RatePerSecond | None = None
     #: Largest number of active (not anonymized) members a tenant on this plan may enrol.
     max_members: Annotated[int, Meta(ge=1)] | None = None
     active: bool = True
@@ -65,14 +70,14 @@ class PlanCreate(msgspec.Struct, forbid_unknown_fields=True):
 class PlanUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | UnsetType = UNSET
     currency: str | UnsetType = UNSET
-    monthly_price: Decimal | UnsetType = UNSET
+    monthly_price: Price | UnsetType = UNSET
     pricing: Literal["flat", "per_block"] | UnsetType = UNSET
     block_size: Annotated[int, Meta(ge=1)] | UnsetType | None = UNSET
     included_active_members: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
     included_events: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
-    overage_price_per_member: Decimal | UnsetType = UNSET
-    overage_price_per_1000_events: Decimal | UnsetType = UNSET
-    rate_limit_per_second: Decimal | UnsetType | None = UNSET
+    overage_price_per_member: Price | UnsetType = UNSET
+    overage_price_per_1000_events: Price | UnsetType = UNSET
+    rate_limit_per_second: RatePerSecond | UnsetType | None = UNSET
     max_members: Annotated[int, Meta(ge=1)] | UnsetType | None = UNSET
     #: false: no new subscriptions on this plan (tenants on it keep it).
     active: bool | UnsetType = UNSET

@@ -2,9 +2,11 @@
 
 * A route that takes a JSON body gets JSON: a body of another media type is a 415, no body at all a 422 (an
   absent ``Content-Type`` is read as JSON).
-* The body is decoded *strictly*, straight into the handler's declared type: an ``int`` field refuses ``"5"`` (a
-  ``Decimal`` field takes a JSON string or a number, as the API documents), and the decoded value is handed to the
-  framework so the body is decoded once.
+* The body is decoded *strictly*, straight into the handler's declared type: an ``int`` field refuses ``"5"``, and
+  the decoded value is handed to the framework so the body is decoded once.
+* A ``Decimal`` field takes a JSON number (read exactly, never through a float) or a string of digits, within the
+  bounds its ``decimal_bounds(...)`` declares (:mod:`core.decimals`): every decimal of the body, at any depth, is
+  checked as the request wrote it (``"NaN"``, ``" 1"`` and ``"1_000"`` are not digits).
 * JSON nests at most :data:`MAX_JSON_DEPTH` levels (checked without recursion).
 * No string of the body, the query or the path may contain the NUL character (``\\u0000``): PostgreSQL cannot store
   it in text, and SQLite must behave the same.
@@ -21,17 +23,21 @@ Each refusal is a problem document naming the offending field, raised before any
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Annotated, Any, Union, cast, get_args, get_origin
 
 import msgspec
+import msgspec.inspect as mi
 from litestar.connection import ASGIConnection
 from litestar.enums import ParamType, RequestEncodingType
 from litestar.params import BodyKwarg, ParameterKwarg
 from litestar.types import Scope
 from litestar.utils.scope.state import ScopeState
 
+from core.decimals import decimal_problem, rule_of
 from core.errors import FealtyError, JsonTooDeep, MalformedRequest, UnsupportedMediaType, ValidationFailed, invalid
 from core.http.pagination import Cursor, Limit
 
@@ -57,6 +63,10 @@ class QueryCheck:
     strict: bool = False
 
 
+#: Checks the decimals of a body as the request wrote it (the JSON value, its path): raises a 422 naming the field.
+DecimalCheck = Callable[[Any, str], None]
+
+
 @dataclass(frozen=True, slots=True)
 class RouteInputs:
     """What one route handler accepts, worked out once from its signature."""
@@ -65,6 +75,8 @@ class RouteInputs:
     body_required: bool
     query: tuple[QueryCheck, ...]
     body_type: Any = None
+    #: The body's decimals, checked on the JSON as written (None: the body has no decimal).
+    decimals: DecimalCheck | None = None
 
 
 def declared_type(annotation: Any) -> Any:
@@ -117,6 +129,163 @@ def _kwarg_meta(annotation: Any) -> msgspec.Meta | None:
     return None
 
 
+# --- decimals, as the request wrote them -----------------------------------------------------------------------------
+
+
+def _at(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _decimal_leaf(info: Any) -> DecimalCheck:
+    rule = rule_of(info.extra) if isinstance(info, mi.Metadata) else None
+
+    def check(value: Any, path: str) -> None:
+        problem = decimal_problem(value, rule)
+        if problem is not None:
+            raise ValidationFailed(f"{path}: {problem}." if path else f"The body {problem}.", field=path or None)
+
+    return check
+
+
+def _holds_decimal(info: Any, seen: frozenset[Any]) -> bool:
+    """Whether a decimal is reachable in the type ``info`` describes."""
+    inner = info.type if isinstance(info, mi.Metadata) else info
+    if isinstance(inner, mi.DecimalType):
+        return True
+    if isinstance(inner, mi.StructType | mi.TypedDictType | mi.DataclassType):
+        return inner.cls not in seen and any(_holds_decimal(f.type, seen | {inner.cls}) for f in inner.fields)
+    if isinstance(inner, mi.UnionType):
+        return any(_holds_decimal(t, seen) for t in inner.types)
+    if isinstance(inner, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+        return _holds_decimal(inner.item_type, seen)
+    if isinstance(inner, mi.TupleType):
+        return any(_holds_decimal(t, seen) for t in inner.item_types)
+    if isinstance(inner, mi.DictType):
+        return _holds_decimal(inner.value_type, seen)
+    return False
+
+
+class _DecimalChecks:
+    """Builds, for a body's declared type, one function that checks every decimal in it (through structs, unions,
+    lists and dicts) on the body's JSON as decoded without a type (numbers read exactly); None when the type holds no
+    decimal, so such bodies cost nothing."""
+
+    def __init__(self) -> None:
+        self._objects: dict[Any, DecimalCheck | None] = {}
+
+    def build(self, info: Any) -> DecimalCheck | None:
+        inner = info.type if isinstance(info, mi.Metadata) else info
+        if isinstance(inner, mi.DecimalType):
+            return _decimal_leaf(info)
+        if isinstance(inner, mi.StructType | mi.TypedDictType | mi.DataclassType):
+            return self._object(inner)
+        if isinstance(inner, mi.UnionType):
+            return self._union(inner)
+        if isinstance(inner, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+            item = self.build(inner.item_type)
+            return None if item is None else self._items(lambda i: item)
+        if isinstance(inner, mi.TupleType):
+            items = [self.build(t) for t in inner.item_types]
+            if not any(items):
+                return None
+            return self._items(lambda i: items[i] if i < len(items) else None)
+        if isinstance(inner, mi.DictType):
+            value = self.build(inner.value_type)
+            return None if value is None else self._values(value)
+        return None
+
+    def _object(self, info: Any) -> DecimalCheck | None:
+        key = info.cls
+        if key in self._objects:
+            # A recursive type: checked through its entry, filled in once it is built.
+            return lambda value, path: self._call(key, value, path)
+        self._objects[key] = None
+        if getattr(info, "array_like", False) or not _holds_decimal(info, frozenset()):
+            return None
+        fields = [(f.encode_name, inner) for f in info.fields if (inner := self.build(f.type)) is not None]
+
+        def check(value: Any, path: str) -> None:
+            if isinstance(value, dict):
+                for name, inner in fields:
+                    if name in value:
+                        inner(value[name], _at(path, name))
+
+        self._objects[key] = check
+        return check
+
+    def _call(self, key: Any, value: Any, path: str) -> None:
+        found = self._objects.get(key)
+        if found is not None:
+            found(value, path)
+
+    def _union(self, info: Any) -> DecimalCheck | None:
+        scalar: DecimalCheck | None = None
+        listed: DecimalCheck | None = None
+        mapped: DecimalCheck | None = None
+        tagged: dict[Any, DecimalCheck] = {}
+        tag_field: str | None = None
+        for member in info.types:
+            inner = member.type if isinstance(member, mi.Metadata) else member
+            built = self.build(member)
+            if built is None:
+                continue
+            if isinstance(inner, mi.DecimalType):
+                scalar = built
+            elif isinstance(inner, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType | mi.TupleType):
+                listed = built
+            elif isinstance(inner, mi.StructType) and inner.tag_field is not None:
+                tag_field = inner.tag_field
+                tagged[inner.tag] = built
+            else:
+                mapped = built
+        if not (scalar or listed or mapped or tagged):
+            return None
+
+        def check(value: Any, path: str) -> None:
+            if isinstance(value, dict):
+                chosen = tagged.get(value.get(tag_field)) if tag_field is not None else mapped
+                if chosen is not None:
+                    chosen(value, path)
+            elif isinstance(value, list):
+                if listed is not None:
+                    listed(value, path)
+            elif scalar is not None:
+                scalar(value, path)
+
+        return check
+
+    @staticmethod
+    def _items(item: Callable[[int], DecimalCheck | None]) -> DecimalCheck:
+        def check(value: Any, path: str) -> None:
+            if isinstance(value, list):
+                for i, element in enumerate(value):
+                    inner = item(i)
+                    if inner is not None:
+                        inner(element, f"{path}[{i}]")
+
+        return check
+
+    @staticmethod
+    def _values(inner: DecimalCheck) -> DecimalCheck:
+        def check(value: Any, path: str) -> None:
+            if isinstance(value, dict):
+                for key, element in value.items():
+                    inner(element, _at(path, str(key)))
+
+        return check
+
+
+def decimal_checks(body_type: Any) -> DecimalCheck | None:
+    """The check of every decimal ``body_type`` holds, or None when it holds none."""
+    return _DecimalChecks().build(mi.type_info(body_type))
+
+
+#: The body as JSON, without a type: numbers that are not integers read exactly, as ``Decimal``.
+_AS_WRITTEN = msgspec.json.Decoder(float_hook=Decimal)
+#: Writes such a body back with its decimals as the JSON numbers they were.
+_AS_NUMBERS = msgspec.json.Encoder(decimal_format="number")
+
+
 def query_type(name: str, annotation: Any) -> Any:
     """What a query parameter's value must be: the well-known rule for ``name``, or its declared type with the
     constraints of its msgspec ``Meta`` and of a ``QueryParameter(...)`` marker."""
@@ -139,6 +308,7 @@ def inputs_of(handler: Any) -> RouteInputs:
     """The body and query checks of ``handler`` (a Litestar HTTP route handler)."""
     parameters = handler.parsed_fn_signature.parameters
     body: msgspec.json.Decoder[Any] | None = None
+    decimals: DecimalCheck | None = None
     required = False
     data = parameters.get("data")
     if data is not None:
@@ -146,6 +316,7 @@ def inputs_of(handler: Any) -> RouteInputs:
         media = kwarg.media_type if isinstance(kwarg, BodyKwarg) else RequestEncodingType.JSON
         if media == RequestEncodingType.JSON:
             body = msgspec.json.Decoder(declared_type(data.raw), strict=True)
+            decimals = decimal_checks(body.type)
             required = not data.has_default and not data.is_optional
     checks = []
     for name, field in parameters.items():
@@ -154,7 +325,7 @@ def inputs_of(handler: Any) -> RouteInputs:
             continue
         wanted = _without_none(query_type(alias, field.raw))
         checks.append(QueryCheck(alias, wanted, strict=_is_temporal(wanted)))
-    return RouteInputs(body, required, tuple(checks), body.type if body is not None else None)
+    return RouteInputs(body, required, tuple(checks), body.type if body is not None else None, decimals)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -222,13 +393,14 @@ def check_body_structure(body: bytes) -> None:
 
 
 def _integral(value: Any) -> Any:
-    """``value`` with every integral float (``255.0``) as the integer it is, walked without recursion."""
+    """``value`` with every integral number read as a decimal (``255.0``) as the integer it is, walked without
+    recursion."""
     root = [value]
     stack: list[tuple[Any, Any]] = [(root, 0)]
     while stack:
         container, key = stack.pop()
         item = container[key]
-        if isinstance(item, float) and item.is_integer() and abs(item) < 2**63:
+        if isinstance(item, Decimal) and item.is_finite() and item == item.to_integral_value() and abs(item) < 2**63:
             container[key] = int(item)
         elif isinstance(item, dict):
             stack.extend((item, k) for k in item)
@@ -237,13 +409,26 @@ def _integral(value: Any) -> Any:
     return root[0]
 
 
-def _decode_with_integral_floats(inputs: RouteInputs, body: bytes) -> Any:
-    """The slow path of a body a strict decoder refused for a float: JSON has one number type, and ``255.0`` is the
-    integer 255 (JSON Schema's ``integer`` says so too), so an integral float is taken where an integer is due. Other
-    refusals stay what the strict decoder said."""
-    assert inputs.body is not None
+def _as_written(inputs: RouteInputs, body: bytes) -> Any:
+    """The body decoded without a type, its decimals checked as written."""
     try:
-        return msgspec.convert(_integral(msgspec.json.decode(body)), inputs.body_type, strict=True)
+        written = _AS_WRITTEN.decode(body)
+    except msgspec.DecodeError as exc:
+        raise MalformedRequest(f"The request body is not valid JSON: {exc}") from None
+    if inputs.decimals is not None:
+        inputs.decimals(written, "")
+    return written
+
+
+def _decode_with_integral_floats(inputs: RouteInputs, body: bytes, written: Any) -> Any:
+    """The slow path of a body a strict decoder refused for a float: JSON has one number type, and ``255.0`` is the
+    integer 255 (JSON Schema's ``integer`` says so too), so an integral number is taken where an integer is due. The
+    body is written again with those numbers as integers and every other number as it was (exact: never through a
+    float), and decoded strictly again. Other refusals stay what the strict decoder said."""
+    assert inputs.body is not None
+    again = _AS_NUMBERS.encode(_integral(_as_written(inputs, body) if written is None else written))
+    try:
+        return inputs.body.decode(again)
     except msgspec.ValidationError as exc:
         raise invalid(str(exc)) from None
 
@@ -259,13 +444,15 @@ def decode_body(inputs: RouteInputs, body: bytes, content_type: str | None) -> A
     if not _is_json(content_type):
         raise UnsupportedMediaType(f"The body must be JSON (Content-Type: application/json), not '{content_type}'.")
     check_body_structure(body)
+    # A body with decimals: each checked as the request wrote it first (its bounds, its digits).
+    written = _as_written(inputs, body) if inputs.decimals is not None else None
     try:
         return inputs.body.decode(body)
     except RecursionError:
         raise _too_deep() from None
     except msgspec.ValidationError as exc:
         if "got `float`" in str(exc):
-            return _decode_with_integral_floats(inputs, body)
+            return _decode_with_integral_floats(inputs, body, written)
         raise invalid(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise MalformedRequest(f"The request body is not valid JSON: {exc}") from None

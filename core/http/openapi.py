@@ -14,7 +14,8 @@ rules the API enforces, so that a route author declares nothing beyond the route
   RFC 3339 string.
 * **Request bodies** are declared with msgspec's own JSON schema of the type the strict decoder decodes into:
   unknown fields refused (``additionalProperties: false``), lengths, bounds and patterns as declared, and a decimal
-  as a number or a decimal string.
+  as a number or a decimal string, within the range and decimal places of its ``decimal_bounds(...)``
+  (:mod:`core.decimals`).
 
 The result is what ``/schema/openapi.json`` serves (:class:`ContractJsonRenderPlugin`) and what
 :func:`served_schema` returns. ``tests/contract/test_openapi.py`` holds every route to it with schemathesis.
@@ -35,6 +36,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.params import BodyKwarg
 from litestar.routes import HTTPRoute
 
+from core.decimals import DECIMAL_PATTERN
 from core.errors import PROBLEM_BASE
 from core.http.inputs import declared_type, query_name, query_type
 from core.http.problems import PROBLEM_MEDIA_TYPE
@@ -91,13 +93,9 @@ _HEADERS: dict[int, dict[str, Any]] = {
     429: {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
 }
 
-#: A decimal as the API takes it: a JSON number, or a string of digits (exact, as money should be sent).
-DECIMAL_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {"type": "number"},
-        {"type": "string", "pattern": r"^-?[0-9]{1,30}(\.[0-9]{1,30})?([eE][-+]?[0-9]{1,3})?$"},
-    ],
-}
+#: A decimal as the API takes it: a JSON number, or a string of digits (exact, as money should be sent). A field
+#: declared with ``decimal_bounds(...)`` (core.decimals) states its own range instead.
+DECIMAL_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "number"}, {"type": "string", "pattern": DECIMAL_PATTERN}]}
 
 
 #: Every write takes an ``Idempotency-Key`` (core.idempotency): 1 to MAX_KEY_LENGTH printable ASCII characters.
@@ -247,11 +245,13 @@ def _declare_parameters(operation: dict[str, Any], handler: HTTPRouteHandler) ->
 
 
 def _decimals_as_taken(node: Any) -> Any:
-    """msgspec writes a ``Decimal`` as a string of format ``decimal``; the decoder also takes a JSON number. (And an
-    array of anything gets ``items: {}``, which client generators insist on.)"""
+    """msgspec writes a ``Decimal`` as a string of format ``decimal``; the decoder also takes a JSON number, within
+    the bounds of the field's ``decimal_bounds(...)`` when it has them (their ``anyOf``). (And an array of anything
+    gets ``items: {}``, which client generators insist on.)"""
     if isinstance(node, dict):
         if node.get("type") == "string" and node.get("format") == "decimal":
-            return {k: v for k, v in node.items() if k not in ("type", "format")} | DECIMAL_SCHEMA
+            rest = {k: v for k, v in node.items() if k not in ("type", "format")}
+            return rest if "anyOf" in rest else rest | DECIMAL_SCHEMA
         if node.get("type") == "array" and "items" not in node and "prefixItems" not in node:
             node = {**node, "items": {}}
         return {k: _decimals_as_taken(v) for k, v in node.items()}

@@ -11,6 +11,7 @@ from msgspec import Meta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.decimals import decimal_bounds
 from core.measurement.loyalty import TypeThresholds
 from core.measurement.models import MeasurementSettings
 
@@ -28,8 +29,8 @@ class MeasurementConfig(msgspec.Struct, forbid_unknown_fields=True, omit_default
     churn_risk_min_probability: Annotated[float, Meta(ge=0, le=1)] = 0.5
     #: Key members: the top share of members by expected value (the 80/20 rule's 20 %).
     key_member_share: Annotated[float, Meta(gt=0, le=1)] = 0.2
-    #: Value of one point in the program's currency (liability).
-    point_value: Decimal = Decimal("0.01")
+    #: Value of one point in the program's currency (liability): 0 to 1,000,000, at most 6 decimal places.
+    point_value: Annotated[Decimal, decimal_bounds(ge=0, le=1_000_000, places=6)] = Decimal("0.01")
     #: Breakage rate to use instead of the one estimated from the program's history (0-1; null: estimate).
     breakage_rate: Annotated[float, Meta(ge=0, le=1)] | None = None
     types: TypeThresholds = msgspec.field(default_factory=TypeThresholds)

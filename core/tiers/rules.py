@@ -19,13 +19,15 @@ from zoneinfo import ZoneInfo
 import msgspec
 from msgspec import Meta
 
+from core.decimals import decimal_bounds
 from core.qualification.service import Window
 
 
 class Criterion(msgspec.Struct, forbid_unknown_fields=True):
     #: A member metric: points, base_points, spend, events, count:<event type>, or a plugin credit (nights...).
     metric: Annotated[str, Meta(min_length=1, max_length=80)]
-    min: Decimal
+    #: More than 0, at most 10**12, to 4 decimal places.
+    min: Annotated[Decimal, decimal_bounds(gt=0, le=10**12, places=4)]
 
 
 class WindowSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -54,8 +56,8 @@ class Validity(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 
 
 class Benefits(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    #: Multiplies base points (1.25 = +25 %).
-    earning_multiplier: Decimal | None = None
+    #: Multiplies base points (1.25 = +25 %): more than 0, at most 10, to 4 decimal places.
+    earning_multiplier: Annotated[Decimal, decimal_bounds(gt=0, le=10, places=4)] | None = None
     perks: list[str] = msgspec.field(default_factory=list)
 
 

@@ -32,6 +32,7 @@ from core import (
     approve_held,
     check_limit,
     cursor_uuid,
+    decimal_bounds,
     decode_cursor,
     encode_cursor,
     get_redemption,
@@ -47,13 +48,13 @@ from plugins.fuel_station.models import FuelDiscount, FuelReview, FuelSite, Fuel
 SiteCode = Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
-def _positive(value: Decimal | None, field: str, *, high: Decimal = Decimal(100000), places: int = 4) -> None:
-    if value is None:
-        return
-    if not value.is_finite() or value <= 0 or value > high:
-        raise ValidationFailed(f"{field} must be more than 0 and at most {high}.", field=field)
-    if rules.decimal_places(value) > places:
-        raise ValidationFailed(f"{field} has more than {places} decimal places.", field=field)
+#: A site's limit in litres: more than 0, at most 100,000, to 4 decimal places.
+SiteLitres = Annotated[Decimal, decimal_bounds(gt=0, le=100_000, places=4)]
+#: A fill-up's litres: more than 0, to the litre's places; at most the tenant's ``max_valid_litres`` (a setting of at
+#: most 100,000, checked by the route).
+FillUpLitres = Annotated[Decimal, decimal_bounds(gt=0, le=100_000, places=rules.LITRE_PLACES)]
+#: A pump price: more than 0, at most 10,000 a litre, to 4 decimal places.
+PricePerLitre = Annotated[Decimal, decimal_bounds(gt=0, le=10_000, places=4)]
 
 
 # --- sites ----------------------------------------------------------------------------------------------------------
@@ -65,18 +66,18 @@ class SiteIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=200)]
     participating: bool = True
     #: Overrides of the tenant's settings for this site (null: the tenant's).
-    tank_size_litres: Decimal | None = None
+    tank_size_litres: SiteLitres | None = None
     daily_max_fill_ups: Annotated[int, Meta(ge=1, le=100)] | None = None
-    daily_max_litres: Decimal | None = None
+    daily_max_litres: SiteLitres | None = None
     region: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
 
 
 class SiteUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=200)] | UnsetType = UNSET
     participating: bool | UnsetType = UNSET
-    tank_size_litres: Decimal | UnsetType | None = UNSET
+    tank_size_litres: SiteLitres | UnsetType | None = UNSET
     daily_max_fill_ups: Annotated[int, Meta(ge=1, le=100)] | UnsetType | None = UNSET
-    daily_max_litres: Decimal | UnsetType | None = UNSET
+    daily_max_litres: SiteLitres | UnsetType | None = UNSET
     region: Annotated[str, Meta(min_length=1, max_length=100)] | UnsetType | None = UNSET
 
 
@@ -122,8 +123,6 @@ class SitesController(Controller):
     @post(operation_id="fuelCreateSite", opt={"scope": "admin"})
     async def create_site(self, db: Db, principal: CurrentPrincipal, data: JSONBody[SiteIn]) -> SiteOut:
         """Add a site to the network. Only participating sites earn; limits override the tenant's settings."""
-        _positive(data.tank_size_litres, "tank_size_litres")
-        _positive(data.daily_max_litres, "daily_max_litres")
         exists = (await db.execute(select(FuelSite.id).where(FuelSite.code == data.code))).first()
         if exists is not None:
             raise Conflict("Another site already has this code.", field="code")
@@ -172,10 +171,6 @@ class SitesController(Controller):
     async def update_site(self, db: Db, site_id: FromPath[uuid.UUID], data: JSONBody[SiteUpdate]) -> SiteOut:
         """Change a site (its code stays: pumps send it). ``participating: false`` stops earning there at once."""
         site = await _get_site(db, site_id)
-        for name in ("tank_size_litres", "daily_max_litres"):
-            value = getattr(data, name)
-            if value is not UNSET:
-                _positive(value, name)
         for name, value in msgspec.structs.asdict(data).items():
             if value is not UNSET:
                 setattr(site, name, value)
@@ -371,8 +366,8 @@ class ReviewsController(Controller):
 
 class ApplyIn(msgspec.Struct, forbid_unknown_fields=True):
     #: The fill-up the voucher is used on.
-    litres: Decimal
-    price_per_litre: Decimal
+    litres: FillUpLitres
+    price_per_litre: PricePerLitre
     site: SiteCode | None = None
     reference: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     #: Work out the discount without using the voucher (to show it at the pump first).
@@ -430,8 +425,9 @@ class RedemptionsController(Controller):
         """Use a cents-off voucher on a fill-up: the discount is worked out at the pump price (never below the floor
         price, at most the per-litre maximum, on at most the litre cap) and the voucher is used, once."""
         settings = tenant_view.settings_for("fuel")
-        _positive(data.litres, "litres", high=settings.max_valid_litres, places=rules.LITRE_PLACES)
-        _positive(data.price_per_litre, "price_per_litre", high=Decimal(10000))
+        if data.litres > settings.max_valid_litres:
+            # The static part of the rule is declared (FillUpLitres); this part is the tenant's setting.
+            raise ValidationFailed(f"litres must be at most {settings.max_valid_litres} (a fill-up).", field="litres")
         assert principal.tenant_id is not None
         redemption = await get_redemption(db, principal.tenant_id, redemption_id)
         fulfilment = dict(redemption.fulfilment or {})

@@ -5,6 +5,9 @@ DTO, field or query parameter is covered the day it is added.
   naive one is answered with a 422 naming the field, on both databases.
 * Every bounded query parameter refuses values out of its bounds with a 422 naming it, and the OpenAPI schema
   advertises the bounds.
+* Every decimal a body can carry is declared as the input gate checks it: a field with ``decimal_bounds`` refuses
+  values out of its range or with too many places (as a number or a string) with a 422 naming it, and the schema
+  states that exact rule; any decimal refuses a string that is not digits (``"NaN"``).
 * Every route's input checks (core.http.inputs) can be built, and every body is JSON.
 """
 
@@ -14,8 +17,9 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import msgspec.inspect as mi
@@ -25,7 +29,9 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import ParameterKwarg
 
 from core.app import create_app
-from core.http.inputs import declared_type, inputs_of, query_name
+from core.decimals import DECIMAL_PATTERN, DecimalRule, decimal_bounds, rule_of
+from core.errors import ValidationFailed
+from core.http.inputs import RouteInputs, decimal_checks, declared_type, decode_body, inputs_of, query_name
 from core.http.openapi import served_schema
 from core.plugin.manager import PluginManager
 from core.testing import TEST_PLATFORM_KEY, AppClient, MakeTenant, registering, settings_for_tests
@@ -284,3 +290,231 @@ async def test_bounded_query_parameters_refuse_values_out_of_bounds(
             label = f"{method} {path} {name}={value}"
             assert response.status_code == 422, f"{label}: {response.status_code} {response.text}"
             assert response.json()["field"] == name, label
+
+
+# --- decimals: declared as checked ----------------------------------------------------------------------------------
+
+
+def _decimals(t: Any, steps: tuple[Step, ...] = (), seen: frozenset[type] = frozenset()) -> Iterator[Any]:
+    """(steps, the field's DecimalRule or None) for every decimal reachable in a msgspec type."""
+    if isinstance(t, mi.DecimalType):
+        yield steps, None
+    elif isinstance(t, mi.Metadata):
+        if isinstance(t.type, mi.DecimalType):
+            yield steps, rule_of(t.extra)
+        else:
+            yield from _decimals(t.type, steps, seen)
+    elif isinstance(t, mi.StructType):
+        if t.cls in seen:
+            return
+        for f in t.fields:
+            yield from _decimals(f.type, (*steps, ("field", f.encode_name, t.tag_field, t.tag)), seen | {t.cls})
+    elif isinstance(t, mi.UnionType):
+        for member in t.types:
+            yield from _decimals(member, steps, seen)
+    elif isinstance(t, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+        yield from _decimals(t.item_type, (*steps, ("item",)), seen)
+    elif isinstance(t, mi.DictType):
+        yield from _decimals(t.value_type, (*steps, ("value",)), seen)
+
+
+def _body_decimals(app: Litestar) -> list[tuple[str, str, HTTPRouteHandler, tuple[Step, ...], DecimalRule | None]]:
+    found = []
+    for path, method, handler in _handlers(app):
+        data = handler.parsed_fn_signature.parameters.get("data")
+        if data is not None:
+            for steps, rule in _decimals(mi.type_info(declared_type(data.raw))):
+                found.append((path, method, handler, steps, rule))
+    return found
+
+
+def _out_of_rule(rule: DecimalRule) -> list[Any]:
+    """Values just outside ``rule``, as JSON numbers and as strings, and strings that are not plain digits."""
+    wrong: list[Any] = ["NaN", "Infinity", " 1", "1_0", "+1", "1e1", "0x10", "", "1.", ".5"]
+    assert rule.low is not None
+    below = [rule.low - 1] if rule.low_inclusive else [rule.low]
+    wrong += [*below, *(str(v) for v in below), -(10**30)]
+    if rule.high is not None:
+        above = [rule.high + 1] if rule.high_inclusive else [rule.high]
+        wrong += [*above, *(str(v) for v in above), 10**30, "1" + "0" * 40]
+    if rule.places is not None:
+        # Between two values the rule admits, with one place too many.
+        inside = (rule.low + 1) if rule.high is None or rule.low + 1 < rule.high else rule.low
+        too_fine = f"{inside}.{'0' * rule.places}1"
+        wrong += [too_fine, float(too_fine)] if rule.places < 12 else [too_fine]
+    return wrong
+
+
+def test_every_bounded_decimal_is_declared_as_checked(app: Litestar) -> None:
+    found = _body_decimals(app)
+    bounded = {(method, path, _field_path(steps)): rule for path, method, _, steps, rule in found if rule}
+    # The fields the contract once listed as undeclared, and the tier's multiplier: all declared now.
+    assert {
+        ("POST", "/v1/fuel/sites", "tank_size_litres"),
+        ("PATCH", "/v1/fuel/sites/{site_id:uuid}", "daily_max_litres"),
+        ("POST", "/v1/fuel/redemptions/{redemption_id:uuid}/apply", "litres"),
+        ("POST", "/v1/platform/plans", "monthly_price"),
+        ("PATCH", "/v1/platform/plans/{code:str}", "overage_price_per_1000_events"),
+        ("POST", "/v1/platform/plans", "rate_limit_per_second"),
+        ("PUT", "/v1/measurement/settings", "point_value"),
+        ("POST", "/v1/tiers", "benefits.earning_multiplier"),
+        ("PATCH", "/v1/tiers/{tier_id:uuid}", "qualification.criteria[0].min"),
+    } <= set(bounded)
+    schema = served_schema(app)
+    components = schema["components"]["schemas"]
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            node = components[node["$ref"].rsplit("/", 1)[1]]
+        return node
+
+    def declared(body: dict[str, Any], steps: tuple[Step, ...]) -> list[dict[str, Any]]:
+        """The schemas at ``steps`` (every branch of a union)."""
+        nodes = [resolve(body)]
+        for step in steps:
+            expanded = []
+            for node in nodes:
+                branches = node.get("anyOf") or node.get("oneOf") or [node]
+                for branch in map(resolve, branches):
+                    if step[0] == "field" and step[1] in branch.get("properties", {}):
+                        expanded.append(resolve(branch["properties"][step[1]]))
+                    elif step[0] == "item" and "items" in branch:
+                        expanded.append(resolve(branch["items"]))
+                    elif step[0] == "value" and isinstance(branch.get("additionalProperties"), dict):
+                        expanded.append(resolve(branch["additionalProperties"]))
+            nodes = expanded
+        return nodes
+
+    for path, method, _, steps, rule in found:
+        openapi_path = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
+        body = schema["paths"][openapi_path][method.lower()]["requestBody"]["content"]["application/json"]["schema"]
+        label = f"{method} {path} {_field_path(steps)}"
+        nodes = declared(body, steps)
+        assert nodes, label
+
+        def branches_of(node: dict[str, Any]) -> list[dict[str, Any]]:
+            if "anyOf" not in node:
+                return [] if node == {"type": "null"} else [node]
+            return [b for branch in node["anyOf"] for b in branches_of(resolve(branch))]
+
+        for node in nodes:
+            branches = branches_of(node)
+            if rule is None:
+                assert branches == [{"type": "number"}, {"type": "string", "pattern": DECIMAL_PATTERN}], label
+            else:
+                assert branches == rule.schema()["anyOf"], label
+
+
+async def test_every_decimal_refuses_what_its_rule_refuses(
+    app: Litestar, client: AppClient, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant(plugins=sorted(_plugins().available()))
+    listings = ("/v1/tiers", "/v1/fuel/sites", "/v1/earning-rules")
+    before = {listing: (await tenant.get(listing)).json() for listing in listings}
+    tried = 0
+    for path, method, handler, steps, rule in _body_decimals(app):
+        headers = _headers_for(handler, tenant.headers)
+        if headers is None:
+            continue
+        field = _field_path(steps)
+        for value in _out_of_rule(rule) if rule is not None else ["NaN", " 1", "1_000", "١"]:
+            response = await _send(client, headers, method, path, json=_json_with(steps, value))
+            label = f"{method} {path} {field}={value!r}"
+            assert response.status_code == 422, f"{label}: {response.status_code} {response.text}"
+            body = response.json()
+            assert body["type"].endswith("/validation-error") and body["field"] == field, f"{label}: {body}"
+            tried += 1
+    assert tried >= 200
+    # Nothing was written by any of them (the tiers are the plugins' defaults).
+    assert {listing: (await tenant.get(listing)).json() for listing in listings} == before
+
+
+async def test_a_decimal_within_its_rule_is_taken_exactly(client: AppClient, make_tenant: MakeTenant) -> None:
+    """As a number or a string, at its bounds, with trailing zeros: stored exactly, never through a float."""
+    tenant = await make_tenant(plugins=["fuel"])
+    site = await tenant.post(
+        "/v1/fuel/sites",
+        json={"code": "S-1", "name": "One", "tank_size_litres": 100000, "daily_max_litres": "0.0001"},
+    )
+    assert site.status_code == 201, site.text
+    assert Decimal(site.json()["tank_size_litres"]) == 100000
+    assert Decimal(site.json()["daily_max_litres"]) == Decimal("0.0001")
+    # A number with more digits than a float holds is read as written (and refused only for its places).
+    fine = await tenant.patch(f"/v1/fuel/sites/{site.json()['id']}", content=b'{"tank_size_litres": 12345.6789}')
+    assert fine.status_code == 200 and Decimal(fine.json()["tank_size_litres"]) == Decimal("12345.6789"), fine.text
+    too_fine = await tenant.patch(
+        f"/v1/fuel/sites/{site.json()['id']}", content=b'{"tank_size_litres": 12345.678900000000000001}'
+    )
+    assert too_fine.status_code == 422 and too_fine.json()["field"] == "tank_size_litres", too_fine.text
+    trailing = await tenant.patch(f"/v1/fuel/sites/{site.json()['id']}", json={"daily_max_litres": "100000.00000"})
+    assert trailing.status_code == 200 and Decimal(trailing.json()["daily_max_litres"]) == 100000, trailing.text
+    kept = (await tenant.get(f"/v1/fuel/sites/{site.json()['id']}")).json()
+    assert Decimal(kept["tank_size_litres"]) == Decimal("12345.6789")
+
+
+def test_the_string_pattern_admits_exactly_the_values_the_rule_admits(app: Litestar) -> None:
+    """A rule's pattern against its number check, over every rule the app declares and values around each bound."""
+    app_rules = {rule for *_, rule in _body_decimals(app) if rule is not None}
+    assert len(app_rules) >= 5
+    for rule in app_rules:
+        assert rule.low is not None
+        marks = {0, 1, 9, 10, rule.low, rule.low + 1, *([rule.high - 1, rule.high, rule.high + 1] if rule.high else [])}
+        wholes = {str(m) for m in marks if m >= 0}
+        fractions = ["", ".0", ".00000", ".5", ".05", ".50", ".0001", ".00001", ".000001", ".0000001", ".1000000"]
+        for whole in wholes:
+            for fraction in fractions:
+                text = whole + fraction
+                by_number = rule.problem(Decimal(text)) is None
+                assert (rule.problem(text) is None) == by_number, (rule, text)
+        for text in ("01", "00.5", "-0", "-1", "+1", "1e2", " 1", "1 ", "1\n", ".5", "5.", "", "NaN"):
+            assert rule.problem(text) is not None, (rule, text)
+
+
+class _Leaf(msgspec.Struct, tag=True):
+    amount: Annotated[Decimal, decimal_bounds(ge=0, le=5, places=1)]
+
+
+class _Other(msgspec.Struct, tag=True):
+    note: str = ""
+
+
+class _Tree(msgspec.Struct, forbid_unknown_fields=True):
+    count: int = 0
+    leaves: list[_Leaf | _Other] = msgspec.field(default_factory=list)
+    by_name: dict[str, Annotated[Decimal, decimal_bounds(gt=0, le=1000, places=2)]] = msgspec.field(
+        default_factory=dict
+    )
+    plain: Decimal | None = None
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
+    child: _Tree | None = None
+
+
+def _tree_inputs() -> RouteInputs:
+    return RouteInputs(msgspec.json.Decoder(_Tree, strict=True), True, (), _Tree, decimal_checks(_Tree))
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"leaves": [{"type": "_Leaf", "amount": "1.5"}, {"type": "_Leaf", "amount": 5.5}]}, "leaves[1].amount"),
+        ({"leaves": [{"type": "_Other"}, {"type": "_Leaf", "amount": "0.25"}]}, "leaves[1].amount"),
+        ({"by_name": {"a": 1, "b": "0"}}, "by_name.b"),
+        ({"plain": "NaN"}, "plain"),
+        ({"child": {"child": {"leaves": [{"type": "_Leaf", "amount": -1}]}}}, "child.child.leaves[0].amount"),
+        ({"count": 2.0, "plain": " 7"}, "plain"),  # the slow path of an integral float checks decimals too
+    ],
+)
+def test_the_gate_finds_every_decimal_of_a_body(body: Any, field: str) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        decode_body(_tree_inputs(), msgspec.json.encode(body), "application/json")
+    assert refused.value.field == field
+
+
+def test_a_body_with_an_integral_float_keeps_its_decimals_exact() -> None:
+    """``5.0`` for an integer takes the slow path, which must not read the other numbers through floats."""
+    body = b'{"count": 5.0, "plain": 0.1000000000000000000000001, "extra": {"x": 1.5, "y": 2.0}, "by_name": {"a": 3}}'
+    tree = decode_body(_tree_inputs(), body, "application/json")
+    assert tree.count == 5 and tree.plain == Decimal("0.1000000000000000000000001")
+    assert tree.extra == {"x": 1.5, "y": 2} and isinstance(tree.extra["x"], float)
+    assert tree.by_name == {"a": Decimal(3)}
+    assert decimal_checks(_Other) is None  # a body without decimals costs nothing more
