@@ -42,6 +42,8 @@ async def test_schemathesis_finds_nothing(contract_server: LiveServer) -> None:
         )
         assert made.status_code == 201, made.text
         key = made.json()["api_key"]["secret"]
+        # The schema is built on its first request (seconds on a loaded machine): built here, served at once to st.
+        assert (await http.get("/schema/openapi.json")).status_code == 200
     command = [
         str(ST),
         "--config-file",
