@@ -31,7 +31,7 @@ from core.db.engine import tenant_session
 from core.db.tenancy import tenant_context
 from core.idempotency.service import purge_expired
 from core.ids import new_id
-from core.jobs import metrics, queue, schedules
+from core.jobs import metrics, queue, schedules, sweeps
 from core.jobs.models import Job
 from core.jobs.queue import ClaimedJob
 from core.jobs.registry import Handler, JobRegistry
@@ -88,11 +88,17 @@ def build_registry(runtime: Runtime) -> JobRegistry:
     for path in FEATURE_JOB_MODULES:
         importlib.import_module(path).register(registry, runtime)
     for plugin, scheduled in runtime.plugins.scheduled_jobs():
+        if scheduled.when is not None and scheduled.when not in sweeps.PLUGIN_CONDITIONS:
+            raise ValueError(
+                f"plugin {plugin!r}, job {scheduled.name!r}: unknown condition when={scheduled.when!r}"
+                f" (one of: {', '.join(sweeps.PLUGIN_CONDITIONS)})"
+            )
         registry.register(
             f"plugin.{plugin}.{scheduled.name}",
             _plugin_runner(scheduled.name, scheduled.run),
             every_seconds=scheduled.every_seconds,
             plugin=plugin,
+            sweep=scheduled.when,
         )
     return registry
 
@@ -156,7 +162,7 @@ async def schedule_recurring(
     the given ones, each with a key of its own so that everything runs now.
     """
     if not force:
-        return await schedules.materialize_due(runtime.sessionmaker, now)
+        return await schedules.materialize_due(runtime.sessionmaker, now, registry.recurring)
     query = select(tenants.c.id, tenants.c.enabled_plugins).where(tenants.c.status == "active")
     if tenant_ids is not None:
         query = query.where(tenants.c.id.in_(list(tenant_ids)))

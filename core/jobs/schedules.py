@@ -6,9 +6,10 @@ of that kind, with the dedupe key ``{kind}:{scope}`` that :func:`core.jobs.queue
 recurring run and a wake-up after a request share one job row and never pile up behind a slow run. Rows are locked
 with ``SKIP LOCKED`` and moved forward in the same transaction, so several workers never schedule one run twice.
 
-The core kinds whose work lies in rows that fall due (:mod:`core.jobs.sweeps`: releasing and expiring points and
-vouchers, dispatching the outbox, delivering webhooks and care messages, finding care occasions) have one row for
-the platform (scope ``sweep``) instead of one per tenant: due, it queues the jobs of the tenants with due work only.
+The swept kinds (:mod:`core.jobs.sweeps`: every per-tenant core kind — releasing and expiring points and vouchers,
+dispatching the outbox, delivering webhooks and care messages, the daily retention and loyalty runs... — and the
+plugins' jobs that name a condition) have one row for the platform (scope ``sweep``) instead of one per tenant: due,
+it queues the jobs of the tenants with due work only (of a plugin's job, only among the tenants that enabled it).
 
 :func:`sync` keeps the rows in line with the tenants (active ones, with the plugin a plugin job needs) and the job
 kinds: all of them when a worker starts and every ``FEALTY_SCHEDULE_FULL_SYNC_SECONDS``, only the tenants changed
@@ -77,7 +78,7 @@ def _wanted(
     wanted: dict[tuple[str, str], tuple[uuid.UUID | None, int]] = {}
     rows = list(active)
     for r in recurring:
-        if not r.per_tenant or sweeps.swept(r.kind):
+        if not r.per_tenant or r.sweep is not None:
             if platform:
                 wanted[(r.kind, SWEEP if r.per_tenant else PLATFORM)] = (None, r.every_seconds)
             continue
@@ -224,11 +225,15 @@ async def _still_unwanted(
     return [key for key in remove if key not in wanted_now]
 
 
-async def materialize_due(sessionmaker: async_sessionmaker[AsyncSession], now: datetime) -> int:
+async def materialize_due(
+    sessionmaker: async_sessionmaker[AsyncSession], now: datetime, recurring: Sequence[Recurring] | None = None
+) -> int:
     """Turn the schedule rows that are due into due jobs and move them to their next time; returns how many.
 
-    A run missed while no worker ran is done once, not once per missed interval.
+    A run missed while no worker ran is done once, not once per missed interval. ``recurring`` (the registry's) says
+    the condition and plugin of each swept kind; without it a swept kind is one of core's, on its own condition.
     """
+    swept = {r.kind: r for r in recurring or () if r.sweep is not None}
     total = 0
     while True:
         async with tenant_session(sessionmaker, None) as session:
@@ -249,10 +254,16 @@ async def materialize_due(sessionmaker: async_sessionmaker[AsyncSession], now: d
             ).all()
             if not due:
                 return total
-            wanted = []
+            wanted: list[tuple[str, uuid.UUID | None, str, datetime]] = []
             for r in due:
-                owners = await sweeps.due_tenants(session, r.kind, now) if r.scope == SWEEP else [r.tenant_id]
-                wanted += [(r.kind, owner, dedupe_key(r.kind, owner), r.next_due_at) for owner in owners]
+                if r.scope != SWEEP:
+                    wanted.append((r.kind, r.tenant_id, dedupe_key(r.kind, r.tenant_id), r.next_due_at))
+                    continue
+                owners = await _swept_owners(session, swept.get(r.kind), r.kind, now)
+                wanted += [
+                    (r.kind, o, dedupe_key(r.kind, o), r.next_due_at + sweeps.spread(r.kind, o, r.every_seconds))
+                    for o in owners
+                ]
             await queue.wake_many(session, wanted, now)
             moves = []
             for r in due:
@@ -268,3 +279,25 @@ async def materialize_due(sessionmaker: async_sessionmaker[AsyncSession], now: d
             total += len(due)
         if len(due) < BATCH:
             return total
+
+
+async def _swept_owners(
+    session: AsyncSession, recurring: Recurring | None, kind: str, now: datetime
+) -> list[uuid.UUID]:
+    """The tenants a sweep of ``kind`` queues a job for: where its condition holds, and (a plugin's job) that enabled
+    the plugin. A sweep row whose kind is no longer registered (the full sync removes it) queues nothing."""
+    if recurring is None:
+        if not sweeps.swept(kind):
+            return []
+        return await sweeps.due_tenants(session, kind, now)
+    assert recurring.sweep is not None
+    owners = await sweeps.due_tenants(session, recurring.sweep, now)
+    if recurring.plugin is None or not owners:
+        return owners
+    enabled: list[uuid.UUID] = []
+    for start in range(0, len(owners), BATCH):
+        rows = await session.execute(
+            select(tenants.c.id, tenants.c.enabled_plugins).where(tenants.c.id.in_(owners[start : start + BATCH]))
+        )
+        enabled += [r.id for r in rows if recurring.plugin in (r.enabled_plugins or [])]
+    return enabled

@@ -165,11 +165,17 @@ class TierChange:
 @dataclass(frozen=True)
 class ScheduledJob:
     """A plugin job run by the worker for each tenant that enabled the plugin, every ``every_seconds``: ``run(ctx)``
-    receives a :class:`JobContext`."""
+    receives a :class:`JobContext`.
+
+    ``when`` names the condition under which a tenant has work for the job (one of core's, listed in
+    ``docs/hooks.md``: ``"members"``, the tenant has an active member): the job is then *swept*, and a quiet tenant
+    costs the worker nothing (no schedule row of its own, no job); see :mod:`core.jobs.sweeps`. None: the job runs
+    for every tenant that enabled the plugin."""
 
     name: str
     every_seconds: int
     run: Callable[[JobContext], Awaitable[None]]
+    when: str | None = None
 
 
 @dataclass(frozen=True)

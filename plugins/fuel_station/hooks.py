@@ -92,7 +92,7 @@ async def _win_back(ctx: JobContext) -> None:
 
 @hookimpl
 def fealty_scheduled_jobs() -> list[ScheduledJob]:
-    return [ScheduledJob("win_back", WIN_BACK_EVERY_SECONDS, _win_back)]
+    return [ScheduledJob("win_back", WIN_BACK_EVERY_SECONDS, _win_back, when="members")]
 
 
 @hookimpl

@@ -80,7 +80,7 @@ async def fealty_fulfil_reward(ctx: RedemptionContext) -> dict[str, Any] | None:
 
 @hookimpl
 def fealty_scheduled_jobs() -> list[ScheduledJob]:
-    return [ScheduledJob("pre_arrival", PRE_ARRIVAL_EVERY_SECONDS, service.pre_arrival_job)]
+    return [ScheduledJob("pre_arrival", PRE_ARRIVAL_EVERY_SECONDS, service.pre_arrival_job, when="members")]
 
 
 @hookimpl

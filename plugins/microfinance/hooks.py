@@ -78,8 +78,8 @@ async def fealty_plugin_enabled(ctx: HookContext) -> None:
 @hookimpl
 def fealty_scheduled_jobs() -> list[ScheduledJob]:
     return [
-        ScheduledJob("nightly", NIGHTLY_SECONDS, followups.nightly_job),
-        ScheduledJob("collection", COLLECTION_SECONDS, followups.collection_job),
+        ScheduledJob("nightly", NIGHTLY_SECONDS, followups.nightly_job, when="members"),
+        ScheduledJob("collection", COLLECTION_SECONDS, followups.collection_job, when="members"),
     ]
 
 

@@ -188,6 +188,60 @@ async def test_a_swept_kind_queues_only_the_tenants_with_due_work(fresh: Runtime
     assert await _count(fresh, Job) == jobs_before
 
 
+async def test_a_plugins_job_naming_a_condition_is_swept_and_spread_over_its_interval(fresh: Runtime) -> None:
+    """A plugin's daily job with ``when="members"`` (``Recurring.sweep``): one schedule row for the platform; when it
+    falls due, a job only for the tenants that enabled the plugin *and* have an active member, each due at its own
+    stable offset within the day (not all in the same second)."""
+    from core.jobs import sweeps
+    from core.members.models import Member
+    from core.worker import schedule_recurring
+
+    kind = "plugin.hotel.daily"
+    registry = _registry()
+    registry.register(
+        kind, lambda runtime, job: asyncio.sleep(0, True), every_seconds=86_400, plugin="hotel", sweep="members"
+    )
+    served, empty, gone = await _tenants(fresh, 3, plugins=["hotel"])
+    (other,) = await _tenants(fresh, 1)  # members, but not the plugin
+    quiet = await _tenants(fresh, 20, plugins=["hotel"])
+    for tenant_id, status in ((served, "active"), (gone, "anonymized"), (other, "active")):
+        async with tenant_session(fresh.sessionmaker, tenant_id) as session:
+            session.add(Member(tenant_id=tenant_id, external_id="m-1", status=status))
+    now = utcnow()
+    await schedules.sync(fresh.sessionmaker, registry, now)
+    assert await _count(fresh, JobSchedule, JobSchedule.kind == kind) == 1  # not 23
+    async with tenant_session(fresh.sessionmaker, None, writes=False) as session:
+        sweep_due = (
+            await session.execute(select(JobSchedule.next_due_at).where(JobSchedule.kind == kind))
+        ).scalar_one()
+
+    await schedule_recurring(fresh, registry, now + timedelta(days=1, seconds=1))
+    async with tenant_session(fresh.sessionmaker, None, writes=False) as session:
+        queued = (await session.execute(select(Job.tenant_id, Job.run_at).where(Job.kind == kind))).all()
+    assert [t for t, _ in queued] == [served], (empty, gone, other, len(quiet))
+    offset = sweeps.spread(kind, served, 86_400)
+    assert queued[0][1].replace(tzinfo=None) == (sweep_due + offset).replace(tzinfo=None)
+    assert timedelta(0) <= offset < timedelta(days=1)
+    assert sweeps.spread("outbox.dispatch", served, 86_400) == timedelta(0)  # woken by requests: never held back
+
+
+def test_every_per_tenant_core_kind_is_swept(tmp_path: Path) -> None:
+    """A quiet tenant costs the worker nothing only if every per-tenant kind of core's has a sweep condition: a new
+    kind without one (core/jobs/sweeps.py CONDITIONS and a migration replacing ``fealty_due_tenants``) would bring
+    back a schedule row and a job per tenant and interval."""
+    from core.worker import build_registry
+
+    runtime = Runtime.create(settings_for_tests(f"sqlite+aiosqlite:///{tmp_path / 'kinds.db'}"), PluginManager())
+    unswept = [r.kind for r in build_registry(runtime).recurring if r.per_tenant and r.sweep is None]
+    assert unswept == []
+
+
+def test_an_unknown_sweep_condition_is_refused() -> None:
+    registry = JobRegistry()
+    with pytest.raises(ValueError, match="no sweep condition 'lunar'"):
+        registry.register("plugin.x.y", lambda runtime, job: asyncio.sleep(0, True), every_seconds=60, sweep="lunar")
+
+
 async def test_due_runs_become_one_job_each_whatever_the_workers(fresh: Runtime) -> None:
     from core.worker import schedule_recurring
 

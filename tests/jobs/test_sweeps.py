@@ -121,3 +121,32 @@ async def test_surveys_invite_only_where_one_is_active(
     assert created.status_code == 201, created.text
     due = await _due(runtime, "surveys.invitations", datetime.now(UTC))
     assert tenant.id in due and quiet.id not in due
+
+
+async def test_retention_is_due_only_where_there_are_finished_rows(
+    runtime: Runtime, tenant: TenantHandle, make_tenant: MakeTenant
+) -> None:
+    from core.outbox.models import OutboxEvent
+
+    quiet = await make_tenant()
+    await tenant.enrol()  # member.enrolled waits in the outbox: nothing finished yet
+    assert tenant.id not in await _due(runtime, "retention.tenant", datetime.now(UTC))
+    async with tenant_session(runtime.sessionmaker, tenant.id) as session:
+        await session.execute(update(OutboxEvent).values(dispatched_at=datetime.now(UTC)))
+    due = await _due(runtime, "retention.tenant", datetime.now(UTC))
+    assert tenant.id in due and quiet.id not in due
+
+
+async def test_the_loyalty_run_and_the_plugins_members_condition_need_members(
+    runtime: Runtime, tenant: TenantHandle, make_tenant: MakeTenant
+) -> None:
+    quiet = await make_tenant()
+    member = await tenant.enrol()
+    for condition in ("measurement.loyalty", "members"):
+        due = await _due(runtime, condition, datetime.now(UTC))
+        assert tenant.id in due and quiet.id not in due, condition
+    async with tenant_session(runtime.sessionmaker, tenant.id) as session:
+        await session.execute(update(Member).where(Member.id == uuid.UUID(member["id"])).values(status="anonymized"))
+    # An anonymized member is still measured (the run clears its figures), but is no one a plugin's job serves.
+    assert tenant.id in await _due(runtime, "measurement.loyalty", datetime.now(UTC))
+    assert tenant.id not in await _due(runtime, "members", datetime.now(UTC))
