@@ -5,6 +5,8 @@ database on this machine, load from wrk on loopback; the same writes as plain SQ
     python -m bench.run --quick         # the ratios in under 3 minutes (10 s phases, no profile)
     python -m bench.run --scale         # also at 1M members and 10M ledger entries (adds ~15 minutes of seeding)
     python -m bench.run --soak 20       # instead: 20 minutes of mixed load at 70 % of the maximum (bench/soak.py)
+    python -m bench.run --open-loop     # instead: latency at a constant arrival rate, 70 % of each maximum
+                                        # (bench/openloop.py, coordinated omission corrected)
 
 Every figure goes to bench/results/<time>.json, the short report (figures against targets, CPU used by the app and
 by PostgreSQL, profiles) to bench/results/latest.md (bench/results/quick.md for --quick); bench/README.md discusses
@@ -36,7 +38,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import baselines, soak
+from bench import baselines, openloop, soak
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -694,6 +696,74 @@ async def soak_run(server: Server, tenant_id: uuid.UUID, key: str, members: int,
         os.unlink(handle.name)
 
 
+async def open_loop_run(
+    server: Server, tenant_id: uuid.UUID, key: str, members: int, share: float, seconds: int
+) -> dict[str, Any]:
+    """Each kind's maximum closed-loop (wrk, 10 s, as the soak measures it), then ``share`` of it at a constant
+    arrival rate from the open-loop generator (bench/openloop.py, its own process), with the app's and PostgreSQL's
+    CPU; a pause between phases."""
+    ids = await member_ids(tenant_id, 5000)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
+        handle.write("\n".join(ids))
+    occurred_at = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    env = {"KEY": key, "MEMBERS": str(members), "OCCURRED_AT": occurred_at, "IDS_FILE": handle.name}
+    scripts = {"events": "events.lua", "balance": "balance.lua"}
+    out: dict[str, Any] = {"share": share, "seconds": seconds, "kinds": {}}
+    try:
+        for kind, script in scripts.items():
+            closed = await asyncio.to_thread(measured, server, script, 10, soak.MAX_CONNECTIONS[kind], env)
+            target = round(closed["requests_per_s"] * share, 1)
+            log(f"open loop: {kind} maximum {closed['requests_per_s']:.0f}/s closed-loop; {target}/s for {seconds} s")
+            time.sleep(3)
+            command = [
+                PYTHON, "-m", "bench.openloop", "--url", server.url, "--key", key, "--kind", kind,
+                "--rate", str(target), "--seconds", str(seconds), "--members", str(members),
+                "--ids-file", handle.name, "--json",
+            ]  # fmt: skip
+            meter = CpuMeter(server.worker_pids())
+            done = await asyncio.to_thread(
+                subprocess.run, command, capture_output=True, text=True, check=True, cwd=ROOT
+            )
+            result = json.loads(done.stdout.strip().splitlines()[-1]) | meter.cores()
+            out["kinds"][kind] = {"closed_loop": closed, "open_loop": result}
+            lat = result["latency"]
+            log(
+                f"  achieved {result['achieved_per_s']}/s, p50 {lat['p50_ms']} p99 {lat['p99_ms']} p99.9 "
+                f"{lat['p99.9_ms']} ms, errors {result['errors']}, generator behind: {result['generator_behind']}"
+            )
+            time.sleep(3)
+    finally:
+        os.unlink(handle.name)
+    return out
+
+
+def open_loop_markdown(run: dict[str, Any]) -> list[str]:
+    result = run["open_loop"]
+    lines = [
+        f"## Open loop: {result['seconds']} s per kind at {result['share']:.0%} of its closed-loop maximum",
+        "",
+        "Latency counted from each request's intended send time (coordinated omission corrected); the service time "
+        "(from the actual send, what a closed-loop client reports) beside it; the closed-loop figures of the same "
+        "kind just before, for comparison.",
+        "",
+        *openloop.HEADER,
+    ]
+    for kind, figures in result["kinds"].items():
+        lines.append(openloop.line(kind, figures["open_loop"]))
+    lines += [
+        "",
+        "| kind | closed-loop maximum/s | its p50 ms | its p99 ms | app cores (open loop) | PostgreSQL cores |",
+    ]
+    lines.append("|---|---|---|---|---|---|")
+    for kind, figures in result["kinds"].items():
+        closed, opened = figures["closed_loop"], figures["open_loop"]
+        lines.append(
+            f"| {kind} | {closed['requests_per_s']:,.0f} | {closed.get('p50_ms')} | {closed.get('p99_ms')} | "
+            f"{opened.get('app_cores')} | {opened.get('postgres_cores')} |"
+        )
+    return lines
+
+
 def markdown(run: dict[str, Any]) -> str:
     """The short report: the ratios to the baselines, each figure with its latency and CPU, the profiles."""
     lines = [
@@ -768,6 +838,13 @@ async def main() -> None:
     parser.add_argument(
         "--soak", type=int, metavar="MINUTES", help="instead: mixed load for MINUTES at 70 %% of the maximum"
     )
+    parser.add_argument(
+        "--open-loop",
+        action="store_true",
+        help="instead: latency at a constant arrival rate (bench/openloop.py), a share of each closed-loop maximum",
+    )
+    parser.add_argument("--open-loop-share", type=float, default=0.7, help="the share of the maximum (default 0.7)")
+    parser.add_argument("--open-loop-seconds", type=int, default=30, help="seconds per kind (default 30)")
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument(
@@ -811,6 +888,11 @@ async def main() -> None:
             if args.soak:
                 run["soak"] = await soak_run(server, tenant_id, key, args.members, args.soak)
                 return
+            if args.open_loop:
+                run["open_loop"] = await open_loop_run(
+                    server, tenant_id, key, args.members, args.open_loop_share, args.open_loop_seconds
+                )
+                return
             run["small"] = await scenario(
                 server,
                 tenant_id,
@@ -838,7 +920,13 @@ async def main() -> None:
             text = "\n".join([f"# Soak run {run['started']}", "", machine_line(run), "", *soak.markdown(run["soak"])])
             (BENCH / "results" / "soak.md").write_text(text + "\n")
             print(text)
-    if "soak" in run:
+        if "open_loop" in run:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            (BENCH / "results" / f"{stamp}-openloop.json").write_text(json.dumps(run, indent=2, default=str))
+            text = "\n".join([f"# Open-loop run {run['started']}", "", machine_line(run), "", *open_loop_markdown(run)])
+            (BENCH / "results" / "openloop.md").write_text(text + "\n")
+            print(text)
+    if "soak" in run or "open_loop" in run:
         return
     path = write_report(run)
     log(f"results written to {path.relative_to(ROOT)} and bench/results/{'quick' if args.quick else 'latest'}.md")

@@ -1,8 +1,10 @@
-"""The worker's cost with many quiet tenants: ``python -m bench.scheduler [--tenants 10 10000] [--seconds 60]``.
+"""The worker's cost with many quiet tenants: ``python -m bench.scheduler [--tenants 10 10000] [--seconds 600]``.
 
 For each tenant count: a fresh database (on the PostgreSQL at FEALTY_BENCH_ADMIN_URL), that many tenants with a
-plausible plugin mix (40 % hotel, 30 % fuel, 30 % none) and no activity, then one ``fealty worker`` process with its
-metrics port. After a warm-up (its start-up pass over every tenant), for ``--seconds``: the worker's CPU, the CPU of
+plausible plugin mix (40 % hotel, 30 % fuel, 30 % none), a share of them with a few members (``--active-share``, 0
+by default: no activity), then one ``fealty worker`` process with its metrics port. After a warm-up (its start-up
+pass over every tenant), every sweep is made due at once (as each is once per interval: the daily kinds' jobs then
+fall due over the day at each tenant's offset, as on any day), and for ``--seconds``: the worker's CPU, the CPU of
 the PostgreSQL backends serving that database, the rows written per second (pg_stat_database), the jobs run, and how
 late due jobs started (the worker's ``fealty_job_lateness_seconds`` histogram). Run twice: with the default
 intervals, and with only what a quiet tenant needs on a timer (``--quiet``: the minutely release and dispatch at one
@@ -56,7 +58,7 @@ def _port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _database(tenants: int) -> tuple[str, str]:
+async def _database(tenants: int, active_share: float = 0.0, members_each: int = 5) -> tuple[str, str]:
     name = f"fealty_bench_sched_{uuid.uuid4().hex[:8]}"
     conn = await asyncpg.connect(ADMIN_URL)
     await conn.execute(f'CREATE DATABASE "{name}"')
@@ -80,6 +82,14 @@ async def _database(tenants: int) -> tuple[str, str]:
         " VALUES ($1, 'UTC', 'EUR', 'points', 'never', 'claw_back', 0, false, $2::jsonb, now())",
         [(r[0], json.dumps({"plugins": json.loads(r[3])})) for r in rows],
     )
+    # "Little activity": a share of the tenants (spread over the plugin mix) have a few members, so their daily
+    # work (the loyalty run, the plugins' jobs) is due somewhere in each interval; the others have nothing.
+    active = [r[0] for i, r in enumerate(rows) if active_share and i % max(1, round(1 / active_share)) == 0]
+    await conn.executemany(
+        "INSERT INTO members (tenant_id, id, external_id, status, attributes, created_at, updated_at)"
+        " VALUES ($1, $2, $3, 'active', '{}'::jsonb, now(), now())",
+        [(t, uuid.uuid4(), f"m-{n}") for t in active for n in range(members_each)],
+    )
     await conn.close()
     return name, url
 
@@ -91,6 +101,14 @@ async def _written(url: str, name: str) -> int:
             "SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = $1", name
         )
         return int(row[0])
+    finally:
+        await conn.close()
+
+
+async def _scheduled(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM job_schedules"))
     finally:
         await conn.close()
 
@@ -119,8 +137,10 @@ def _quantile(buckets: dict[float, float], count: float, q: float) -> str:
     return "-"
 
 
-async def measure(tenants: int, seconds: int, quiet: bool) -> dict[str, object]:
-    name, url = await _database(tenants)
+async def measure(
+    tenants: int, seconds: int, quiet: bool, active_share: float = 0.0, members_each: int = 5
+) -> dict[str, object]:
+    name, url = await _database(tenants, active_share, members_each)
     port = _port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEALTY_")} | {
         "FEALTY_DATABASE_URL": url.replace("postgresql://", "postgresql+asyncpg://", 1),
@@ -132,18 +152,24 @@ async def measure(tenants: int, seconds: int, quiet: bool) -> dict[str, object]:
     worker = subprocess.Popen([sys.executable, "-m", "core.cli", "worker"], env=env)
     metrics = f"http://127.0.0.1:{port}/metrics"
     try:
-        # Start-up: the schedule of every tenant is written once (first runs spread over each interval); measure
-        # from the first jobs on.
-        deadline = time.monotonic() + 300
-        await asyncio.sleep(10)
+        # Start-up: the worker's first pass writes the schedule (one row per swept kind, one per tenant and kind for
+        # the rest, first runs spread over each interval); measure from the end of it.
+        began = time.monotonic()
+        deadline = began + 300
         while time.monotonic() < deadline:
             try:
-                if "fealty_jobs_total{" in httpx.get(metrics).text:
+                if "fealty_jobs_total" in httpx.get(metrics).text and await _scheduled(url):
                     break
             except httpx.HTTPError:
                 pass
-            await asyncio.sleep(2)
-        warm_up = time.monotonic() - (deadline - 300)
+            await asyncio.sleep(1)
+        await asyncio.sleep(5)
+        warm_up = time.monotonic() - began
+        # Steady state: every sweep falls due now, as each does once per interval. The daily kinds' jobs then fall
+        # due over the day at each tenant's offset (core/jobs/sweeps.py spread), at the rate they would any day.
+        conn = await asyncpg.connect(url)
+        await conn.execute("UPDATE job_schedules SET next_due_at = now() WHERE scope = 'sweep'")
+        await conn.close()
         before_cpu, before_pg = _cpu_seconds(worker.pid), {p: _cpu_seconds(p) for p in _backends(name)}
         before_rows, before_hist = await _written(url, name), _histogram(httpx.get(metrics).text)
         started = time.monotonic()
@@ -159,11 +185,13 @@ async def measure(tenants: int, seconds: int, quiet: bool) -> dict[str, object]:
         return {
             "tenants": tenants,
             "quiet": quiet,
+            "active_share": active_share,
             "start_up_s": round(warm_up, 1),
-            "worker_cores": round(worker_cpu, 3),
-            "postgres_cores": round(pg_cpu, 3),
-            "rows_written_per_s": round(rows, 1),
-            "jobs_per_s": round(ran / elapsed, 1),
+            "worker_cores": round(worker_cpu, 4),
+            "postgres_cores": round(pg_cpu, 4),
+            "rows_written_per_s": round(rows, 2),
+            "jobs_run": int(ran),
+            "jobs_per_s": round(ran / elapsed, 3),
             "lateness_p50": _quantile(window, ran, 0.5),
             "lateness_p99": _quantile(window, ran, 0.99),
             "started_within_5s": f"{100 * within_5s:.1f} %",
@@ -182,23 +210,32 @@ async def main() -> None:
     parser.add_argument("--tenants", type=int, nargs="+", default=[10, 10_000])
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--modes", nargs="+", choices=["default", "quiet"], default=["default", "quiet"])
+    parser.add_argument(
+        "--active-share",
+        type=float,
+        default=0.0,
+        help="the share of tenants with a few members (their daily work falls due during the window); 0: all idle",
+    )
+    parser.add_argument("--members-each", type=int, default=5, help="members of each active tenant")
     args = parser.parse_args()
+    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     results = []
     for mode in args.modes:
         for tenants in args.tenants:
-            result = await measure(tenants, args.seconds, mode == "quiet")
+            result = await measure(tenants, args.seconds, mode == "quiet", args.active_share, args.members_each)
             print(json.dumps(result), flush=True)
             results.append(result)
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
-        "\n| intervals | tenants | worker cores | PostgreSQL cores | rows written/s | jobs/s | lateness p50 | p99 |"
-        " started ≤ 5 s |"
+        "\n| intervals | tenants | active share | worker cores | PostgreSQL cores | rows written/s | jobs/s |"
+        " jobs run | lateness p50 | p99 | started ≤ 5 s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {'quiet' if r['quiet'] else 'default'} | {r['tenants']:,} | {r['worker_cores']} | "
-            f"{r['postgres_cores']} | {r['rows_written_per_s']} | {r['jobs_per_s']} | {r['lateness_p50']} | "
-            f"{r['lateness_p99']} | {r['started_within_5s']} |"
+            f"| {'quiet' if r['quiet'] else 'default'} | {r['tenants']:,} | {r['active_share']} | "
+            f"{r['worker_cores']} | {r['postgres_cores']} | {r['rows_written_per_s']} | {r['jobs_per_s']} | "
+            f"{r['jobs_run']} | {r['lateness_p50']} | {r['lateness_p99']} | {r['started_within_5s']} |"
         )
 
 
