@@ -596,11 +596,12 @@ PAY_PAGE = 5000
 
 
 async def pay_due(session: AsyncSession, tenant: TenantView, now: datetime, *, limit: int | None = None) -> int:
-    """Pay up to ``limit`` (default ``PAY_PAGE``) due compensations, set-based: the rows are locked (``FOR UPDATE SKIP LOCKED``: two workers
-    skip each other's rows) and marked paid in this transaction, paid as points in one ledger batch (one entry per
-    compensation, reference ``utility:compensation:<id>:<amount>``) or announced to the tenant's billing system as
-    bill credits (``utility.bill_credits``, up to 500 a webhook event), and the customers are told
-    (``utility.compensation``, ``request_care_many``): a few statements per page, none per account."""
+    """Pay up to ``limit`` (default ``PAY_PAGE``) due compensations, set-based: the rows are locked
+    (``FOR UPDATE SKIP LOCKED``: two workers skip each other's rows) and marked paid in this transaction, paid as
+    points in one ledger batch (one entry per compensation, reference ``utility:compensation:<id>:<amount>``) or
+    announced to the tenant's billing system as bill credits (``utility.bill_credits``, up to 500 a webhook event),
+    and the customers are told (``utility.compensation``, ``request_care_many``): a few statements per page, none per
+    account."""
     settings = settings_of(tenant)
     c = compensations
     query = (
