@@ -8,7 +8,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
 from typing import Any, Literal
@@ -554,16 +554,16 @@ class Invited:
 
 
 def _period(at: datetime, zone: ZoneInfo, group_by: str) -> str:
-    local = at.astimezone(zone).date()
+    return _period_of(at.astimezone(zone).date(), group_by)
+
+
+def _period_of(local: date, group_by: str) -> str:
     if group_by == "month":
         return f"{local:%Y-%m}"
     if group_by == "week":
         year, week, _ = local.isocalendar()
         return f"{year}-W{week:02d}"
     return local.isoformat()
-
-
-_PG_PERIOD = {"month": "YYYY-MM", "week": 'IYYY-"W"IW', "day": "YYYY-MM-DD"}
 
 
 def _text(value: str) -> ColumnElement[str]:
@@ -587,9 +587,9 @@ def _grouping(
     session: AsyncSession, table: Table, at: ColumnElement[datetime], group_by: str | None, zone: ZoneInfo
 ) -> _Grouping:
     """Group ``table``'s rows by tier, segment (one row per segment the row names; ``segment:none`` for none) or
-    local period. PostgreSQL names the local period itself (``AT TIME ZONE``); SQLite, which has no time zones,
-    groups by UTC quarter hour (every zone's midnight falls on one) and each quarter is named in Python: either way
-    the database adds up the rows and only the group sums reach Python."""
+    local period. PostgreSQL groups by the local day (``AT TIME ZONE``); SQLite, which has no time zones, groups by
+    UTC quarter hour (every zone's midnight falls on one); the days or quarters are named (and folded into weeks or
+    months) in Python: either way the database adds up the rows and only the group sums reach Python."""
     postgres = session.get_bind().dialect.name == "postgresql"
     if group_by is None:
         return _Grouping(None, table, (), lambda _: "program")
@@ -604,8 +604,9 @@ def _grouping(
         key = func.coalesce(_text("segment:") + elements.c.value, _text("segment:none"))
         return _Grouping(key, table.outerjoin(elements, true()), (table.c.segments.is_not(None),), str)
     if postgres:
-        local = func.timezone(_text(zone.key), at)
-        return _Grouping(func.to_char(local, _text(_PG_PERIOD[group_by])), table, (), str)
+        # The local day (a cheap date_trunc per row), named and folded into weeks or months from the few day sums.
+        day = func.date_trunc(_text("day"), func.timezone(_text(zone.key), at))
+        return _Grouping(day, table, (), lambda local: _period_of(local.date(), group_by))
     minute = cast(func.strftime(_text("%M"), at), Integer)
     hour = func.strftime(_text("%Y-%m-%dT%H:"), at, type_=String)
     quarter = hour + func.printf(_text("%02d:00"), minute // 15 * 15, type_=String)
