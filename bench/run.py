@@ -119,9 +119,12 @@ async def seed_members(tenant_id: uuid.UUID, start: int, count: int) -> None:
         await conn.close()
 
 
-async def seed_ledger(tenant_id: uuid.UUID, entries: int, chunk: int = 1_000_000) -> None:
-    """``entries`` posted earn entries with their lots, spread over the tenant's members; balances made to match."""
-    conn = await asyncpg.connect(db_url())
+async def seed_ledger(
+    tenant_id: uuid.UUID, entries: int, chunk: int = 1_000_000, *, url: str | None = None, spread_hours: int = 700
+) -> None:
+    """``entries`` posted earn entries with their lots, spread over the tenant's members and over the last
+    ``spread_hours`` hours; balances made to match. ``url``: another database than the bench's (bench.measurement)."""
+    conn = await asyncpg.connect(url or db_url())
     try:
         # Seeded rows are consistent by construction: skip the foreign keys' per-row checks (superuser only).
         await conn.execute("SET session_replication_role = replica")
@@ -141,7 +144,7 @@ async def seed_ledger(tenant_id: uuid.UUID, entries: int, chunk: int = 1_000_000
                     -- over the primary key's pages)
                     SELECT (lpad(to_hex(i), 8, '0') || '-' || substr(gen_random_uuid()::text, 10))::uuid AS id,
                            ids.id AS member_id,
-                           1 + (i % 300) AS points, now() - (i % 700) * interval '1 hour' AS at
+                           1 + (i % 300) AS points, now() - (i % $5) * interval '1 hour' AS at
                     FROM generate_series($3::bigint, $4::bigint) AS i JOIN ids ON ids.n = 1 + (i % $2)
                 ), e AS (
                     INSERT INTO ledger_entries (tenant_id, id, member_id, kind, points, status, cause_type, cause_id,
@@ -156,6 +159,7 @@ async def seed_ledger(tenant_id: uuid.UUID, entries: int, chunk: int = 1_000_000
                 members,
                 done,
                 done + size - 1,
+                spread_hours,
             )
             done += size
             log(f"  seeded {done:,} ledger entries")

@@ -17,6 +17,7 @@ be redeemed. A tenant may set the rate instead (``breakage_rate``).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -27,6 +28,7 @@ from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from core.db import bulk
 from core.db.base import table_of
 from core.ledger.models import LedgerEntry, Lot, LotConsumption
 
@@ -49,10 +51,19 @@ def month_starts(as_of: datetime, months: int, tz: ZoneInfo) -> list[datetime]:
     return [datetime(d.year, d.month, 1, tzinfo=tz).astimezone(ZoneInfo("UTC")) for d in starts] + [as_of]
 
 
-def _effective(original: Any) -> Any:
+def _effective() -> Any:
     """When an entry moved the posted balance: its release for a pending credit (or a reversal taken from one while
-    pending), else its creation."""
-    released = func.coalesce(original.c.available_at, entries.c.available_at)
+    pending: the original's release, looked up for reversals only), else its creation."""
+    original = aliased(entries, name="original")
+    of_original = (
+        select(original.c.available_at)
+        .where(original.c.tenant_id == entries.c.tenant_id, original.c.id == entries.c.reverses_entry_id)
+        .scalar_subquery()
+    )
+    released = case(
+        (entries.c.reverses_entry_id.is_(None), entries.c.available_at),
+        else_=func.coalesce(of_original, entries.c.available_at),
+    )
     return case((and_(released.is_not(None), released > entries.c.created_at), released), else_=entries.c.created_at)
 
 
@@ -108,49 +119,42 @@ async def liability(
     point_value: Decimal,
     breakage_rate: float | None,
 ) -> Liability:
-    original = aliased(entries, name="original")
-    effective = _effective(original)
-    source = entries.outerjoin(
-        original, and_(original.c.tenant_id == entries.c.tenant_id, original.c.id == entries.c.reverses_entry_id)
-    )
-    mine = and_(entries.c.tenant_id == tenant_id, entries.c.created_at <= as_of)
     bounds = month_starts(as_of, months, tz)
-    month_index = _month_index(effective, bounds)
-    posted = entries.c.status == "posted"
-    # One scan: the posted balance before the first month, each month's posted movement by kind, and the pending.
-    before = func.sum(case((and_(posted, effective < bounds[0]), entries.c.points), else_=0))
-    pending_now = func.sum(
-        case(
-            (
-                or_(
-                    entries.c.status == "pending",
-                    and_(posted, effective > as_of),
-                ),
-                entries.c.points,
-            ),
-            else_=0,
+    # One scan of the tenant's entries up to as_of (no join: a reversal's original is looked up for reversals only):
+    # per month (-1: before the first) and kind, the posted movement, and what was pending at as_of.
+    src = (
+        select(entries.c.kind, entries.c.status, entries.c.points, _effective().label("at"))
+        .where(entries.c.tenant_id == tenant_id, entries.c.created_at <= as_of)
+        .subquery()
+    )
+    posted = src.c.status == "posted"
+    bucket = case((src.c.at < bounds[0], literal(-1)), else_=_month_index(src.c.at, bounds))
+    pending = or_(src.c.status == "pending", and_(posted, src.c.at > as_of))
+    rows = (
+        await db.execute(
+            select(
+                bucket.label("m"),
+                src.c.kind,
+                func.sum(case((and_(posted, src.c.at <= as_of), src.c.points), else_=0)).label("points"),
+                func.sum(case((pending, src.c.points), else_=0)).label("pending"),
+            ).group_by(bucket, src.c.kind)
         )
-    )
-    head = (
-        await db.execute(select(before.label("before"), pending_now.label("pending")).select_from(source).where(mine))
-    ).one()
-    rows = await db.execute(
-        select(month_index.label("m"), entries.c.kind, func.sum(entries.c.points).label("points"))
-        .select_from(source)
-        .where(mine, posted, effective >= bounds[0], effective <= as_of)
-        .group_by(month_index, entries.c.kind)
-    )
+    ).all()
     moved: dict[int, dict[str, int]] = {i: dict.fromkeys(KINDS, 0) for i in range(months)}
+    running = pending_points = 0
     for r in rows:
-        moved[int(r.m)][r.kind] = int(r.points or 0)
-    running = int(head.before or 0)
+        pending_points += int(r.pending or 0)
+        if int(r.m) < 0:
+            running += int(r.points or 0)
+        else:
+            moved[int(r.m)][r.kind] = int(r.points or 0)
     movement = []
     for i in range(months):
         closing = running + sum(moved[i].values())
         local = bounds[i].astimezone(tz)
         movement.append(Movement(f"{local.year:04d}-{local.month:02d}", running, moved[i], closing))
         running = closing
-    result = Liability(as_of, currency, point_value, running, int(head.pending or 0), breakage_rate, "settings")
+    result = Liability(as_of, currency, point_value, running, pending_points, breakage_rate, "settings")
     result.movement = movement
     result.cohorts = await _cohorts(db, tenant_id, as_of, tz)
     if breakage_rate is None:
@@ -177,14 +181,57 @@ def _month_index(column: Any, bounds: list[datetime]) -> Any:
 async def _cohorts(db: AsyncSession, tenant_id: uuid.UUID, as_of: datetime, tz: ZoneInfo) -> list[Cohort]:
     """Earned points by month of earning (at most the last 120 months; older ones are counted in the first), and
     what became of them by ``as_of``: redeemed, expired, outstanding. Two grouped scans."""
+    local_end = as_of.astimezone(tz)
+    if bulk.is_postgres(db):
+        # The local month of earning computed in the scan: a CASE over up to 120 month bounds costs far more per lot.
+        month = func.to_char(func.timezone(tz.key, lots.c.earned_at), "YYYY-MM")
+        earned, fates = await _cohort_sums(db, tenant_id, as_of, month)
+        if not earned and not fates:
+            return []
+        year, first_month = map(int, min(str(r.c) for r in (*earned, *fates)).split("-"))
+        span = (local_end.year - year) * 12 + local_end.month - first_month + 1
+        bounds = month_starts(as_of, min(span, MAX_COHORTS), tz)
+        index = {_month_name(start, tz): i for i, start in enumerate(bounds[:-1])}
+
+        def position(key: Any) -> int:
+            return index.get(str(key), 0)  # older than the first cohort: counted in it
+
+    else:
+        earn_lot = and_(lots.c.tenant_id == tenant_id, lots.c.kind == "earn", lots.c.earned_at <= as_of)
+        first = (await db.execute(select(func.min(lots.c.earned_at)).where(earn_lot))).scalar_one_or_none()
+        if first is None:
+            return []
+        local_first = first.astimezone(tz)
+        span = (local_end.year - local_first.year) * 12 + local_end.month - local_first.month + 1
+        bounds = month_starts(as_of, min(span, MAX_COHORTS), tz)
+        earned, fates = await _cohort_sums(db, tenant_id, as_of, _month_index(lots.c.earned_at, bounds))
+
+        def position(key: Any) -> int:
+            return int(key)
+
+    cohorts = [Cohort(_month_name(start, tz), 0, 0, 0, 0) for start in bounds[:-1]]
+    for row in earned:
+        cohorts[position(row.c)].earned += int(row.points or 0)
+    for row in fates:
+        if row.fate == "redeem":
+            cohorts[position(row.c)].redeemed += int(row.points or 0)
+        elif row.fate == "expire":
+            cohorts[position(row.c)].expired += int(row.points or 0)
+    for c in cohorts:
+        c.outstanding = max(0, c.earned - c.redeemed - c.expired)
+    return [c for c in cohorts if c.earned or c.redeemed or c.expired]
+
+
+def _month_name(start: datetime, tz: ZoneInfo) -> str:
+    local = start.astimezone(tz)
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+async def _cohort_sums(
+    db: AsyncSession, tenant_id: uuid.UUID, as_of: datetime, cohort_of: Any
+) -> tuple[Sequence[Any], Sequence[Any]]:
+    """Per cohort (``cohort_of``, an expression of the lot), the points earned, and those redeemed or expired."""
     earn_lot = and_(lots.c.tenant_id == tenant_id, lots.c.kind == "earn", lots.c.earned_at <= as_of)
-    first = (await db.execute(select(func.min(lots.c.earned_at)).where(earn_lot))).scalar_one_or_none()
-    if first is None:
-        return []
-    local_first, local_end = first.astimezone(tz), as_of.astimezone(tz)
-    span = (local_end.year - local_first.year) * 12 + local_end.month - local_first.month + 1
-    bounds = month_starts(as_of, min(span, MAX_COHORTS), tz)
-    cohort_of = _month_index(lots.c.earned_at, bounds)
     earned = (
         await db.execute(
             select(cohort_of.label("c"), func.sum(lots.c.points - lots.c.reversed).label("points"))
@@ -217,18 +264,4 @@ async def _cohorts(db: AsyncSession, tenant_id: uuid.UUID, as_of: datetime, tz: 
             .group_by(cohort_of, fate)
         )
     ).all()
-    names = []
-    for start in bounds[:-1]:
-        local = start.astimezone(tz)
-        names.append(f"{local.year:04d}-{local.month:02d}")
-    cohorts = [Cohort(name, 0, 0, 0, 0) for name in names]
-    for row in earned:
-        cohorts[int(row.c)].earned += int(row.points or 0)
-    for row in fates:
-        if row.fate == "redeem":
-            cohorts[int(row.c)].redeemed += int(row.points or 0)
-        elif row.fate == "expire":
-            cohorts[int(row.c)].expired += int(row.points or 0)
-    for c in cohorts:
-        c.outstanding = max(0, c.earned - c.redeemed - c.expired)
-    return [c for c in cohorts if c.earned or c.redeemed or c.expired]
+    return earned, fates
