@@ -51,19 +51,24 @@ def month_starts(as_of: datetime, months: int, tz: ZoneInfo) -> list[datetime]:
     return [datetime(d.year, d.month, 1, tzinfo=tz).astimezone(ZoneInfo("UTC")) for d in starts] + [as_of]
 
 
-def _effective() -> Any:
+def _originals(tenant_id: uuid.UUID) -> Any:
+    """The entries that some entry reverses (found by the reversals' index), with what a reversal reads of its
+    original: outer-joined to every entry, this is a small hash table, where the whole ledger was one before."""
+    reversal = aliased(entries, name="reversal")
+    reversed_ids = select(reversal.c.reverses_entry_id).where(
+        reversal.c.tenant_id == tenant_id, reversal.c.reverses_entry_id.is_not(None)
+    )
+    return (
+        select(entries.c.tenant_id, entries.c.id, entries.c.kind, entries.c.available_at)
+        .where(entries.c.tenant_id == tenant_id, entries.c.id.in_(reversed_ids))
+        .subquery("original")
+    )
+
+
+def _effective(original: Any) -> Any:
     """When an entry moved the posted balance: its release for a pending credit (or a reversal taken from one while
-    pending: the original's release, looked up for reversals only), else its creation."""
-    original = aliased(entries, name="original")
-    of_original = (
-        select(original.c.available_at)
-        .where(original.c.tenant_id == entries.c.tenant_id, original.c.id == entries.c.reverses_entry_id)
-        .scalar_subquery()
-    )
-    released = case(
-        (entries.c.reverses_entry_id.is_(None), entries.c.available_at),
-        else_=func.coalesce(of_original, entries.c.available_at),
-    )
+    pending), else its creation."""
+    released = func.coalesce(original.c.available_at, entries.c.available_at)
     return case((and_(released.is_not(None), released > entries.c.created_at), released), else_=entries.c.created_at)
 
 
@@ -119,42 +124,49 @@ async def liability(
     point_value: Decimal,
     breakage_rate: float | None,
 ) -> Liability:
-    bounds = month_starts(as_of, months, tz)
-    # One scan of the tenant's entries up to as_of (no join: a reversal's original is looked up for reversals only):
-    # per month (-1: before the first) and kind, the posted movement, and what was pending at as_of.
-    src = (
-        select(entries.c.kind, entries.c.status, entries.c.points, _effective().label("at"))
-        .where(entries.c.tenant_id == tenant_id, entries.c.created_at <= as_of)
-        .subquery()
+    original = _originals(tenant_id)
+    effective = _effective(original)
+    source = entries.outerjoin(
+        original, and_(original.c.tenant_id == entries.c.tenant_id, original.c.id == entries.c.reverses_entry_id)
     )
-    posted = src.c.status == "posted"
-    bucket = case((src.c.at < bounds[0], literal(-1)), else_=_month_index(src.c.at, bounds))
-    pending = or_(src.c.status == "pending", and_(posted, src.c.at > as_of))
-    rows = (
-        await db.execute(
-            select(
-                bucket.label("m"),
-                src.c.kind,
-                func.sum(case((and_(posted, src.c.at <= as_of), src.c.points), else_=0)).label("points"),
-                func.sum(case((pending, src.c.points), else_=0)).label("pending"),
-            ).group_by(bucket, src.c.kind)
+    mine = and_(entries.c.tenant_id == tenant_id, entries.c.created_at <= as_of)
+    bounds = month_starts(as_of, months, tz)
+    month_index = _month_index(effective, bounds)
+    posted = entries.c.status == "posted"
+    # One scan: the posted balance before the first month, each month's posted movement by kind, and the pending.
+    before = func.sum(case((and_(posted, effective < bounds[0]), entries.c.points), else_=0))
+    pending_now = func.sum(
+        case(
+            (
+                or_(
+                    entries.c.status == "pending",
+                    and_(posted, effective > as_of),
+                ),
+                entries.c.points,
+            ),
+            else_=0,
         )
-    ).all()
+    )
+    head = (
+        await db.execute(select(before.label("before"), pending_now.label("pending")).select_from(source).where(mine))
+    ).one()
+    rows = await db.execute(
+        select(month_index.label("m"), entries.c.kind, func.sum(entries.c.points).label("points"))
+        .select_from(source)
+        .where(mine, posted, effective >= bounds[0], effective <= as_of)
+        .group_by(month_index, entries.c.kind)
+    )
     moved: dict[int, dict[str, int]] = {i: dict.fromkeys(KINDS, 0) for i in range(months)}
-    running = pending_points = 0
     for r in rows:
-        pending_points += int(r.pending or 0)
-        if int(r.m) < 0:
-            running += int(r.points or 0)
-        else:
-            moved[int(r.m)][r.kind] = int(r.points or 0)
+        moved[int(r.m)][r.kind] = int(r.points or 0)
+    running = int(head.before or 0)
     movement = []
     for i in range(months):
         closing = running + sum(moved[i].values())
         local = bounds[i].astimezone(tz)
         movement.append(Movement(f"{local.year:04d}-{local.month:02d}", running, moved[i], closing))
         running = closing
-    result = Liability(as_of, currency, point_value, running, pending_points, breakage_rate, "settings")
+    result = Liability(as_of, currency, point_value, running, int(head.pending or 0), breakage_rate, "settings")
     result.movement = movement
     result.cohorts = await _cohorts(db, tenant_id, as_of, tz)
     if breakage_rate is None:
@@ -240,7 +252,7 @@ async def _cohort_sums(
         )
     ).all()
     # A cancelled redemption gives its points back to the lots (a reverse entry of the redeem, negative takes).
-    original = aliased(entries, name="original")
+    original = _originals(tenant_id)
     fate = case(
         (entries.c.kind.in_(("redeem", "expire")), entries.c.kind),
         (and_(entries.c.kind == "reverse", original.c.kind == "redeem"), literal("redeem")),
