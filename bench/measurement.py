@@ -407,22 +407,26 @@ def report_routes() -> list[str]:
     from core.measurement.charts import CHARTS
     from core.measurement.reports import REPORTS
 
-    routes = [f"/v1/reports/{name}" for name in REPORTS]
+    routes = ["/v1/measurement/settings", "/v1/measurement/models"]
+    routes += [f"/v1/reports/{name}" for name in REPORTS]
     routes += [f"/v1/reports/{name}.csv" for name in REPORTS]
-    routes += ["/v1/reports/liability?months=24", "/v1/reports/liability?as_of=AS_OF"]
     routes += [f"/v1/reports/{name}/chart.{kind}" for name in CHARTS for kind in ("json", "svg", "png")]
-    routes += ["/v1/reports/dashboard", "SHARED", "/v1/measurement/settings", "/v1/measurement/models"]
+    routes += ["/v1/reports/liability?months=24", "/v1/reports/liability?as_of=AS_OF"]
+    routes += ["/v1/reports/dashboard", "SHARED"]
     return routes
 
 
-async def time_reports(database: str, key: str, repeat: int = 2) -> list[dict[str, Any]]:
+async def time_reports(database: str, key: str, repeat: int = 2, only: str = "") -> list[dict[str, Any]]:
     server = Server(database)
     out = []
+    wanted = [w for w in only.split(",") if w]
     try:
         auth = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=server.url, timeout=900, headers=auth) as http:
             as_of = (datetime.now(UTC) - timedelta(days=182)).isoformat().replace("+00:00", "Z")
             for route in report_routes():
+                if wanted and not any(w in route for w in wanted):
+                    continue
                 if route == "SHARED":
                     link = (await http.post("/v1/reports/links", json={"expires_in_minutes": 60})).json()["url"]
                     path = "/v1" + link.split("/v1", 1)[1]
@@ -618,12 +622,13 @@ def markdown(run: dict[str, Any]) -> str:
             f"(before the job {e['rss_before_mb']} MB) | {met} |"
         )
     if reports:
-        lines += ["", "Every report route over HTTP, asked twice (first answer / second):", "",
+        lines += ["", "Every report route over HTTP, seconds (first answer, second):", "",
                   "| route | status | bytes | seconds |", "|---|---|---|---|"]  # fmt: skip
         for r in reports:
-            lines.append(
-                f"| `{r['route']}` | {r['status']} | {r['bytes']:,} | {' / '.join(f'{t:.2f}' for t in r['seconds'])} |"
-            )
+            before = r.get("before_seconds")
+            changed = f" (before the change: {' / '.join(f'{t:.2f}' for t in before)})" if before else ""
+            seconds = " / ".join(f"{t:.2f}" for t in r["seconds"])
+            lines.append(f"| `{r['route']}` | {r['status']} | {r['bytes']:,} | {seconds}{changed} |")
     for n in run.get("nightly", []):
         keys = ("members", "active_in_window", "written", "seconds", "bgnbd", "gamma_gamma")
         brief = json.dumps({k: n["summary"].get(k) for k in keys}, default=str)
@@ -633,6 +638,28 @@ def markdown(run: dict[str, Any]) -> str:
     if run.get("seeding"):
         lines += ["", f"Seeding (set-based, not a target): {run['seeding']}"]
     return "\n".join(lines) + "\n"
+
+
+def combine(paths: list[str]) -> None:
+    """One report (bench/results/measurement.md) from the JSON of several runs on the same data (steps run apart)."""
+    run: dict[str, Any] = {}
+    for path in paths:
+        part = json.loads(Path(path).read_text())
+        for key, value in part.items():
+            if key == "reports" and key in run:  # a later run of a route (after a change) replaces the earlier
+                earlier = {r["route"]: r for r in run[key]}
+                for r in value:
+                    if r["route"] in earlier:
+                        r["before_seconds"] = earlier[r["route"]]["seconds"]
+                    earlier[r["route"]] = r
+                run[key] = list(earlier.values())
+            elif isinstance(value, list) and key in run:
+                run[key] = [*run[key], *value]
+            elif key not in run or key in ("counts", "load_end"):
+                run[key] = value
+    text = markdown(run)
+    (RESULTS / "measurement.md").write_text(text)
+    print(text)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -689,7 +716,7 @@ async def main(args: argparse.Namespace) -> None:
             run["counts"] = await counts(database, tenant_id)
         if "reports" not in skip:
             log(f"every report route over HTTP (load average {load_average()})")
-            run["reports"] = await time_reports(database, key)
+            run["reports"] = await time_reports(database, key, args.repeat, args.routes)
         if "stream" not in skip:
             run["stream"] = []
             for path in ("/v1/exports/ledger", "/v1/exports/members"):
@@ -725,6 +752,13 @@ if __name__ == "__main__":
         parser.add_argument("--drop", action="store_true", help="only drop --database")
         parser.add_argument("--skip", default="", help="steps to skip: nightly,reports,stream,s3")
         parser.add_argument("--nightly-runs", type=int, default=1)
+        parser.add_argument("--routes", default="", help="only the report routes containing one of these (a,b)")
+        parser.add_argument("--repeat", type=int, default=2, help="times each report route is asked")
         parser.add_argument("--report", action="store_true", help="write bench/results/measurement.md")
+        parser.add_argument("--combine", nargs="+", metavar="JSON", help="only: one report from several runs' JSON")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-        asyncio.run(main(parser.parse_args()))
+        parsed = parser.parse_args()
+        if parsed.combine:
+            combine(parsed.combine)
+        else:
+            asyncio.run(main(parsed))
