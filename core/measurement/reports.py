@@ -4,14 +4,14 @@ ledger, for the liability). The API answers them as JSON or CSV; charts are draw
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Float, and_, case, cast, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.base import table_of
@@ -225,31 +225,20 @@ async def churn_risk(db: AsyncSession, req: Request) -> Report:
     return Report("churn-risk", summary, _MEMBER_COLUMNS, [_member_item(row) for row in rows])
 
 
-async def _top_values(db: AsyncSession, req: Request, shares: Sequence[float]) -> tuple[str, int, float, list[float]]:
-    """Every measured member's value (expected value when the models were fitted, else spend in the window) ranked
-    in the database: the basis, how many members, the total, and the sum of the top ``share`` of members for each of
-    ``shares``. One grouped scan; no member's row leaves the database."""
+async def _values(db: AsyncSession, req: Request) -> tuple[np.ndarray, str]:
+    """Every measured member's value: expected value when the models were fitted, else spend in the window."""
     r = rows_table.c
-    fitted = (
-        await db.execute(select(r.member_id).where(_mine(req), r.expected_value.is_not(None)).limit(1))
-    ).first() is not None
+    fitted = (await db.execute(select(func.count()).where(_mine(req), r.expected_value.is_not(None)))).scalar_one()
     column, basis = (r.expected_value, "expected_value") if fitted else (r.monetary, "monetary")
-    n = int((await db.execute(select(func.count()).where(_mine(req)))).scalar_one())
-    if not n:
-        return basis, 0, 0.0, [0.0 for _ in shares]
-    value = cast(func.coalesce(column, 0), Float)
-    ranked = (
-        select(value.label("v"), func.row_number().over(order_by=value.desc()).label("k")).where(_mine(req)).subquery()
-    )
-    tops = [func.sum(case((ranked.c.k <= int(np.ceil(n * share)), ranked.c.v), else_=0)) for share in shares]
-    row = (await db.execute(select(func.sum(ranked.c.v), *tops))).one()
-    return basis, n, float(row[0] or 0), [float(v or 0) for v in row[1:]]
+    values = [float(v or 0) for v in (await db.execute(select(column).where(_mine(req)))).scalars()]
+    return np.array(values, dtype=float), basis
 
 
 async def key_members(db: AsyncSession, req: Request) -> Report:
     """Key members for one-to-one service: the top ``key_member_share`` (20 %) of members by value."""
     r = rows_table.c
-    basis, n, total, (top,) = await _top_values(db, req, [req.config.key_member_share])
+    values, basis = await _values(db, req)
+    n = len(values)
     count = int(np.ceil(n * req.config.key_member_share)) if n else 0
     column = r.expected_value if basis == "expected_value" else r.monetary
     rows = await db.execute(
@@ -258,6 +247,8 @@ async def key_members(db: AsyncSession, req: Request) -> Report:
         .order_by(column.desc().nulls_last(), r.member_id)
         .limit(min(count, req.limit))
     )
+    total = float(values.sum())
+    top = float(np.sort(values)[::-1][:count].sum()) if count else 0.0
     summary = {
         "basis": basis,
         "share_of_members": req.config.key_member_share,
@@ -267,20 +258,21 @@ async def key_members(db: AsyncSession, req: Request) -> Report:
     return Report("key-members", summary, _MEMBER_COLUMNS, [_member_item(row) for row in rows])
 
 
-CONCENTRATION_SHARES = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-
-
 async def value_concentration(db: AsyncSession, req: Request) -> Report:
     """What share of value the top members bring (the 80/20 rule): the cumulative share at each tenth of members."""
-    basis, n, total, tops = await _top_values(db, req, CONCENTRATION_SHARES)
+    values, basis = await _values(db, req)
+    ordered = np.sort(values)[::-1]
+    total = float(ordered.sum())
+    cumulative = np.cumsum(ordered)
     items = []
-    for share, top in zip(CONCENTRATION_SHARES, tops, strict=True):
+    n = len(ordered)
+    for share in (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
         k = int(np.ceil(n * share)) if n else 0
         items.append(
             {
                 "top_share_of_members": share,
                 "members": k,
-                "share_of_value": _f(top / total) if k and total else None,
+                "share_of_value": _f(float(cumulative[k - 1]) / total) if k and total else None,
             }
         )
     top20 = next(i["share_of_value"] for i in items if i["top_share_of_members"] == 0.2)
