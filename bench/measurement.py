@@ -725,7 +725,8 @@ async def main(args: argparse.Namespace) -> None:
                 log(f"  {result}")
                 run["stream"].append(result)
         if "s3" not in skip:
-            run["s3"] = s3_exports(database, str(tenant_id), key, [("ledger", "csv"), ("members", "parquet")])
+            which = [(kind, fmt) for kind, _, fmt in (item.partition(":") for item in args.s3.split(","))]
+            run["s3"] = s3_exports(database, str(tenant_id), key, which)
     finally:
         if not args.keep:
             await drop_database(database)
@@ -752,6 +753,7 @@ if __name__ == "__main__":
         parser.add_argument("--drop", action="store_true", help="only drop --database")
         parser.add_argument("--skip", default="", help="steps to skip: nightly,reports,stream,s3")
         parser.add_argument("--nightly-runs", type=int, default=1)
+        parser.add_argument("--s3", default="ledger:csv,members:parquet", help="background exports (kind:format,...)")
         parser.add_argument("--routes", default="", help="only the report routes containing one of these (a,b)")
         parser.add_argument("--repeat", type=int, default=2, help="times each report route is asked")
         parser.add_argument("--report", action="store_true", help="write bench/results/measurement.md")
