@@ -33,7 +33,7 @@ SCAN_LIMIT = 5000
 
 
 class SegmentIn(msgspec.Struct, forbid_unknown_fields=True):
-    code: Annotated[str, Meta(min_length=1, max_length=60)]
+    code: Annotated[str, Meta(min_length=1, max_length=60, pattern=CODE.pattern)]
     name: Annotated[str, Meta(min_length=1, max_length=200)]
     conditions: list[Condition]
     match: Literal["all", "any"] = "all"

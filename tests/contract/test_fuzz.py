@@ -42,6 +42,10 @@ async def test_schemathesis_finds_nothing(contract_server: LiveServer) -> None:
         )
         assert made.status_code == 201, made.text
         key = made.json()["api_key"]["secret"]
+        fuzzing = {
+            "FEALTY_FUZZ_TENANT_ID": made.json()["tenant"]["id"],
+            "FEALTY_FUZZ_KEY_ID": made.json()["api_key"]["id"],
+        }
         # The schema is built on its first request (seconds on a loaded machine): built here, served at once to st.
         assert (await http.get("/schema/openapi.json")).status_code == 200
     command = [
@@ -70,6 +74,7 @@ async def test_schemathesis_finds_nothing(contract_server: LiveServer) -> None:
         **os.environ,
         "SCHEMATHESIS_HOOKS": "tests.contract.fuzz_hooks",
         "FEALTY_FUZZ_PLATFORM_KEY": TEST_PLATFORM_KEY,
+        **fuzzing,
         "PYTHONPATH": str(ROOT),
     }
     done = subprocess.run(
