@@ -47,7 +47,7 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     "POST /v1/hotel/quotes/points-stay": ("nights", "category"),
     "POST /v1/exports": ("kind",),  # a report's name, from the reports' registry
     # A per_block plan needs block_size; an import is the CSV itself or where it is in S3, one of the two.
-    "PATCH /v1/platform/plans/{code}": ("block_size", "monthly_price", r"overage_price_per_\w+"),
+    "PATCH /v1/platform/plans/{code}": ("currency", "block_size", "monthly_price", r"overage_price_per_\w+"),
     "POST /v1/imports": ("csv", "s3"),
     # A plan of the platform's catalogue.
     "PATCH /v1/platform/tenants/{tenant_id}": ("plan",),
