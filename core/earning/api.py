@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import validation
 from core.clock import utcnow
 from core.db.lookup import one_or_404
+from core.decimals import decimal_bounds
 from core.earning.conditions import Condition, ConditionError
 from core.earning.engine import Caps, Rounding, RuleDefinition, RuleKind, Stacking, validate_definition
 from core.earning.models import EarningRule
@@ -80,7 +81,7 @@ class RulePatch(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=200)] | UnsetType = UNSET
     kind: RuleKind | UnsetType = UNSET
     points: Decimal | UnsetType = UNSET
-    per: Decimal | UnsetType = UNSET
+    per: Annotated[Decimal, decimal_bounds(gt=0, le=1_000_000, places=4)] | UnsetType = UNSET
     rounding: Rounding | UnsetType = UNSET
     whole_units: bool | UnsetType = UNSET
     currency: str | UnsetType | None = UNSET

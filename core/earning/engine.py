@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from core.decimals import decimal_bounds
 from core.earning.conditions import Condition, ConditionError, all_hold, check
 from core.validation import AwareDatetime
 
@@ -54,7 +55,7 @@ class RuleDefinition(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     #: (multiplier, e.g. 1.5).
     points: Decimal
     #: per_amount: the amount that earns ``points`` (25 points per EUR 10: points 25, per 10).
-    per: Decimal = Decimal(1)
+    per: Annotated[Decimal, decimal_bounds(gt=0, le=1_000_000, places=4)] = Decimal(1)
     rounding: Rounding = "floor"
     #: per_quantity: only whole units count (1 point per whole litre).
     whole_units: bool = True

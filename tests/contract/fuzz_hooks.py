@@ -36,8 +36,9 @@ RULES_NO_SCHEMA_CAN_SAY: dict[str, tuple[str, ...]] = {
     "POST /v1/care/opt-outs": ("address",),
     "POST /v1/care/calendar/import": ("country",),
     # Names the tenant's own data defines: event types, tiers, care triggers, webhook event types.
-    "POST /v1/events": ("type",),
-    "POST /v1/events/simulate": ("type",),
+    # ... and an event's occurred_at is not in the future (now, which a schema cannot name).
+    "POST /v1/events": ("type", "occurred_at"),
+    "POST /v1/events/simulate": ("type", "occurred_at"),
     "POST /v1/events/batch": (r"events\[\d+\]\.type", "events"),
     "PUT /v1/members/{member_id}/tier": ("tier", "until"),
     "POST /v1/care/rules": ("trigger",),
