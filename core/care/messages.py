@@ -378,13 +378,9 @@ async def _segments_of(
     for member in members:
         tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
         facts = member_facts(
+            member,
             tier=tier,
-            attributes=member.attributes,
-            locale=member.locale,
-            timezone=member.timezone,
-            enrolled_at=member.created_at,
             last_activity_at=member.last_activity_at,
-            birthday=member.birthday,
             now=now,
             sums=sums.get(member.id, {}),
         )

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy import select
@@ -27,31 +27,42 @@ from core.segments.models import Segment
 from core.tiers.rules import TierSpec
 
 
+class MemberFields(Protocol):
+    """What :func:`member_facts` reads of a member: a stored row, or a view of one with the same names."""
+
+    @property
+    def attributes(self) -> Mapping[str, Any] | None: ...
+    @property
+    def locale(self) -> str | None: ...
+    @property
+    def timezone(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def birthday(self) -> date | None: ...
+
+
 def member_facts(
+    member: MemberFields,
     *,
     tier: TierSpec | None,
-    attributes: Mapping[str, Any],
-    locale: str | None,
-    timezone: str | None,
-    enrolled_at: datetime,
     last_activity_at: datetime | None,
-    birthday: date | None,
     now: datetime,
     segments: Iterable[str] = (),
     sums: Mapping[tuple[str, str], Decimal] | None = None,
     loyalty: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``member.*``, ``metric.*`` and ``loyalty.*`` facts conditions read."""
+    """The ``member.*``, ``metric.*`` and ``loyalty.*`` facts conditions read, of ``member`` in ``tier`` at ``now``."""
     return {
         "member": {
             "tier": tier.code if tier else None,
             "tier_rank": tier.rank if tier else None,
-            "attributes": dict(attributes),
-            "locale": locale,
-            "timezone": timezone,
-            "days_enrolled": (now - enrolled_at).days,
+            "attributes": dict(member.attributes or {}),
+            "locale": member.locale,
+            "timezone": member.timezone,
+            "days_enrolled": (now - member.created_at).days,
             "days_since_last_activity": (now - last_activity_at).days if last_activity_at else None,
-            "birthday_month": birthday.month if birthday else None,
+            "birthday_month": member.birthday.month if member.birthday else None,
             "segments": sorted(segments),
         },
         "metric": flatten(sums or {}),
@@ -115,13 +126,9 @@ async def scan_segment(
             last = member.id
             tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
             facts = member_facts(
+                member,
                 tier=tier,
-                attributes=member.attributes or {},
-                locale=member.locale,
-                timezone=member.timezone,
-                enrolled_at=member.created_at,
                 last_activity_at=last_activity,
-                birthday=member.birthday,
                 now=now,
                 sums=sums.get(member.id, {}),
                 loyalty=loyalty.get(member.id),

@@ -514,13 +514,9 @@ async def profiles(
     for member, last_activity in found:
         tier = config.tiers_by_id.get(member.tier_id) if member.tier_id else None
         facts = member_facts(
+            member,
             tier=tier,
-            attributes=member.attributes or {},
-            locale=member.locale,
-            timezone=member.timezone,
-            enrolled_at=member.created_at,
             last_activity_at=last_activity,
-            birthday=member.birthday,
             now=now,
             sums=sums.get(member.id, {}),
             loyalty=loyalty.get(member.id),

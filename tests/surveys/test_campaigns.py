@@ -24,7 +24,7 @@ from core.surveys.service import Audience, campaign_page
 from core.testing import AppClient, MakeTenant, TenantHandle, create_tenant
 from core.tiers.models import Tier
 from core.worker import tick
-from tests.surveys.test_results import SURVEY
+from tests.surveys.test_results import SURVEY, regulars_segment
 
 
 def _small(runtime: Runtime, size: int = 2) -> Runtime:
@@ -33,15 +33,7 @@ def _small(runtime: Runtime, size: int = 2) -> Runtime:
 
 
 async def _program(t: TenantHandle, regulars: int, others: int) -> tuple[dict[str, Any], list[str]]:
-    segment = await t.post(
-        "/v1/segments",
-        json={
-            "code": "regulars",
-            "name": "Regulars",
-            "conditions": [{"field": "member.attributes.regular", "op": "eq", "value": True}],
-        },
-    )
-    assert segment.status_code == 201, segment.text
+    await regulars_segment(t)
     survey = (await t.post("/v1/surveys", json=SURVEY | {"code": f"c-{uuid.uuid4().hex[:8]}"})).json()
     flags = [True] * regulars + [False] * others
     random.Random(7).shuffle(flags)  # members of the segment and others mixed in member order

@@ -18,7 +18,7 @@ from core.db.engine import tenant_session
 from core.runtime import Runtime
 from core.testing import TenantHandle
 from tests.care.conftest import rule, template
-from tests.surveys.test_results import SURVEY
+from tests.surveys.test_results import SURVEY, regulars_segment
 
 FORM = {"content-type": "application/x-www-form-urlencoded", "accept": "text/html"}
 
@@ -278,15 +278,7 @@ async def test_invitations_n_days_after_an_event_and_to_a_segment(tenant: Tenant
     invited = (await tenant.get(f"/v1/surveys/{survey['id']}/invitations")).json()["items"]
     assert sorted(i["occasion"] for i in invited) == ["event:till-0", "event:till-1"]
     # A campaign to a segment reaches its members only; results by segment.
-    segment = await tenant.post(
-        "/v1/segments",
-        json={
-            "code": "regulars",
-            "name": "Regulars",
-            "conditions": [{"field": "member.attributes.regular", "op": "eq", "value": True}],
-        },
-    )
-    assert segment.status_code == 201, segment.text
+    await regulars_segment(tenant)
     campaign = await tenant.post(
         f"/v1/surveys/{survey['id']}/invitations", json={"campaign": "regulars-1", "segment": "regulars"}
     )

@@ -17,7 +17,7 @@ from sqlalchemy import Uuid, bindparam, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.testing import TenantHandle
-from tests.surveys.test_results import SURVEY
+from tests.surveys.test_results import SURVEY, regulars_segment
 
 D = Decimal
 #: The program's zone is Shanghai (UTC+8): 2026-03-31 20:00 UTC is already 1 April there.
@@ -73,15 +73,7 @@ async def test_response_rates_by_tier_segment_and_period_match_the_hand_table(te
     for rank, code in enumerate(("silver", "gold")):
         made = await tenant.post("/v1/tiers", json={"code": code, "name": code.title(), "rank": rank + 1})
         assert made.status_code == 201, made.text
-    segment = await tenant.post(
-        "/v1/segments",
-        json={
-            "code": "regulars",
-            "name": "Regulars",
-            "conditions": [{"field": "member.attributes.regular", "op": "eq", "value": True}],
-        },
-    )
-    assert segment.status_code == 201, segment.text
+    await regulars_segment(tenant)
     survey = (await tenant.post("/v1/surveys", json=SURVEY | {"code": "rates", "link_days": 60})).json()
 
     async def member(name: str, tier: str | None, regular: bool) -> dict[str, Any]:

@@ -67,6 +67,21 @@ SURVEY = {
         {"code": "savings", "name": "Benefit", "questions": [{"code": "q_savings", "text": "Points worth it"}]},
     ],
 }
+
+
+async def regulars_segment(tenant: TenantHandle) -> None:
+    """The segment ``regulars``: members whose attribute ``regular`` is true."""
+    segment = await tenant.post(
+        "/v1/segments",
+        json={
+            "code": "regulars",
+            "name": "Regulars",
+            "conditions": [{"field": "member.attributes.regular", "op": "eq", "value": True}],
+        },
+    )
+    assert segment.status_code == 201, segment.text
+
+
 LEVELS = ["very_satisfied", "satisfied", "neutral", "dissatisfied", "very_dissatisfied"]
 
 

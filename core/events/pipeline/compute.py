@@ -109,13 +109,9 @@ async def compute(
             past.sums(member.id, item.local_day, member_sums) if past is not None and in_the_past else member_sums
         )
         facts = member_facts(
+            member,
             tier=tier,
-            attributes=member.attributes or {},
-            locale=member.locale,
-            timezone=member.timezone,
-            enrolled_at=member.created_at,
             last_activity_at=item.last_activity_at,
-            birthday=member.birthday,
             now=ctx.now,
             sums=window_sums,
             loyalty=loyalty.get(member.id),
