@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any
 
 import msgspec
-from sqlalchemy import Table, any_, bindparam, literal_column, select, text
+from sqlalchemy import Enum, String, Table, Text, any_, bindparam, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,9 +58,17 @@ def array_columns(table: Table, columns: Sequence[str], alias: str = "u") -> lis
 
 def one_of(column: Any, name: str, postgres: bool) -> Any:
     """``column`` is one of the list bound as ``name``: ``= ANY(:name)`` on PostgreSQL (one statement text, so one
-    prepared statement and plan, whatever the list's length), ``IN (...)`` expanded elsewhere."""
+    prepared statement and plan, whatever the list's length), ``IN (...)`` expanded elsewhere.
+
+    A string column's list is bound as ``text[]``, never as the column's own ``varchar(n)[]``: casting a parameter to
+    ``varchar(n)[]`` checks each element's length, a function PostgreSQL does not know to be leakproof, so under
+    row-level security the comparison cannot be an index condition in a generic plan (a prepared statement's plan
+    after its fifth execution) and every call scanned the whole table (measured in bench/README.md, "Open-loop
+    latency": events by ``event_id``, members by ``external_id``)."""
     if postgres:
-        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+        string = isinstance(column.type, String) and not isinstance(column.type, Enum)
+        element = Text() if string else column.type
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(element)))
     return column.in_(bindparam(name, expanding=True))
 
 
