@@ -15,7 +15,13 @@ from core.idempotency.models import IdempotencyRecord, PlatformIdempotencyRecord
 from core.imports.models import DataImport, ImportedRow
 from core.jobs.models import Job
 from core.ledger.models import LedgerEntry, Lot, LotConsumption, PointBalance
-from core.measurement.models import MeasurementModel, MeasurementSettings, MemberLoyalty
+from core.measurement.models import (
+    LiabilityRollup,
+    LiabilityRollupState,
+    MeasurementModel,
+    MeasurementSettings,
+    MemberLoyalty,
+)
 from core.members.models import ConsentChange, Member, MemberConsent
 from core.outbox.models import OutboxEvent
 from core.program.models import Program
@@ -59,6 +65,8 @@ __all__ = [
     "ImportedRow",
     "Job",
     "LedgerEntry",
+    "LiabilityRollup",
+    "LiabilityRollupState",
     "Lot",
     "LotConsumption",
     "MeasurementModel",

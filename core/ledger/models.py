@@ -72,6 +72,15 @@ class LedgerEntry(TenantScoped, Base):
         Index("ix_ledger_entries_member_created", "tenant_id", "member_id", "created_at"),
         Index("ix_ledger_entries_cause", "tenant_id", "cause_type", "cause_id"),
         Index("ix_ledger_entries_reverses", "tenant_id", "reverses_entry_id"),
+        # The liability roll-up's live part: the entries created since its cut-off, and those released on one day.
+        Index("ix_ledger_entries_created", "tenant_id", "created_at"),
+        Index(
+            "ix_ledger_entries_released",
+            "tenant_id",
+            "available_at",
+            postgresql_where=text("available_at IS NOT NULL"),
+            sqlite_where=text("available_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = id_column()
@@ -126,7 +135,8 @@ class Lot(TenantScoped, Base):
             "available_at",
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
-        ),
+        ),  # The liability roll-up's live part: the lots earned since its cut-off.
+        Index("ix_lots_earned", "tenant_id", "earned_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from core.clock import utcnow
 from core.db.engine import tenant_session
 from core.jobs import queue
 from core.jobs.queue import ClaimedJob
 from core.jobs.registry import JobRegistry
-from core.measurement import nightly
+from core.measurement import liability_rollup, nightly
 from core.measurement.service import LOYALTY_RUN
+from core.program.settings import load_program_settings
 from core.runtime import Runtime
 
 KIND = LOYALTY_RUN
@@ -23,9 +27,17 @@ async def loyalty_run(runtime: Runtime, job: ClaimedJob) -> bool:
         await runtime.between_batches(job)
 
     await nightly.run(runtime.sessionmaker, job.tenant_id, utcnow(), between_pages=between)
+    await build_liability_rollup(runtime, job.tenant_id)
     async with tenant_session(runtime.sessionmaker, None) as session:
         await queue.complete(session, job)
     return True
+
+
+async def build_liability_rollup(runtime: Runtime, tenant_id: uuid.UUID) -> dict[str, Any]:
+    """Rebuild the tenant's liability roll-up in its program's zone (one transaction)."""
+    async with tenant_session(runtime.sessionmaker, tenant_id) as session:
+        program = await load_program_settings(session, tenant_id)
+        return await liability_rollup.build(session, tenant_id, utcnow(), program.tz)
 
 
 def register(registry: JobRegistry, runtime: Runtime) -> None:

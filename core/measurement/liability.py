@@ -17,9 +17,10 @@ be redeemed. A tenant may set the rate instead (``breakage_rate``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,10 +32,13 @@ from sqlalchemy.orm import aliased
 from core.db import bulk
 from core.db.base import table_of
 from core.ledger.models import LedgerEntry, Lot, LotConsumption
+from core.measurement.models import LiabilityRollup, LiabilityRollupState
 
 entries = table_of(LedgerEntry)
 lots = table_of(Lot)
 consumptions = table_of(LotConsumption)
+rollup = table_of(LiabilityRollup)
+rollup_state = table_of(LiabilityRollupState)
 KINDS = ("earn", "redeem", "expire", "adjust", "reverse", "transfer")
 CENT = Decimal("0.01")
 
@@ -49,6 +53,12 @@ def month_starts(as_of: datetime, months: int, tz: ZoneInfo) -> list[datetime]:
         previous = starts[0] - timedelta(days=1)
         starts.insert(0, previous.replace(day=1))
     return [datetime(d.year, d.month, 1, tzinfo=tz).astimezone(ZoneInfo("UTC")) for d in starts] + [as_of]
+
+
+def day_start(at: datetime, tz: ZoneInfo) -> datetime:
+    """The UTC instant at which the local day (in ``tz``) holding ``at`` starts."""
+    local = at.astimezone(tz)
+    return datetime(local.year, local.month, local.day, tzinfo=tz).astimezone(UTC)
 
 
 def _originals(tenant_id: uuid.UUID) -> Any:
@@ -124,13 +134,55 @@ async def liability(
     point_value: Decimal,
     breakage_rate: float | None,
 ) -> Liability:
+    bounds = month_starts(as_of, months, tz)
+    rolled = await _from_rollup(db, tenant_id, as_of, months, bounds, tz)
+    if rolled is not None:
+        (before, pending, moved), cohorts = rolled
+    else:  # no roll-up yet, or one built in another zone: the whole ledger
+        before, pending, moved = await _scan(db, tenant_id, as_of, months, bounds)
+        cohorts = await _cohorts(db, tenant_id, as_of, tz)
+    running = before
+    movement = []
+    for i in range(months):
+        closing = running + sum(moved[i].values())
+        local = bounds[i].astimezone(tz)
+        movement.append(Movement(f"{local.year:04d}-{local.month:02d}", running, moved[i], closing))
+        running = closing
+    result = Liability(as_of, currency, point_value, running, pending, breakage_rate, "settings")
+    result.movement = movement
+    result.cohorts = cohorts
+    if breakage_rate is None:
+        redeemed = sum(c.redeemed for c in result.cohorts)
+        expired = sum(c.expired for c in result.cohorts)
+        if redeemed + expired:
+            result.breakage_rate = expired / (redeemed + expired)
+            result.breakage_source = "history"
+        else:
+            result.breakage_source = "none: no points redeemed or expired yet"
+    return result
+
+
+Sums = tuple[int, int, dict[int, dict[str, int]]]
+
+
+async def _scan(
+    db: AsyncSession,
+    tenant_id: uuid.UUID,
+    as_of: datetime,
+    months: int,
+    bounds: list[datetime],
+    scope: Callable[[Any], Any] | None = None,
+) -> Sums:
+    """From the ledger (the entries ``scope``, given the effective-time expression, picks; else all): the posted
+    balance before the first month, what is pending at ``as_of`` and each month's posted movement by kind."""
     original = _originals(tenant_id)
     effective = _effective(original)
     source = entries.outerjoin(
         original, and_(original.c.tenant_id == entries.c.tenant_id, original.c.id == entries.c.reverses_entry_id)
     )
-    mine = and_(entries.c.tenant_id == tenant_id, entries.c.created_at <= as_of)
-    bounds = month_starts(as_of, months, tz)
+    mine = and_(
+        entries.c.tenant_id == tenant_id, entries.c.created_at <= as_of, *([] if scope is None else [scope(effective)])
+    )
     month_index = _month_index(effective, bounds)
     posted = entries.c.status == "posted"
     # One scan: the posted balance before the first month, each month's posted movement by kind, and the pending.
@@ -159,25 +211,175 @@ async def liability(
     moved: dict[int, dict[str, int]] = {i: dict.fromkeys(KINDS, 0) for i in range(months)}
     for r in rows:
         moved[int(r.m)][r.kind] = int(r.points or 0)
-    running = int(head.before or 0)
-    movement = []
-    for i in range(months):
-        closing = running + sum(moved[i].values())
-        local = bounds[i].astimezone(tz)
-        movement.append(Movement(f"{local.year:04d}-{local.month:02d}", running, moved[i], closing))
-        running = closing
-    result = Liability(as_of, currency, point_value, running, int(head.pending or 0), breakage_rate, "settings")
-    result.movement = movement
-    result.cohorts = await _cohorts(db, tenant_id, as_of, tz)
-    if breakage_rate is None:
-        redeemed = sum(c.redeemed for c in result.cohorts)
-        expired = sum(c.expired for c in result.cohorts)
-        if redeemed + expired:
-            result.breakage_rate = expired / (redeemed + expired)
-            result.breakage_source = "history"
-        else:
-            result.breakage_source = "none: no points redeemed or expired yet"
-    return result
+    return int(head.before or 0), int(head.pending or 0), moved
+
+
+def _month_of(day: date, bounds: list[datetime], tz: ZoneInfo) -> int:
+    """Which month of ``bounds`` a local day falls in: -1 before the first."""
+    first = bounds[0].astimezone(tz)
+    return max(-1, (day.year - first.year) * 12 + day.month - first.month)
+
+
+def _key(at: datetime | date, tz: ZoneInfo) -> str:
+    local = at.astimezone(tz) if isinstance(at, datetime) else at
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+async def _from_rollup(
+    db: AsyncSession, tenant_id: uuid.UUID, as_of: datetime, months: int, bounds: list[datetime], tz: ZoneInfo
+) -> tuple[Sums, list[Cohort]] | None:
+    """The same figures from the roll-up (the entries created before a local day start ``start``: the roll-up's
+    cut-off, or the day of ``as_of`` if that is earlier) and the ledger since ``start``. None without a roll-up
+    built in ``tz``."""
+    found = (
+        await db.execute(select(rollup_state.c.tz, rollup_state.c.cutoff).where(rollup_state.c.tenant_id == tenant_id))
+    ).one_or_none()
+    if found is None or found.tz != tz.key:
+        return None
+    start = min(found.cutoff, day_start(as_of, tz))
+    start_day = start.astimezone(tz).date()
+    next_start = datetime.combine(start_day + timedelta(days=1), time(), tzinfo=tz).astimezone(UTC)
+    mine = and_(rollup.c.tenant_id == tenant_id, rollup.c.day_a < start_day)
+    # Posted entries created before ``start``: effective before it (posted by as_of), on its day (read from the
+    # ledger below: the exact instant decides), or later (pending at as_of; only when as_of is before the cut-off).
+    before, pending = 0, 0
+    moved: dict[int, dict[str, int]] = {i: dict.fromkeys(KINDS, 0) for i in range(months)}
+    for r in await db.execute(
+        select(rollup.c.day_b, rollup.c.kind, func.sum(rollup.c.points).label("points"))
+        .where(mine, rollup.c.measure == "move")
+        .group_by(rollup.c.day_b, rollup.c.kind)
+    ):
+        points = int(r.points)
+        if r.day_b < start_day:
+            month = _month_of(r.day_b, bounds, tz)
+            if month < 0:
+                before += points
+            else:
+                moved[month][r.kind] += points
+        elif r.day_b > start_day:
+            pending += points
+    live = [await _scan(db, tenant_id, as_of, months, bounds, lambda _: entries.c.created_at >= start)]
+    if start < found.cutoff:
+        # The entries released on ``start``'s day (few; by the release index), then those and their reversals by key.
+        released = list(
+            (
+                await db.execute(
+                    select(entries.c.id).where(
+                        entries.c.tenant_id == tenant_id,
+                        entries.c.available_at.is_not(None),
+                        entries.c.available_at >= start,
+                        entries.c.available_at < next_start,
+                    )
+                )
+            ).scalars()
+        )
+
+        def released_that_day(effective: Any) -> Any:
+            return and_(
+                entries.c.created_at < start,
+                or_(entries.c.id.in_(released), entries.c.reverses_entry_id.in_(released)),
+                effective >= start,
+                effective < next_start,
+            )
+
+        if released:
+            live.append(await _scan(db, tenant_id, as_of, months, bounds, released_that_day))
+    for b, p, m in live:
+        before += b
+        pending += p
+        for i in range(months):
+            for kind in KINDS:
+                moved[i][kind] += m[i][kind]
+    return (before, pending, moved), await _cohorts_from_rollup(db, tenant_id, as_of, start, start_day, tz)
+
+
+async def _cohorts_from_rollup(
+    db: AsyncSession, tenant_id: uuid.UUID, as_of: datetime, start: datetime, start_day: date, tz: ZoneInfo
+) -> list[Cohort]:
+    earned: dict[str, int] = defaultdict(int)
+    fates: dict[tuple[str, str], int] = defaultdict(int)
+    mine = and_(rollup.c.tenant_id == tenant_id, rollup.c.day_a < start_day)
+    for r in await db.execute(
+        select(rollup.c.day_a, func.sum(rollup.c.points).label("points"))
+        .where(mine, rollup.c.measure == "earn")
+        .group_by(rollup.c.day_a)
+    ):
+        earned[_key(r.day_a, tz)] += int(r.points)
+    for fated in await db.execute(
+        select(rollup.c.day_b, rollup.c.kind, func.sum(rollup.c.points).label("points"))
+        .where(mine, rollup.c.measure == "fate")
+        .group_by(rollup.c.day_b, rollup.c.kind)
+    ):
+        fates[_key(fated.day_b, tz), fated.kind] += int(fated.points)
+    # What reversals took from the rolled-up lots (it can change after the roll-up): from the lots something reverses.
+    reversed_ids = select(entries.c.reverses_entry_id).where(
+        entries.c.tenant_id == tenant_id, entries.c.reverses_entry_id.is_not(None)
+    )
+    earn_lot = and_(lots.c.tenant_id == tenant_id, lots.c.kind == "earn", lots.c.earned_at <= as_of)
+    for r in await db.execute(
+        select(lots.c.earned_at, lots.c.reversed).where(
+            earn_lot,
+            lots.c.status != "cancelled",
+            lots.c.earned_at < start,
+            lots.c.id.in_(reversed_ids),
+            lots.c.reversed > 0,
+        )
+    ):
+        earned[_key(r.earned_at, tz)] -= int(r.reversed)
+    # Since ``start``: the lots earned, and what the entries created took from lots.
+    for r in await db.execute(
+        select(lots.c.earned_at, (lots.c.points - lots.c.reversed).label("points")).where(
+            earn_lot, lots.c.status != "cancelled", lots.c.earned_at >= start
+        )
+    ):
+        earned[_key(r.earned_at, tz)] += int(r.points)
+    original = _originals(tenant_id)
+    fate = case(
+        (entries.c.kind.in_(("redeem", "expire")), entries.c.kind),
+        (and_(entries.c.kind == "reverse", original.c.kind == "redeem"), literal("redeem")),
+        else_=literal("other"),
+    )
+    for taken in await db.execute(
+        select(lots.c.earned_at, fate.label("fate"), consumptions.c.points)
+        .select_from(
+            entries.join(
+                consumptions,
+                and_(consumptions.c.tenant_id == entries.c.tenant_id, consumptions.c.entry_id == entries.c.id),
+            )
+            .join(lots, and_(lots.c.tenant_id == consumptions.c.tenant_id, lots.c.id == consumptions.c.lot_id))
+            .outerjoin(
+                original,
+                and_(original.c.tenant_id == entries.c.tenant_id, original.c.id == entries.c.reverses_entry_id),
+            )
+        )
+        .where(earn_lot, entries.c.tenant_id == tenant_id, entries.c.created_at >= start, entries.c.created_at <= as_of)
+    ):
+        fates[_key(taken.earned_at, tz), taken.fate] += int(taken.points)
+    return _assemble(earned, fates, as_of, tz)
+
+
+def _assemble(earned: dict[str, int], fates: dict[tuple[str, str], int], as_of: datetime, tz: ZoneInfo) -> list[Cohort]:
+    """Cohorts from points by local month of earning, as :func:`_cohorts` makes them (at most the last 120 months;
+    older ones counted in the first)."""
+    keys = [*earned, *(month for month, _ in fates)]
+    if not keys:
+        return []
+    local_end = as_of.astimezone(tz)
+    year, first_month = map(int, min(keys).split("-"))
+    span = (local_end.year - year) * 12 + local_end.month - first_month + 1
+    bounds = month_starts(as_of, min(span, MAX_COHORTS), tz)
+    index = {_month_name(start, tz): i for i, start in enumerate(bounds[:-1])}
+    cohorts = [Cohort(_month_name(start, tz), 0, 0, 0, 0) for start in bounds[:-1]]
+    for month, points in earned.items():
+        cohorts[index.get(month, 0)].earned += points
+    for (month, fate), points in fates.items():
+        if fate == "redeem":
+            cohorts[index.get(month, 0)].redeemed += points
+        elif fate == "expire":
+            cohorts[index.get(month, 0)].expired += points
+    for c in cohorts:
+        c.outstanding = max(0, c.earned - c.redeemed - c.expired)
+    return [c for c in cohorts if c.earned or c.redeemed or c.expired]
 
 
 MAX_COHORTS = 120

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKeyConstraint, Index, Numeric, SmallInteger, String, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Numeric,
+    SmallInteger,
+    String,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.clock import utcnow
@@ -98,3 +109,34 @@ class MemberLoyalty(TenantScoped, Base):
     expected_purchases: Mapped[float | None] = mapped_column(Float)
     expected_spend: Mapped[float | None] = mapped_column(Float)
     expected_value: Mapped[float | None] = mapped_column(Float)
+
+
+class LiabilityRollupState(TenantScoped, Base):
+    """What the liability roll-up of a tenant covers: the entries (and lots) created before ``cutoff``, a local day
+    start in ``tz``, none of which can change any more (see :mod:`core.measurement.liability_rollup`)."""
+
+    __tablename__ = "liability_rollup_state"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+    #: The zone whose local days the rows are in; a report in another zone reads the ledger instead.
+    tz: Mapped[str] = mapped_column(String(64))
+    cutoff: Mapped[datetime] = mapped_column()
+    built_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LiabilityRollup(TenantScoped, Base):
+    """Points summed by local day: ``move`` posted entries by (day created, day effective, kind); ``earn`` the points of
+    earn lots that were not cancelled by (day earned, same day); ``fate`` lot consumptions by (day the consuming entry
+    was created, first day of the lot's local month of earning, redeem / expire / other)."""
+
+    __tablename__ = "liability_rollup"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        CheckConstraint("measure IN ('move', 'earn', 'fate')", name="measure"),
+    )
+
+    measure: Mapped[str] = mapped_column(String(8), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day_a: Mapped[date] = mapped_column(Date, primary_key=True)
+    day_b: Mapped[date] = mapped_column(Date, primary_key=True)
+    points: Mapped[int] = mapped_column(BigInteger)
