@@ -16,6 +16,8 @@ Then, each in a process of its own so that its peak RSS is its own:
 
 * **nightly**: ``core.measurement.nightly.run`` (what the nightly job runs: metrics, RFM, loyalty types, BG/NBD and
   Gamma-Gamma fits, the loyalty index of the tenant's active model, upserts), timed, with its peak RSS;
+* **rollup**: the liability roll-up (``core.measurement.jobs.build_liability_rollup``, which the nightly job runs
+  after the loyalty run), timed with its PostgreSQL CPU; the liability report reads it;
 * **reports**: the API (``uvicorn``, one process) and every report route that reads all members, each asked twice
   over HTTP (the first answer and the second);
 * **exports**: a fresh API process streaming ``GET /v1/exports/ledger`` (every entry) and ``GET /v1/exports/members``
@@ -390,6 +392,28 @@ def child_nightly(database: str, tenant_id: str) -> None:
     print("RESULT " + json.dumps(asyncio.run(go()), default=str), flush=True)
 
 
+def child_rollup(database: str, tenant_id: str) -> None:
+    """In a process of its own: the liability roll-up, as the nightly job builds it after the run; prints its
+    figures as one JSON line."""
+    from core.app import create_app
+    from core.measurement.jobs import build_liability_rollup
+    from core.runtime import Runtime
+    from core.testing import settings_for_tests
+
+    async def go() -> dict[str, Any]:
+        app = create_app(settings_for_tests(url_of(database, "postgresql+asyncpg")))
+        runtime: Runtime = app.state["runtime"]
+        async with app.lifespan():
+            others = backend_pids(database)
+            started = time.monotonic()
+            built = await build_liability_rollup(runtime, uuid.UUID(tenant_id))
+            seconds = time.monotonic() - started
+            postgres_cpu = cpu_of(backend_pids(database) - others)
+        return {"seconds": round(seconds, 1), "postgres_cpu_s": round(postgres_cpu, 1), **built}
+
+    print("RESULT " + json.dumps(asyncio.run(go()), default=str), flush=True)
+
+
 def run_child(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     done = subprocess.run(
         [PYTHON, "-m", "bench.measurement", *args], cwd=ROOT, capture_output=True, text=True, env=env, check=False
@@ -597,6 +621,12 @@ def markdown(run: dict[str, Any]) -> str:
             f"CPU: the process {n['cpu_s']:.0f} s, PostgreSQL {n.get('postgres_cpu_s', 0):.0f} s; "
             f"peak RSS {n['peak_rss_mb']} MB) | {met} |"
         )
+    if run.get("rollup"):
+        r = run["rollup"]
+        lines.append(
+            f"| liability roll-up (built by the nightly job after the run; not a target) | {r['seconds']:.0f} s "
+            f"(PostgreSQL CPU {r['postgres_cpu_s']:.0f} s), {r['rows']:,} rows, cut-off {r['cutoff']} | - |"
+        )
     reports = run.get("reports", [])
     if reports:
         worst = max(reports, key=lambda r: max(r["seconds"]))
@@ -714,6 +744,10 @@ async def main(args: argparse.Namespace) -> None:
                 log(f"  {result['seconds']} s, peak RSS {result['peak_rss_mb']} MB, {result['summary'].get('seconds')}")
                 run["nightly"].append(result)
             run["counts"] = await counts(database, tenant_id)
+        if "rollup" not in skip:  # what the liability report reads (the nightly job builds it after the run)
+            log(f"liability roll-up (load average {load_average()})")
+            run["rollup"] = run_child(["child-rollup", database, str(tenant_id)])
+            log(f"  {run['rollup']}")
         if "reports" not in skip:
             log(f"every report route over HTTP (load average {load_average()})")
             run["reports"] = await time_reports(database, key, args.repeat, args.routes)
@@ -742,6 +776,8 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "child-nightly":
         child_nightly(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) > 1 and sys.argv[1] == "child-rollup":
+        child_rollup(sys.argv[2], sys.argv[3])
     elif len(sys.argv) > 1 and sys.argv[1] == "child-s3":
         child_s3_export(*sys.argv[2:8])
     else:
@@ -751,7 +787,7 @@ if __name__ == "__main__":
         parser.add_argument("--database", help="a named database, seeded once and reused (default: a fresh one)")
         parser.add_argument("--keep", action="store_true", help="keep the database afterwards (to reuse it)")
         parser.add_argument("--drop", action="store_true", help="only drop --database")
-        parser.add_argument("--skip", default="", help="steps to skip: nightly,reports,stream,s3")
+        parser.add_argument("--skip", default="", help="steps to skip: nightly,rollup,reports,stream,s3")
         parser.add_argument("--nightly-runs", type=int, default=1)
         parser.add_argument("--s3", default="ledger:csv,members:parquet", help="background exports (kind:format,...)")
         parser.add_argument("--routes", default="", help="only the report routes containing one of these (a,b)")
