@@ -1,6 +1,7 @@
 """The app's CPU per event and per read, in one process, without HTTP load or a second core to share: a measure that
 holds still on a busy machine (CPU time of this process, not wall time), for before/after comparisons of the event
-path. PostgreSQL's own time is not counted.
+path. PostgreSQL's CPU is given beside it: that of the backends of this run's own database (from /proc, so the
+machine's PostgreSQL must run on this host), per event.
 
     python -m bench.cpu [--batches 8] [--singles 400] [--reads 400] [--profile batch|single|read]
 
@@ -26,6 +27,7 @@ import httpx
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 
+from bench.run import cpu_seconds
 from core.app import create_app
 from core.db.migrate import upgrade_async
 from core.plugin.manager import PluginManager
@@ -55,14 +57,29 @@ async def main() -> None:
         await upgrade_async(url)
         app = create_app(settings_for_tests(url, database_pool_size=10), plugins=PluginManager())
         async with app.lifespan():
-            await run(app, f"{base}/{name}", args)
+            await run(app, f"{base}/{name}", args, name)
     finally:
         admin = await asyncpg.connect(ADMIN_URL)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
 
-async def run(app: Any, owner_url: str, args: argparse.Namespace) -> None:
+async def _backend_cpu(owner_url: str, database: str) -> dict[int, float]:
+    """CPU seconds so far of each backend connected to ``database`` (this run's app pool, not other sessions')."""
+    conn = await asyncpg.connect(owner_url)
+    try:
+        pids = [
+            r["pid"]
+            for r in await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database
+            )
+        ]
+    finally:
+        await conn.close()
+    return {pid: cpu_seconds([pid]) for pid in pids}
+
+
+async def run(app: Any, owner_url: str, args: argparse.Namespace, database: str = "") -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=120) as http:
         created = (
@@ -159,6 +176,7 @@ async def run(app: Any, owner_url: str, args: argparse.Namespace) -> None:
             if not count:
                 continue
             profiler = cProfile.Profile() if args.profile == label else None
+            backends = await _backend_cpu(owner_url, database)
             cpu, wall = time.process_time(), time.perf_counter()
             if profiler:
                 profiler.enable()
@@ -167,10 +185,19 @@ async def run(app: Any, owner_url: str, args: argparse.Namespace) -> None:
             if profiler:
                 profiler.disable()
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            after = await _backend_cpu(owner_url, database)
+            database_cpu = sum(seconds - backends.get(pid, 0.0) for pid, seconds in after.items())
             unit = "event" if label != "read" else "read"
-            print(f"{label:7s} app CPU {cpu * 1e6 / (count * per):8.0f} us per {unit}  (wall {wall:.2f} s)", flush=True)
+            print(
+                f"{label:7s} app CPU {cpu * 1e6 / (count * per):8.0f} us per {unit}, PostgreSQL (its backends) "
+                f"{database_cpu * 1e6 / (count * per):6.0f} us  (wall {wall:.2f} s)",
+                flush=True,
+            )
             if profiler:
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
+                if os.environ.get("BENCH_PROFILE_DUMP"):
+                    profiler.dump_stats(os.environ["BENCH_PROFILE_DUMP"])
 
 
 if __name__ == "__main__":

@@ -525,7 +525,9 @@ def measured(server: Server, script: str, seconds: int, connections: int, env: d
     return result | meter.cores()
 
 
-async def baseline(name: str, tenant_id: uuid.UUID, members: int, seconds: int, label: str) -> dict[str, Any]:
+async def baseline(
+    name: str, tenant_id: uuid.UUID, members: int, seconds: int, label: str, concurrency: int = 2
+) -> dict[str, Any]:
     """One baseline of :mod:`bench.baselines`, on the same database, right after the API phase it is compared with
     (so a change in the machine's other load falls on both alike)."""
     url = db_url()
@@ -535,7 +537,7 @@ async def baseline(name: str, tenant_id: uuid.UUID, members: int, seconds: int, 
     elif name == "same_writes":
         result = await baselines.same_writes(url, tenant_id, seconds, 16, postgres_cpu)
     elif name == "set_based":
-        result = await baselines.set_based(url, tenant_id, seconds, 2, postgres_cpu)
+        result = await baselines.set_based(url, tenant_id, seconds, concurrency, postgres_cpu)
     else:
         result = await baselines.plain_reads(url, tenant_id, seconds, 32, postgres_cpu)
     log(f"  {rate(result):.0f}/s {result.get('error', '')}")
@@ -550,6 +552,7 @@ async def scenario(
     durations: dict[str, int],
     label: str,
     do_profile: bool,
+    batch_connections: int = 2,
 ) -> dict[str, Any]:
     occurred_at = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     env = {"KEY": key, "MEMBERS": str(members), "OCCURRED_AT": occurred_at}
@@ -565,11 +568,13 @@ async def scenario(
     for name in ("same_writes", "minimal"):
         results[name] = await baseline(name, tenant_id, members, durations["sql"], label)
     log(f"{label}: batches of 1,000 for {durations['batch']} s")
-    batch = measured(server, "batch.lua", durations["batch"], 2, env | {"BATCH": "1000"})
+    batch = measured(server, "batch.lua", durations["batch"], batch_connections, env | {"BATCH": "1000"})
     batch["events_per_s"] = round(batch["requests_per_s"] * 1000, 1)
     results["batch"] = batch
     log(f"  {batch['events_per_s']:.0f} events/s in batches")
-    results["set_based"] = await baseline("set_based", tenant_id, members, durations["sql"], label)
+    results["set_based"] = await baseline(
+        "set_based", tenant_id, members, durations["sql"], label, concurrency=batch_connections
+    )
     ids = await member_ids(tenant_id, 5000)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write("\n".join(ids))
@@ -586,7 +591,7 @@ async def scenario(
         results["profile"] = {}
         for name, script, connections, extra in (
             ("events", "events.lua", 32, {}),
-            ("batch", "batch.lua", 2, {"BATCH": "1000"}),
+            ("batch", "batch.lua", batch_connections, {"BATCH": "1000"}),
             ("balance", "balance.lua", 32, {"IDS_FILE": handle.name}),
         ):
             time.sleep(3)  # the previous phase's last requests finish first (a batch takes a second or two)
@@ -856,6 +861,12 @@ async def main() -> None:
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument(
+        "--batch-connections",
+        type=int,
+        default=2,
+        help="connections sending batches of 1,000, for the API and for the set-based baseline (b) alike",
+    )
+    parser.add_argument(
         "--server",
         action="store_true",
         help="use the running PostgreSQL at FEALTY_BENCH_ADMIN_URL (default: a cluster of the bench's own)",
@@ -883,6 +894,7 @@ async def main() -> None:
     run: dict[str, Any] = {
         "machine": machine,
         "workers": args.workers,
+        "batch_connections": args.batch_connections,
         "started": datetime.now(UTC).isoformat(),
         "quick": args.quick,
     }
@@ -909,13 +921,21 @@ async def main() -> None:
                 durations,
                 f"{args.members:,} members",
                 do_profile=args.profile or not args.quick,
+                batch_connections=args.batch_connections,
             )
             if args.scale:
                 log("seeding 1M members and 10M ledger entries")
                 await seed_members(tenant_id, args.members, 1_000_000 - args.members)
                 await seed_ledger(tenant_id, 10_000_000)
                 run["large"] = await scenario(
-                    server, tenant_id, key, 1_000_000, durations, "1M members, 10M+ ledger entries", do_profile=False
+                    server,
+                    tenant_id,
+                    key,
+                    1_000_000,
+                    durations,
+                    "1M members, 10M+ ledger entries",
+                    do_profile=False,
+                    batch_connections=args.batch_connections,
                 )
         finally:
             server.stop()

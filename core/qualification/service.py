@@ -12,7 +12,8 @@ from functools import cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import bulk
@@ -64,9 +65,23 @@ class Window:
         )
 
 
+#: The buckets' rows on PostgreSQL: the tenant once (not an array of 6,000 copies of it) and the values as text,
+#: cast by PostgreSQL (exact, the column's scale applied by the cast as before). asyncpg encodes each array element
+#: in Python (about 0.5 us, 1.4 us for a Decimal); for the 5,700 buckets of a batch of 1,000 events this halves the
+#: statement's encoding, 14 -> 7 ms of the app's CPU, with the same PostgreSQL CPU (bench/README.md).
+_ADD_ROWS = text(
+    "SELECT CAST(:tenant AS UUID) AS tenant_id, u.member_id, u.metric, u.day, CAST(u.value AS NUMERIC(20, 4)) AS value"
+    " FROM unnest(CAST(:u_member_id AS UUID[]), CAST(:u_metric AS VARCHAR(80)[]), CAST(:u_day AS DATE[]),"
+    " CAST(:u_value AS TEXT[])) AS u(member_id, metric, day, value)"
+).columns(*(metrics.c[name] for name in METRIC_COLUMNS))
+
+
 @cache
 def _add_statement(postgres: bool) -> Any:
-    statement = bulk.insert(postgres, metrics, METRIC_COLUMNS)
+    if postgres:
+        statement = postgresql.insert(metrics).from_select(list(METRIC_COLUMNS), _ADD_ROWS.subquery("r"))
+    else:
+        statement = bulk.insert(postgres, metrics, METRIC_COLUMNS)
     return statement.on_conflict_do_update(
         index_elements=["tenant_id", "member_id", "metric", "day"],
         set_={"value": metrics.c.value + statement.excluded.value},
@@ -89,11 +104,11 @@ async def add(
     if postgres:
         # The column arrays built directly (a batch of 1,000 events adds to about 6,000 buckets).
         parameters: Any = {
-            "u_tenant_id": [tenant_id] * len(keys),
+            "tenant": tenant_id,
             "u_member_id": [k[0] for k in keys],
             "u_metric": [k[1] for k in keys],
             "u_day": [k[2] for k in keys],
-            "u_value": [totals[k] for k in keys],
+            "u_value": [str(totals[k]) for k in keys],
         }
     else:
         parameters = [
