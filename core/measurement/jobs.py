@@ -27,6 +27,7 @@ async def loyalty_run(runtime: Runtime, job: ClaimedJob) -> bool:
         await runtime.between_batches(job)
 
     await nightly.run(runtime.sessionmaker, job.tenant_id, utcnow(), between_pages=between)
+    await between()  # a fresh lease for the roll-up (one transaction: about a minute at 10M entries)
     await build_liability_rollup(runtime, job.tenant_id)
     async with tenant_session(runtime.sessionmaker, None) as session:
         await queue.complete(session, job)
