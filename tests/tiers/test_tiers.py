@@ -130,6 +130,32 @@ async def test_a_batch_counts_backdated_items_only_in_the_windows_they_fall_in(t
         assert progress[0]["current"] == "1100"
 
 
+async def test_a_batchs_buckets_add_fractional_spend_exactly_into_the_same_days_bucket(tenant: TenantHandle) -> None:
+    """The buckets' values travel as text on PostgreSQL (core.qualification.service): sums of cents stay exact, a
+    member's several items of a batch and a second batch add to the same day's bucket, other members are apart."""
+    await ladder(tenant, window={"kind": "calendar_year"})
+    now = datetime(2031, 3, 15, 12, tzinfo=UTC)
+    ann, bob = await tenant.enrol("ann"), await tenant.enrol("bob")
+    with time_machine.travel(now, tick=False):
+        first = [
+            purchase("f-1", "ann", "12.34", now),
+            purchase("f-2", "bob", "0.10", now),
+            purchase("f-3", "ann", "0.01", now),
+            purchase("f-4", "ann", "33.33", now - timedelta(hours=1)),
+        ]
+        answer = await tenant.post("/v1/events/batch", json={"events": first})
+        assert answer.status_code == 200 and answer.json()["created"] == 4, answer.text
+        second = [purchase("s-1", "ann", "0.07", now), purchase("s-2", "bob", "999.99", now)]
+        answer = await tenant.post("/v1/events/batch", json={"events": second})
+        assert answer.status_code == 200 and answer.json()["created"] == 2, answer.text
+        ann_progress = (await member_tier(tenant, ann["id"]))["next"]["progress"]
+        bob_state = await member_tier(tenant, bob["id"])
+    by_metric = {p["metric"]: p["current"] for p in ann_progress}
+    assert by_metric == {"spend": "45.75", "count:purchase": "4"}
+    assert bob_state["tier"]["code"] == "silver"  # 0.10 + 999.99 = 1000.09, past silver's 1000
+    assert {p["metric"]: p["current"] for p in bob_state["next"]["progress"]} == {"spend": "1000.09"}
+
+
 async def test_rolling_window_and_downgrade_when_validity_ends(tenant: TenantHandle, runtime: Runtime) -> None:
     await ladder(
         tenant,
