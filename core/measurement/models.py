@@ -79,6 +79,8 @@ class MemberLoyalty(TenantScoped, Base):
         ForeignKeyConstraint(["tenant_id", "member_id"], ["members.tenant_id", "members.id"], ondelete="CASCADE"),
         Index("ix_member_loyalty_segment", "tenant_id", "rfm_segment"),
         Index("ix_member_loyalty_churn", "tenant_id", "churn_probability"),
+        #: The key-members report's order (0031): its top N read from the index, backwards.
+        Index("ix_member_loyalty_value", "tenant_id", "expected_value"),
         CheckConstraint(
             "r_score BETWEEN 0 AND 5 AND f_score BETWEEN 0 AND 5 AND m_score BETWEEN 0 AND 5", name="scores"
         ),

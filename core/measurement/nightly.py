@@ -31,7 +31,7 @@ from core.db.base import table_of
 from core.db.engine import tenant_session
 from core.earning.models import EarningRule
 from core.ledger.models import PointBalance
-from core.measurement import ahp, clv, loyalty, service
+from core.measurement import ahp, clv, loyalty, reports, service
 from core.measurement import settings as measurement_settings
 from core.measurement.models import MeasurementModel, MeasurementSettings, MemberLoyalty
 from core.measurement.spec import loyalty_index
@@ -330,6 +330,14 @@ async def run(
     else:
         summary["bgnbd"] = {"error": f"fewer than {MIN_FIT_MEMBERS} members with a purchase: not fitted"}
     value = expected * spend
+    # The value reports' figures, stored with the summary: the values as the rows will hold them (a member's expected
+    # value, none counted as 0, when any was fitted; else spend in the window).
+    fitted = np.isfinite(value)
+    summary["value_concentration"] = (
+        reports.concentration(np.where(fitted, value, 0.0), "expected_value", config.key_member_share)
+        if fitted.any()
+        else reports.concentration(monetary, "monetary", config.key_member_share)
+    )
     fits_s = time.monotonic() - started - read_s
 
     rows: list[dict[str, Any]] = []

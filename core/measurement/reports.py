@@ -45,6 +45,8 @@ class Request:
     as_of: datetime | None = None
     months: int = 12
     limit: int = 100
+    #: The last nightly run's summary (``measurement_settings.last_run``): its stored value concentration.
+    last_run: dict[str, Any] = field(default_factory=dict)
 
 
 Builder = Callable[[AsyncSession, Request], Awaitable[Report]]
@@ -225,48 +227,19 @@ async def churn_risk(db: AsyncSession, req: Request) -> Report:
     return Report("churn-risk", summary, _MEMBER_COLUMNS, [_member_item(row) for row in rows])
 
 
-async def _values(db: AsyncSession, req: Request) -> tuple[np.ndarray, str]:
-    """Every measured member's value: expected value when the models were fitted, else spend in the window."""
-    r = rows_table.c
-    fitted = (await db.execute(select(func.count()).where(_mine(req), r.expected_value.is_not(None)))).scalar_one()
-    column, basis = (r.expected_value, "expected_value") if fitted else (r.monetary, "monetary")
-    values = [float(v or 0) for v in (await db.execute(select(column).where(_mine(req)))).scalars()]
-    return np.array(values, dtype=float), basis
+SHARES = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
-async def key_members(db: AsyncSession, req: Request) -> Report:
-    """Key members for one-to-one service: the top ``key_member_share`` (20 %) of members by value."""
-    r = rows_table.c
-    values, basis = await _values(db, req)
-    n = len(values)
-    count = int(np.ceil(n * req.config.key_member_share)) if n else 0
-    column = r.expected_value if basis == "expected_value" else r.monetary
-    rows = await db.execute(
-        _member_query(req)
-        .where(_mine(req))
-        .order_by(column.desc().nulls_last(), r.member_id)
-        .limit(min(count, req.limit))
-    )
-    total = float(values.sum())
-    top = float(np.sort(values)[::-1][:count].sum()) if count else 0.0
-    summary = {
-        "basis": basis,
-        "share_of_members": req.config.key_member_share,
-        "key_members": count,
-        "share_of_value": _f(top / total) if total else None,
-    }
-    return Report("key-members", summary, _MEMBER_COLUMNS, [_member_item(row) for row in rows])
-
-
-async def value_concentration(db: AsyncSession, req: Request) -> Report:
-    """What share of value the top members bring (the 80/20 rule): the cumulative share at each tenth of members."""
-    values, basis = await _values(db, req)
+def concentration(values: np.ndarray, basis: str, key_member_share: float) -> dict[str, Any]:
+    """The value-concentration figures of every measured member's value: the cumulative share at each of ``SHARES``,
+    the total, and the key members (the top ``key_member_share``) with their share of value. The nightly run stores
+    them (it holds the values already); the reports compute them when what is stored is not fresh."""
     ordered = np.sort(values)[::-1]
     total = float(ordered.sum())
     cumulative = np.cumsum(ordered)
-    items = []
     n = len(ordered)
-    for share in (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
+    items = []
+    for share in SHARES:
         k = int(np.ceil(n * share)) if n else 0
         items.append(
             {
@@ -275,8 +248,88 @@ async def value_concentration(db: AsyncSession, req: Request) -> Report:
                 "share_of_value": _f(float(cumulative[k - 1]) / total) if k and total else None,
             }
         )
+    count = int(np.ceil(n * key_member_share)) if n else 0
+    top = float(ordered[:count].sum()) if count else 0.0
+    return {
+        "basis": basis,
+        "members": n,
+        "total_value": total,
+        "items": items,
+        "key_member_share": key_member_share,
+        "key_members": count,
+        "key_share_of_value": _f(top / total) if total else None,
+    }
+
+
+async def _stored(db: AsyncSession, req: Request) -> dict[str, Any] | None:
+    """The last run's stored figures when they still describe the rows: every row is of that run (none newer, from a
+    run under way; none removed since) and the key-member share is the one asked for. Else None."""
+    stored = req.last_run.get("value_concentration")
+    if not isinstance(stored, dict) or stored.get("key_member_share") != req.config.key_member_share:
+        return None
+    r = rows_table.c
+    found = (
+        await db.execute(
+            select(func.count().label("members"), func.min(r.computed_at), func.max(r.computed_at)).where(_mine(req))
+        )
+    ).one()
+    computed_at = req.last_run.get("computed_at")
+    if found.members != stored.get("members") or not isinstance(computed_at, str):
+        return None
+    run_at = datetime.fromisoformat(computed_at)
+    return stored if all(at == run_at for at in found[1:]) or found.members == 0 else None
+
+
+async def _figures(db: AsyncSession, req: Request) -> dict[str, Any]:
+    """The value-concentration figures: stored by the last run if fresh, else computed from every member's value
+    (expected value when the models were fitted, else spend in the window)."""
+    stored = await _stored(db, req)
+    if stored is not None:
+        return stored
+    r = rows_table.c
+    fitted = (await db.execute(select(func.count()).where(_mine(req), r.expected_value.is_not(None)))).scalar_one()
+    column, basis = (r.expected_value, "expected_value") if fitted else (r.monetary, "monetary")
+    values = [float(v or 0) for v in (await db.execute(select(column).where(_mine(req)))).scalars()]
+    return concentration(np.array(values, dtype=float), basis, req.config.key_member_share)
+
+
+async def key_members(db: AsyncSession, req: Request) -> Report:
+    """Key members for one-to-one service: the top ``key_member_share`` (20 %) of members by value."""
+    r = rows_table.c
+    figures = await _figures(db, req)
+    count = int(figures["key_members"])
+    column = r.expected_value if figures["basis"] == "expected_value" else r.monetary
+    wanted = min(count, req.limit)
+    # Most valuable first, members without a value last (by id): the valued ones read backwards by the value index.
+    rows = list(
+        await db.execute(
+            _member_query(req).where(_mine(req), column.is_not(None)).order_by(column.desc(), r.member_id).limit(wanted)
+        )
+    )
+    if len(rows) < wanted:
+        rows += await db.execute(
+            _member_query(req).where(_mine(req), column.is_(None)).order_by(r.member_id).limit(wanted - len(rows))
+        )
+    summary = {
+        "basis": figures["basis"],
+        "share_of_members": req.config.key_member_share,
+        "key_members": count,
+        "share_of_value": figures["key_share_of_value"],
+    }
+    return Report("key-members", summary, _MEMBER_COLUMNS, [_member_item(row) for row in rows])
+
+
+async def value_concentration(db: AsyncSession, req: Request) -> Report:
+    """What share of value the top members bring (the 80/20 rule): the cumulative share at each tenth of members."""
+    figures = await _figures(db, req)
+    items = [dict(i) for i in figures["items"]]
     top20 = next(i["share_of_value"] for i in items if i["top_share_of_members"] == 0.2)
-    summary = {"basis": basis, "members": n, "total_value": round(total, 2), "top_20_percent_share": top20}
+    summary = {
+        "basis": figures["basis"],
+        "members": figures["members"],
+        "total_value": round(figures["total_value"], 2),
+        "top_20_percent_share": top20,
+    }
     return Report("value-concentration", summary, ["top_share_of_members", "members", "share_of_value"], items)
 
 

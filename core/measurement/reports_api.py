@@ -90,8 +90,8 @@ async def build(
     now = utcnow()
     if as_of is not None and as_of > now:
         raise ValidationFailed("as_of cannot be in the future.", field="as_of")
-    config, _ = await measurement_settings.load(db, tenant_id)
-    return await builder(db, reports.Request(tenant_id, program, config, now, as_of, months, limit))
+    config, last_run = await measurement_settings.load(db, tenant_id)
+    return await builder(db, reports.Request(tenant_id, program, config, now, as_of, months, limit, last_run))
 
 
 async def _chart_spec(db: AsyncSession, tenant_id: uuid.UUID, program: ProgramSettings, name: str) -> dict[str, Any]:
