@@ -13,7 +13,7 @@ Global weights multiply the local weights down the tree; a node's score is the w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -228,6 +228,43 @@ def scores(root: Node, leaf_values: Mapping[str, float]) -> dict[str, float]:
 
     visit(root)
     return out
+
+
+def goal_scorer(root: Node) -> Callable[[Mapping[str, float]], float | None]:
+    """The goal's score alone, as :func:`scores` computes it (the same sums in the same order, so the same float), with
+    the tree flattened once: for scoring many members against one weighed tree. Needs :func:`weigh` first."""
+    leaf_codes: list[tuple[int, str]] = []
+    steps: list[tuple[int, list[tuple[int, float]]]] = []  # children before parents
+
+    def flatten(node: Node) -> int:
+        if node.is_leaf:
+            leaf_codes.append((len(leaf_codes) + len(steps), node.code))
+            return leaf_codes[-1][0]
+        assert node.priorities is not None, "weigh() first"
+        weights = node.priorities.weights
+        children = [(flatten(child), float(weight)) for child, weight in zip(node.children, weights, strict=True)]
+        steps.append((len(leaf_codes) + len(steps), children))
+        return steps[-1][0]
+
+    top = flatten(root)
+    size = top + 1
+
+    def goal(leaf_values: Mapping[str, float]) -> float | None:
+        slots: list[float | None] = [None] * size
+        for slot, code in leaf_codes:
+            value = leaf_values.get(code)
+            slots[slot] = None if value is None else float(value)
+        for slot, children in steps:
+            total = weight_sum = 0.0
+            for child, weight in children:
+                score = slots[child]
+                if score is not None:
+                    total += weight * score
+                    weight_sum += weight
+            slots[slot] = None if weight_sum == 0.0 else total / weight_sum
+        return slots[top]
+
+    return goal
 
 
 def coverage(root: Node, answered: Mapping[str, object]) -> float:

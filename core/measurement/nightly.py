@@ -9,9 +9,11 @@ and rows of members no longer active are removed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import structlog
-from sqlalchemy import Integer, and_, case, cast, delete, func, or_, select
+from sqlalchemy import Integer, and_, case, cast, delete, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -34,7 +36,7 @@ from core.ledger.models import PointBalance
 from core.measurement import ahp, clv, loyalty, reports, service
 from core.measurement import settings as measurement_settings
 from core.measurement.models import MeasurementModel, MeasurementSettings, MemberLoyalty
-from core.measurement.spec import loyalty_index
+from core.measurement.spec import loyalty_index_scorer
 from core.members.models import Member
 from core.program.settings import load_program_settings
 from core.qualification.models import MemberMetric
@@ -42,6 +44,10 @@ from core.qualification.service import local_day
 
 log = structlog.get_logger("fealty.measurement")
 PAGE = 5000
+#: ``work_mem`` of the run's reading transactions (PostgreSQL): a page's sorts and hashes stay in memory.
+READ_WORK_MEM = "64MB"
+#: Members gathered or scored between two yields to the event loop (the read-ahead and upsert tasks' turns).
+YIELD_EVERY = 250
 #: Fewest members with a purchase before a tenant's BG/NBD is fitted (below that the estimates mean little).
 MIN_FIT_MEMBERS = 30
 buckets = table_of(MemberMetric)
@@ -75,7 +81,16 @@ def _days_between(earlier: Any, later: Any, postgres: bool) -> Any:
     return func.julianday(later) - func.julianday(earlier)
 
 
-async def _page(
+@dataclass
+class Fetched:
+    """One page as read: its members and, by member, what the two aggregate queries found."""
+
+    members: Sequence[Any]
+    activity: dict[uuid.UUID, Any]
+    money: dict[uuid.UUID, Any]
+
+
+async def _fetch(
     db: AsyncSession,
     tenant_id: uuid.UUID,
     after: uuid.UUID | None,
@@ -84,10 +99,8 @@ async def _page(
     eligible_end: date,
     within: int,
     promo: list[str],
-    wanted_attributes: set[str],
-    tz: Any,
-    out: Gathered,
-) -> uuid.UUID | None:
+) -> Fetched | None:
+    """The page of members after ``after`` (by key) and their figures; None past the last member."""
     query = (
         select(members.c.id, members.c.created_at, members.c.attributes)
         .where(members.c.tenant_id == tenant_id, members.c.status == "active")
@@ -101,6 +114,8 @@ async def _page(
         return None
     lo, hi = page[0].id, page[-1].id
     postgres = bulk.is_postgres(db)
+    if postgres:  # the page's window and hash sorts in memory, not spilled to disk at the server's default 4 MB
+        await db.execute(text(f"SET LOCAL work_mem = '{READ_WORK_MEM}'"))
     in_page = and_(buckets.c.tenant_id == tenant_id, buckets.c.member_id >= lo, buckets.c.member_id <= hi)
     days = (
         select(
@@ -162,7 +177,15 @@ async def _page(
     money = {
         r.member_id: r for r in await db.execute(select(rows.c.member_id, *money_columns).group_by(rows.c.member_id))
     }
-    for m in page:
+    return Fetched(page, activity, money)
+
+
+async def _gather(fetched: Fetched, *, promo: bool, wanted_attributes: set[str], tz: Any, out: Gathered) -> None:
+    """Append a fetched page's members to ``out``; lets other tasks run (the next page's queries) as it goes."""
+    activity, money = fetched.activity, fetched.money
+    for i, m in enumerate(fetched.members):
+        if i % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
         out.ids.append(m.id)
         attrs = m.attributes or {}
         out.attributes.append({k: attrs[k] for k in wanted_attributes if k in attrs})
@@ -185,8 +208,7 @@ async def _page(
         s = money.get(m.id)
         out.spend_window.append(Decimal(s.spend_window or 0) if s else Decimal(0))
         out.spend_repeat.append(float(s.spend_repeat or 0) if s else 0.0)
-        out.promo_days.append(int(getattr(s, "promo", 0) or 0) if s else 0)
-    return page[-1].id  # type: ignore[no-any-return]
+        out.promo_days.append(int(s.promo or 0) if s and promo else 0)
 
 
 def _ordinal(day: date | str) -> int:
@@ -200,8 +222,17 @@ def _upsert(postgres: bool) -> Any:
     return statement.on_conflict_do_update(index_elements=["tenant_id", "member_id"], set_=keep)
 
 
-def _number(value: float) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)
+def _numbers(values: np.ndarray) -> list[float | None]:
+    """Each value as a float, None where it is not finite (NaN: not fitted)."""
+    return [v if ok else None for v, ok in zip(values.tolist(), np.isfinite(values).tolist(), strict=True)]
+
+
+async def _settle(task: asyncio.Task[Any]) -> None:
+    """A read-ahead or upsert task left when the run ends or fails: awaited, or cancelled when the run failed first."""
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def incident_tolerance(db: AsyncSession, tenant_id: uuid.UUID, since: datetime) -> dict[uuid.UUID, float]:
@@ -268,10 +299,10 @@ async def run(
     async with tenant_session(sessionmaker, tenant_id, writes=False) as db:
         tolerance = await incident_tolerance(db, tenant_id, now - timedelta(days=config.window_days))
     gathered = Gathered()
-    after: uuid.UUID | None = None
-    while True:
+
+    async def fetch(after: uuid.UUID | None) -> Fetched | None:
         async with tenant_session(sessionmaker, tenant_id, writes=False) as db:
-            after = await _page(
+            return await _fetch(
                 db,
                 tenant_id,
                 after,
@@ -279,14 +310,18 @@ async def run(
                 eligible_end=eligible_end,
                 within=config.return_within_days,
                 promo=promo,
-                wanted_attributes=wanted,
-                tz=program.tz,
-                out=gathered,
             )
-        if after is None:
-            break
-        if between_pages is not None:
-            await between_pages()
+
+    # Read ahead: the next page's queries run in the database while this page's rows are gathered here.
+    reading: asyncio.Task[Fetched | None] = asyncio.create_task(fetch(None))
+    try:
+        while (fetched := await reading) is not None:
+            reading = asyncio.create_task(fetch(fetched.members[-1].id))
+            await _gather(fetched, promo=bool(promo), wanted_attributes=wanted, tz=program.tz, out=gathered)
+            if between_pages is not None:
+                await between_pages()
+    finally:
+        await _settle(reading)
     read_s = time.monotonic() - started
 
     g = gathered
@@ -342,65 +377,89 @@ async def run(
 
     rows: list[dict[str, Any]] = []
     written = 0
+    writing: asyncio.Task[None] | None = None
+
+    async def write(batch: list[dict[str, Any]]) -> None:
+        async with tenant_session(sessionmaker, tenant_id) as db:
+            await db.execute(_upsert(bulk.is_postgres(db)), bulk.params(db, loyalty_rows, LOYALTY_COLUMNS, batch))
 
     async def flush() -> None:
-        nonlocal written
+        """Wait for the previous page's upsert, then start this page's: it runs while the next page is scored."""
+        nonlocal written, writing
+        if writing is not None:
+            await writing
+            writing = None
+            if between_pages is not None:
+                await between_pages()
         if not rows:
             return
-        async with tenant_session(sessionmaker, tenant_id) as db:
-            await db.execute(_upsert(bulk.is_postgres(db)), bulk.params(db, loyalty_rows, LOYALTY_COLUMNS, rows))
+        writing = asyncio.create_task(write(rows.copy()))
         written += len(rows)
         rows.clear()
-        if between_pages is not None:
-            await between_pages()
 
-    for i in range(n):
-        attrs = g.attributes[i]
-        freq = int(frequency[i])
-        sensitivity = g.promo_days[i] / freq if freq else None
-        need = loyalty.share_of_need(attrs.get("share_of_need"))
-        r, f, m = int(r_score[i]), int(f_score[i]), int(m_score[i])
-        tolerant = tolerance.get(g.ids[i])
-        facts = loyalty.MemberFacts(freq, r, f, m, sensitivity, need, tolerant, bool(churned[i]), attrs)
-        kind, reasons = loyalty.loyalty_type(facts, thresholds)
-        churn = None if np.isnan(p_alive[i]) else 1.0 - float(p_alive[i])
-        row = {
-            "tenant_id": tenant_id,
-            "member_id": g.ids[i],
-            "computed_at": now,
-            "window_days": config.window_days,
-            "recency_days": int(recency[i]) if ever[i] else None,
-            "frequency": freq,
-            "monetary": g.spend_window[i],
-            "repeat_purchases": int(repeat[i]),
-            "return_rate": g.returned[i] / g.eligible[i] if g.eligible[i] else None,
-            "churned": bool(churned[i]),
-            "tenure_days": int(tenure[i]),
-            "price_sensitivity": sensitivity,
-            "incident_tolerance": tolerant,
-            "share_of_need": need,
-            "r_score": r,
-            "f_score": f,
-            "m_score": m,
-            "rfm_segment": loyalty.rfm_segment(r, f),
-            "loyalty_type": kind,
-            "type_reasons": reasons,
-            "loyalty_index": None,
-            "p_alive": _number(p_alive[i]),
-            "churn_probability": churn,
-            "expected_purchases": _number(expected[i]),
-            "expected_spend": _number(spend[i]),
-            "expected_value": _number(value[i]),
-        }
-        if root is not None:
-            member_facts = {f"member.attributes.{k}": v for k, v in attrs.items()}
-            member_facts.update({f"loyalty.{k}": row.get(k) for k in loyalty.FACT_COLUMNS})
-            member_facts["loyalty.rfm_score"] = r + f + m
-            row["loyalty_index"] = round(loyalty_index(root, leaves, member_facts).get("goal", 0.0), 4)
-        rows.append(row)
-        if len(rows) >= PAGE:
-            await flush()
-    await flush()
+    # Python values once per array (a numpy scalar costs more to read and convert than the figure it holds).
+    ever_l, recency_l, tenure_l, repeat_l = ever.tolist(), recency.tolist(), tenure.tolist(), repeat.tolist()
+    frequency_l, churned_l = frequency.tolist(), churned.tolist()
+    r_l, f_l, m_l = r_score.tolist(), f_score.tolist(), m_score.tolist()
+    p_alive_l = p_alive.tolist()
+    p_alive_n, expected_n, spend_n, value_n = (_numbers(a) for a in (p_alive, expected, spend, value))
+    index_of = loyalty_index_scorer(root, leaves) if root is not None else None
+    try:
+        for i in range(n):
+            if i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # lets the upsert under way go on
+            attrs = g.attributes[i]
+            freq = int(frequency_l[i])
+            sensitivity = g.promo_days[i] / freq if freq else None
+            need = loyalty.share_of_need(attrs.get("share_of_need"))
+            r, f, m = int(r_l[i]), int(f_l[i]), int(m_l[i])
+            tolerant = tolerance.get(g.ids[i])
+            is_churned = bool(churned_l[i])
+            facts = loyalty.MemberFacts(freq, r, f, m, sensitivity, need, tolerant, is_churned, attrs)
+            kind, reasons = loyalty.loyalty_type(facts, thresholds)
+            alive = p_alive_l[i]
+            churn = None if alive != alive else 1.0 - alive  # NaN: not fitted
+            row = {
+                "tenant_id": tenant_id,
+                "member_id": g.ids[i],
+                "computed_at": now,
+                "window_days": config.window_days,
+                "recency_days": int(recency_l[i]) if ever_l[i] else None,
+                "frequency": freq,
+                "monetary": g.spend_window[i],
+                "repeat_purchases": int(repeat_l[i]),
+                "return_rate": g.returned[i] / g.eligible[i] if g.eligible[i] else None,
+                "churned": is_churned,
+                "tenure_days": int(tenure_l[i]),
+                "price_sensitivity": sensitivity,
+                "incident_tolerance": tolerant,
+                "share_of_need": need,
+                "r_score": r,
+                "f_score": f,
+                "m_score": m,
+                "rfm_segment": loyalty.rfm_segment(r, f),
+                "loyalty_type": kind,
+                "type_reasons": reasons,
+                "loyalty_index": None,
+                "p_alive": p_alive_n[i],
+                "churn_probability": churn,
+                "expected_purchases": expected_n[i],
+                "expected_spend": spend_n[i],
+                "expected_value": value_n[i],
+            }
+            if index_of is not None:
+                member_facts = {f"member.attributes.{k}": v for k, v in attrs.items()}
+                member_facts.update({f"loyalty.{k}": row.get(k) for k in loyalty.FACT_COLUMNS})
+                member_facts["loyalty.rfm_score"] = r + f + m
+                row["loyalty_index"] = round(index_of(member_facts), 4)
+            rows.append(row)
+            if len(rows) >= PAGE:
+                await flush()
+        await flush()
+        await flush()  # waits for the last page's upsert (no rows left to start another)
+    finally:
+        if writing is not None:
+            await _settle(writing)
     async with tenant_session(sessionmaker, tenant_id) as db:
         await db.execute(
             delete(loyalty_rows).where(loyalty_rows.c.tenant_id == tenant_id, loyalty_rows.c.computed_at < now)

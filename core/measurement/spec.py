@@ -9,7 +9,7 @@ model leaves are survey factors whose standardised values arrive with the result
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -194,6 +194,19 @@ def loyalty_index(root: ahp.Node, leaves: Mapping[str, FactorIn], facts: Mapping
     """Every node's 0-100 score for one member (``"goal"`` is the loyalty index)."""
     values = {code: leaf_value(f.mapping, facts) for code, f in leaves.items() if f.mapping is not None}
     return ahp.scores(root, values)
+
+
+def loyalty_index_scorer(root: ahp.Node, leaves: Mapping[str, FactorIn]) -> Callable[[Mapping[str, Any]], float]:
+    """``loyalty_index(root, leaves, facts).get("goal", 0.0)`` for many members against one weighed tree: the same
+    figure, with the tree flattened once (:func:`ahp.goal_scorer`)."""
+    goal = ahp.goal_scorer(root)
+    mapped = [(code, f.mapping) for code, f in leaves.items() if f.mapping is not None]
+
+    def score(facts: Mapping[str, Any]) -> float:
+        found = goal({code: leaf_value(mapping, facts) for code, mapping in mapped})
+        return 0.0 if found is None else found
+
+    return score
 
 
 def weights_of(root: ahp.Node) -> list[dict[str, Any]]:
