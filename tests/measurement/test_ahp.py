@@ -200,3 +200,20 @@ def test_the_default_models_are_consistent(name: str) -> None:
     root, leaves = build(spec, kind)
     assert sum(leaf.global_weight for leaf in ahp.leaves(root)) == pytest.approx(1.0)
     assert leaves
+
+
+@pytest.mark.parametrize("name", list(DEFAULTS))
+def test_the_flattened_goal_scorer_gives_the_same_float(name: str) -> None:
+    """The nightly run scores a million members with ``goal_scorer``: for any leaf values, some of them missing, its
+    goal is the very float ``scores`` gives (same sums in the same order), and None where ``scores`` has no goal."""
+    kind, _, spec = default_spec(name)
+    root, leaves = build(spec, kind)
+    goal = ahp.goal_scorer(root)
+    rng = np.random.default_rng(13)
+    codes = sorted(leaves)
+    for _ in range(500):
+        values = {c: float(rng.uniform(0, 100)) for c in codes if rng.random() < 0.7}
+        expected = ahp.scores(root, values).get("goal")
+        assert goal(values) == expected, values
+    assert goal({}) is None and "goal" not in ahp.scores(root, {})
+    assert goal(dict.fromkeys(codes, 50.0)) == pytest.approx(50.0)
