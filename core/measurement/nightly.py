@@ -397,40 +397,46 @@ async def run(
         written += len(rows)
         rows.clear()
 
-    # Python values once per array (a numpy scalar costs more to read and convert than the figure it holds).
-    ever_l, recency_l, tenure_l, repeat_l = ever.tolist(), recency.tolist(), tenure.tolist(), repeat.tolist()
-    frequency_l, churned_l = frequency.tolist(), churned.tolist()
-    r_l, f_l, m_l = r_score.tolist(), f_score.tolist(), m_score.tolist()
-    p_alive_l = p_alive.tolist()
-    p_alive_n, expected_n, spend_n, value_n = (_numbers(a) for a in (p_alive, expected, spend, value))
     index_of = loyalty_index_scorer(root, leaves) if root is not None else None
     try:
         for i in range(n):
+            j = i % PAGE
+            if j == 0:  # Python values, a page at a time (a numpy scalar costs more than the figure it holds)
+                part = slice(i, i + PAGE)
+                ever_l, recency_l, tenure_l = ever[part].tolist(), recency[part].tolist(), tenure[part].tolist()
+                repeat_l, frequency_l, churned_l = (
+                    repeat[part].tolist(),
+                    frequency[part].tolist(),
+                    churned[part].tolist(),
+                )
+                r_l, f_l, m_l = r_score[part].tolist(), f_score[part].tolist(), m_score[part].tolist()
+                p_alive_l = p_alive[part].tolist()
+                p_alive_n, expected_n, spend_n, value_n = (_numbers(a[part]) for a in (p_alive, expected, spend, value))
             if i % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # lets the upsert under way go on
             attrs = g.attributes[i]
-            freq = int(frequency_l[i])
+            freq = int(frequency_l[j])
             sensitivity = g.promo_days[i] / freq if freq else None
             need = loyalty.share_of_need(attrs.get("share_of_need"))
-            r, f, m = int(r_l[i]), int(f_l[i]), int(m_l[i])
+            r, f, m = int(r_l[j]), int(f_l[j]), int(m_l[j])
             tolerant = tolerance.get(g.ids[i])
-            is_churned = bool(churned_l[i])
+            is_churned = bool(churned_l[j])
             facts = loyalty.MemberFacts(freq, r, f, m, sensitivity, need, tolerant, is_churned, attrs)
             kind, reasons = loyalty.loyalty_type(facts, thresholds)
-            alive = p_alive_l[i]
+            alive = p_alive_l[j]
             churn = None if alive != alive else 1.0 - alive  # NaN: not fitted
             row = {
                 "tenant_id": tenant_id,
                 "member_id": g.ids[i],
                 "computed_at": now,
                 "window_days": config.window_days,
-                "recency_days": int(recency_l[i]) if ever_l[i] else None,
+                "recency_days": int(recency_l[j]) if ever_l[j] else None,
                 "frequency": freq,
                 "monetary": g.spend_window[i],
-                "repeat_purchases": int(repeat_l[i]),
+                "repeat_purchases": int(repeat_l[j]),
                 "return_rate": g.returned[i] / g.eligible[i] if g.eligible[i] else None,
                 "churned": is_churned,
-                "tenure_days": int(tenure_l[i]),
+                "tenure_days": int(tenure_l[j]),
                 "price_sensitivity": sensitivity,
                 "incident_tolerance": tolerant,
                 "share_of_need": need,
@@ -441,11 +447,11 @@ async def run(
                 "loyalty_type": kind,
                 "type_reasons": reasons,
                 "loyalty_index": None,
-                "p_alive": p_alive_n[i],
+                "p_alive": p_alive_n[j],
                 "churn_probability": churn,
-                "expected_purchases": expected_n[i],
-                "expected_spend": spend_n[i],
-                "expected_value": value_n[i],
+                "expected_purchases": expected_n[j],
+                "expected_spend": spend_n[j],
+                "expected_value": value_n[j],
             }
             if index_of is not None:
                 member_facts = {f"member.attributes.{k}": v for k, v in attrs.items()}
