@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.abc
 import json
 import os
 import resource
@@ -520,8 +521,21 @@ async def stream_export(database: str, key: str, path: str) -> dict[str, Any]:
     }
 
 
+class _WithoutPandas(importlib.abc.MetaPathFinder):
+    """Makes ``import pandas`` fail, as in the production image (``infra/requirements.lock`` has no pandas; only the
+    dev extras install it, for ``lifetimes``' CDNOW data). Where pandas is importable, pyarrow imports it on its first
+    conversion of Python values, 45 MB that a worker in production never holds."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
 def child_s3_export(database: str, tenant_id: str, key: str, endpoint: str, kind: str, fmt: str) -> None:
     """In a process of its own (as the worker): ask for a background export, run its job, print the figures."""
+    if os.environ.get("FEALTY_BENCH_WITH_PANDAS") != "1":
+        sys.meta_path.insert(0, _WithoutPandas())
     from core.app import create_app
     from core.runtime import Runtime
     from core.testing import settings_for_tests

@@ -74,8 +74,10 @@ SOURCES: dict[str, tuple[Callable[..., Callable[[uuid.UUID | None], Select[Any]]
     ),
 }
 #: Rows per Parquet row group: pages are gathered into groups this large (a row group per page of 500 made the
-#: writer keep the metadata of 2,000 row groups per million rows until it closed, and readers read them slowly).
-ROW_GROUP_ROWS = 65_536
+#: writer keep the metadata of 2,000 row groups per million rows until it closed, and readers read them slowly). The
+#: group is what the job holds at once: 65,536 rows took a million members' export to a peak of 311 MB, 16,384 to
+#: 269 MB (file 38.5 -> 40.0 MB; bench/README.md).
+ROW_GROUP_ROWS = 16_384
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
 
 
