@@ -39,7 +39,7 @@ async def test_vouchers_expire_and_forfeit_their_points(tenant: TenantHandle, ru
         for action in ("use", "cancel"):
             refused = await tenant.post(f"/v1/redemptions/{lapsing['id']}/{action}")
             assert refused.status_code == 409 and refused.json()["voucher_status"] == "expired"
-        report = await tick(runtime)
+        report = await tick(runtime, tenant.id)
         assert report.kinds["rewards.expire"] >= 1
         assert await due_now(runtime, tenant) == 0  # a second pass finds nothing due
         expired = (await tenant.get(f"/v1/redemptions/{lapsing['id']}")).json()
@@ -60,7 +60,7 @@ async def test_refund_on_expiry_gives_points_and_stock_back_once(tenant: TenantH
     made = [(await redeem(tenant, m["id"], r["id"])).json() for m in (ada, bob) for r in (refunded, forfeited, forever)]
     assert made[2]["expires_at"] is None
     with time_machine.travel(datetime.now(UTC) + timedelta(days=8), tick=True):
-        await tick(runtime)
+        await tick(runtime, tenant.id)
         assert await due_now(runtime, tenant) == 0
         after = {r["id"]: r for r in await redemptions(tenant)}
     assert [after[m["id"]]["status"] for m in made] == ["expired", "expired", "issued"] * 2
