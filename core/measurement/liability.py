@@ -75,6 +75,19 @@ def _originals(tenant_id: uuid.UUID) -> Any:
     )
 
 
+def _taken_from_lots(original: Any) -> Any:
+    """Each lot consumption with the entry that took it, the lot it took from, and (for a reversal) its original."""
+    return (
+        consumptions.join(
+            entries, and_(entries.c.tenant_id == consumptions.c.tenant_id, entries.c.id == consumptions.c.entry_id)
+        )
+        .join(lots, and_(lots.c.tenant_id == consumptions.c.tenant_id, lots.c.id == consumptions.c.lot_id))
+        .outerjoin(
+            original, and_(original.c.tenant_id == entries.c.tenant_id, original.c.id == entries.c.reverses_entry_id)
+        )
+    )
+
+
 def _effective(original: Any) -> Any:
     """When an entry moved the posted balance: its release for a pending credit (or a reversal taken from one while
     pending), else its creation."""
@@ -341,17 +354,7 @@ async def _cohorts_from_rollup(
     )
     for taken in await db.execute(
         select(lots.c.earned_at, fate.label("fate"), consumptions.c.points)
-        .select_from(
-            entries.join(
-                consumptions,
-                and_(consumptions.c.tenant_id == entries.c.tenant_id, consumptions.c.entry_id == entries.c.id),
-            )
-            .join(lots, and_(lots.c.tenant_id == consumptions.c.tenant_id, lots.c.id == consumptions.c.lot_id))
-            .outerjoin(
-                original,
-                and_(original.c.tenant_id == entries.c.tenant_id, original.c.id == entries.c.reverses_entry_id),
-            )
-        )
+        .select_from(_taken_from_lots(original))
         .where(earn_lot, entries.c.tenant_id == tenant_id, entries.c.created_at >= start, entries.c.created_at <= as_of)
     ):
         fates[_key(taken.earned_at, tz), taken.fate] += int(taken.points)
@@ -463,17 +466,7 @@ async def _cohort_sums(
     fates = (
         await db.execute(
             select(cohort_of.label("c"), fate.label("fate"), func.sum(consumptions.c.points).label("points"))
-            .select_from(
-                consumptions.join(
-                    entries,
-                    and_(entries.c.tenant_id == consumptions.c.tenant_id, entries.c.id == consumptions.c.entry_id),
-                )
-                .join(lots, and_(lots.c.tenant_id == consumptions.c.tenant_id, lots.c.id == consumptions.c.lot_id))
-                .outerjoin(
-                    original,
-                    and_(original.c.tenant_id == entries.c.tenant_id, original.c.id == entries.c.reverses_entry_id),
-                )
-            )
+            .select_from(_taken_from_lots(original))
             .where(earn_lot, consumptions.c.tenant_id == tenant_id, entries.c.created_at <= as_of)
             .group_by(cohort_of, fate)
         )

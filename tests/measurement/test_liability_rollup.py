@@ -22,25 +22,9 @@ from core.measurement.models import LiabilityRollup
 from core.runtime import Runtime
 from core.testing import TenantHandle
 from core.worker import tick
+from tests.measurement.test_reports import _event
 
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-async def _event(tenant: TenantHandle, member_id: str, amount: str, event_id: str, **attributes: Any) -> dict[str, Any]:
-    response = await tenant.post(
-        "/v1/events",
-        json={
-            "type": "purchase",
-            "event_id": event_id,
-            "member": {"member_id": member_id},
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "amount": amount,
-            "attributes": attributes,
-        },
-    )
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
 
 
 async def _both(
