@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 import time_machine
 
 from core.clock import utcnow
-from core.measurement import nightly
+from core.db.engine import tenant_session
+from core.measurement import charts, nightly, reports_api
+from core.program.settings import load_program_settings
 from core.runtime import Runtime
 from core.testing import TenantHandle
 from core.worker import tick
@@ -170,6 +174,37 @@ async def test_loyalty_reports(tenant: TenantHandle, runtime: Runtime) -> None:
     assert len(limited["items"]) == 2
     assert (await tenant.get("/v1/reports/key-members", params={"limit": 0})).status_code == 422
     assert ids
+
+
+async def test_the_dashboard_builds_each_report_as_its_route_does(
+    tenant: TenantHandle, runtime: Runtime, make_tenant
+) -> None:
+    """The dashboard builds its reports at once on several connections (PostgreSQL), each as the tenant: every report
+    and chart equals its own route's, and another tenant's members count nowhere."""
+    from tests.measurement.test_member_loyalty import _seed
+
+    await _seed(tenant)
+    other = await make_tenant()
+    await other.credit((await other.enrol())["id"], 777)
+    await nightly.run(runtime.sessionmaker, tenant.id, utcnow())
+    await nightly.run(runtime.sessionmaker, other.id, utcnow())
+    async with tenant_session(runtime.sessionmaker, tenant.id, writes=False) as db:
+        program = await load_program_settings(db, tenant.id)
+        found = await reports_api.dashboard_reports(db, runtime.sessionmaker, tenant.id, program)
+    assert set(found) == {"loyalty", *charts.CHARTS}
+    for name, (report, svg) in found.items():
+        route = (await tenant.get(f"/v1/reports/{name}")).json()
+        summary = msgspec.json.decode(msgspec.json.encode(report.summary))
+        summary.pop("as_of", None), route["summary"].pop("as_of", None)
+        assert (summary, msgspec.json.decode(msgspec.json.encode(report.items))) == (route["summary"], route["items"])
+        if name in charts.CHARTS:  # the renderer numbers its gradients process-wide
+            drawn = (await tenant.get(f"/v1/reports/{name}/chart.svg")).text
+            assert re.sub(r"gradient_\d+", "g", svg) == re.sub(r"gradient_\d+", "g", drawn), name
+    assert found["loyalty"][0].summary["members"] == 40
+    risk = found["churn-risk"][0].summary
+    curve = [step["members"] for step in risk["curve"]]
+    assert curve == sorted(curve, reverse=True) and curve[0] >= risk["members_at_risk"] > 0
+    assert found["liability"][0].summary["outstanding_points"] != 777
 
 
 async def test_reports_need_the_reports_scope(tenant: TenantHandle) -> None:
