@@ -23,6 +23,9 @@ ENTRY_STATUSES = ("posted", "pending", "cancelled")
 CAUSE_TYPES = ("event", "redemption", "admin", "plugin", "system")
 LOT_STATUSES = ("pending", "posted", "cancelled")
 LOT_KINDS = ("earn", "adjust")
+#: Room kept in each page of balances for their rows' next versions: an event's balance update stays on its page
+#: (a HOT update, no new primary-key entry; migration 0032).
+BALANCE_FILLFACTOR = 90
 
 
 class PointBalance(TenantScoped, Base):
@@ -39,6 +42,7 @@ class PointBalance(TenantScoped, Base):
             " + lifetime_written_off",
             name="totals_add_up",
         ),
+        {"postgresql_with": {"fillfactor": BALANCE_FILLFACTOR}},
     )
 
     member_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
