@@ -302,21 +302,45 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def wal_written() -> tuple[int, int]:
+    """The cluster's write-ahead log so far (``pg_stat_wal``): bytes, and full-page images among its records."""
+    out = subprocess.run(
+        ["psql", ADMIN_URL, "-Atc", "SELECT wal_bytes, wal_fpi FROM pg_stat_wal"], capture_output=True, text=True
+    ).stdout.strip()
+    if not out:
+        return 0, 0
+    written, full_pages = out.split("|")
+    return int(float(written)), int(full_pages)
+
+
 class CpuMeter:
-    """Cores used by the app's workers and by PostgreSQL while a phase runs (2.0 = both cores busy)."""
+    """Cores used by the app's workers and by PostgreSQL while a phase runs (2.0 = both cores busy), and the WAL the
+    cluster wrote meanwhile."""
 
     def __init__(self, app_pids: list[int]) -> None:
         self.app_pids = app_pids
         self.started = time.monotonic()
         self.app = cpu_seconds(app_pids)
         self.db = postgres_cpu()
+        self.wal = wal_written()
 
     def cores(self) -> dict[str, float]:
         elapsed = time.monotonic() - self.started
+        wal = wal_written()
         return {
             "app_cores": round((cpu_seconds(self.app_pids) - self.app) / elapsed, 2),
             "postgres_cores": round((postgres_cpu() - self.db) / elapsed, 2),
+            "wal_bytes": wal[0] - self.wal[0],
+            "wal_full_pages": wal[1] - self.wal[1],
         }
+
+
+def wal_per_event(figure: dict[str, Any], events_per_request: int = 1) -> str:
+    """The WAL a phase wrote per event (KiB) and its full-page images per event, as the report shows them."""
+    events = figure.get("requests", 0) * events_per_request
+    if not events or "wal_bytes" not in figure:
+        return "-"
+    return f"{figure['wal_bytes'] / events / 1024:.1f} KiB, {figure['wal_full_pages'] / events:.1f} pages"
 
 
 class Server:
@@ -790,8 +814,9 @@ def markdown(run: dict[str, Any]) -> str:
         "",
         "## Figures",
         "",
-        "| data | measure | result | p50 ms | p99 ms | app (or client) cores | PostgreSQL cores | load cores |",
-        "|---|---|---|---|---|---|---|---|",
+        "| data | measure | result | p50 ms | p99 ms | app (or client) cores | PostgreSQL cores | load cores | "
+        "WAL per event (full-page images) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for size in ("small", "large"):
         if size not in run:
@@ -802,17 +827,18 @@ def markdown(run: dict[str, Any]) -> str:
             lines.append(
                 f"| {result['label']} | API {what} ({figure.get('connections')} connections) | {rate(figure):,.0f} | "
                 f"{figure.get('p50_ms')} | {figure.get('p99_ms')} | {figure.get('app_cores')} | "
-                f"{figure.get('postgres_cores')} | {figure.get('wrk_cores')} |"
+                f"{figure.get('postgres_cores')} | {figure.get('wrk_cores')} | "
+                f"{wal_per_event(figure, 1000 if name == 'batch' else 1)} |"
             )
         for name, what in BASELINES:
             figure = result[name]
             if "error" in figure:
-                lines.append(f"| {result['label']} | {what} | {figure['error']} | | | | | |")
+                lines.append(f"| {result['label']} | {what} | {figure['error']} | | | | | | |")
                 continue
             lines.append(
                 f"| {result['label']} | {what} ({figure.get('concurrency')} connections) | {rate(figure):,.0f} | "
                 f"{figure.get('p50_ms')} | {figure.get('p99_ms')} | {figure.get('client_cores')} | "
-                f"{figure.get('postgres_cores')} | - |"
+                f"{figure.get('postgres_cores')} | - | - |"
             )
     if "large" in run and "small" in run:
         lines += ["", "Large data set against small (1.00 = the same; within 20 % asked), absolute figures:", ""]
