@@ -60,6 +60,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     """Serve the HTTP API. On SQLite (the default) migrations are applied and the worker runs in-process."""
     import uvicorn
 
+    from core import serving
     from core.logging import configure_logging
 
     settings = get_settings()
@@ -71,19 +72,20 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         _print_new_platform_key()
     if workers > 1 and settings.is_sqlite:
         raise click.UsageError("Several worker processes need PostgreSQL (FEALTY_DATABASE_URL).")
+    options: dict[str, Any] = {
+        "log_level": settings.log_level.lower(),
+        # uvicorn's own logging config would print plain text: its loggers propagate to core.logging's handler.
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": True,
+    }
+    host, port = host or settings.host, port or settings.port
     if workers > 1:
         _multiprocess_metrics(settings.metrics_dir)
-    uvicorn.run(
-        "core.asgi:app",
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        # uvicorn's own logging config would print plain text: its loggers propagate to core.logging's handler.
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-    )
+        if serving.reuse_port_supported():
+            # A listening socket per worker (SO_REUSEPORT): the kernel spreads the connections over the workers.
+            sys.exit(serving.serve("core.asgi:app", host, port, workers, options))
+    uvicorn.run("core.asgi:app", host=host, port=port, workers=workers, **options)
 
 
 def _multiprocess_metrics(directory: str) -> None:

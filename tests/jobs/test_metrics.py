@@ -5,6 +5,7 @@ lateness)."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -90,6 +91,74 @@ def test_one_scrape_counts_every_api_process(postgres_url: str, tmp_path: Path) 
                 s.value for s in _samples(scraped, "fealty_requests_total") if "tenants" in s.labels.get("route", "")
             )
             assert counted == 40
+
+
+def _sockets_of(pid: int) -> set[int]:
+    """The inodes of the sockets a process holds open."""
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(int(target[8:-1]))
+    return found
+
+
+def _tcp_on(port: int) -> dict[int, str]:
+    """Every IPv4 TCP socket whose local port is ``port``: its inode and state (0A listening, 01 established)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return {
+        int(fields[9]): fields[3]
+        for fields in (row.split() for row in rows)
+        if int(fields[1].split(":")[1], 16) == port
+    }
+
+
+def _workers_of(parent: int) -> list[int]:
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+@pytest.mark.postgres_only
+def test_each_api_process_accepts_on_a_socket_of_its_own(postgres_url: str, tmp_path: Path) -> None:
+    """``fealty serve --workers 2``: each process listens on its own socket (``SO_REUSEPORT``), so that the kernel
+    spreads kept-alive connections over both; with one shared socket the first process awake took them all."""
+    port = _port()
+    base = f"http://127.0.0.1:{port}"
+    env = _env(postgres_url, FEALTY_METRICS_DIR=str(tmp_path / "metrics"))
+    with _running(
+        ["serve", "--workers", "2", "--port", str(port)], env, f"{base}/healthz", tmp_path / "serve.log"
+    ) as server:
+        workers = _workers_of(server.pid)
+        assert len(workers) == 2
+        clients = [httpx.Client(base_url=base) for _ in range(24)]  # each keeps its one connection open
+        try:
+            for client in clients:
+                assert client.get("/healthz").status_code == 200
+            on_port = _tcp_on(port)
+            listening = {inode for inode, state in on_port.items() if state == "0A"}
+            established = {inode for inode, state in on_port.items() if state == "01"}
+            held = [_sockets_of(pid) for pid in workers]
+            assert all(len(sockets & listening) == 1 for sockets in held)  # a listening socket each
+            assert len(listening) == 2
+            kept = [len(sockets & established) for sockets in held]
+            assert sum(kept) == 24 and min(kept) > 0, kept  # 2**-23 that a fair hash gives one process all 24
+        finally:
+            for client in clients:
+                client.close()
+        os.kill(workers[0], signal.SIGKILL)  # a worker dies: another takes its socket
+        deadline = time.monotonic() + 30
+        while (replaced := _workers_of(server.pid)) == [workers[1]] or workers[0] in replaced:
+            assert time.monotonic() < deadline, replaced
+            time.sleep(0.2)
+        assert len(replaced) == 2
+        for _ in range(20):
+            with httpx.Client(base_url=base) as http:
+                assert http.get("/healthz").status_code == 200
+    assert server.returncode == 0  # stopped by SIGTERM, its workers with it
+    assert not [pid for pid in replaced if Path(f"/proc/{pid}").exists()]
 
 
 @pytest.mark.postgres_only
