@@ -305,20 +305,32 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _psql(url: str, query: str) -> list[str]:
+    out = subprocess.run(["psql", url, "-Atc", query], capture_output=True, text=True).stdout.strip()
+    return out.split("|") if out else []
+
+
 def wal_written() -> tuple[int, int]:
     """The cluster's write-ahead log so far (``pg_stat_wal``): bytes, and full-page images among its records."""
-    out = subprocess.run(
-        ["psql", ADMIN_URL, "-Atc", "SELECT wal_bytes, wal_fpi FROM pg_stat_wal"], capture_output=True, text=True
-    ).stdout.strip()
-    if not out:
-        return 0, 0
-    written, full_pages = out.split("|")
-    return int(float(written)), int(full_pages)
+    found = _psql(ADMIN_URL, "SELECT wal_bytes, wal_fpi FROM pg_stat_wal")
+    return (int(float(found[0])), int(found[1])) if found else (0, 0)
+
+
+def background_work() -> tuple[int, int, int]:
+    """What PostgreSQL's own processes have done so far: checkpoints (timed or requested), buffers they wrote, and
+    autovacuum and autoanalyze passes over the bench database's tables."""
+    checkpoints = _psql(
+        ADMIN_URL, "SELECT checkpoints_timed + checkpoints_req, buffers_checkpoint FROM pg_stat_bgwriter"
+    )
+    passes = _psql(db_url(), "SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_user_tables")
+    if not checkpoints or not passes:
+        return 0, 0, 0
+    return int(checkpoints[0]), int(checkpoints[1]), int(passes[0])
 
 
 class CpuMeter:
-    """Cores used by the app's workers and by PostgreSQL while a phase runs (2.0 = both cores busy), and the WAL the
-    cluster wrote meanwhile."""
+    """Cores used by the app's workers and by PostgreSQL while a phase runs (2.0 = both cores busy), the WAL the
+    cluster wrote meanwhile, and its background work (checkpoints, autovacuum)."""
 
     def __init__(self, app_pids: list[int]) -> None:
         self.app_pids = app_pids
@@ -326,15 +338,20 @@ class CpuMeter:
         self.app = cpu_seconds(app_pids)
         self.db = postgres_cpu()
         self.wal = wal_written()
+        self.background = background_work()
 
     def cores(self) -> dict[str, float]:
         elapsed = time.monotonic() - self.started
         wal = wal_written()
+        background = background_work()
         return {
             "app_cores": round((cpu_seconds(self.app_pids) - self.app) / elapsed, 2),
             "postgres_cores": round((postgres_cpu() - self.db) / elapsed, 2),
             "wal_bytes": wal[0] - self.wal[0],
             "wal_full_pages": wal[1] - self.wal[1],
+            "checkpoints": background[0] - self.background[0],
+            "checkpoint_buffers": background[1] - self.background[1],
+            "autovacuum_passes": background[2] - self.background[2],
         }
 
 
@@ -812,8 +829,8 @@ def markdown(run: dict[str, Any]) -> str:
         "## Figures",
         "",
         "| data | measure | result | p50 ms | p99 ms | app (or client) cores | PostgreSQL cores | load cores | "
-        "WAL per event (full-page images) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "WAL per event (full-page images) | checkpoints (buffers written), autovacuum passes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in ("small", "large"):
         if size not in run:
@@ -825,17 +842,19 @@ def markdown(run: dict[str, Any]) -> str:
                 f"| {result['label']} | API {what} ({figure.get('connections')} connections) | {rate(figure):,.0f} | "
                 f"{figure.get('p50_ms')} | {figure.get('p99_ms')} | {figure.get('app_cores')} | "
                 f"{figure.get('postgres_cores')} | {figure.get('wrk_cores')} | "
-                f"{wal_per_event(figure, 1000 if name == 'batch' else 1)} |"
+                f"{wal_per_event(figure, 1000 if name == 'batch' else 1)} | "
+                f"{figure.get('checkpoints', '-')} ({figure.get('checkpoint_buffers', '-')}), "
+                f"{figure.get('autovacuum_passes', '-')} |"
             )
         for name, what in BASELINES:
             figure = result[name]
             if "error" in figure:
-                lines.append(f"| {result['label']} | {what} | {figure['error']} | | | | | | |")
+                lines.append(f"| {result['label']} | {what} | {figure['error']} | | | | | | | |")
                 continue
             lines.append(
                 f"| {result['label']} | {what} ({figure.get('concurrency')} connections) | {rate(figure):,.0f} | "
                 f"{figure.get('p50_ms')} | {figure.get('p99_ms')} | {figure.get('client_cores')} | "
-                f"{figure.get('postgres_cores')} | - | - |"
+                f"{figure.get('postgres_cores')} | - | - | - |"
             )
     if "large" in run and "small" in run:
         lines += ["", "Large data set against small (1.00 = the same; within 20 % asked), absolute figures:", ""]
