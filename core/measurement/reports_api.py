@@ -187,10 +187,20 @@ async def dashboard_reports(
         async with tenant_session(sessionmaker, tenant_id, writes=False) as session:
             await work(session)
 
-    if bulk.is_postgres(db):
-        await asyncio.gather(work(db), *(work_apart() for _ in range(DASHBOARD_CONNECTIONS - 1)))
-    else:
+    if not bulk.is_postgres(db):
         await work(db)
+        return found
+    apart = DASHBOARD_CONNECTIONS - 1
+    tasks = [asyncio.ensure_future(work(db)), *(asyncio.ensure_future(work_apart()) for _ in range(apart))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        # One report failed: the others stop before the request's transaction ends under them; the first error
+        # is the answer.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     return found
 
 

@@ -133,7 +133,8 @@ def test_each_api_process_accepts_on_a_socket_of_its_own(postgres_url: str, tmp_
     ) as server:
         workers = _workers_of(server.pid)
         assert len(workers) == 2
-        clients = [httpx.Client(base_url=base) for _ in range(24)]  # each keeps its one connection open
+        # Each keeps its one connection open; a worker still starting answers from its socket's backlog when ready.
+        clients = [httpx.Client(base_url=base, timeout=60) for _ in range(24)]
         try:
             for client in clients:
                 assert client.get("/healthz").status_code == 200
@@ -154,8 +155,8 @@ def test_each_api_process_accepts_on_a_socket_of_its_own(postgres_url: str, tmp_
             assert time.monotonic() < deadline, replaced
             time.sleep(0.2)
         assert len(replaced) == 2
-        for _ in range(20):
-            with httpx.Client(base_url=base) as http:
+        for _ in range(20):  # the new worker answers what its socket held meanwhile
+            with httpx.Client(base_url=base, timeout=60) as http:
                 assert http.get("/healthz").status_code == 200
     assert server.returncode == 0  # stopped by SIGTERM, its workers with it
     assert not [pid for pid in replaced if Path(f"/proc/{pid}").exists()]

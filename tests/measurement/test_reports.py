@@ -4,6 +4,7 @@ tiers)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -16,7 +17,7 @@ import time_machine
 
 from core.clock import utcnow
 from core.db.engine import tenant_session
-from core.measurement import charts, nightly, reports_api
+from core.measurement import charts, nightly, reports, reports_api
 from core.program.settings import load_program_settings
 from core.runtime import Runtime
 from core.testing import TenantHandle
@@ -205,6 +206,28 @@ async def test_the_dashboard_builds_each_report_as_its_route_does(
     curve = [step["members"] for step in risk["curve"]]
     assert curve == sorted(curve, reverse=True) and curve[0] >= risk["members_at_risk"] > 0
     assert found["liability"][0].summary["outstanding_points"] != 777
+
+
+async def test_a_dashboard_report_that_fails_is_the_answer(
+    tenant: TenantHandle, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One report raising while others are being built on their connections: its error is the one raised (not a
+    group of errors, nor a closed transaction's), and the tenant's next dashboard is whole (no connection left
+    behind in a bad state)."""
+
+    async def broken(db: Any, req: Any) -> Any:
+        await asyncio.sleep(0.05)
+        raise RuntimeError("the RFM report broke")
+
+    await tenant.credit((await tenant.enrol())["id"], 120)
+    monkeypatch.setitem(reports.REPORTS, "rfm", broken)
+    async with tenant_session(runtime.sessionmaker, tenant.id, writes=False) as db:
+        program = await load_program_settings(db, tenant.id)
+        with pytest.raises(RuntimeError, match="RFM report broke"):
+            await reports_api.dashboard_reports(db, runtime.sessionmaker, tenant.id, program)
+    monkeypatch.undo()
+    page = await tenant.get("/v1/reports/dashboard")
+    assert page.status_code == 200 and page.text.count('<figure data-chart="') == 6
 
 
 async def test_reports_need_the_reports_scope(tenant: TenantHandle) -> None:
