@@ -18,6 +18,7 @@ from core.program.settings import load_program_settings
 from core.runtime import Runtime
 from core.testing import MakeTenant, TenantHandle
 from tests.measurement.test_member_loyalty import _seed
+from tests.measurement.test_reports import _event
 
 
 async def _computed(runtime: Runtime, tenant: TenantHandle, name: str) -> dict[str, Any]:
@@ -117,17 +118,7 @@ async def test_unfitted_tenants_store_spend_in_the_window(tenant: TenantHandle, 
     """Too few members to fit the models: the figures' basis is spend in the window, stored and computed alike."""
     a, b = (await tenant.enrol("a"))["id"], (await tenant.enrol("b"))["id"]
     for i, (member, amount) in enumerate([(a, "30.50"), (a, "12.25"), (b, "7.10")]):
-        response = await tenant.post(
-            "/v1/events",
-            json={
-                "type": "purchase",
-                "event_id": f"e{i}",
-                "member": {"member_id": member},
-                "occurred_at": utcnow().isoformat(),
-                "amount": amount,
-            },
-        )
-        assert response.status_code == 201, response.text
+        await _event(tenant, member, amount, f"e{i}")
     summary = await nightly.run(runtime.sessionmaker, tenant.id, utcnow())
     stored = summary["value_concentration"]
     assert stored["basis"] == "monetary" and stored["members"] == 2
