@@ -38,7 +38,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import baselines, openloop, soak
+from bench import baselines, openloop, soak, waits
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -61,6 +61,9 @@ CLUSTER_SETTINGS = {
     # Full-page images compressed: at 1M members nearly every page an event writes is its first since the last
     # checkpoint, and its whole image goes to the WAL that each commit waits for (bench/README.md).
     "wal_compression": "lz4",
+    # Each phase's statements and I/O time (bench/waits.py).
+    "shared_preload_libraries": "pg_stat_statements",
+    "track_io_timing": "on",
 }
 DB_NAME = "fealty_bench"
 PLATFORM_KEY = "ftp_bench-platform-key-0000000000000000000000"
@@ -87,6 +90,8 @@ async def fresh_database() -> None:
         await conn.close()
     env = os.environ | {"FEALTY_DATABASE_URL": db_url("postgresql+asyncpg")}
     subprocess.run([PYTHON, "-m", "core.cli", "migrate"], env=env, check=True, cwd=ROOT, capture_output=True)
+    global STATEMENTS
+    STATEMENTS = await waits.prepare(db_url())
 
 
 async def seed_members(tenant_id: uuid.UUID, start: int, count: int) -> None:
@@ -557,10 +562,15 @@ async def setup_tenant(server: Server) -> tuple[uuid.UUID, str]:
         return uuid.UUID(created["tenant"]["id"]), key
 
 
+#: Whether the cluster keeps pg_stat_statements (bench/waits.py).
+STATEMENTS = False
+
+
 def measured(server: Server, script: str, seconds: int, connections: int, env: dict[str, str]) -> dict[str, Any]:
     meter = CpuMeter(server.worker_pids())
+    database = waits.DatabaseTime(db_url(), STATEMENTS)
     result = run_wrk(server.url, script, seconds, connections, env)
-    return result | meter.cores()
+    return result | meter.cores() | {"database": database.stop()}
 
 
 async def baseline(
@@ -865,6 +875,11 @@ def markdown(run: dict[str, Any]) -> str:
             if small["ratio"]:
                 lines.append(f"- {small['name']}: {large['ratio'] / small['ratio']:.2f}")
     lines += ["", f"Group commit (one worker): {run['small'].get('group_commit')}", ""]
+    lines += ["## Where PostgreSQL's time went (bench/waits.py)", ""]
+    for size in ("small", "large"):
+        for name, (what, _target, _latency) in TARGETS.items() if size in run else ():
+            if "database" in run[size][name]:
+                lines += waits.markdown(run[size]["label"], f"API {what}", run[size][name]["database"])
     for name, rows in run["small"].get("profile", {}).items():
         lines += [f"## Profile: {name} (one worker, % of the samples while on the CPU)", "", "```", "inclusive:"]
         lines += [f"{share:5.1f}  {label}" for label, share in rows["inclusive"]]
