@@ -383,6 +383,7 @@ async def credit_many(
     policy: LedgerPolicy,
     now: datetime,
     activity: Mapping[uuid.UUID, datetime] | Iterable[uuid.UUID] = (),
+    assumed_available: Mapping[uuid.UUID, int] | None = None,
 ) -> list[Posted]:
     """Post many credits (and record activity) with a constant number of statements, whatever their number.
 
@@ -392,6 +393,13 @@ async def credit_many(
     One member (the hot path of a single event): the balance UPDATE ... RETURNING takes the row lock and tells the
     balance before, so three statements do it all. Several members: their rows are locked first in member order (two
     batches never deadlock), then one executemany UPDATE. Credits of one member settle a negative balance in order.
+
+    ``assumed_available`` (several members on PostgreSQL; a batch read it with its members): each member's available
+    balance as last read, unlocked (0 where absent). The entries and lots are written from it *before* the balance
+    rows are locked, so that the rows another batch waits for are held only for the balance update and what follows
+    it, not for these inserts. Under the lock each member's credits are planned again from the balance as it is; a
+    lot whose remaining points come out otherwise (a negative balance appeared or changed meanwhile, which only a
+    member's earlier debt settles) is corrected in one statement before anything else is written.
     """
     active = activity_times(activity, now)
     members = sorted({c.member_id for c in credits} | set(active))
@@ -403,8 +411,10 @@ async def credit_many(
         deltas[c.member_id] = deltas[c.member_id].plus(
             maths.credit(maths.Balance(), c.points, kind=c.kind, pending=pending).balance
         )
-    if len(credits) == 1 and session.get_bind().dialect.name == "postgresql":
+    postgres = bulk.is_postgres(session)
+    if len(credits) == 1 and postgres:
         return [await _credit_one_postgres(session, tenant_id, credits[0], pending_flags[0], policy, now, active)]
+    planned: _CreditPlan | None = None
     if len(members) == 1:
         member_id = members[0]
         values = _delta_values(deltas[member_id]) | {"updated_at": now}
@@ -426,43 +436,85 @@ async def credit_many(
             raise NotFound("No such member.", field="member_id")
         before = {member_id: _balance_from_row(row).plus(_negate(deltas[member_id]))}
     else:
+        if assumed_available is not None and postgres:
+            assumed = {m: maths.Balance(available=assumed_available.get(m, 0)) for m in members}
+            planned = _plan_credits(tenant_id, credits, pending_flags, assumed, policy, now)
+            await _insert_entries_and_lots(session, planned)
         before = await _lock_balances(session, tenant_id, members)
         missing = set(members) - set(before)
         if missing:
             raise NotFound("No such member.", field="member_id")
+    plan = _plan_credits(tenant_id, credits, pending_flags, before, policy, now, planned)
+    if planned is None:
+        await _insert_entries_and_lots(session, plan)
+    else:
+        await _correct_lots(session, tenant_id, planned, plan)
+    if plan.settlements:
+        await _record_consumptions(session, tenant_id, plan.settlements)
+    if len(members) > 1:
+        await _write_balance_deltas(session, tenant_id, {m: deltas[m] for m in members}, now, active=active)
+    return plan.posted
+
+
+@dataclass(slots=True)
+class _CreditPlan:
+    """What posting credits writes, from the balances before them: entry and lot rows as tuples in
+    ENTRY_COLUMNS' and LOT_COLUMNS' order (turned into column arrays at once on PostgreSQL), the settlements of a
+    negative balance (entry, its own lot, points), and what each entry leaves."""
+
+    entry_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    lot_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    settlements: list[tuple[uuid.UUID, uuid.UUID, int]] = field(default_factory=list)
+    posted: list[Posted] = field(default_factory=list)
+
+
+def _plan_credits(
+    tenant_id: uuid.UUID,
+    credits: Sequence[CreditRequest],
+    pending_flags: Sequence[bool],
+    before: Mapping[uuid.UUID, maths.Balance],
+    policy: LedgerPolicy,
+    now: datetime,
+    again: _CreditPlan | None = None,
+) -> _CreditPlan:
+    """The credits planned from ``before``, in order (a member's credits settle a negative balance first). ``again``:
+    a plan already written, whose entry ids (and rows) are kept; only the lots' remaining points and what follows
+    from the balance are new."""
+    plan = _CreditPlan()
     running = dict(before)
-    # Rows as tuples in ENTRY_COLUMNS' and LOT_COLUMNS' order (turned into column arrays at once on PostgreSQL).
-    entry_rows: list[tuple[Any, ...]] = []
-    lot_rows: list[tuple[Any, ...]] = []
-    settlements: list[tuple[uuid.UUID, uuid.UUID, int]] = []
-    posted: list[Posted] = []
-    for c, pending in zip(credits, pending_flags, strict=True):
+    default_expiry: datetime | None = None
+    for index, (c, pending) in enumerate(zip(credits, pending_flags, strict=True)):
         change = maths.credit(running[c.member_id], c.points, kind=c.kind, pending=pending)
         assert change.new_lot is not None
-        running[c.member_id] = running[c.member_id].plus(change.balance)
-        entry_id = new_id()
-        expires_at = c.expires_at or policy.expiry.lot_expiry(now, policy.timezone)
+        running[c.member_id] = balance = running[c.member_id].plus(change.balance)
         available_at = c.available_at if pending else None
         status = "pending" if pending else "posted"
-        cause = c.cause
-        entry_rows.append(
-            (
-                tenant_id, entry_id, c.member_id, c.kind, c.points, status, cause.type, cause.id, cause.reason,
-                cause.actor, None, now, available_at, expires_at, c.details or {},
-            )
-        )  # fmt: skip
         lot = change.new_lot
-        lot_rows.append(
-            (
-                tenant_id, entry_id, c.member_id, lot.points, lot.remaining, 0, lot.status, lot.kind, now,
-                available_at, expires_at,
-            )
-        )  # fmt: skip
+        if again is None:
+            entry_id = new_id()
+            if c.expires_at is None and default_expiry is None:
+                default_expiry = policy.expiry.lot_expiry(now, policy.timezone)
+            expires_at = c.expires_at or default_expiry
+            cause = c.cause
+            plan.entry_rows.append(
+                (
+                    tenant_id, entry_id, c.member_id, c.kind, c.points, status, cause.type, cause.id, cause.reason,
+                    cause.actor, None, now, available_at, expires_at, c.details or {},
+                )
+            )  # fmt: skip
+            plan.lot_rows.append(
+                (
+                    tenant_id, entry_id, c.member_id, lot.points, lot.remaining, 0, lot.status, lot.kind, now,
+                    available_at, expires_at,
+                )
+            )  # fmt: skip
+        else:
+            entry_id, expires_at = again.entry_rows[index][1], again.entry_rows[index][13]
+            plan.lot_rows.append((*again.lot_rows[index][:4], lot.remaining, *again.lot_rows[index][5:]))
         if change.settled:
             # Part of the credit paid off a negative balance: recorded as this entry consuming its own lot.
-            settlements.append((entry_id, entry_id, change.settled))
-        balance = running[c.member_id]
-        posted.append(
+            plan.settlements.append((entry_id, entry_id, change.settled))
+        plan.posted.append(
             Posted(
                 entry_id,
                 c.member_id,
@@ -477,17 +529,36 @@ async def credit_many(
                 change.settled,
             )
         )
-    if entry_rows:
-        postgres = bulk.is_postgres(session)
-        for table, columns, rows in ((entries, ENTRY_COLUMNS, entry_rows), (lots, LOT_COLUMNS, lot_rows)):
-            await session.execute(
-                bulk.insert(postgres, table, columns), bulk.params_of_tuples(session, table, columns, rows)
-            )
-    if settlements:
-        await _record_consumptions(session, tenant_id, settlements)
-    if len(members) > 1:
-        await _write_balance_deltas(session, tenant_id, {m: deltas[m] for m in members}, now, active=active)
-    return posted
+    return plan
+
+
+async def _insert_entries_and_lots(session: AsyncSession, plan: _CreditPlan) -> None:
+    if not plan.entry_rows:
+        return
+    postgres = bulk.is_postgres(session)
+    for table, columns, rows in ((entries, ENTRY_COLUMNS, plan.entry_rows), (lots, LOT_COLUMNS, plan.lot_rows)):
+        parameters = bulk.params_of_tuples(session, table, columns, rows)
+        await session.execute(bulk.insert(postgres, table, columns), parameters)
+
+
+_REMAINING = LOT_COLUMNS.index("remaining")
+
+
+async def _correct_lots(session: AsyncSession, tenant_id: uuid.UUID, written: _CreditPlan, plan: _CreditPlan) -> None:
+    """The lots ``written`` (from assumed balances) whose remaining points ``plan`` (from the locked ones) puts
+    otherwise, set to the plan's."""
+    changed = [
+        {"l_id": new[1], "l_remaining": new[_REMAINING]}
+        for old, new in zip(written.lot_rows, plan.lot_rows, strict=True)
+        if old[_REMAINING] != new[_REMAINING]
+    ]
+    if changed:
+        await session.execute(
+            update(lots)
+            .where(lots.c.tenant_id == tenant_id, lots.c.id == bindparam("l_id"))
+            .values(remaining=bindparam("l_remaining")),
+            changed,
+        )
 
 
 _CREDIT_ONE_SQL = text(

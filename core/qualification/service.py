@@ -92,29 +92,54 @@ async def add(
     session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[tuple[uuid.UUID, str, date, Decimal]]
 ) -> None:
     """Add values to daily buckets: one statement for any number of members, metrics and days."""
-    totals: dict[tuple[uuid.UUID, str, date], Decimal] = defaultdict(Decimal)
-    for member_id, metric, day, value in rows:
-        if value:
-            totals[(member_id, metric, day)] += value if isinstance(value, Decimal) else Decimal(value)
-    if not totals:
-        return
-    # in key order: two batches touching the same buckets lock them in the same order (no deadlock)
-    keys = sorted(totals, key=lambda k: (k[0].int, k[1], k[2]))
-    postgres = bulk.is_postgres(session)
-    if postgres:
-        # The column arrays built directly (a batch of 1,000 events adds to about 6,000 buckets).
-        parameters: Any = {
-            "tenant": tenant_id,
-            "u_member_id": [k[0] for k in keys],
-            "u_metric": [k[1] for k in keys],
-            "u_day": [k[2] for k in keys],
-            "u_value": [str(totals[k]) for k in keys],
-        }
-    else:
-        parameters = [
-            {"tenant_id": tenant_id, "member_id": k[0], "metric": k[1], "day": k[2], "value": totals[k]} for k in keys
-        ]
-    await session.execute(_add_statement(postgres), parameters)
+    additions = BucketAdditions.of(session, tenant_id, rows)
+    if additions is not None:
+        await additions.write(session)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketAdditions:
+    """Additions to daily buckets with their statement's parameters built, to be written later in one statement (a
+    batch builds them before it takes its members' locks, and writes them while it holds them)."""
+
+    postgres: bool
+    parameters: Any
+
+    @classmethod
+    def of(
+        cls, session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[tuple[uuid.UUID, str, date, Decimal]]
+    ) -> BucketAdditions | None:
+        totals: dict[tuple[uuid.UUID, str, date], Decimal] = defaultdict(Decimal)
+        for member_id, metric, day, value in rows:
+            if value:
+                totals[(member_id, metric, day)] += value if isinstance(value, Decimal) else Decimal(value)
+        if not totals:
+            return None
+        # in key order: two batches touching the same buckets lock them in the same order (no deadlock)
+        keys = sorted(totals, key=lambda k: (k[0].int, k[1], k[2]))
+        postgres = bulk.is_postgres(session)
+        if postgres:
+            # The column arrays built directly (a batch of 1,000 events adds to about 6,000 buckets).
+            return cls(
+                True,
+                {
+                    "tenant": tenant_id,
+                    "u_member_id": [k[0] for k in keys],
+                    "u_metric": [k[1] for k in keys],
+                    "u_day": [k[2] for k in keys],
+                    "u_value": [str(totals[k]) for k in keys],
+                },
+            )
+        return cls(
+            False,
+            [
+                {"tenant_id": tenant_id, "member_id": k[0], "metric": k[1], "day": k[2], "value": totals[k]}
+                for k in keys
+            ],
+        )
+
+    async def write(self, session: AsyncSession) -> None:
+        await session.execute(_add_statement(self.postgres), self.parameters)
 
 
 async def sums(

@@ -31,7 +31,11 @@ from core.plugin.types import (
 )
 from core.program.config import TenantConfig
 
-_MEMBERS = select(*(members_table.c[c] for c in MEMBER_COLUMNS), balances_table.c.last_activity_at).join(
+_MEMBERS = select(
+    *(members_table.c[c] for c in MEMBER_COLUMNS),
+    balances_table.c.last_activity_at,
+    balances_table.c.available.label("balance_available"),
+).join(
     balances_table,
     (balances_table.c.tenant_id == members_table.c.tenant_id) & (balances_table.c.member_id == members_table.c.id),
 )
@@ -143,6 +147,12 @@ async def resolve_members(
         item.member, item.last_activity_at = hit
         kept.append(item)
     return kept
+
+
+def available_of(member: Any) -> int:
+    """The member's available points as read with them (unlocked: the ledger checks it under the balance lock); 0
+    for a member enrolled by this request."""
+    return int(getattr(member, "balance_available", 0))
 
 
 def member_view_of(member: Member, config: TenantConfig) -> MemberView:

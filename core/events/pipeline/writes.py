@@ -27,7 +27,7 @@ from core.events.pipeline.context import (
     all_awards,
     events_table,
 )
-from core.events.pipeline.members import resolve_members
+from core.events.pipeline.members import available_of, resolve_members
 from core.events.pipeline.outcomes import domain_events, event_row
 from core.events.pipeline.reversals import reverse
 from core.events.pipeline.tier_moves import write_tier_moves
@@ -115,14 +115,17 @@ async def write(ctx: PipelineContext, items: list[Item], results: list[ItemResul
         if item.member is not None and item.event_type.counts_as_activity:
             at = activity_at(item, now)
             activity[item.member.id] = max(at, activity.get(item.member.id, at))
-    await ledger.credit_many(
-        session, tenant_id=ctx.tenant_id, credits=credits, policy=policy_of(ctx.program), now=now, activity=activity
+    # What contends with other writers (the members' balance rows, their metric buckets, the usage marks) comes last
+    # and is prepared first: another batch or event of the same members waits from the balance lock to this
+    # transaction's commit, so the outbox, the ledger's entries and lots and the buckets' parameters are done before
+    # it (the ledger plans from the balances read with the members and checks them under the lock).
+    await emit_many(
+        session,
+        ctx.tenant_id,
+        [ev for i in items for ev in domain_events(ctx, i) if ctx.config.wants_outbox(ev[0])],
+        now,
     )
-    # Billing usage: events stored now (an approval was counted when first held) and every member acted for.
-    await record_usage(
-        session, tenant_id=ctx.tenant_id, member_ids=[i.member.id for i in items], now=now, events=len(new)
-    )
-    await metrics.add(
+    buckets = metrics.BucketAdditions.of(
         session,
         ctx.tenant_id,
         [
@@ -132,6 +135,21 @@ async def write(ctx: PipelineContext, items: list[Item], results: list[ItemResul
             for name, value in _metric_rows(i).items()
         ],
     )
+    await ledger.credit_many(
+        session,
+        tenant_id=ctx.tenant_id,
+        credits=credits,
+        policy=policy_of(ctx.program),
+        now=now,
+        activity=activity,
+        assumed_available={i.member.id: available_of(i.member) for i in awarded if i.member is not None},
+    )
+    # Billing usage: events stored now (an approval was counted when first held) and every member acted for.
+    await record_usage(
+        session, tenant_id=ctx.tenant_id, member_ids=[i.member.id for i in items], now=now, events=len(new)
+    )
+    if buckets is not None:
+        await buckets.write(session)
     await write_tier_moves(ctx, [i for i in awarded if i.tier_move is not None])
     for item in awarded:  # after the tier moves: a return's tier check sees where the batch left the member
         if item.original is not None:
@@ -154,12 +172,6 @@ async def write(ctx: PipelineContext, items: list[Item], results: list[ItemResul
                         decided_at=now,
                     )
                 )
-    await emit_many(
-        session,
-        ctx.tenant_id,
-        [ev for i in items for ev in domain_events(ctx, i) if ctx.config.wants_outbox(ev[0])],
-        now,
-    )
     hooks = ctx.hooks
     if any(i.context is not None for i in items):
         for item in items:
