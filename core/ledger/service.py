@@ -383,7 +383,6 @@ async def credit_many(
     policy: LedgerPolicy,
     now: datetime,
     activity: Mapping[uuid.UUID, datetime] | Iterable[uuid.UUID] = (),
-    assumed_available: Mapping[uuid.UUID, int] | None = None,
 ) -> list[Posted]:
     """Post many credits (and record activity) with a constant number of statements, whatever their number.
 
@@ -393,28 +392,14 @@ async def credit_many(
     One member (the hot path of a single event): the balance UPDATE ... RETURNING takes the row lock and tells the
     balance before, so three statements do it all. Several members: their rows are locked first in member order (two
     batches never deadlock), then one executemany UPDATE. Credits of one member settle a negative balance in order.
-
-    ``assumed_available`` (several members on PostgreSQL; a batch read it with its members): each member's available
-    balance as last read, unlocked (0 where absent). The entries and lots are written from it *before* the balance
-    rows are locked, so that the rows another batch waits for are held only for the balance update and what follows
-    it, not for these inserts. Under the lock each member's credits are planned again from the balance as it is; a
-    lot whose remaining points come out otherwise (a negative balance appeared or changed meanwhile, which only a
-    member's earlier debt settles) is corrected in one statement before anything else is written.
     """
     active = activity_times(activity, now)
     members = sorted({c.member_id for c in credits} | set(active))
     if not members:
         return []
-    deltas: dict[uuid.UUID, maths.Balance] = defaultdict(maths.Balance)
-    pending_flags = [c.available_at is not None and c.available_at > now for c in credits]
-    for c, pending in zip(credits, pending_flags, strict=True):
-        deltas[c.member_id] = deltas[c.member_id].plus(
-            maths.credit(maths.Balance(), c.points, kind=c.kind, pending=pending).balance
-        )
-    postgres = bulk.is_postgres(session)
-    if len(credits) == 1 and postgres:
+    pending_flags, deltas = _pending_and_deltas(credits, now)
+    if len(credits) == 1 and bulk.is_postgres(session):
         return [await _credit_one_postgres(session, tenant_id, credits[0], pending_flags[0], policy, now, active)]
-    planned: _CreditPlan | None = None
     if len(members) == 1:
         member_id = members[0]
         values = _delta_values(deltas[member_id]) | {"updated_at": now}
@@ -436,24 +421,83 @@ async def credit_many(
             raise NotFound("No such member.", field="member_id")
         before = {member_id: _balance_from_row(row).plus(_negate(deltas[member_id]))}
     else:
-        if assumed_available is not None and postgres:
-            assumed = {m: maths.Balance(available=assumed_available.get(m, 0)) for m in members}
-            planned = _plan_credits(tenant_id, credits, pending_flags, assumed, policy, now)
-            await _insert_entries_and_lots(session, planned)
-        before = await _lock_balances(session, tenant_id, members)
-        missing = set(members) - set(before)
-        if missing:
-            raise NotFound("No such member.", field="member_id")
-    plan = _plan_credits(tenant_id, credits, pending_flags, before, policy, now, planned)
-    if planned is None:
-        await _insert_entries_and_lots(session, plan)
-    else:
-        await _correct_lots(session, tenant_id, planned, plan)
+        before = await _locked_balances(session, tenant_id, members)
+    plan = _plan_credits(tenant_id, credits, pending_flags, before, policy, now)
+    await _insert_entries_and_lots(session, plan)
     if plan.settlements:
         await _record_consumptions(session, tenant_id, plan.settlements)
     if len(members) > 1:
         await _write_balance_deltas(session, tenant_id, {m: deltas[m] for m in members}, now, active=active)
     return plan.posted
+
+
+async def credit_planned(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    credits: Sequence[CreditRequest],
+    policy: LedgerPolicy,
+    now: datetime,
+    activity: Mapping[uuid.UUID, datetime],
+    assumed_available: Mapping[uuid.UUID, int],
+) -> None:
+    """:func:`credit_many` for a batch, which holds its members' balance rows as briefly as it can: the entries and
+    lots are planned from ``assumed_available`` (each member's available balance as the batch read it with its
+    members, unlocked; 0 where absent) and written *before* the balance rows are locked, so that another writer of
+    the same members waits only for the balance update and what follows it. Under the lock, a member whose balance
+    moved in a way that changes the plan (a debt appeared, changed or went: only a negative balance is settled by a
+    credit) has their credits planned again, and the lots that come out otherwise are corrected in one statement.
+    What each entry left is not returned (a batch does not answer it)."""
+    members = sorted({c.member_id for c in credits} | set(activity))
+    if len(members) < 2 or not bulk.is_postgres(session):
+        await credit_many(session, tenant_id=tenant_id, credits=credits, policy=policy, now=now, activity=activity)
+        return
+    active = activity_times(activity, now)
+    pending_flags, deltas = _pending_and_deltas(credits, now)
+    assumed = {m: maths.Balance(available=assumed_available.get(m, 0)) for m in members}
+    plan = _plan_credits(tenant_id, credits, pending_flags, assumed, policy, now, posted=False)
+    await _insert_entries_and_lots(session, plan)
+    before = await _locked_balances(session, tenant_id, members)
+    settlements = plan.settlements
+    moved = {
+        m
+        for m in members
+        if before[m].available != assumed[m].available and min(before[m].available, assumed[m].available) < 0
+    }
+    if moved:
+        mine = [i for i, c in enumerate(credits) if c.member_id in moved]
+        written = _CreditPlan([plan.entry_rows[i] for i in mine], [plan.lot_rows[i] for i in mine])
+        again = _plan_credits(
+            tenant_id, [credits[i] for i in mine], [pending_flags[i] for i in mine], before, policy, now, written
+        )
+        await _correct_lots(session, tenant_id, written, again)
+        replanned = {row[1] for row in written.entry_rows}
+        settlements = [s for s in settlements if s[0] not in replanned] + again.settlements
+    if settlements:
+        await _record_consumptions(session, tenant_id, settlements)
+    await _write_balance_deltas(session, tenant_id, {m: deltas[m] for m in members}, now, active=active)
+
+
+def _pending_and_deltas(
+    credits: Sequence[CreditRequest], now: datetime
+) -> tuple[list[bool], dict[uuid.UUID, maths.Balance]]:
+    """Whether each credit waits (pending), and what the credits add to each member's balance."""
+    deltas: dict[uuid.UUID, maths.Balance] = defaultdict(maths.Balance)
+    pending_flags = [c.available_at is not None and c.available_at > now for c in credits]
+    for c, pending in zip(credits, pending_flags, strict=True):
+        deltas[c.member_id] = deltas[c.member_id].plus(
+            maths.credit(maths.Balance(), c.points, kind=c.kind, pending=pending).balance
+        )
+    return pending_flags, deltas
+
+
+async def _locked_balances(
+    session: AsyncSession, tenant_id: uuid.UUID, members: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, maths.Balance]:
+    before = await _lock_balances(session, tenant_id, members)
+    if set(members) - set(before):
+        raise NotFound("No such member.", field="member_id")
+    return before
 
 
 @dataclass(slots=True)
@@ -476,10 +520,12 @@ def _plan_credits(
     policy: LedgerPolicy,
     now: datetime,
     again: _CreditPlan | None = None,
+    *,
+    posted: bool = True,
 ) -> _CreditPlan:
     """The credits planned from ``before``, in order (a member's credits settle a negative balance first). ``again``:
     a plan already written, whose entry ids (and rows) are kept; only the lots' remaining points and what follows
-    from the balance are new."""
+    from the balance are new. ``posted``: whether to say what each entry leaves."""
     plan = _CreditPlan()
     running = dict(before)
     default_expiry: datetime | None = None
@@ -514,21 +560,22 @@ def _plan_credits(
         if change.settled:
             # Part of the credit paid off a negative balance: recorded as this entry consuming its own lot.
             plan.settlements.append((entry_id, entry_id, change.settled))
-        plan.posted.append(
-            Posted(
-                entry_id,
-                c.member_id,
-                c.kind,
-                c.points,
-                status,
-                now,
-                balance.available,
-                balance.pending,
-                available_at,
-                expires_at,
-                change.settled,
+        if posted:
+            plan.posted.append(
+                Posted(
+                    entry_id,
+                    c.member_id,
+                    c.kind,
+                    c.points,
+                    status,
+                    now,
+                    balance.available,
+                    balance.pending,
+                    available_at,
+                    expires_at,
+                    change.settled,
+                )
             )
-        )
     return plan
 
 

@@ -135,7 +135,7 @@ async def write(ctx: PipelineContext, items: list[Item], results: list[ItemResul
             for name, value in _metric_rows(i).items()
         ],
     )
-    await ledger.credit_many(
+    await ledger.credit_planned(
         session,
         tenant_id=ctx.tenant_id,
         credits=credits,
