@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -569,8 +570,21 @@ STATEMENTS = False
 def measured(server: Server, script: str, seconds: int, connections: int, env: dict[str, str]) -> dict[str, Any]:
     meter = CpuMeter(server.worker_pids())
     database = waits.DatabaseTime(db_url(), STATEMENTS)
+    spread: list[list[int]] = []
+    timer = threading.Timer(min(2.0, seconds / 2), lambda: spread.append(connections_per_worker(server.port)))
+    timer.start()
     result = run_wrk(server.url, script, seconds, connections, env)
-    return result | meter.cores() | {"database": database.stop()}
+    timer.cancel()
+    return result | meter.cores() | {"database": database.stop(), "per_worker": spread[0] if spread else None}
+
+
+def connections_per_worker(port: int) -> list[int]:
+    """How many of the load's connections each API process holds, largest first (the kernel spreads connections
+    over the workers' sockets by a hash of their addresses: with few long-lived connections, rarely evenly)."""
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True
+    ).stdout
+    return sorted(Counter(re.findall(r"pid=(\d+)", out)).values(), reverse=True)
 
 
 async def baseline(
@@ -839,8 +853,9 @@ def markdown(run: dict[str, Any]) -> str:
         "## Figures",
         "",
         "| data | measure | result | p50 ms | p99 ms | app (or client) cores | PostgreSQL cores | load cores | "
-        "WAL per event (full-page images) | checkpoints (buffers written), autovacuum passes |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "WAL per event (full-page images) | checkpoints (buffers written), autovacuum passes | "
+        "connections per worker |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in ("small", "large"):
         if size not in run:
@@ -854,17 +869,17 @@ def markdown(run: dict[str, Any]) -> str:
                 f"{figure.get('postgres_cores')} | {figure.get('wrk_cores')} | "
                 f"{wal_per_event(figure, 1000 if name == 'batch' else 1)} | "
                 f"{figure.get('checkpoints', '-')} ({figure.get('checkpoint_buffers', '-')}), "
-                f"{figure.get('autovacuum_passes', '-')} |"
+                f"{figure.get('autovacuum_passes', '-')} | {figure.get('per_worker') or '-'} |"
             )
         for name, what in BASELINES:
             figure = result[name]
             if "error" in figure:
-                lines.append(f"| {result['label']} | {what} | {figure['error']} | | | | | | | |")
+                lines.append(f"| {result['label']} | {what} | {figure['error']} | | | | | | | | |")
                 continue
             lines.append(
                 f"| {result['label']} | {what} ({figure.get('concurrency')} connections) | {rate(figure):,.0f} | "
                 f"{figure.get('p50_ms')} | {figure.get('p99_ms')} | {figure.get('client_cores')} | "
-                f"{figure.get('postgres_cores')} | - | - | - |"
+                f"{figure.get('postgres_cores')} | - | - | - | - |"
             )
     if "large" in run and "small" in run:
         lines += ["", "Large data set against small (1.00 = the same; within 20 % asked), absolute figures:", ""]
