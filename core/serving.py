@@ -6,6 +6,14 @@ others idle (measured in ``bench/``: 32 connections split 32 to 0, and four batc
 process's core did the work of two). Here every worker binds its own socket to the same address with
 ``SO_REUSEPORT``, and the kernel spreads new connections over the sockets by a hash of their addresses.
 
+A hash spreads many connections evenly but few of them rarely: four kept-alive connections land two and two only
+three times in eight (bench/: four batch connections split three to one ran a fifth slower). So the workers keep
+the split fair themselves: each publishes how many connections it holds (shared memory, every
+:data:`BALANCE_SECONDS`), and one holding more than its share (the total over the workers, rounded up) answers the
+request in flight on its surplus connections with ``Connection: close``, as a graceful shutdown does; the client
+opens a new connection, which the kernel hashes afresh. Idle connections are never closed (a request could be on its
+way), and nothing is refused.
+
 The supervisor starts the workers, restarts one that dies (a worker that dies within :data:`STARTUP_SECONDS` of its
 start twice in a row stops the whole server: the app cannot start), and on SIGINT or SIGTERM stops them all and
 waits for them (each finishes its requests in flight, as uvicorn does on SIGTERM).
@@ -13,6 +21,7 @@ waits for them (each finishes its requests in flight, as uvicorn does on SIGTERM
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import signal
 import socket
@@ -24,6 +33,8 @@ from typing import Any
 STARTUP_SECONDS = 10.0
 #: Pending connections each worker's socket holds (uvicorn's default).
 BACKLOG = 2048
+#: How often each worker publishes its connection count and sheds its surplus.
+BALANCE_SECONDS = 0.05
 
 
 def reuse_port_supported() -> bool:
@@ -42,25 +53,56 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(sock: socket.socket, app: str, options: dict[str, Any]) -> None:
+def _worker(sock: socket.socket, app: str, options: dict[str, Any], counts: Any, index: int) -> None:
     import uvicorn
 
-    uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+
+    async def serve() -> None:
+        balancing = asyncio.create_task(_keep_fair(server, counts, index))
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            balancing.cancel()
+
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:  # as uvicorn.Server.run does
+        runner.run(serve())
+
+
+async def _keep_fair(server: Any, counts: Any, index: int) -> None:
+    """Publish this worker's connection count in ``counts[index]``; while it holds more than its share, close its
+    surplus connections after the request each has in flight (``Connection: close``)."""
+    while True:
+        await asyncio.sleep(BALANCE_SECONDS)
+        connections = list(server.server_state.connections)
+        counts[index] = len(connections)
+        share = -(-sum(counts) // len(counts))
+        closing = [p for p in connections if p.cycle is not None and not p.cycle.keep_alive]
+        surplus = len(connections) - len(closing) - share
+        for protocol in connections:
+            if surplus <= 0:
+                break
+            cycle = protocol.cycle
+            if cycle is not None and cycle.keep_alive and not cycle.response_complete:
+                cycle.keep_alive = False  # answered with Connection: close, then closed
+                surplus -= 1
 
 
 def serve(app: str, host: str, port: int, workers: int, options: dict[str, Any]) -> int:
     """Serve ``app`` on ``host:port`` with ``workers`` processes until SIGINT or SIGTERM; the exit status."""
     sockets = [listening_socket(host, port) for _ in range(workers)]  # all bound before any worker starts
     context = multiprocessing.get_context("spawn")
+    counts = context.Array("i", workers, lock=False)  # each worker's connections, written by that worker only
     stopping = threading.Event()
 
-    def start(sock: socket.socket) -> tuple[multiprocessing.process.BaseProcess, float]:
-        process = context.Process(target=_worker, args=(sock, app, options), daemon=False)
+    def start(index: int) -> tuple[multiprocessing.process.BaseProcess, float]:
+        counts[index] = 0
+        process = context.Process(target=_worker, args=(sockets[index], app, options, counts, index), daemon=False)
         process.start()
         return process, time.monotonic()
 
     previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    running = [start(sock) for sock in sockets]
+    running = [start(index) for index in range(workers)]
     failed_starts = [0] * workers
     status = 0
     try:
@@ -73,7 +115,7 @@ def serve(app: str, host: str, port: int, workers: int, options: dict[str, Any])
                     status = 3  # uvicorn's STARTUP_FAILURE
                     stopping.set()
                     break
-                running[index] = start(sockets[index])
+                running[index] = start(index)
     finally:
         for process, _ in running:
             if process.is_alive():
