@@ -122,16 +122,23 @@ def _workers_of(parent: int) -> list[int]:
     return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
-@pytest.mark.postgres_only
-def test_each_api_process_accepts_on_a_socket_of_its_own(postgres_url: str, tmp_path: Path) -> None:
-    """``fealty serve --workers 2``: each process listens on its own socket (``SO_REUSEPORT``), so that the kernel
-    spreads kept-alive connections over both; with one shared socket the first process awake took them all."""
+@contextmanager
+def _serving_two_workers(postgres_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, int]]:
+    """``fealty serve --workers 2`` on a free port: the supervisor's process, the base URL and the port."""
     port = _port()
     base = f"http://127.0.0.1:{port}"
     env = _env(postgres_url, FEALTY_METRICS_DIR=str(tmp_path / "metrics"))
     with _running(
         ["serve", "--workers", "2", "--port", str(port)], env, f"{base}/healthz", tmp_path / "serve.log"
     ) as server:
+        yield server, base, port
+
+
+@pytest.mark.postgres_only
+def test_each_api_process_accepts_on_a_socket_of_its_own(postgres_url: str, tmp_path: Path) -> None:
+    """``fealty serve --workers 2``: each process listens on its own socket (``SO_REUSEPORT``), so that the kernel
+    spreads kept-alive connections over both; with one shared socket the first process awake took them all."""
+    with _serving_two_workers(postgres_url, tmp_path) as (server, base, port):
         workers = _workers_of(server.pid)
         assert len(workers) == 2
         # Each keeps its one connection open; a worker still starting answers from its socket's backlog when ready.
@@ -163,17 +170,13 @@ def test_each_api_process_accepts_on_a_socket_of_its_own(postgres_url: str, tmp_
     assert not [pid for pid in replaced if Path(f"/proc/{pid}").exists()]
 
 
+@pytest.mark.postgres_only
 def test_few_kept_alive_connections_end_shared_fairly_between_the_workers(postgres_url: str, tmp_path: Path) -> None:
     """Eight clients each keep one connection and send requests back to back. However the kernel's hash first split
     them (four and four only about one time in four), the workers even it out: one holding more than its share
     answers a request on its surplus with ``Connection: close``, and the client's next connection is hashed afresh.
     Every request is answered."""
-    port = _port()
-    base = f"http://127.0.0.1:{port}"
-    env = _env(postgres_url, FEALTY_METRICS_DIR=str(tmp_path / "metrics"))
-    with _running(
-        ["serve", "--workers", "2", "--port", str(port)], env, f"{base}/healthz", tmp_path / "serve.log"
-    ) as server:
+    with _serving_two_workers(postgres_url, tmp_path) as (server, base, port):
         workers = _workers_of(server.pid)
         clients = [httpx.Client(base_url=base, timeout=60) for _ in range(8)]
         statuses: list[int] = []
