@@ -571,7 +571,8 @@ def measured(server: Server, script: str, seconds: int, connections: int, env: d
     meter = CpuMeter(server.worker_pids())
     database = waits.DatabaseTime(db_url(), STATEMENTS)
     spread: list[list[int]] = []
-    timer = threading.Timer(min(2.0, seconds / 2), lambda: spread.append(connections_per_worker(server.port)))
+    # Half-way: the workers have evened out the kernel's first split by then (core/serving.py).
+    timer = threading.Timer(seconds / 2, lambda: spread.append(connections_per_worker(server.port)))
     timer.start()
     result = run_wrk(server.url, script, seconds, connections, env)
     timer.cancel()
