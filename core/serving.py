@@ -74,15 +74,15 @@ async def _keep_fair(server: Any, counts: Any, index: int) -> None:
     surplus connections after the request each has in flight (``Connection: close``)."""
     while True:
         await asyncio.sleep(BALANCE_SECONDS)
-        connections = list(server.server_state.connections)
-        counts[index] = len(connections)
+        # An HTTP connection's request in flight; a WebSocket's protocol has none (counted, never shed).
+        cycles = [getattr(protocol, "cycle", None) for protocol in server.server_state.connections]
+        counts[index] = len(cycles)
         share = -(-sum(counts) // len(counts))
-        closing = [p for p in connections if p.cycle is not None and not p.cycle.keep_alive]
-        surplus = len(connections) - len(closing) - share
-        for protocol in connections:
+        closing = sum(1 for cycle in cycles if cycle is not None and not cycle.keep_alive)
+        surplus = len(cycles) - closing - share
+        for cycle in cycles:
             if surplus <= 0:
                 break
-            cycle = protocol.cycle
             if cycle is not None and cycle.keep_alive and not cycle.response_complete:
                 cycle.keep_alive = False  # answered with Connection: close, then closed
                 surplus -= 1
