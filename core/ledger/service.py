@@ -468,7 +468,14 @@ async def credit_planned(
         mine = [i for i, c in enumerate(credits) if c.member_id in moved]
         written = _CreditPlan([plan.entry_rows[i] for i in mine], [plan.lot_rows[i] for i in mine])
         again = _plan_credits(
-            tenant_id, [credits[i] for i in mine], [pending_flags[i] for i in mine], before, policy, now, written
+            tenant_id,
+            [credits[i] for i in mine],
+            [pending_flags[i] for i in mine],
+            before,
+            policy,
+            now,
+            written,
+            posted=False,
         )
         await _correct_lots(session, tenant_id, written, again)
         replanned = {row[1] for row in written.entry_rows}
